@@ -1,0 +1,115 @@
+/*
+ * cts_config.h — the resolved configuration of one run (spec §4, §6, §8, §9).
+ *
+ * config.c fills it from the command line, the environment, the config file
+ * and the defaults (in that precedence) and validates it; every other module
+ * only reads it.  All strings are owned by the struct and freed by
+ * cts_config_free().
+ */
+#ifndef CTS_CONFIG_H
+#define CTS_CONFIG_H
+
+#include <stddef.h>
+
+#include "cts_util.h"
+
+enum cts_command {
+    CTS_CMD_NONE = 0,
+    CTS_CMD_IMPORT,
+    CTS_CMD_CHECK,
+    CTS_CMD_LISTS,
+    CTS_CMD_AUTH
+};
+
+enum cts_api { CTS_API_V3 = 0, CTS_API_V2 = 2 };
+enum cts_mode { CTS_MODE_UPSERT = 0, CTS_MODE_CREATE };
+enum cts_bulk { CTS_BULK_AUTO = 0, CTS_BULK_NEVER, CTS_BULK_ALWAYS };
+enum cts_encoding {
+    CTS_ENC_AUTO = 0,
+    CTS_ENC_UTF8,
+    CTS_ENC_CP1252,
+    CTS_ENC_LATIN1
+};
+
+/* One --map FIELD=HEADER or --map cf:NAME=HEADER. */
+struct cts_map {
+    char *field;  /* "email", "first_name", ... or "cf:NAME" */
+    char *header; /* the CSV header as written by the user */
+};
+
+struct cts_config {
+    enum cts_command command;
+
+    /* §4 credentials */
+    enum cts_api api;
+    char *api_key;
+    char *token;        /* from --token, env, or read from token_file */
+    char *token_file;
+    char *refresh_token; /* v3, from token_file when present */
+    long token_expires_at; /* unix time from token_file, 0 if unknown */
+    char *client_secret; /* --client-secret / CTCT_CLIENT_SECRET (auth) */
+    char *account;
+    char *base_url;     /* without trailing slash */
+    char *auth_url;     /* without trailing slash */
+    char *config_file;
+
+    /* §5 CSV intake */
+    char **inputs;      /* FILE... ("-" = stdin) */
+    size_t ninputs;
+    int delimiter;      /* 0 = detect */
+    enum cts_encoding encoding;
+    struct cts_map *maps;
+    size_t nmaps;
+
+    /* §6 sending */
+    char **lists;       /* --list ID, repeatable */
+    size_t nlists;
+    enum cts_mode mode;
+    double rate;        /* requests/s; 0 = unlimited */
+    long concurrency;
+    long daily_quota;
+    long retries;
+    long timeout_ms;    /* per request */
+    int dry_run;
+    enum cts_bulk bulk;
+    long bulk_threshold;
+    long poll_interval_s;
+
+    /* §7 results */
+    char *report;       /* NULL = "<first input>.report.csv" in cwd */
+    char *summary;      /* NULL = no summary file */
+    int quiet;
+    int verbose;
+    int progress;       /* 1 when stderr is a terminal and not quiet */
+
+    /* §8 state */
+    char *state_dir;
+    int full;
+
+    /* §9 OAuth */
+    char *redirect_uri;
+    char *registered_redirect_uri;
+    int no_listen;
+    int open_browser;
+    int device_flow;
+    char *scopes;
+
+    /* Tests: a fixed "now" (unix seconds) from CTCT_SYNC_NOW, 0 = real clock. */
+    long fixed_now;
+};
+
+/*
+ * Parse argv for `command`'s options (argv[0] is the command name), merge in
+ * the environment and the config file, apply defaults, validate.  On error
+ * returns a negative code and fills err with a one-line message naming the
+ * option and err->exit_code with 64 (usage) or 78 (configuration).
+ * cfg is zeroed first; free with cts_config_free() in every case.
+ */
+int cts_config_load(struct cts_config *cfg, enum cts_command command,
+                    int argc, char **argv, struct cts_error *err);
+void cts_config_free(struct cts_config *cfg);
+
+/* Current unix time, honouring cfg->fixed_now (cfg may be NULL). */
+long cts_config_now(const struct cts_config *cfg);
+
+#endif /* CTS_CONFIG_H */

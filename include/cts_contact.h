@@ -1,0 +1,87 @@
+/*
+ * cts_contact.h — the data that flows through the pipeline: a mapped
+ * contact, a row's final status, and one line of the report.
+ *
+ * Shared by reader/mapper (who produce contacts), the pipeline (who sends
+ * them), state (fingerprints) and report (who writes results).
+ */
+#ifndef CTS_CONTACT_H
+#define CTS_CONTACT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Contact fields a CSV column can map to (spec §5), in report/fingerprint
+ * order.  Names are the canonical field names used by --map. */
+enum cts_field {
+    CTS_F_EMAIL = 0,
+    CTS_F_FIRST_NAME,
+    CTS_F_LAST_NAME,
+    CTS_F_COMPANY_NAME,
+    CTS_F_JOB_TITLE,
+    CTS_F_PHONE,
+    CTS_F_STREET,
+    CTS_F_CITY,
+    CTS_F_STATE,
+    CTS_F_POSTAL_CODE,
+    CTS_F_COUNTRY,
+    CTS_F_BIRTHDAY_MONTH,
+    CTS_F_BIRTHDAY_DAY,
+    CTS_F_ANNIVERSARY,
+    CTS_F__COUNT
+};
+
+struct cts_custom_field {
+    char *name;  /* owned; the name after "cf:" in --map */
+    char *value; /* owned, UTF-8 */
+};
+
+/* A validated, normalised contact.  All strings owned, UTF-8, NULL when the
+ * column is absent or the cell empty; f[CTS_F_EMAIL] is never NULL for a
+ * contact that the mapper accepted (trimmed, lower-cased). */
+struct cts_contact {
+    char *f[CTS_F__COUNT];
+    struct cts_custom_field *cf;
+    size_t ncf;
+};
+
+/* Free the strings a contact owns (not the struct); NULL-safe. */
+void cts_contact_clear(struct cts_contact *c);
+/* Canonical name of a field ("email", "first_name", ...). */
+const char *cts_field_name(enum cts_field f);
+
+/* The final status of a data row (spec §7), in report spelling order. */
+enum cts_status {
+    CTS_ST_CREATED = 0,
+    CTS_ST_UPDATED,
+    CTS_ST_IMPORTED,
+    CTS_ST_UNCHANGED,
+    CTS_ST_EXISTS,
+    CTS_ST_INVALID,
+    CTS_ST_DUPLICATE,
+    CTS_ST_FAILED,
+    CTS_ST_DEFERRED,
+    CTS_ST_DRY_RUN,
+    CTS_ST__COUNT
+};
+
+/* "created", "updated", ... "dry-run". */
+const char *cts_status_name(enum cts_status s);
+/* Parse a status name; returns -1 when unknown. */
+int cts_status_parse(const char *name);
+
+/* One line of the report.  Strings are borrowed by the report writer for
+ * the duration of the call that receives the result. */
+struct cts_result {
+    const char *file;      /* input file name as given ("-" for stdin) */
+    long row;              /* 1-based data row (header excluded) */
+    const char *email;     /* normalised email or the raw cell; may be NULL */
+    enum cts_status status;
+    int http_status;       /* last HTTP status, 0 if no request */
+    int attempts;          /* requests made for this row */
+    const char *contact_id; /* may be NULL */
+    const char *error_key;  /* may be NULL */
+    const char *message;    /* may be NULL */
+};
+
+#endif /* CTS_CONTACT_H */

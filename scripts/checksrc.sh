@@ -1,0 +1,18 @@
+#!/bin/sh
+# checksrc.sh — reject functions the house style bans (style.md C3).
+set -eu
+cd "$(dirname "$0")/.."
+bad=$(grep -nE '\b(sprintf|strcpy|strcat|strtok|gets|atoi|atol|atoll)[[:space:]]*\(' \
+      src/*.c src/sandbox/*.c include/*.h 2>/dev/null | grep -vE '\b(snprintf|vsnprintf)\(' || true)
+if [ -n "$bad" ]; then
+    echo "checksrc: banned functions:" >&2
+    echo "$bad" >&2
+    exit 1
+fi
+bad=$(grep -nE 'sscanf[[:space:]]*\(.*%[0-9]*[dilu]' src/*.c src/sandbox/*.c 2>/dev/null || true)
+if [ -n "$bad" ]; then
+    echo "checksrc: sscanf for numbers; use strtol:" >&2
+    echo "$bad" >&2
+    exit 1
+fi
+echo "checksrc: ok"

@@ -1,0 +1,52 @@
+/* contact.c — names of fields and statuses. */
+#include "cts_contact.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const field_names[CTS_F__COUNT] = {
+    "email",      "first_name",  "last_name", "company_name",
+    "job_title",  "phone",       "street",    "city",
+    "state",      "postal_code", "country",   "birthday_month",
+    "birthday_day", "anniversary"};
+
+static const char *const status_names[CTS_ST__COUNT] = {
+    "created", "updated",   "imported", "unchanged", "exists",
+    "invalid", "duplicate", "failed",   "deferred",  "dry-run"};
+
+const char *cts_field_name(enum cts_field f)
+{
+    return (unsigned)f < CTS_F__COUNT ? field_names[f] : "?";
+}
+
+const char *cts_status_name(enum cts_status s)
+{
+    return (unsigned)s < CTS_ST__COUNT ? status_names[s] : "?";
+}
+
+int cts_status_parse(const char *name)
+{
+    int i;
+    for (i = 0; i < CTS_ST__COUNT; i++)
+        if (strcmp(name, status_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void cts_contact_clear(struct cts_contact *c)
+{
+    size_t i;
+    if (c == NULL)
+        return;
+    for (i = 0; i < CTS_F__COUNT; i++) {
+        free(c->f[i]);
+        c->f[i] = NULL;
+    }
+    for (i = 0; i < c->ncf; i++) {
+        free(c->cf[i].name);
+        free(c->cf[i].value);
+    }
+    free(c->cf);
+    c->cf = NULL;
+    c->ncf = 0;
+}

@@ -1,0 +1,131 @@
+/* test_util.c — buffers, masking, codecs, number parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cts_util.h"
+
+static void test_buf_cap(void **state)
+{
+    struct cts_buf b;
+    (void)state;
+    cts_buf_init(&b, 8);
+    assert_int_equal(cts_buf_append(&b, "12345678", 8), 0);
+    assert_int_equal(cts_buf_append(&b, "9", 1), CTS_ETOOBIG);
+    assert_string_equal(b.data, "12345678");
+    cts_buf_reset(&b);
+    assert_int_equal(cts_buf_appendf(&b, "%d-%s", 42, "x"), 0);
+    assert_string_equal(b.data, "42-x");
+    cts_buf_free(&b);
+}
+
+static void test_mask(void **state)
+{
+    char out[16];
+    (void)state;
+    assert_string_equal(cts_mask("f98b207c-ta99b-4938-b523-3cc2895f5420", out),
+                        "f98b\xe2\x80\xa6" "5420");
+    assert_string_equal(cts_mask("short", out), "****");
+    assert_string_equal(cts_mask("exactly12chr", out), "****");
+    assert_string_equal(cts_mask(NULL, out), "(none)");
+}
+
+static void test_sha256(void **state)
+{
+    uint8_t d[32];
+    char hex[65];
+    (void)state;
+    cts_sha256("abc", 3, d);
+    cts_hex(d, 32, hex);
+    assert_string_equal(
+        hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cts_sha256("", 0, d);
+    cts_hex(d, 32, hex);
+    assert_string_equal(
+        hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    /* 56 bytes: the padding spills into a second block. */
+    cts_sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+               d);
+    cts_hex(d, 32, hex);
+    assert_string_equal(
+        hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+static void test_pkce_rfc7636(void **state)
+{
+    /* RFC 7636 appendix B. */
+    uint8_t d[32];
+    char *enc;
+    (void)state;
+    cts_sha256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", 43, d);
+    enc = cts_base64url_encode(d, 32);
+    assert_string_equal(enc, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    free(enc);
+}
+
+static void test_base64_roundtrip(void **state)
+{
+    size_t i, n;
+    unsigned char raw[40];
+    (void)state;
+    for (i = 0; i < sizeof(raw); i++)
+        raw[i] = (unsigned char)(i * 37 + 1);
+    for (i = 0; i <= sizeof(raw); i++) {
+        char *e = cts_base64url_encode(raw, i);
+        char *d = cts_base64_decode(e, strlen(e), &n);
+        assert_non_null(d);
+        assert_int_equal(n, i);
+        assert_memory_equal(d, raw, i);
+        free(e);
+        free(d);
+    }
+    {
+        char *d = cts_base64_decode("eyJhIjoxfQ==", 12, &n);
+        assert_non_null(d);
+        assert_string_equal(d, "{\"a\":1}");
+        free(d);
+    }
+    assert_null(cts_base64_decode("ab$c", 4, &n));
+    assert_null(cts_base64_decode("a", 1, &n));
+}
+
+static void test_parse_long(void **state)
+{
+    long v;
+    (void)state;
+    assert_int_equal(cts_parse_long("42", 0, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(cts_parse_long("101", 0, 100, &v), CTS_EUSAGE);
+    assert_int_equal(cts_parse_long("4x", 0, 100, &v), CTS_EUSAGE);
+    assert_int_equal(cts_parse_long("", 0, 100, &v), CTS_EUSAGE);
+    assert_int_equal(cts_parse_long(" 4", 0, 100, &v), CTS_EUSAGE);
+    assert_int_equal(cts_parse_long("99999999999999999999", 0, 100, &v),
+                     CTS_EUSAGE);
+}
+
+static void test_hash64(void **state)
+{
+    (void)state;
+    assert_true(cts_hash64("a", 1, 0) != cts_hash64("b", 1, 0));
+    assert_true(cts_hash64("a", 1, 0) != cts_hash64("a", 1, 1));
+    assert_true(cts_hash64("a", 1, 7) == cts_hash64("a", 1, 7));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_pkce_rfc7636),
+        cmocka_unit_test(test_base64_roundtrip),
+        cmocka_unit_test(test_parse_long),
+        cmocka_unit_test(test_hash64),
+    };
+    return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
