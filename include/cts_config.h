@@ -81,6 +81,7 @@ struct cts_config {
     int quiet;
     int verbose;
     int progress;       /* 1 when stderr is a terminal and not quiet */
+    int json;           /* lists/check --json: machine-readable stdout */
 
     /* §8 state */
     char *state_dir;
