@@ -1,0 +1,157 @@
+/*
+ * cts_reader.h — streaming CSV intake: bytes in, decoded rows out.
+ *
+ * Push-based and incremental (libcsv underneath): the caller feeds chunks of
+ * any size as they arrive (e.g. from uv_fs_read callbacks) and the reader
+ * calls back once per record, synchronously, from inside cts_reader_feed()
+ * or cts_reader_finish().  Memory is bounded by the largest record, never
+ * by the number of rows.
+ *
+ * Row numbering (spec §5 "as a person counts it"): the header is row 0; data
+ * row N is the Nth non-blank record after the header.  A record spanning
+ * several physical lines (quoted newlines) is one row, as in a spreadsheet.
+ * Blank records (an empty line, or a line of only delimiters/whitespace) are
+ * skipped and not counted.  `line` gives the physical line where the record
+ * starts, for messages.
+ *
+ * Text: every field delivered is UTF-8 and NUL-terminated.  Input is decoded
+ * per cts_reader_opts.enc (see cts_encoding_*); a UTF-8 BOM at the start of
+ * the input is removed; a UTF-16 BOM switches to UTF-16 decoding.  Bytes
+ * that cannot be decoded are never dropped: the row gets a problem instead.
+ */
+#ifndef CTS_READER_H
+#define CTS_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cts_config.h"
+#include "cts_util.h"
+
+/* Default cap on one field's size in bytes (after decoding). */
+#define CTS_READER_MAX_FIELD (64 * 1024)
+
+/* One record.  Borrowed by the callback: every pointer is valid only for
+ * the duration of the call; copy what you keep. */
+struct cts_row {
+    const char *file;  /* as given in the options, "-" for stdin */
+    long row;          /* 0 = header, then 1-based data row (see above) */
+    long line;         /* 1-based physical line where the record starts */
+    size_t nfields;
+    const char *const *fields; /* nfields UTF-8, NUL-terminated strings */
+    const size_t *lens;        /* byte length of each field */
+    /* NULL, or why the row cannot be trusted: "expected 5 fields, found 7",
+     * "NUL byte in field 3", "field 2 longer than 65536 bytes",
+     * "invalid UTF-8 in field 4 (byte 0xE9)", "unterminated quoted field".
+     * Such rows are still delivered so that each appears in the report. */
+    const char *problem;
+};
+
+/* Called once per record, header included, synchronously from inside
+ * cts_reader_feed()/cts_reader_finish().  Return 0 to go on; a nonzero
+ * value stops the reader: the current feed/finish call returns that value
+ * unchanged (so a negative code the callback chose propagates) and the
+ * reader delivers nothing more. */
+typedef int (*cts_row_cb)(const struct cts_row *row, void *arg);
+
+struct cts_reader_opts {
+    const char *file;       /* borrowed; copied; used in rows and messages */
+    int delimiter;          /* 0 = detect from the header line */
+    enum cts_encoding enc;  /* CTS_ENC_AUTO, _UTF8, _CP1252, _LATIN1 */
+    size_t max_field;       /* 0 = CTS_READER_MAX_FIELD */
+};
+
+struct cts_reader;
+
+/*
+ * Create a reader.  o and its strings are borrowed (copied as needed); cb
+ * and arg are kept.  Returns an owned reader (free with cts_reader_free);
+ * never NULL (allocation failure aborts, libcsv init failure too).
+ */
+struct cts_reader *cts_reader_new(const struct cts_reader_opts *o,
+                                  cts_row_cb cb, void *arg);
+
+/*
+ * Feed len bytes (borrowed; not kept after the call).  Complete records are
+ * delivered to the callback synchronously before this returns; the last
+ * incomplete record is held until more data or cts_reader_finish().
+ * Returns 0; the callback's nonzero value when it stopped the reader;
+ * UV_ENOMEM/CTS_ECSV on a libcsv failure (err filled).  After a nonzero
+ * return, further feeds return the same code and deliver nothing.
+ */
+int cts_reader_feed(struct cts_reader *r, const void *data, size_t len,
+                    struct cts_error *err);
+
+/*
+ * End of input: deliver the last record (if any).  Returns 0, or:
+ *  - CTS_EDATA, exit_code 65, "no header row" when the input held no
+ *    record at all (empty file, only blank lines, only a BOM);
+ *  - CTS_ECSV, exit_code 65, when the input ended inside a quoted field:
+ *    every complete record was delivered first, then the broken tail as a
+ *    row whose problem is "unterminated quoted field (opened on line N)",
+ *    and err->row names that row;
+ *  - the callback's nonzero value if it stopped the reader.
+ */
+int cts_reader_finish(struct cts_reader *r, struct cts_error *err);
+
+/* What the input was decoded from, for the summary and stderr:
+ * "utf-8", "utf-8 (BOM)", "cp1252 (converted)", "latin1 (converted)",
+ * "utf-16le (converted)", or for a stream in auto mode that turned out
+ * not to be UTF-8 after some rows "utf-8, then cp1252 from row N".
+ * Borrowed; valid until the next feed or free. */
+const char *cts_reader_encoding(const struct cts_reader *r);
+
+/* The delimiter in use (detected or given); 0 before the header is seen. */
+int cts_reader_delimiter(const struct cts_reader *r);
+
+/* Data rows delivered so far (header excluded). */
+long cts_reader_rows(const struct cts_reader *r);
+
+/* Free the reader; NULL-safe.  Never call from inside its own callback. */
+void cts_reader_free(struct cts_reader *r);
+
+/* ---- encodings (encoding.c; pure functions) ---- */
+
+/*
+ * Pre-scan a regular file so that `auto` decides once for the whole file
+ * before the first row is delivered: *out = CTS_ENC_UTF8 when the whole
+ * file is valid UTF-8, else CTS_ENC_CP1252.  (A UTF-16 BOM also gives
+ * CTS_ENC_UTF8: the reader handles UTF-16 itself.)  Reads the file in
+ * 64 KiB blocks, so memory is flat.  Returns 0 or a negated errno (err
+ * filled).  The pipeline should call it for regular files in auto mode and
+ * pass the result as cts_reader_opts.enc; streams (stdin) decide
+ * incrementally inside the reader.
+ */
+int cts_encoding_detect_file(const char *path, enum cts_encoding *out,
+                             struct cts_error *err);
+
+/*
+ * Length of the longest valid UTF-8 prefix of s[0..len) (strict: no
+ * overlongs, no surrogates, nothing above U+10FFFF).  If *incomplete is
+ * non-NULL it is set to 1 when the only defect is a truncated sequence at
+ * the very end (more bytes could complete it), else 0.
+ */
+size_t cts_utf8_valid_prefix(const void *s, size_t len, int *incomplete);
+
+/* Decode one code point at s (len > 0): returns its length and sets *cp, or
+ * returns 0 for an invalid/truncated sequence. */
+size_t cts_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
+
+/* Append the UTF-8 encoding of cp (≤ U+10FFFF) to out; returns its length.
+ * out must have room for 4 bytes. */
+size_t cts_utf8_encode(uint32_t cp, char *out);
+
+/*
+ * Convert single-byte text to UTF-8, appending to b.  CTS_ENC_CP1252 uses
+ * Windows-1252 (0x80–0x9F per the Windows table; the five undefined bytes
+ * 0x81 0x8D 0x8F 0x90 0x9D become U+0081 … as Windows' own converter does,
+ * so nothing is dropped); CTS_ENC_LATIN1 is ISO-8859-1 (byte = code point).
+ * Returns 0 or the cts_buf error.
+ */
+int cts_encoding_to_utf8(enum cts_encoding enc, const void *s, size_t len,
+                         struct cts_buf *b);
+
+/* Display name of an encoding: "auto", "utf-8", "cp1252", "latin1". */
+const char *cts_encoding_name(enum cts_encoding enc);
+
+#endif /* CTS_READER_H */
