@@ -1,0 +1,124 @@
+/*
+ * cts_report.h — the result sink of an import (spec §7): the per-row
+ * report CSV written in input order, the run's counts, the --summary JSON,
+ * the closing summary line on stderr, and the progress line on a terminal.
+ *
+ * The pipeline finishes rows out of order (concurrent requests, retries);
+ * the sink takes each result with its sequence number (0-based over the
+ * whole run, all input files together) and writes lines strictly in
+ * sequence order, buffering the ones that arrive early.  The buffer holds
+ * only the window between the oldest unwritten row and the newest finished
+ * one, which the pipeline bounds with its high-water mark.
+ *
+ * The report is UTF-8 with a BOM, CRLF line ends, RFC 4180 quoting, and
+ * every text cell beginning with '=', '+', '-', '@', TAB or CR is prefixed
+ * with a single quote so spreadsheets do not read it as a formula.
+ *
+ * Write errors are sticky: after the first failed write every call returns
+ * the same error (UV_EIO or the negated errno), and cts_report_close()
+ * reports it too, so a full disk is never silent (exit 73).
+ */
+#ifndef CTS_REPORT_H
+#define CTS_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cts_contact.h"
+#include "cts_util.h"
+
+/* The counts that end a run (summary JSON and stderr line). */
+struct cts_report_counts {
+    long input_rows;              /* rows written to the report */
+    long status[CTS_ST__COUNT];   /* rows per final status */
+    long requests;                /* HTTP requests made (set by the caller) */
+    long retries;                 /* retried requests (set by the caller) */
+};
+
+struct cts_report;
+
+/*
+ * Open the report at path (borrowed) for writing, truncating it, and write
+ * the BOM and the header line.  Returns an owned sink, or NULL with err
+ * filled (exit code 73) when the file cannot be created.
+ */
+struct cts_report *cts_report_open(const char *path, struct cts_error *err);
+
+/*
+ * Same as cts_report_open() on an already open stream (borrowed; it is
+ * flushed but not closed by cts_report_close()).  For tests and stdout.
+ */
+struct cts_report *cts_report_open_stream(FILE *fp, struct cts_error *err);
+
+/*
+ * Give the sink the final result of row number seq (0-based, whole run).
+ * res and its strings are borrowed for the call only (the sink copies what
+ * it keeps).  Rows are written as soon as every earlier seq has arrived.
+ * Returns 0, CTS_EUSAGE if seq was already given (a programmer error the
+ * caller should assert against), or a sticky write error.
+ */
+int cts_report_put(struct cts_report *r, uint64_t seq,
+                   const struct cts_result *res);
+
+/* Number of the next row the sink is waiting for (= rows written). */
+uint64_t cts_report_written(const struct cts_report *r);
+/* Rows received but held back waiting for an earlier one. */
+uint64_t cts_report_held(const struct cts_report *r);
+
+/* The counts so far (borrowed pointer into the sink; requests and retries
+ * are the caller's to fill before writing the summary). */
+struct cts_report_counts *cts_report_counts(struct cts_report *r);
+
+/*
+ * Flush and close the report.  Fails (and fills err, exit code 73) if any
+ * write, fflush, ferror or fclose failed, or if rows are still held back
+ * (a gap in the sequence is a pipeline bug; the held rows are written
+ * anyway, in order, so nothing is lost).  Frees the sink in every case.
+ */
+int cts_report_close(struct cts_report *r, struct cts_error *err);
+
+/*
+ * Write the --summary JSON to path (borrowed): exactly the keys of spec §7
+ * in that order.  api is "v2" or "v3"; account may be NULL (written as
+ * null).  Returns 0, or a negative code with err filled (exit code 73).
+ */
+int cts_report_write_summary(const char *path,
+                             const struct cts_report_counts *c,
+                             const char *api, const char *account,
+                             double elapsed_s, int exit_code,
+                             struct cts_error *err);
+
+/*
+ * Format the one-line summary (without prefix or newline) into out:
+ * "N rows: A created, B updated, ... ; R requests, T retries, 1.2 s".
+ * Zero counts other than created/updated/failed are left out to keep the
+ * line short.  Returns out.
+ */
+char *cts_report_summary_line(const struct cts_report_counts *c,
+                              double elapsed_s, char *out, size_t outlen);
+
+/* ---- progress line (a terminal only; the caller decides) ---- */
+struct cts_progress {
+    FILE *fp;           /* borrowed, normally stderr */
+    uint64_t last_ms;   /* time of the last drawn update */
+    uint64_t start_ms;  /* time the run started */
+    int shown;          /* a line is on the screen and must be cleared */
+};
+
+/* Prepare p for drawing on fp (borrowed) from now_ms on. */
+void cts_progress_init(struct cts_progress *p, FILE *fp, uint64_t now_ms);
+
+/*
+ * Redraw "rows done/total (pct) | N req/s | R retries | ETA m:ss" unless the
+ * previous update was less than 100 ms ago (at most 10 per second).  total
+ * is an estimate and may be 0 (unknown: no percentage, no ETA).  Returns 1
+ * when it drew.
+ */
+int cts_progress_update(struct cts_progress *p, uint64_t now_ms, long done,
+                        long total, long requests, long retries);
+
+/* Erase the line if one is shown (used as the log hook; arg is the
+ * struct cts_progress *). */
+void cts_progress_clear(void *arg);
+
+#endif /* CTS_REPORT_H */

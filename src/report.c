@@ -1,0 +1,429 @@
+/* report.c — ordered result sink, Excel-safe CSV, summary JSON, progress. */
+#include "cts_report.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+#include <jansson.h>
+
+/* A result that arrived before an earlier row: owned copies of its text. */
+struct held {
+    int used;
+    long row;
+    enum cts_status status;
+    int http_status;
+    int attempts;
+    const char *file; /* borrowed: input names live for the whole run */
+    char *email;
+    char *contact_id;
+    char *error_key;
+    char *message;
+};
+
+struct cts_report {
+    FILE *fp;
+    int owns_fp;
+    int err;           /* sticky write error, 0 while all is well */
+    uint64_t next;     /* the seq the next written line must have */
+    uint64_t nheld;    /* entries in use in ring */
+    struct held *ring; /* slot (seq % cap) holds row seq while waiting */
+    size_t cap;        /* power of two */
+    struct cts_report_counts counts;
+};
+
+static const char header[] =
+    "file,row,email,status,http_status,attempts,contact_id,error_key,"
+    "message\r\n";
+
+/* ---- CSV cells ---- */
+
+/*
+ * Write one text cell.  A leading '=', '+', '-', '@', TAB or CR would make
+ * Excel or LibreOffice evaluate the cell as a formula (CSV injection), so
+ * it gets a single quote in front, the OWASP advice.  RFC 4180: a cell
+ * holding a comma, a quote, CR or LF is quoted and quotes are doubled.
+ */
+static void put_cell(struct cts_buf *b, const char *s)
+{
+    int quote = 0;
+    const char *p;
+
+    if (s == NULL || *s == '\0')
+        return;
+    for (p = s; *p != '\0'; p++)
+        if (*p == ',' || *p == '"' || *p == '\r' || *p == '\n') {
+            quote = 1;
+            break;
+        }
+    if (quote)
+        cts_buf_putc(b, '"');
+    if (strchr("=+-@\t\r", *s) != NULL)
+        cts_buf_putc(b, '\'');
+    for (p = s; *p != '\0'; p++) {
+        if (*p == '"')
+            cts_buf_putc(b, '"');
+        cts_buf_putc(b, *p);
+    }
+    if (quote)
+        cts_buf_putc(b, '"');
+}
+
+static int write_line(struct cts_report *r, const char *file, long row,
+                      const char *email, enum cts_status status,
+                      int http_status, int attempts, const char *contact_id,
+                      const char *error_key, const char *message)
+{
+    struct cts_buf b;
+
+    if (r->err != 0)
+        return r->err;
+    cts_buf_init(&b, 0);
+    put_cell(&b, file);
+    cts_buf_appendf(&b, ",%ld,", row);
+    put_cell(&b, email);
+    cts_buf_appendf(&b, ",%s,", cts_status_name(status));
+    if (http_status > 0)
+        cts_buf_appendf(&b, "%d", http_status);
+    cts_buf_appendf(&b, ",%d,", attempts);
+    put_cell(&b, contact_id);
+    cts_buf_putc(&b, ',');
+    put_cell(&b, error_key);
+    cts_buf_putc(&b, ',');
+    put_cell(&b, message);
+    cts_buf_append(&b, "\r\n", 2);
+    /* stdio buffers; ferror() is checked again at close, but a failed
+     * fwrite is caught here so the run can stop early (exit 73). */
+    if (fwrite(b.data, 1, b.len, r->fp) != b.len)
+        r->err = errno != 0 ? -errno : UV_EIO;
+    cts_buf_free(&b);
+    if (r->err == 0) {
+        r->counts.input_rows++;
+        if ((unsigned)status < CTS_ST__COUNT)
+            r->counts.status[status]++;
+    }
+    return r->err;
+}
+
+static struct cts_report *sink_new(FILE *fp, int owns, struct cts_error *err)
+{
+    struct cts_report *r = cts_xcalloc(1, sizeof(*r));
+
+    r->fp = fp;
+    r->owns_fp = owns;
+    r->cap = 64;
+    r->ring = cts_xcalloc(r->cap, sizeof(*r->ring));
+    /* The BOM tells Excel the file is UTF-8 (it assumes the ANSI code page
+     * otherwise and garbles every accented name). */
+    if (fwrite("\xef\xbb\xbf", 1, 3, fp) != 3 ||
+        fwrite(header, 1, sizeof(header) - 1, fp) != sizeof(header) - 1) {
+        cts_error_setx(err, UV_EIO, CTS_EX_CANTCREAT,
+                       "cannot write the report: %s", strerror(errno));
+        if (owns)
+            fclose(fp);
+        free(r->ring);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+struct cts_report *cts_report_open(const char *path, struct cts_error *err)
+{
+    FILE *fp = fopen(path, "wb");
+
+    if (fp == NULL) {
+        cts_error_setx(err, -errno, CTS_EX_CANTCREAT,
+                       "cannot create the report %s: %s", path,
+                       strerror(errno));
+        return NULL;
+    }
+    return sink_new(fp, 1, err);
+}
+
+struct cts_report *cts_report_open_stream(FILE *fp, struct cts_error *err)
+{
+    return sink_new(fp, 0, err);
+}
+
+static void held_clear(struct held *h)
+{
+    free(h->email);
+    free(h->contact_id);
+    free(h->error_key);
+    free(h->message);
+    memset(h, 0, sizeof(*h));
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? cts_xstrdup(s) : NULL;
+}
+
+/* Grow the ring so that seq fits: entries move to their new slot. */
+static void ring_grow(struct cts_report *r, uint64_t seq)
+{
+    size_t ncap = r->cap, i;
+    struct held *nring;
+
+    while (seq - r->next >= ncap)
+        ncap *= 2;
+    nring = cts_xcalloc(ncap, sizeof(*nring));
+    for (i = 0; i < r->cap; i++) {
+        uint64_t s;
+        if (!r->ring[i].used)
+            continue;
+        /* The slot's seq is the one in [next, next+cap) congruent to i. */
+        s = r->next + ((i - (r->next % r->cap)) & (r->cap - 1));
+        nring[s & (ncap - 1)] = r->ring[i];
+    }
+    free(r->ring);
+    r->ring = nring;
+    r->cap = ncap;
+}
+
+/* Write every held row that is now next in line. */
+static int drain(struct cts_report *r)
+{
+    for (;;) {
+        struct held *h = &r->ring[r->next & (r->cap - 1)];
+        int rc;
+        if (!h->used)
+            return r->err;
+        rc = write_line(r, h->file, h->row, h->email, h->status,
+                        h->http_status, h->attempts, h->contact_id,
+                        h->error_key, h->message);
+        held_clear(h);
+        r->nheld--;
+        r->next++;
+        if (rc != 0)
+            return rc;
+    }
+}
+
+int cts_report_put(struct cts_report *r, uint64_t seq,
+                   const struct cts_result *res)
+{
+    struct held *h;
+
+    if (seq < r->next)
+        return CTS_EUSAGE;
+    if (seq == r->next) {
+        /* The common case: in order, no copy. */
+        int rc = write_line(r, res->file, res->row, res->email, res->status,
+                            res->http_status, res->attempts, res->contact_id,
+                            res->error_key, res->message);
+        r->next++;
+        if (rc != 0)
+            return rc;
+        return r->nheld > 0 ? drain(r) : 0;
+    }
+    if (seq - r->next >= r->cap)
+        ring_grow(r, seq);
+    h = &r->ring[seq & (r->cap - 1)];
+    if (h->used)
+        return CTS_EUSAGE;
+    h->used = 1;
+    h->row = res->row;
+    h->status = res->status;
+    h->http_status = res->http_status;
+    h->attempts = res->attempts;
+    h->file = res->file;
+    h->email = dup_or_null(res->email);
+    h->contact_id = dup_or_null(res->contact_id);
+    h->error_key = dup_or_null(res->error_key);
+    h->message = dup_or_null(res->message);
+    r->nheld++;
+    return r->err;
+}
+
+uint64_t cts_report_written(const struct cts_report *r)
+{
+    return r->next;
+}
+
+uint64_t cts_report_held(const struct cts_report *r)
+{
+    return r->nheld;
+}
+
+struct cts_report_counts *cts_report_counts(struct cts_report *r)
+{
+    return &r->counts;
+}
+
+int cts_report_close(struct cts_report *r, struct cts_error *err)
+{
+    int rc = 0;
+    int gap = 0;
+    size_t i;
+
+    if (r == NULL)
+        return 0;
+    /* Held rows behind a gap: write them in order rather than lose them. */
+    while (r->nheld > 0) {
+        gap = 1;
+        if (!r->ring[r->next & (r->cap - 1)].used) {
+            r->next++;
+            continue;
+        }
+        drain(r);
+        if (r->err != 0)
+            break;
+    }
+    for (i = 0; i < r->cap; i++)
+        if (r->ring[i].used)
+            held_clear(&r->ring[i]);
+    /* jq's rule: a write error surfaces at flush or close, check both. */
+    if (fflush(r->fp) != 0 && r->err == 0)
+        r->err = errno != 0 ? -errno : UV_EIO;
+    if (ferror(r->fp) && r->err == 0)
+        r->err = UV_EIO;
+    if (r->owns_fp && fclose(r->fp) != 0 && r->err == 0)
+        r->err = errno != 0 ? -errno : UV_EIO;
+    if (r->err != 0)
+        rc = cts_error_setx(err, r->err, CTS_EX_CANTCREAT,
+                            "cannot write the report: %s",
+                            cts_strerror(r->err));
+    else if (gap)
+        rc = cts_error_setx(err, CTS_EUSAGE, CTS_EX_SOFTWARE,
+                            "internal error: report rows missing");
+    free(r->ring);
+    free(r);
+    return rc;
+}
+
+/* ---- summary ---- */
+
+int cts_report_write_summary(const char *path,
+                             const struct cts_report_counts *c,
+                             const char *api, const char *account,
+                             double elapsed_s, int exit_code,
+                             struct cts_error *err)
+{
+    /* Key order is the spec's (§7); JSON_PRESERVE_ORDER keeps it. */
+    static const enum cts_status order[] = {
+        CTS_ST_CREATED, CTS_ST_UPDATED, CTS_ST_IMPORTED, CTS_ST_UNCHANGED,
+        CTS_ST_EXISTS,  CTS_ST_INVALID, CTS_ST_DUPLICATE, CTS_ST_FAILED,
+        CTS_ST_DEFERRED};
+    json_t *o = json_object();
+    FILE *fp = NULL;
+    int rc = 0;
+    size_t i;
+
+    if (o == NULL)
+        return cts_error_setx(err, UV_ENOMEM, CTS_EX_CANTCREAT,
+                              "out of memory writing the summary");
+    /* json_object_set_new takes the value even when it fails. */
+    json_object_set_new(o, "api", json_string(api));
+    json_object_set_new(o, "account",
+                        account != NULL ? json_string(account) : json_null());
+    json_object_set_new(o, "input_rows", json_integer(c->input_rows));
+    for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        json_object_set_new(o, cts_status_name(order[i]),
+                            json_integer(c->status[order[i]]));
+    json_object_set_new(o, "requests", json_integer(c->requests));
+    json_object_set_new(o, "retries", json_integer(c->retries));
+    /* Milliseconds are enough and keep the file stable to read. */
+    json_object_set_new(o, "elapsed_s",
+                        json_real((double)(long)(elapsed_s * 1000.0) / 1000.0));
+    json_object_set_new(o, "exit_code", json_integer(exit_code));
+
+    fp = fopen(path, "w");
+    if (fp == NULL) {
+        rc = cts_error_setx(err, -errno, CTS_EX_CANTCREAT,
+                            "cannot create the summary %s: %s", path,
+                            strerror(errno));
+        goto out;
+    }
+    if (json_dumpf(o, fp, JSON_PRESERVE_ORDER | JSON_INDENT(2)) != 0 ||
+        fputc('\n', fp) == EOF || fflush(fp) != 0 || ferror(fp)) {
+        rc = cts_error_setx(err, UV_EIO, CTS_EX_CANTCREAT,
+                            "cannot write the summary %s: %s", path,
+                            strerror(errno));
+    }
+    if (fclose(fp) != 0 && rc == 0)
+        rc = cts_error_setx(err, UV_EIO, CTS_EX_CANTCREAT,
+                            "cannot write the summary %s: %s", path,
+                            strerror(errno));
+out:
+    json_decref(o);
+    return rc;
+}
+
+char *cts_report_summary_line(const struct cts_report_counts *c,
+                              double elapsed_s, char *out, size_t outlen)
+{
+    struct cts_buf b;
+    int s;
+
+    cts_buf_init(&b, 0);
+    cts_buf_appendf(&b, "%ld rows:", c->input_rows);
+    for (s = 0; s < CTS_ST__COUNT; s++) {
+        /* Always show created/updated/failed so a glance gives the gist. */
+        if (c->status[s] == 0 && s != CTS_ST_CREATED &&
+            s != CTS_ST_UPDATED && s != CTS_ST_FAILED)
+            continue;
+        cts_buf_appendf(&b, " %ld %s,", c->status[s], cts_status_name(s));
+    }
+    b.data[--b.len] = '\0'; /* the last comma */
+    cts_buf_appendf(&b, "; %ld requests, %ld retries, %.1f s", c->requests,
+                    c->retries, elapsed_s);
+    snprintf(out, outlen, "%s", b.data);
+    cts_buf_free(&b);
+    return out;
+}
+
+/* ---- progress ---- */
+
+void cts_progress_init(struct cts_progress *p, FILE *fp, uint64_t now_ms)
+{
+    memset(p, 0, sizeof(*p));
+    p->fp = fp;
+    p->start_ms = now_ms;
+}
+
+int cts_progress_update(struct cts_progress *p, uint64_t now_ms, long done,
+                        long total, long requests, long retries)
+{
+    double secs;
+    char eta[32] = "";
+    char pct[16] = "";
+    char tot[32] = "";
+
+    /* At most ten redraws a second (spec §6). */
+    if (p->shown && now_ms - p->last_ms < 100)
+        return 0;
+    p->last_ms = now_ms;
+    secs = (double)(now_ms - p->start_ms) / 1000.0;
+    if (total > 0) {
+        if (done > total)
+            total = done;
+        snprintf(tot, sizeof(tot), "/%ld", total);
+        snprintf(pct, sizeof(pct), " (%d%%)", (int)(100.0 * done / total));
+        if (done > 0 && secs > 0.5) {
+            long left = (long)(secs * (double)(total - done) / done + 0.5);
+            snprintf(eta, sizeof(eta), " | ETA %ld:%02ld", left / 60,
+                     left % 60);
+        }
+    }
+    /* \r returns to the start, \033[K erases what a longer line left. */
+    fprintf(p->fp, "\r\033[Krows %ld%s%s | %.1f req/s | %ld retries%s", done,
+            tot, pct, secs > 0 ? requests / secs : 0.0, retries, eta);
+    fflush(p->fp);
+    p->shown = 1;
+    return 1;
+}
+
+void cts_progress_clear(void *arg)
+{
+    struct cts_progress *p = arg;
+
+    if (p == NULL || !p->shown)
+        return;
+    fputs("\r\033[K", p->fp);
+    fflush(p->fp);
+    p->shown = 0;
+}

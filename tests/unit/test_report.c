@@ -1,0 +1,334 @@
+/* test_report.c — ordered sink, CSV quoting and neutralising, summary. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "cts_report.h"
+
+struct fixture {
+    FILE *fp;
+    char *buf;
+    size_t len;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    f->fp = open_memstream(&f->buf, &f->len);
+    *state = f;
+    return f->fp == NULL;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    if (f->fp != NULL)
+        fclose(f->fp);
+    free(f->buf);
+    free(f);
+    return 0;
+}
+
+static struct cts_result mk(long row, const char *email, enum cts_status st)
+{
+    struct cts_result r;
+    memset(&r, 0, sizeof(r));
+    r.file = "in.csv";
+    r.row = row;
+    r.email = email;
+    r.status = st;
+    return r;
+}
+
+/* The text after the BOM and header line. */
+static const char *body(struct fixture *f)
+{
+    const char *p;
+    fflush(f->fp);
+    assert_true(f->len >= 3);
+    assert_memory_equal(f->buf, "\xef\xbb\xbf", 3);
+    p = strstr(f->buf, "message\r\n");
+    assert_non_null(p);
+    return p + strlen("message\r\n");
+}
+
+static void test_header_and_bom(void **state)
+{
+    struct fixture *f = *state;
+    struct cts_error err = {0};
+    struct cts_report *r = cts_report_open_stream(f->fp, &err);
+    assert_non_null(r);
+    fflush(f->fp);
+    assert_string_equal(f->buf,
+                        "\xef\xbb\xbf"
+                        "file,row,email,status,http_status,attempts,"
+                        "contact_id,error_key,message\r\n");
+    assert_int_equal(cts_report_close(r, &err), 0);
+}
+
+static void test_in_order_from_out_of_order(void **state)
+{
+    struct fixture *f = *state;
+    struct cts_report *r = cts_report_open_stream(f->fp, NULL);
+    struct cts_result a = mk(1, "a@x.io", CTS_ST_CREATED);
+    struct cts_result b = mk(2, "b@x.io", CTS_ST_UPDATED);
+    struct cts_result c = mk(3, "c@x.io", CTS_ST_FAILED);
+    char ebuf[32];
+
+    /* b is copied: scribbling on the caller's buffer must not show. */
+    snprintf(ebuf, sizeof(ebuf), "b@x.io");
+    b.email = ebuf;
+    assert_int_equal(cts_report_put(r, 2, &c), 0);
+    assert_int_equal(cts_report_put(r, 1, &b), 0);
+    memset(ebuf, 'Z', 6);
+    assert_int_equal(cts_report_written(r), 0);
+    assert_int_equal(cts_report_held(r), 2);
+    assert_int_equal(cts_report_put(r, 0, &a), 0);
+    assert_int_equal(cts_report_written(r), 3);
+    assert_int_equal(cts_report_held(r), 0);
+    /* A seq already written is refused. */
+    assert_int_equal(cts_report_put(r, 1, &b), CTS_EUSAGE);
+    assert_string_equal(body(f), "in.csv,1,a@x.io,created,,0,,,\r\n"
+                                 "in.csv,2,b@x.io,updated,,0,,,\r\n"
+                                 "in.csv,3,c@x.io,failed,,0,,,\r\n");
+    assert_int_equal(cts_report_counts(r)->input_rows, 3);
+    assert_int_equal(cts_report_counts(r)->status[CTS_ST_FAILED], 1);
+    assert_int_equal(cts_report_close(r, NULL), 0);
+}
+
+/* Reverse order across several ring growths: every row once, in order. */
+static void test_ring_growth(void **state)
+{
+    struct fixture *f = *state;
+    struct cts_report *r = cts_report_open_stream(f->fp, NULL);
+    const long n = 1000;
+    long i, row;
+    const char *p;
+
+    for (i = n - 1; i >= 0; i--) {
+        struct cts_result x = mk(i + 1, "e@x.io", CTS_ST_CREATED);
+        assert_int_equal(cts_report_put(r, (uint64_t)i, &x), 0);
+    }
+    assert_int_equal(cts_report_written(r), n);
+    p = body(f);
+    for (row = 1; row <= n; row++) {
+        char want[64];
+        int k = snprintf(want, sizeof(want), "in.csv,%ld,", row);
+        assert_memory_equal(p, want, (size_t)k);
+        p = strchr(p, '\n');
+        assert_non_null(p);
+        p++;
+    }
+    assert_int_equal(*p, '\0');
+    assert_int_equal(cts_report_close(r, NULL), 0);
+}
+
+/* Interleaved pattern: odd rows first, then even, with a wrap-around. */
+static void test_ring_interleaved(void **state)
+{
+    struct fixture *f = *state;
+    struct cts_report *r = cts_report_open_stream(f->fp, NULL);
+    long i;
+    for (i = 1; i < 300; i += 2) {
+        struct cts_result x = mk(i + 1, "o@x.io", CTS_ST_CREATED);
+        assert_int_equal(cts_report_put(r, (uint64_t)i, &x), 0);
+    }
+    for (i = 0; i < 300; i += 2) {
+        struct cts_result x = mk(i + 1, "e@x.io", CTS_ST_CREATED);
+        assert_int_equal(cts_report_put(r, (uint64_t)i, &x), 0);
+        assert_int_equal(cts_report_written(r), (uint64_t)i + 2);
+    }
+    assert_int_equal(cts_report_counts(r)->input_rows, 300);
+    assert_int_equal(cts_report_close(r, NULL), 0);
+}
+
+static void test_quoting_and_neutralising(void **state)
+{
+    struct fixture *f = *state;
+    struct cts_report *r = cts_report_open_stream(f->fp, NULL);
+    struct cts_result x = mk(7, "=cmd|' /C calc'!A0", CTS_ST_INVALID);
+
+    x.file = "a,b.csv";
+    x.http_status = 400;
+    x.attempts = 2;
+    x.contact_id = "-12";
+    x.error_key = "@key";
+    x.message = "say \"hi\"\nthen +1";
+    assert_int_equal(cts_report_put(r, 0, &x), 0);
+    x = mk(8, "\tx@y.io", CTS_ST_INVALID);
+    x.message = "\rlead";
+    assert_int_equal(cts_report_put(r, 1, &x), 0);
+    x = mk(9, "plain@y.io", CTS_ST_CREATED);
+    x.message = "Ünïcödé, kept";
+    assert_int_equal(cts_report_put(r, 2, &x), 0);
+    assert_string_equal(body(f),
+                        "\"a,b.csv\",7,'=cmd|' /C calc'!A0,invalid,400,2,"
+                        "'-12,'@key,\"say \"\"hi\"\"\nthen +1\"\r\n"
+                        "in.csv,8,'\tx@y.io,invalid,,0,,,\"'\rlead\"\r\n"
+                        "in.csv,9,plain@y.io,created,,0,,,"
+                        "\"Ünïcödé, kept\"\r\n");
+    assert_int_equal(cts_report_close(r, NULL), 0);
+}
+
+/* A gap at close is reported, and the held rows are still written. */
+static void test_gap_at_close(void **state)
+{
+    struct fixture *f = *state;
+    struct cts_report *r = cts_report_open_stream(f->fp, NULL);
+    struct cts_result x = mk(2, "b@x.io", CTS_ST_CREATED);
+    struct cts_error err = {0};
+
+    assert_int_equal(cts_report_put(r, 1, &x), 0);
+    assert_int_not_equal(cts_report_close(r, &err), 0);
+    assert_int_equal(err.exit_code, CTS_EX_SOFTWARE);
+    assert_string_equal(body(f), "in.csv,2,b@x.io,created,,0,,,\r\n");
+}
+
+static void test_unwritable_path(void **state)
+{
+    struct cts_error err = {0};
+    (void)state;
+    assert_null(cts_report_open("/nonexistent-dir/x/report.csv", &err));
+    assert_int_equal(err.exit_code, CTS_EX_CANTCREAT);
+    assert_non_null(strstr(err.msg, "/nonexistent-dir/x/report.csv"));
+}
+
+/* /dev/full accepts open and fails every flush: close must say so. */
+static void test_full_disk(void **state)
+{
+    struct cts_error err = {0};
+    struct cts_report *r;
+    struct cts_result x = mk(1, "a@x.io", CTS_ST_CREATED);
+    long i;
+    int rc = 0;
+    (void)state;
+
+    r = cts_report_open("/dev/full", &err);
+    if (r == NULL)
+        skip();
+    for (i = 0; i < 20000 && rc == 0; i++) {
+        x.row = i + 1;
+        rc = cts_report_put(r, (uint64_t)i, &x);
+    }
+    rc = cts_report_close(r, &err);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(err.exit_code, CTS_EX_CANTCREAT);
+}
+
+static void test_summary_json(void **state)
+{
+    struct cts_report_counts c;
+    struct cts_error err = {0};
+    char path[] = "/tmp/cts-summary-XXXXXX";
+    static const char *keys[] = {
+        "api",     "account", "input_rows", "created",   "updated",
+        "imported", "unchanged", "exists",  "invalid",   "duplicate",
+        "failed",  "deferred", "requests",  "retries",   "elapsed_s",
+        "exit_code"};
+    json_t *j;
+    json_error_t jerr;
+    const char *k;
+    json_t *v;
+    size_t i = 0;
+    int fd;
+    (void)state;
+
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    memset(&c, 0, sizeof(c));
+    c.input_rows = 10;
+    c.status[CTS_ST_CREATED] = 6;
+    c.status[CTS_ST_INVALID] = 3;
+    c.status[CTS_ST_DEFERRED] = 1;
+    c.requests = 9;
+    c.retries = 2;
+    assert_int_equal(cts_report_write_summary(path, &c, "v3", "acct1", 1.25,
+                                              75, &err),
+                     0);
+    j = json_load_file(path, JSON_PRESERVE_ORDER, &jerr);
+    assert_non_null(j);
+    assert_int_equal(json_object_size(j), sizeof(keys) / sizeof(keys[0]));
+    json_object_foreach(j, k, v) {
+        assert_string_equal(k, keys[i]);
+        i++;
+    }
+    assert_string_equal(json_string_value(json_object_get(j, "api")), "v3");
+    assert_int_equal(json_integer_value(json_object_get(j, "created")), 6);
+    assert_int_equal(json_integer_value(json_object_get(j, "deferred")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 75);
+    assert_true(json_real_value(json_object_get(j, "elapsed_s")) > 1.2);
+    json_decref(j);
+    unlink(path);
+    close(fd);
+
+    assert_int_not_equal(cts_report_write_summary("/nonexistent/s.json", &c,
+                                                  "v2", NULL, 0, 0, &err),
+                         0);
+    assert_int_equal(err.exit_code, CTS_EX_CANTCREAT);
+}
+
+static void test_summary_line(void **state)
+{
+    struct cts_report_counts c;
+    char line[256];
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    c.input_rows = 5;
+    c.status[CTS_ST_CREATED] = 3;
+    c.status[CTS_ST_DUPLICATE] = 2;
+    c.requests = 4;
+    c.retries = 1;
+    assert_string_equal(cts_report_summary_line(&c, 2.04, line, sizeof(line)),
+                        "5 rows: 3 created, 0 updated, 2 duplicate, 0 failed;"
+                        " 4 requests, 1 retries, 2.0 s");
+}
+
+static void test_progress_rate_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct cts_progress p;
+    (void)state;
+    cts_progress_init(&p, f->fp, 1000);
+    assert_int_equal(cts_progress_update(&p, 1000, 0, 100, 0, 0), 1);
+    /* Within 100 ms: not redrawn (≤ 10 updates per second). */
+    assert_int_equal(cts_progress_update(&p, 1050, 1, 100, 1, 0), 0);
+    assert_int_equal(cts_progress_update(&p, 2000, 50, 100, 50, 2), 1);
+    fflush(f->fp);
+    assert_non_null(strstr(f->buf, "rows 50/100 (50%)"));
+    assert_non_null(strstr(f->buf, "50.0 req/s"));
+    assert_non_null(strstr(f->buf, "ETA 0:01"));
+    cts_progress_clear(&p);
+    fflush(f->fp);
+    assert_int_equal(p.shown, 0);
+    assert_string_equal(f->buf + f->len - 4, "\r\033[K");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_header_and_bom, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_order_from_out_of_order,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_interleaved, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_quoting_and_neutralising, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_gap_at_close, setup, teardown),
+        cmocka_unit_test(test_unwritable_path),
+        cmocka_unit_test(test_full_disk),
+        cmocka_unit_test(test_summary_json),
+        cmocka_unit_test(test_summary_line),
+        cmocka_unit_test_setup_teardown(test_progress_rate_limit, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests_name("report", tests, NULL, NULL);
+}
