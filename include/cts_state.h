@@ -1,0 +1,252 @@
+/*
+ * cts_state.h — cron-grade sync state (spec §8): the per key+account lock,
+ * the crash-safe journal and resume, incremental-sync fingerprints, the
+ * per-run email index (duplicate detection) and the daily request quota.
+ *
+ * Layout on disk (DIR = --state, created mode 0700):
+ *   DIR/<api>-<h>/lock       flock'd for the whole run; holds "pid START"
+ *   DIR/<api>-<h>/store      sorted binary (email key, fingerprint) records,
+ *                            12 bytes per contact + 32-byte header; replaced
+ *                            atomically (write tmp, fsync, rename, fsync dir)
+ *   DIR/<api>-<h>/failed     permanent failures: key, http status, error
+ *                            key and message (text; small), replaced the same way
+ *   DIR/<api>-<h>/journal    append-only records of the current/killed run
+ *   DIR/quota-<k>            requests used today by this API key (shared by
+ *                            every account that uses the key; flock'd)
+ * where <h> = hex of sha256(api \0 api_key \0 account)[0..8] and
+ * <k> = hex of sha256(api \0 api_key)[0..8]: the raw key never appears in a
+ * path or a file.
+ *
+ * How the pipeline uses it, per run:
+ *
+ *   cts_state_open()                 lock (CTS_ELOCKED -> exit 75 at once),
+ *                                    load store, replay a leftover journal
+ *   cts_state_reserve(n)             optional: size the email index once
+ *   for each mapped row:
+ *     cts_state_seen()               1 -> `duplicate` of *first_row, stop
+ *     fp = cts_state_fingerprint()
+ *     switch (cts_state_lookup(fp)):
+ *       UNCHANGED     -> report `unchanged`, no request
+ *       RESUMED       -> report prev.status (created/updated/imported) with
+ *                        prev.message, no request (the killed run did it)
+ *       FAILED_BEFORE -> report `failed` with prev.http_status/error_key/
+ *                        message, no request (same data failed permanently)
+ *       SEND_IN_DOUBT -> send idempotently (v3 sign_up_form is; v2 POST ->
+ *                        409 -> GET -> PUT is); the killed run had it in flight
+ *       SEND          -> send
+ *     before the first request of a row:   cts_state_journal_begin()
+ *     before each request (retries too):   cts_state_quota_take(1)
+ *                                          (CTS_EQUOTA -> defer the rest)
+ *     server quota error:                  cts_state_quota_exhausted()
+ *     when the row settles, BEFORE its report line is written:
+ *                                          cts_state_journal_done()
+ *   every ~200 ms (pipeline's uv timer):   cts_state_flush()
+ *   at the end (also after SIGINT/quota/401 stops): cts_state_commit()
+ *   cts_state_close()
+ *
+ * Resume semantics (documented in doc/cron.md):
+ *  - Every journal record reaches the kernel (write(2)) before the call
+ *    returns, so `kill -9` loses nothing; fdatasync happens every 256
+ *    records and in cts_state_flush() (power loss loses at most that batch,
+ *    whose rows are then re-sent idempotently).
+ *  - Rows the killed run confirmed (journal `done` with created/updated/
+ *    imported) are reported by the next run with their ORIGINAL status and
+ *    the message "settled by an interrupted run", attempts 0, no request;
+ *    their fingerprints are merged into the store at commit.  Rows that
+ *    were begun but not confirmed are SEND_IN_DOUBT.  Rows matched by email
+ *    key + fingerprint, not by row number, so reordering the file is fine.
+ *  - Transient failures and deferred rows record no fingerprint: the next
+ *    run sends them again.  Permanent failures (4xx other than 401/408/429)
+ *    record a "failed fingerprint": the next run reports the row `failed`
+ *    again with the previous error and sends nothing, until its data (or
+ *    lists) change; --full re-sends them.
+ *
+ * Quota planning: the pipeline knows the rows to send only after the
+ * fingerprint lookups.  Suggested: for regular files count lines first
+ * (cheap, an upper bound, also good for cts_state_reserve), print
+ * "plan: up to N requests; M left of today's quota" from
+ * cts_state_quota_remaining(), and let cts_state_quota_take() stop the run
+ * exactly when the quota runs out (the rest become `deferred`, exit 75).
+ *
+ * Not thread-safe; use from the loop thread only.  Nothing here blocks for
+ * long except fdatasync and the store load/commit (sequential I/O).
+ */
+#ifndef CTS_STATE_H
+#define CTS_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cts_config.h"
+#include "cts_contact.h"
+#include "cts_util.h"
+
+struct cts_state;
+
+struct cts_state_params {
+    const char *dir;     /* --state DIR (borrowed); created 0700 if missing */
+    enum cts_api api;
+    const char *api_key; /* borrowed; only its hash is kept */
+    /* The account as VERIFIED by the account check (v2 user_name, v3
+     * encoded_account_id), so runs with and without --account share
+     * state.  Borrowed; NULL is treated as "". */
+    const char *account;
+    long now;            /* cts_config_now(cfg): honours CTCT_SYNC_NOW */
+    long daily_quota;    /* cfg->daily_quota; <= 0 = unlimited */
+    size_t expected_rows; /* sizing hint for the email index; 0 = unknown */
+    /* --dry-run: no lock, nothing created or written; the store and a
+     * leftover journal are read (so `unchanged` is predicted right), the
+     * quota is read but never taken.  A missing DIR is an empty state. */
+    int dry_run;
+    int full;            /* --full: lookup never says UNCHANGED/FAILED_BEFORE */
+};
+
+/*
+ * Open (and lock) the state.  On success *out is an owned object to pass to
+ * cts_state_close().  Errors:
+ *   CTS_ELOCKED  another run holds the lock; err->msg names its pid and
+ *                start time, err->exit_code = 75.  Never waits.
+ *   negative errno (UV_EACCES, ...) the directory or a file cannot be
+ *                created/read; err->exit_code = 73.
+ * A stale lock of a dead process never blocks (flock is released by the
+ * kernel).  A torn or corrupt journal tail is ignored (and truncated away
+ * unless dry_run); a corrupt store is an error (CTS_EDATA, exit 73) rather
+ * than a silent full resend.
+ */
+int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
+                   struct cts_error *err);
+
+/* Release the lock and free everything (NULL-safe).  Does NOT commit: a run
+ * that is closed without cts_state_commit() leaves its journal behind and
+ * is resumed like a killed run. */
+void cts_state_close(struct cts_state *st);
+
+/* The per key+account directory (borrowed; valid until close). */
+const char *cts_state_path(const struct cts_state *st);
+
+/* Size the email index for `rows` more emails now, so it never grows (a
+ * growth step briefly holds the old and new tables: 2.5x memory). */
+void cts_state_reserve(struct cts_state *st, size_t rows);
+
+/* ---- email index and duplicates ---- */
+
+/* The 56-bit key an email is known by (hash of the normalised email). */
+uint64_t cts_state_email_key(const char *email);
+
+/*
+ * Mark `email` (normalised, borrowed) as seen in this run at `row` (an
+ * opaque non-zero tag chosen by the pipeline, e.g. the 1-based row number
+ * or (file index << 24 | row)).  Returns 1 and sets *first_row (may be
+ * NULL) when the email was already seen earlier in this run (the row is a
+ * `duplicate`), 0 when it is new.
+ *
+ * Memory: open addressing, 16 bytes a slot (56-bit email key + 8 flag bits,
+ * 32-bit fingerprint, 32-bit row), load factor <= 0.85; emails known from
+ * the store share the table.  1,000,000 emails ~ 19 MB after
+ * cts_state_reserve().  Two different emails with the same 56-bit key
+ * (probability ~ n^2 / 2^57: 7e-6 at one million) would be treated as the
+ * same email: the second reported `duplicate`.
+ */
+int cts_state_seen(struct cts_state *st, const char *email, uint32_t row,
+                   uint32_t *first_row);
+
+/* ---- fingerprints and incremental sync ---- */
+
+/*
+ * 32-bit fingerprint of what would be sent for a contact: every field in
+ * enum cts_field order (absent and empty distinguished), custom fields
+ * sorted by name, and the list ids sorted.  contact and lists borrowed.
+ * A change goes unnoticed with probability 2^-32 per changed row.
+ */
+uint32_t cts_state_fingerprint(const struct cts_contact *c,
+                               char *const *lists, size_t nlists);
+
+enum cts_state_verdict {
+    CTS_SV_SEND = 0,      /* new or changed: send */
+    CTS_SV_SEND_IN_DOUBT, /* a killed run had it in flight: send idempotently */
+    CTS_SV_UNCHANGED,     /* last confirmed send had the same fingerprint */
+    CTS_SV_RESUMED,       /* confirmed by the killed run (journal) */
+    CTS_SV_FAILED_BEFORE  /* same data failed permanently before */
+};
+
+/* What to report for RESUMED / FAILED_BEFORE.  Strings borrowed from st,
+ * valid until close; NULL when unknown. */
+struct cts_state_prev {
+    enum cts_status status; /* RESUMED: created/updated/imported; else failed */
+    int http_status;        /* FAILED_BEFORE: the status of the failure */
+    const char *error_key;
+    const char *message;
+};
+
+/* Decide what to do with a row whose email is `email` and fingerprint fp.
+ * prev may be NULL. */
+enum cts_state_verdict cts_state_lookup(struct cts_state *st,
+                                        const char *email, uint32_t fp,
+                                        struct cts_state_prev *prev);
+/* Shorthands: lookup(...) == UNCHANGED, lookup(...) == SEND_IN_DOUBT. */
+int cts_state_unchanged(struct cts_state *st, const char *email, uint32_t fp);
+int cts_state_in_doubt(struct cts_state *st, const char *email);
+
+/* ---- journal ---- */
+
+/*
+ * Record the intent to send row `row` (email, fp) — call before its first
+ * request leaves.  0 or a negative errno (the run should stop: without a
+ * journal it is not crash-safe).  No-op in dry-run.
+ */
+int cts_state_journal_begin(struct cts_state *st, const char *email,
+                            uint32_t row, uint32_t fp);
+
+/*
+ * Record how a row settled, before its report line is written.  status:
+ *   created/updated/imported  -> fingerprint confirmed (not sent again);
+ *   failed with permanent=1   -> failed fingerprint + http_status,
+ *                                error_key, message (borrowed, copied);
+ *   anything else (failed transient, deferred, exists, ...) -> nothing is
+ *                                remembered; the next run tries again.
+ * 0 or a negative errno.  No-op in dry-run.
+ */
+int cts_state_journal_done(struct cts_state *st, const char *email,
+                           uint32_t row, uint32_t fp, enum cts_status status,
+                           int permanent, int http_status,
+                           const char *error_key, const char *message);
+
+/* fdatasync the journal if records were written since the last sync.
+ * Call from a ~200 ms timer; cheap when nothing changed. */
+int cts_state_flush(struct cts_state *st);
+
+/*
+ * End of run: merge the fingerprints into the store and the failures into
+ * the failed file (each: write tmp, fsync, rename, fsync dir), then remove
+ * the journal.  Call also when the run stopped early (quota, SIGINT, 401):
+ * confirmed rows stay confirmed.  After commit only cts_state_close() and
+ * the quota functions may be called (the email index is consumed by the
+ * in-place sort).  No-op in dry-run.  0 or negative errno (err filled).
+ */
+int cts_state_commit(struct cts_state *st, struct cts_error *err);
+
+/* ---- daily quota (per API key per UTC day, across runs and accounts) ---- */
+
+/* Count n requests against today's quota (now = st's clock).  0, or
+ * CTS_EQUOTA when fewer than n remain (nothing counted).  Always 0 when the
+ * quota is unlimited or in dry-run. */
+int cts_state_quota_take(struct cts_state *st, long n);
+/* Requests left today (LONG_MAX when unlimited). */
+long cts_state_quota_remaining(struct cts_state *st);
+/* The server said the daily quota is spent: remember it for today. */
+void cts_state_quota_exhausted(struct cts_state *st);
+/* Change the clock (tests, and a run that crosses midnight UTC). */
+void cts_state_set_now(struct cts_state *st, long now);
+
+/* ---- figures for logs and the summary ---- */
+struct cts_state_stats {
+    size_t known;          /* emails with a stored fingerprint */
+    size_t resumed;        /* rows confirmed by a killed run (journal) */
+    size_t in_doubt;       /* rows a killed run had in flight */
+    size_t journal_records; /* replayed from a leftover journal */
+    size_t index_bytes;    /* memory of the email index */
+};
+void cts_state_get_stats(const struct cts_state *st,
+                         struct cts_state_stats *out);
+
+#endif /* CTS_STATE_H */
