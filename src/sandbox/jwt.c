@@ -6,12 +6,14 @@
  */
 #include "sb_oauth.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "cts_util.h"
+#include "sb.h"
 
 #define HMAC_BLOCK 64
 
@@ -393,4 +395,38 @@ char *sbo_url_encode(const char *s)
     }
     *o = '\0';
     return out;
+}
+
+/*
+ * sb.h's hook: the access token of POST /_sandbox/token and the demo token.
+ * Deterministic by contract (same inputs, same token), so the jti is a hash
+ * of the inputs rather than random; the OAuth flows in oauth.c call
+ * sbo_jwt_encode with a random jti instead.  The scopes are those
+ * ctct-sync asks for.  srv is unused: the secret is fixed (see sb_oauth.h).
+ */
+char *sb_jwt_mint(struct sb_server *srv, const char *client_id,
+                  const struct sb_account *acct, int64_t iat, int64_t exp)
+{
+    struct sbo_jwt_claims c;
+    char jti[40];
+    char *seed;
+    uint64_t h;
+
+    (void)srv;
+    seed = cts_xasprintf("%s|%s|%lld|%lld", client_id,
+                         acct != NULL ? acct->encoded_account_id : "",
+                         (long long)iat, (long long)exp);
+    h = cts_hash64(seed, strlen(seed), 0x5bd1e995u);
+    free(seed);
+    snprintf(jti, sizeof(jti), "sb-%016llx", (unsigned long long)h);
+
+    memset(&c, 0, sizeof(c));
+    c.cid = client_id;
+    c.sub = acct != NULL ? acct->user_name : "";
+    c.platform_user_id = acct != NULL ? acct->encoded_account_id : "";
+    c.iat = iat;
+    c.exp = exp;
+    c.scope = SBO_DEFAULT_SCOPE;
+    c.jti = jti;
+    return sbo_jwt_encode(SBO_JWT_SECRET, &c);
 }

@@ -28,6 +28,8 @@ void sbo_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
 #define SBO_JWT_SECRET "ctct-sandbox-hs256-signing-secret"
 #define SBO_JWT_ISS "ctct-sandbox"
 #define SBO_JWT_AUD "https://api.cc.email/v3"
+/* Scopes of minted test tokens (POST /_sandbox/token, the demo token). */
+#define SBO_DEFAULT_SCOPE "contact_data account_read offline_access"
 
 struct sbo_jwt_claims {
     const char *cid;              /* client id (the v3 "API key") */
