@@ -134,7 +134,8 @@ enum cts_redirect_problem {
     CTS_REDIR_HOST,
     CTS_REDIR_PORT,
     CTS_REDIR_PATH,
-    CTS_REDIR_QUERY
+    CTS_REDIR_QUERY,
+    CTS_REDIR_DIFFERENT       /* same parts, different text (case, %XX) */
 };
 
 /*
