@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "cts_api.h"
 #include "cts_config.h"
 #include "cts_util.h"
 
@@ -53,16 +54,10 @@ void cts_account_info_clear(struct cts_account_info *info);
 int cts_account_check(struct cts_config *cfg, struct cts_account_info *out,
                       struct cts_error *err);
 
-/* One contact list of the account. */
-struct cts_list {
-    char *id;           /* owned: v2 numeric id as text, v3 list uuid */
-    char *name;         /* owned */
-    long member_count;  /* -1 when the API did not say */
-    char *status;       /* owned: v2 ACTIVE/HIDDEN, NULL for v3 */
-};
-
+/* The account's contact lists (struct cts_list_info is in cts_api.h: id,
+ * name, member_count — -1 when the API did not say). */
 struct cts_list_set {
-    struct cts_list *items; /* owned array of n */
+    struct cts_list_info *items; /* owned array of n */
     size_t n;
 };
 

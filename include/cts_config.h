@@ -97,6 +97,13 @@ struct cts_config {
 
     /* Tests: a fixed "now" (unix seconds) from CTCT_SYNC_NOW, 0 = real clock. */
     long fixed_now;
+
+    /* --help was given: main prints the command's usage and exits 0; the
+     * rest of the struct is then only partly filled (no file, no env). */
+    int help;
+    /* The client_id recorded in the token file (v3), NULL if none; used to
+     * refresh when --api-key is not given. */
+    char *token_client_id;
 };
 
 /*
@@ -112,5 +119,29 @@ void cts_config_free(struct cts_config *cfg);
 
 /* Current unix time, honouring cfg->fixed_now (cfg may be NULL). */
 long cts_config_now(const struct cts_config *cfg);
+
+/* "import", "check", "lists", "auth" (static); NULL for CTS_CMD_NONE. */
+const char *cts_command_name(enum cts_command command);
+/* The command named by s, or CTS_CMD_NONE. */
+enum cts_command cts_command_parse(const char *s);
+
+/*
+ * Refuse a URL we would send credentials to in clear text: only https://,
+ * or http:// when the host is loopback (127.0.0.0/8, ::1, localhost).
+ * `what` (borrowed) names the option in the message.  Returns 0 or
+ * CTS_ECONFIG with err->exit_code 78.
+ */
+int cts_config_check_url(const char *what, const char *url,
+                         struct cts_error *err);
+/* 1 when host (no port, IPv6 without brackets) is a loopback name/address. */
+int cts_host_is_loopback(const char *host);
+
+/*
+ * Refuse a secret-bearing file that group or others can access, like ssh:
+ * "permissions 0644 for 'FILE' are too open; chmod 600 FILE".  Returns 0,
+ * -errno when stat fails (message says so), or CTS_ECONFIG; err->exit_code
+ * is 78 in both failure cases.
+ */
+int cts_config_check_perms(const char *path, struct cts_error *err);
 
 #endif /* CTS_CONFIG_H */

@@ -1,15 +1,299 @@
-/* main.c — placeholder until the CLI lands (issue 3). */
-#include "cts_util.h"
-
+/*
+ * main.c — ctct-sync's entry point: argv → struct cts_config, global
+ * init, run one command, map the result to an exit code (spec §3, §7).
+ *
+ * Exit codes are decided in one place (the end of main) from the command's
+ * return value; every error path funnels through the single `out:` label.
+ */
 #include <stdio.h>
 #include <string.h>
 
+#include "cts_account.h"
+#include "cts_config.h"
+#include "cts_util.h"
+
+/* ---- usage texts (synopsis form, OpenBSD style) ---- */
+
+static const char usage_top[] =
+    "usage: ctct-sync import [options] FILE...\n"
+    "       ctct-sync check  [options]\n"
+    "       ctct-sync lists  [options]\n"
+    "       ctct-sync auth   [options]\n"
+    "       ctct-sync --help | --version\n"
+    "\n"
+    "Import or sync contacts from CSV files into Constant Contact (API v2 "
+    "or v3),\n"
+    "after checking that the access token belongs to the API key's "
+    "account.\n"
+    "\n"
+    "commands:\n"
+    "  import   import or sync contacts from CSV files (\"-\" = stdin)\n"
+    "  check    verify the credentials; print account, key, expiry; write "
+    "nothing\n"
+    "  lists    print the account's contact lists (id, name, member count)\n"
+    "  auth     obtain tokens with OAuth2\n"
+    "\n"
+    "Run 'ctct-sync COMMAND --help' for a command's options; see "
+    "ctct-sync(1).\n";
+
+static const char usage_common[] =
+    "credentials and configuration (precedence: command line > environment "
+    "> config file > defaults):\n"
+    "  --api v2|v3            API generation (CTCT_API; default v3)\n"
+    "  --api-key KEY          v2 api_key / v3 OAuth client id "
+    "(CTCT_API_KEY)\n"
+    "  --token-file FILE      file holding the token, mode 0600 "
+    "(CTCT_TOKEN_FILE)\n"
+    "  --account ID           expected account: v2 user_name, v3 "
+    "encoded_account_id\n"
+    "                         (CTCT_ACCOUNT)\n"
+    "  --base-url URL         API base (CTCT_BASE_URL; default "
+    "https://api.cc.email/v3\n"
+    "                         or https://api.constantcontact.com/v2)\n"
+    "  --auth-url URL         OAuth base (CTCT_AUTH_URL)\n"
+    "  --config FILE          config file (CTCT_CONFIG; default\n"
+    "                         $XDG_CONFIG_HOME/ctct-sync/config)\n"
+    "  --timeout SECONDS      per-request timeout (default 30)\n"
+    "  -q, --quiet            errors only\n"
+    "  -v, --verbose          debug messages (secrets stay masked)\n"
+    "  -h, --help             this help\n";
+
+static const char usage_token[] =
+    "  --token TOKEN          access token (CTCT_ACCESS_TOKEN; visible in "
+    "ps: prefer\n"
+    "                         --token-file or the environment)\n";
+
+static const char usage_exit_import[] =
+    "exit status: 0 every row settled, 1 some rows failed, 64 usage, 65 "
+    "data error\n"
+    "(bad CSV, no email column, unknown list), 66 input missing, 69 API "
+    "unreachable,\n"
+    "73 report cannot be written, 75 try later (deferred rows, daily "
+    "quota, lock\n"
+    "held), 77 credentials invalid/expired/mismatched, 78 configuration "
+    "error.\n";
+
+static const char usage_exit_check[] =
+    "exit status: 0 the token belongs to the key (and account), 64 usage, "
+    "69 API\n"
+    "unreachable, 73 output cannot be written, 77 credentials invalid, "
+    "expired or\n"
+    "mismatched, 78 configuration error (missing credentials, file "
+    "permissions).\n";
+
+static void print_usage(enum cts_command cmd, FILE *out)
+{
+    switch (cmd) {
+    case CTS_CMD_IMPORT:
+        fputs("usage: ctct-sync import [options] --list ID [--list ID...] "
+              "FILE...\n"
+              "\n"
+              "Import or sync the contacts of CSV FILEs (\"-\" = standard "
+              "input) into the\n"
+              "given lists, after the account check; write a per-row "
+              "report.\n"
+              "\n",
+              out);
+        fputs(usage_common, out);
+        fputs(usage_token, out);
+        fputs(
+            "\n"
+            "sending:\n"
+            "  --list ID              list to add contacts to (repeatable; "
+            "required)\n"
+            "  --mode upsert|create   create or update (default), or create "
+            "only\n"
+            "  --rate N               requests per second, decimals allowed, "
+            "0 = off\n"
+            "                         (default 4)\n"
+            "  --concurrency N        requests in flight (default 4)\n"
+            "  --daily-quota N        requests per API key per UTC day "
+            "(default 10000)\n"
+            "  --retries N            retries of a transient failure "
+            "(default 6)\n"
+            "  --bulk auto|never|always  bulk activities (default auto)\n"
+            "  --bulk-threshold N     rows above which auto uses bulk "
+            "(default 1000)\n"
+            "  --poll-interval SECONDS  bulk activity polling (default 10)\n"
+            "  --dry-run              check, read and validate; send no "
+            "write\n"
+            "\n"
+            "input:\n"
+            "  --delimiter C          ',' ';' '|' or tab (default: "
+            "detected)\n"
+            "  --encoding E           utf-8, cp1252, latin1 or auto "
+            "(default auto)\n"
+            "  --map FIELD=HEADER     map a column to a field; cf:NAME=HEADER "
+            "for a custom\n"
+            "                         field (repeatable)\n"
+            "\n"
+            "results and state:\n"
+            "  --report FILE          per-row report (default "
+            "<first input>.report.csv)\n"
+            "  --summary FILE         JSON summary of the run\n"
+            "  --state DIR            lock, journal, fingerprints, daily "
+            "count (default\n"
+            "                         $XDG_STATE_HOME/ctct-sync)\n"
+            "  --full                 send unchanged rows too\n"
+            "\n",
+            out);
+        fputs(usage_exit_import, out);
+        break;
+    case CTS_CMD_CHECK:
+        fputs("usage: ctct-sync check [options]\n"
+              "\n"
+              "Verify that the access token is valid, was issued for the "
+              "API key and (with\n"
+              "--account) belongs to that account; print who it belongs "
+              "to.  Writes nothing.\n"
+              "\n",
+              out);
+        fputs(usage_common, out);
+        fputs(usage_token, out);
+        fputs("  --json                 print the result as JSON\n\n", out);
+        fputs(usage_exit_check, out);
+        break;
+    case CTS_CMD_LISTS:
+        fputs("usage: ctct-sync lists [options]\n"
+              "\n"
+              "Run the account check, then print the account's contact "
+              "lists: id, name and\n"
+              "member count, as aligned columns (or JSON with --json).  The "
+              "ids are what\n"
+              "'ctct-sync import --list ID' takes.\n"
+              "\n",
+              out);
+        fputs(usage_common, out);
+        fputs(usage_token, out);
+        fputs("  --json                 print a JSON array of {id, name, "
+              "member_count}\n\n",
+              out);
+        fputs(usage_exit_check, out);
+        break;
+    case CTS_CMD_AUTH:
+        fputs("usage: ctct-sync auth [options] --api-key KEY --token-file "
+              "FILE\n"
+              "\n"
+              "Obtain an access token with OAuth2 and save it to the token "
+              "file (mode 0600).\n"
+              "v2: authorization code; v3: authorization code with PKCE, or "
+              "the device flow.\n"
+              "\n",
+              out);
+        fputs(usage_common, out);
+        fputs(
+            "  --redirect-uri URI     the app's own callback, as registered\n"
+            "  --registered-redirect-uri URI  what the developer portal "
+            "holds (config:\n"
+            "                         redirect_uri), to explain mismatches "
+            "early\n"
+            "  --no-listen            print the URL; paste the redirected "
+            "URL on stdin\n"
+            "  --open                 open the browser\n"
+            "  --device               v3 device flow\n"
+            "  --client-secret S      v2 client secret (CTCT_CLIENT_SECRET)\n"
+            "  --scopes \"S...\"        v3 scopes (default contact_data "
+            "account_read\n"
+            "                         offline_access)\n"
+            "\n"
+            "exit status: 0 tokens saved, 64 usage, 69 server unreachable, "
+            "75 timed out\n"
+            "waiting for the browser, 77 denied or rejected, 78 "
+            "configuration error (bad\n"
+            "redirect URI, token file not writable).\n",
+            out);
+        break;
+    default:
+        fputs(usage_top, out);
+        break;
+    }
+}
+
+/*
+ * Commands whose implementation has not landed in this tree yet.  They
+ * exit 70 (internal error) with a clear message rather than pretending.
+ */
+static int not_available(enum cts_command cmd)
+{
+    cts_log_error("'%s' is not available in this build yet",
+                  cts_command_name(cmd));
+    return CTS_EX_SOFTWARE;
+}
+
+static int run(struct cts_config *cfg)
+{
+    switch (cfg->command) {
+    case CTS_CMD_IMPORT: return not_available(cfg->command);
+    case CTS_CMD_CHECK: return not_available(cfg->command);
+    case CTS_CMD_LISTS: return not_available(cfg->command);
+    case CTS_CMD_AUTH: return not_available(cfg->command);
+    default: return CTS_EX_SOFTWARE;
+    }
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("ctct-sync %s\n", CTS_VERSION);
-        return CTS_EX_OK;
+    struct cts_config cfg;
+    struct cts_error err;
+    enum cts_command cmd;
+    int rc = CTS_EX_OK;
+    int loaded = 0;
+
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&err, 0, sizeof(err));
+    cts_log_set_prog("ctct-sync");
+
+    if (argc < 2) {
+        fputs(usage_top, stderr);
+        rc = CTS_EX_USAGE;
+        goto out;
     }
-    cts_log_error("not implemented yet");
-    return CTS_EX_SOFTWARE;
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        /* "ctct-sync help import" is the same as "ctct-sync import --help". */
+        cmd = argc > 2 ? cts_command_parse(argv[2]) : CTS_CMD_NONE;
+        print_usage(cmd, stdout);
+        goto out;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("ctct-sync %s\n", CTS_VERSION);
+        goto out;
+    }
+    cmd = cts_command_parse(argv[1]);
+    if (cmd == CTS_CMD_NONE) {
+        cts_log_error("%s '%s'; try 'ctct-sync --help'",
+                      argv[1][0] == '-' ? "unknown option" : "unknown command",
+                      argv[1]);
+        rc = CTS_EX_USAGE;
+        goto out;
+    }
+
+    loaded = 1;
+    if (cts_config_load(&cfg, cmd, argc - 1, argv + 1, &err) != 0) {
+        cts_log_error("%s", err.msg);
+        rc = err.exit_code != 0 ? err.exit_code : CTS_EX_USAGE;
+        goto out;
+    }
+    if (cfg.help) {
+        print_usage(cmd, stdout);
+        goto out;
+    }
+    cts_log_set_level(cfg.quiet     ? CTS_LOG_ERROR
+                      : cfg.verbose ? CTS_LOG_DEBUG
+                                    : CTS_LOG_INFO);
+
+    rc = run(&cfg);
+
+out:
+    if (loaded)
+        cts_config_free(&cfg);
+    /* A failed write to stdout (a full disk, a closed pipe) is an error,
+     * not a success with half the output (jq's rule). */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (rc == CTS_EX_OK) {
+            cts_log_error("cannot write to standard output");
+            rc = CTS_EX_CANTCREAT;
+        }
+    }
+    return rc;
 }
