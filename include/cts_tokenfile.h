@@ -16,6 +16,8 @@
 #ifndef CTS_TOKENFILE_H
 #define CTS_TOKENFILE_H
 
+#include <stddef.h>
+
 #include "cts_util.h"
 
 /* The contents of a token file.  All strings are owned by the struct (NULL
@@ -54,6 +56,15 @@ int cts_tokenfile_read(const char *path, struct cts_tokens *out,
  */
 int cts_tokenfile_write(const char *path, const struct cts_tokens *tok,
                         struct cts_error *err);
+
+/*
+ * Replace the file at path (borrowed) with len bytes of data (borrowed),
+ * atomically and durably, mode 0600 (the same temp/fsync/rename/dir-fsync
+ * sequence).  Used for the token file and its side files.  Returns 0 or
+ * CTS_ECONFIG (exit 78) with a message naming the file.
+ */
+int cts_file_write_atomic(const char *path, const char *data, size_t len,
+                          struct cts_error *err);
 
 /* Free the strings of tok and zero it; NULL is a no-op. */
 void cts_tokens_free(struct cts_tokens *tok);

@@ -264,13 +264,70 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
+int cts_file_write_atomic(const char *path, const char *data, size_t len,
+                          struct cts_error *err)
+{
+    char *dir = NULL, *tmp = NULL;
+    const char *base;
+    int fd = -1, rc = 0;
+
+    if (path == NULL || path[0] == '\0')
+        return fail(err, "file name is empty");
+    /* The temporary file must be in the same directory: rename(2) is only
+     * atomic within one file system. */
+    dir = dir_of(path);
+    base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    tmp = cts_xasprintf("%s/.%s.tmp.XXXXXX", dir, base);
+    fd = mkstemp(tmp); /* creates with mode 0600 whatever the umask */
+    if (fd < 0) {
+        rc = fail(err, "cannot create a temporary file next to %s: %s", path,
+                  strerror(errno));
+        free(tmp);
+        tmp = NULL;
+        goto out;
+    }
+    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || write_all(fd, data, len) != 0 ||
+        fsync(fd) != 0) {
+        rc = fail(err, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        rc = fail(err, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        rc = fail(err, "cannot replace %s: %s", path, strerror(errno));
+        goto out;
+    }
+    free(tmp);
+    tmp = NULL; /* renamed: nothing to clean up any more */
+    /* Without the directory fsync the rename itself may be lost in a power
+     * failure, leaving the old file (and a spent refresh token). */
+    rc = fsync_dir(dir);
+    if (rc != 0)
+        rc = fail(err, "cannot sync the directory of %s: %s", path,
+                  strerror(-rc));
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp != NULL) {
+        unlink(tmp);
+        free(tmp);
+    }
+    free(dir);
+    return rc;
+}
+
 int cts_tokenfile_write(const char *path, const struct cts_tokens *tok,
                         struct cts_error *err)
 {
-    json_t *root = NULL;
-    char *text = NULL, *dir = NULL, *tmp = NULL;
-    const char *base;
-    int fd = -1, rc;
+    json_t *root;
+    char *text = NULL;
+    size_t len;
+    int rc;
 
     if (path == NULL || path[0] == '\0')
         return fail(err, "token file name is empty");
@@ -291,62 +348,14 @@ int cts_tokenfile_write(const char *path, const struct cts_tokens *tok,
     if (rc == 0)
         text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
-    if (text == NULL) {
-        rc = cts_error_setx(err, UV_ENOMEM, CTS_EX_SOFTWARE, "out of memory");
-        goto out;
-    }
-
-    /* The temporary file must be in the same directory: rename(2) is only
-     * atomic within one file system. */
-    dir = dir_of(path);
-    base = strrchr(path, '/');
-    base = base != NULL ? base + 1 : path;
-    tmp = cts_xasprintf("%s/.%s.tmp.XXXXXX", dir, base);
-    fd = mkstemp(tmp); /* creates with mode 0600 whatever the umask */
-    if (fd < 0) {
-        rc = fail(err, "cannot create a temporary file next to %s: %s", path,
-                  strerror(errno));
-        free(tmp);
-        tmp = NULL;
-        goto out;
-    }
-    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 ||
-        write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0 ||
-        fsync(fd) != 0) {
-        rc = fail(err, "cannot write token file %s: %s", path,
-                  strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = fail(err, "cannot write token file %s: %s", path,
-                  strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = fail(err, "cannot replace token file %s: %s", path,
-                  strerror(errno));
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL; /* renamed: nothing to clean up any more */
-    rc = fsync_dir(dir);
-    if (rc != 0)
-        rc = fail(err, "cannot sync the directory of token file %s: %s", path,
-                  strerror(-rc));
-out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp != NULL) {
-        unlink(tmp);
-        free(tmp);
-    }
-    if (text != NULL) {
-        memset(text, 0, strlen(text));
-        free(text); /* json_dumps output is released with free() */
-    }
-    free(dir);
+    if (text == NULL)
+        return cts_error_setx(err, UV_ENOMEM, CTS_EX_SOFTWARE, "out of memory");
+    len = strlen(text);
+    text[len] = '\n'; /* json_dumps' NUL becomes the final newline */
+    rc = cts_file_write_atomic(path, text, len + 1, err);
+    /* The buffer held secrets; do not leave them in freed memory. */
+    memset(text, 0, len + 1);
+    free(text); /* json_dumps output is released with free() */
     return rc;
 }
 
