@@ -131,6 +131,9 @@ struct cts_http {
     void (*closed_cb)(struct cts_http *h);
     struct cts_http_req **active; /* in-flight requests, for close/abort */
     size_t nactive, active_cap;
+    void *socks;           /* list of live socket contexts (uv_poll_t) */
+    uint64_t requests;     /* statistics: requests completed */
+    uint64_t reused;       /*   of which on a kept-alive connection */
 };
 
 /* curl_global_init / cleanup: call once from main (not thread-safe).
@@ -171,7 +174,8 @@ void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h));
 
 /*
  * Blocking convenience: run req on a private loop, retrying transient
- * failures (connection errors, timeouts, 408/429/5xx other than the quota
+ * failures (connection errors, timeouts, 408/429/500/502/503/504, and v2 403
+ * over.qps, but not the quota
  * replies) up to opts.fetch_retries times with a short jittered backoff.
  * A POST that may have landed is only repeated when req->idempotent.
  * Returns 0 when an HTTP reply was received (any status: check

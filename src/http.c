@@ -1,0 +1,922 @@
+/*
+ * http.c — libcurl's multi interface driven by libuv (style C6; curl's
+ * docs/examples/multi-uv.c), and a blocking fetch built on it.
+ *
+ * The loop owns the sockets: libcurl tells us which fds to watch through
+ * cb_socket and when to wake it through cb_timer; libuv tells libcurl what
+ * happened through curl_multi_socket_action, after which drain_done()
+ * hands finished transfers back to their owners.
+ *
+ * This is the only file that includes <curl/curl.h>.
+ */
+#include "cts_http.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <uv.h>
+#include <curl/curl.h>
+
+#include "cts_api.h"
+#include "cts_retry.h"
+#include "cts_util.h"
+
+#define DEFAULT_MAX_IN_FLIGHT 4
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_MAX_RESPONSE (8u * 1024 * 1024)
+#define DEFAULT_FETCH_RETRIES 3
+#define DEFAULT_FETCH_BASE_MS 250
+#define FETCH_CAP_MS 4000
+/* A Retry-After longer than this is not waited for by the blocking fetch:
+ * the reply goes back to the caller, who can explain it to the user. */
+#define FETCH_MAX_RETRY_AFTER_S 10
+
+/* One watched socket.  Allocated in cb_socket, freed in on_sock_closed
+ * (libuv: memory of a handle may be released only in its close callback). */
+struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct cts_http *http;
+    struct sock_ctx *prev, *next; /* h->socks list, for shutdown */
+};
+
+static void drain_done(struct cts_http *h);
+static void maybe_closed(struct cts_http *h);
+
+const char *cts_xfer_error_name(int xe)
+{
+    switch (xe) {
+    case CTS_XE_NONE: return "none";
+    case CTS_XE_TIMEOUT: return "timeout";
+    case CTS_XE_CONNECT: return "connect";
+    case CTS_XE_RESOLVE: return "resolve";
+    case CTS_XE_SEND: return "send";
+    case CTS_XE_RECV: return "recv";
+    case CTS_XE_TLS: return "tls";
+    case CTS_XE_TOOBIG: return "toobig";
+    case CTS_XE_ABORTED: return "aborted";
+    default: return "other";
+    }
+}
+
+int cts_http_global_init(void)
+{
+    CURLcode cres = curl_global_init(CURL_GLOBAL_DEFAULT);
+    return cres == CURLE_OK ? 0 : CTS_EHTTP;
+}
+
+void cts_http_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+void cts_http_req_init(struct cts_http_req *req)
+{
+    memset(req, 0, sizeof(*req));
+    cts_buf_init(&req->resp, 0);
+    req->retry_after_s = -1;
+}
+
+void cts_http_req_clear(struct cts_http_req *req)
+{
+    if (req == NULL)
+        return;
+    cts_buf_free(&req->resp);
+    if (req->priv_headers != NULL) {
+        curl_slist_free_all(req->priv_headers);
+        req->priv_headers = NULL;
+    }
+}
+
+char *cts_url_escape(const char *s)
+{
+    char *e, *out;
+    /* curl_easy_escape accepts a NULL handle since 7.82 (we target 7.88). */
+    e = curl_easy_escape(NULL, s != NULL ? s : "", 0);
+    if (e == NULL) {
+        cts_log_error("out of memory escaping a URL component");
+        abort();
+    }
+    /* Hand out a malloc'd copy so callers free() it like every other owned
+     * string in the project (curl_free must not be mixed with free). */
+    out = cts_xstrdup(e);
+    curl_free(e);
+    return out;
+}
+
+/* ---------------------------------------------------------------- */
+/* libuv side: socket polls and the libcurl timeout timer           */
+
+static void on_sock_closed(uv_handle_t *handle)
+{
+    struct sock_ctx *ctx = handle->data;
+    struct cts_http *h = ctx->http;
+    free(ctx);
+    h->pending_closes--;
+    maybe_closed(h);
+}
+
+static void sock_unlink_close(struct cts_http *h, struct sock_ctx *ctx)
+{
+    if (ctx->prev != NULL)
+        ctx->prev->next = ctx->next;
+    else
+        h->socks = ctx->next;
+    if (ctx->next != NULL)
+        ctx->next->prev = ctx->prev;
+    ctx->prev = ctx->next = NULL;
+    uv_poll_stop(&ctx->poll);
+    h->pending_closes++;
+    uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+    struct sock_ctx *ctx = poll->data;
+    struct cts_http *h = ctx->http;
+    int flags = 0, running = 0;
+    CURLMcode mres;
+
+    /* A poll error (e.g. the peer reset the connection) is reported to
+     * libcurl as CSELECT_ERR so it fails the transfer itself. */
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    else {
+        if (events & UV_READABLE)
+            flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE)
+            flags |= CURL_CSELECT_OUT;
+    }
+    /* ctx may be closed by cb_socket during this call; its memory stays
+     * valid until on_sock_closed, and we do not touch it afterwards. */
+    mres = curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
+    if (mres != CURLM_OK)
+        cts_log_error("libcurl: %s", curl_multi_strerror(mres));
+    drain_done(h);
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    struct cts_http *h = timer->data;
+    int running = 0;
+    CURLMcode mres;
+
+    mres = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0,
+                                    &running);
+    if (mres != CURLM_OK)
+        cts_log_error("libcurl: %s", curl_multi_strerror(mres));
+    /* Every time, not only when `running` changed: a timeout is how many
+     * transfers (connect failures, timeouts) finish. */
+    drain_done(h);
+}
+
+/*
+ * CURLMOPT_SOCKETFUNCTION.  libcurl forbids calling socket_action (or
+ * anything that drives transfers) from here; curl_multi_assign is allowed.
+ */
+static int cb_socket(CURL *easy, curl_socket_t s, int action, void *userp,
+                     void *socketp)
+{
+    struct cts_http *h = userp;
+    struct sock_ctx *ctx = socketp;
+    int events = 0, rc;
+
+    (void)easy;
+    if (action == CURL_POLL_REMOVE) {
+        if (ctx != NULL) {
+            curl_multi_assign(h->multi, s, NULL);
+            sock_unlink_close(h, ctx);
+        }
+        return 0;
+    }
+    if (ctx == NULL) {
+        /* A callback from libcurl reports failure with -1 instead of
+         * aborting, so this one allocation is checked, not cts_x*. */
+        ctx = calloc(1, sizeof(*ctx));
+        if (ctx == NULL)
+            return -1;
+        rc = uv_poll_init_socket(h->loop, &ctx->poll, s);
+        if (rc != 0) {
+            cts_log_error("uv_poll_init_socket: %s", uv_strerror(rc));
+            free(ctx);
+            return -1;
+        }
+        ctx->fd = s;
+        ctx->http = h;
+        ctx->poll.data = ctx;
+        ctx->next = h->socks;
+        if (ctx->next != NULL)
+            ctx->next->prev = ctx;
+        h->socks = ctx;
+        curl_multi_assign(h->multi, s, ctx);
+    }
+    if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    /* Starting an active poll again only changes its event mask, so one
+     * uv_poll_t per fd is enough (two on one fd would be a libuv error). */
+    rc = uv_poll_start(&ctx->poll, events, on_poll);
+    if (rc != 0) {
+        cts_log_error("uv_poll_start: %s", uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 stops, 0 means "as soon as possible" (1 ms,
+ * so the action runs from the loop, not from inside libcurl). */
+static int cb_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct cts_http *h = userp;
+    (void)multi;
+    if (timeout_ms < 0 || h->closing) {
+        uv_timer_stop(&h->timer);
+        return 0;
+    }
+    uv_timer_start(&h->timer, on_timeout,
+                   timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* easy handles                                                     */
+
+static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct cts_http_req *req = userdata;
+    size_t n = size * nmemb;
+    /* Returning less than n makes libcurl fail with CURLE_WRITE_ERROR,
+     * which finish() reports as CTS_XE_TOOBIG: the cap protects memory. */
+    if (cts_buf_append(&req->resp, ptr, n) != 0)
+        return 0;
+    return n;
+}
+
+/* CURLOPT_DEBUGFUNCTION for --verbose: request and status lines only, and
+ * never the Authorization header (secrets are never printed). */
+static int cb_debug(CURL *easy, curl_infotype type, char *data, size_t size,
+                    void *userp)
+{
+    size_t n;
+    (void)easy;
+    (void)userp;
+    if (type != CURLINFO_HEADER_OUT && type != CURLINFO_HEADER_IN &&
+        type != CURLINFO_TEXT)
+        return 0;
+    while (size > 0) {
+        const char *nl = memchr(data, '\n', size);
+        n = nl != NULL ? (size_t)(nl - data) + 1 : size;
+        if (n > 1 && !(n >= 14 && strncasecmp(data, "authorization:", 14) == 0)) {
+            int len = (int)(n > 300 ? 300 : n);
+            while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+                len--;
+            if (len > 0)
+                cts_log_debug("http %s %.*s",
+                              type == CURLINFO_HEADER_OUT  ? ">"
+                              : type == CURLINFO_HEADER_IN ? "<"
+                                                           : "*",
+                              len, data);
+        }
+        data += n;
+        size -= n;
+    }
+    return 0;
+}
+
+static CURL *easy_acquire(struct cts_http *h)
+{
+    CURL *easy;
+    if (h->neasy_free > 0) {
+        easy = h->easy_free[--h->neasy_free];
+        /* Reset options but keep the handle's allocations; connections
+         * live in the multi's pool, so reuse is unaffected. */
+        curl_easy_reset(easy);
+        return easy;
+    }
+    return curl_easy_init();
+}
+
+static void easy_release(struct cts_http *h, CURL *easy)
+{
+    size_t cap = (size_t)h->opts.max_in_flight + 4;
+    if (h->closing || h->neasy_free >= cap) {
+        curl_easy_cleanup(easy);
+        return;
+    }
+    if (h->neasy_free == h->easy_free_cap) {
+        h->easy_free_cap = h->easy_free_cap != 0 ? h->easy_free_cap * 2 : 8;
+        h->easy_free =
+            cts_xrealloc(h->easy_free, h->easy_free_cap * sizeof(void *));
+    }
+    h->easy_free[h->neasy_free++] = easy;
+}
+
+/* Configure easy for req.  Returns 0, UV_EINVAL or CTS_EHTTP. */
+static int easy_setup(struct cts_http *h, CURL *easy, struct cts_http_req *req)
+{
+    const char *m = req->method != NULL ? req->method : "GET";
+    int has_body = req->body != NULL;
+    const char *ct = req->content_type;
+    struct curl_slist *hdrs = h->headers_json;
+    CURLcode cres = CURLE_OK;
+    long timeout = req->timeout_ms > 0 ? req->timeout_ms : h->opts.timeout_ms;
+
+#define SET(opt, val)                                                          \
+    do {                                                                       \
+        if (cres == CURLE_OK)                                                  \
+            cres = curl_easy_setopt(easy, opt, val);                           \
+    } while (0)
+
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_PRIVATE, req);
+    SET(CURLOPT_ERRORBUFFER, req->errbuf);
+    /* No signals: we are single-threaded on a loop, but libcurl would
+     * otherwise use SIGALRM for resolver timeouts. */
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, timeout);
+    SET(CURLOPT_WRITEFUNCTION, cb_write);
+    SET(CURLOPT_WRITEDATA, req);
+    SET(CURLOPT_USERAGENT, h->user_agent);
+    /* HTTP/1.1 keep-alive: one request per connection at a time, so the
+     * connection cap equals the concurrency cap (brief; spec §6). */
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* TLS verification stays at libcurl's secure defaults: never turned
+     * off (spec §4). */
+    if (h->opts.verbose) {
+        SET(CURLOPT_DEBUGFUNCTION, cb_debug);
+        SET(CURLOPT_VERBOSE, 1L);
+    }
+
+    if (strcmp(m, "GET") == 0) {
+        SET(CURLOPT_HTTPGET, 1L);
+        has_body = 0;
+    } else if (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
+               strcmp(m, "DELETE") == 0 || strcmp(m, "PATCH") == 0) {
+        if (strcmp(m, "POST") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, m);
+        if (has_body || strcmp(m, "DELETE") != 0) {
+            /* POSTFIELDS is not copied: the body belongs to the request
+             * until CURLMSG_DONE (header contract: borrowed until done). */
+            SET(CURLOPT_POSTFIELDSIZE_LARGE,
+                (curl_off_t)(has_body ? req->body_len : 0));
+            SET(CURLOPT_POSTFIELDS, has_body ? req->body : "");
+        }
+    } else {
+        return UV_EINVAL;
+    }
+
+    /* Headers: two shared lists cover JSON and form bodies (freed only
+     * after curl_multi_cleanup); any other content type gets its own list,
+     * freed by cts_http_req_clear or the next submit. */
+    if (has_body && ct != NULL && strcmp(ct, "application/json") != 0) {
+        if (strcmp(ct, "application/x-www-form-urlencoded") == 0) {
+            hdrs = h->headers_form;
+        } else {
+            char line[256];
+            struct curl_slist *l = NULL, *t;
+            snprintf(line, sizeof(line), "Content-Type: %s", ct);
+            t = curl_slist_append(l, "Accept: application/json");
+            if (t != NULL) {
+                l = t;
+                t = curl_slist_append(l, "Expect:");
+            }
+            if (t != NULL) {
+                l = t;
+                t = curl_slist_append(l, line);
+            }
+            if (t == NULL) {
+                curl_slist_free_all(l);
+                return UV_ENOMEM;
+            }
+            l = t;
+            req->priv_headers = l;
+            hdrs = l;
+        }
+    }
+    SET(CURLOPT_HTTPHEADER, hdrs);
+
+    if (req->bearer != NULL) {
+        /* libcurl sends a lone Bearer scheme pre-emptively; no
+         * per-request header list needed. */
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        SET(CURLOPT_XOAUTH2_BEARER, req->bearer);
+    } else if (req->basic_user != NULL) {
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SET(CURLOPT_USERNAME, req->basic_user);
+        SET(CURLOPT_PASSWORD, req->basic_pass != NULL ? req->basic_pass : "");
+    }
+#undef SET
+    if (cres != CURLE_OK) {
+        cts_log_error("libcurl option: %s", curl_easy_strerror(cres));
+        return cres == CURLE_OUT_OF_MEMORY ? UV_ENOMEM : CTS_EHTTP;
+    }
+    return 0;
+}
+
+static int map_cres(CURLcode cres)
+{
+    switch (cres) {
+    case CURLE_OK: return CTS_XE_NONE;
+    case CURLE_OPERATION_TIMEDOUT: return CTS_XE_TIMEOUT;
+    case CURLE_COULDNT_CONNECT: return CTS_XE_CONNECT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return CTS_XE_RESOLVE;
+    case CURLE_SEND_ERROR: return CTS_XE_SEND;
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: return CTS_XE_RECV;
+    case CURLE_WRITE_ERROR: return CTS_XE_TOOBIG;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE: return CTS_XE_TLS;
+    default: return CTS_XE_OTHER;
+    }
+}
+
+static void active_remove(struct cts_http *h, struct cts_http_req *req)
+{
+    size_t i;
+    for (i = 0; i < h->nactive; i++) {
+        if (h->active[i] == req) {
+            h->active[i] = h->active[--h->nactive];
+            return;
+        }
+    }
+}
+
+/* Fill req's results from its finished easy handle, release the handle
+ * and run the owner's callback (the last thing: it may free req). */
+static void finish(struct cts_http *h, struct cts_http_req *req, CURL *easy,
+                   CURLcode cres)
+{
+    long status = 0, connects = 0, reqsize = 0;
+    curl_off_t ra = 0, up = 0;
+    struct curl_header *hdr = NULL;
+    const char *m = req->method != NULL ? req->method : "GET";
+    int write_method = strcmp(m, "GET") != 0;
+    cts_http_done_cb cb = req->priv_cb;
+    void *arg = req->priv_arg;
+
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &reqsize);
+    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    /* CURLINFO_RETRY_AFTER is 0 both for "Retry-After: 0" and for no
+     * header; the header API tells the two apart. */
+    if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &hdr) ==
+        CURLHE_OK) {
+        curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &ra);
+        req->retry_after_s = (long)ra;
+    } else {
+        req->retry_after_s = -1;
+    }
+
+    req->curl_code = (int)cres;
+    req->transport_error = map_cres(cres);
+    req->status = status;
+    if (cres != CURLE_OK && req->errbuf[0] == '\0')
+        snprintf(req->errbuf, sizeof(req->errbuf), "%s",
+                 curl_easy_strerror(cres));
+    /* A request was written on this connection (reqsize > 0) without
+     * opening a new one: keep-alive reuse. */
+    req->connection_reused = reqsize > 0 && connects == 0;
+    /*
+     * "Maybe landed": a write whose request and whole body went out, but
+     * whose reply never arrived completely.  The server may have stored it,
+     * so a retry must not be a blind create (spec §6; reference §5).
+     */
+    req->maybe_landed =
+        write_method && reqsize > 0 &&
+        (size_t)up >= (req->body != NULL ? req->body_len : 0) &&
+        (cres == CURLE_GOT_NOTHING || cres == CURLE_RECV_ERROR ||
+         cres == CURLE_SEND_ERROR || cres == CURLE_OPERATION_TIMEDOUT ||
+         cres == CURLE_PARTIAL_FILE);
+    req->elapsed_ms = uv_now(h->loop) - req->priv_start_ms;
+
+    h->requests++;
+    if (req->connection_reused)
+        h->reused++;
+    req->priv_easy = NULL;
+    req->priv_http = NULL;
+    easy_release(h, easy);
+    if (cb != NULL)
+        cb(req, arg);
+}
+
+/*
+ * Hand every finished transfer back.  The easy handle and result are read
+ * out of the CURLMsg before remove_handle (which invalidates it).  Owners
+ * may submit again or even close the transport from their callback, so
+ * the loop re-checks `closing` each round.
+ */
+static void drain_done(struct cts_http *h)
+{
+    CURLMsg *msg;
+    int left = 0;
+
+    while (!h->closing) {
+        CURL *easy;
+        CURLcode cres;
+        struct cts_http_req *req = NULL;
+
+        msg = curl_multi_info_read(h->multi, &left);
+        if (msg == NULL)
+            break;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        easy = msg->easy_handle;
+        cres = msg->data.result;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
+        curl_multi_remove_handle(h->multi, easy);
+        active_remove(h, req);
+        h->in_flight--;
+        finish(h, req, easy, cres);
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* public API                                                       */
+
+static struct curl_slist *shared_headers(const char *ct)
+{
+    struct curl_slist *l = NULL, *t;
+    /* Expect: disabled so a POST body goes out with the headers instead of
+     * waiting a round trip (or a second) for 100-continue. */
+    const char *lines[3] = {"Accept: application/json", "Expect:", ct};
+    size_t i;
+    for (i = 0; i < 3; i++) {
+        t = curl_slist_append(l, lines[i]);
+        if (t == NULL) {
+            curl_slist_free_all(l);
+            return NULL;
+        }
+        l = t;
+    }
+    return l;
+}
+
+int cts_http_init(struct cts_http *h, uv_loop_t *loop,
+                  const struct cts_http_opts *o)
+{
+    CURLMcode mres = CURLM_OK;
+    int rc;
+
+    memset(h, 0, sizeof(*h));
+    if (o != NULL)
+        h->opts = *o;
+    if (h->opts.max_in_flight <= 0)
+        h->opts.max_in_flight = DEFAULT_MAX_IN_FLIGHT;
+    if (h->opts.connect_timeout_ms <= 0)
+        h->opts.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    if (h->opts.timeout_ms <= 0)
+        h->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
+    if (h->opts.max_response == 0)
+        h->opts.max_response = DEFAULT_MAX_RESPONSE;
+    if (h->opts.fetch_retries == 0)
+        h->opts.fetch_retries = DEFAULT_FETCH_RETRIES;
+    if (h->opts.fetch_base_ms == 0)
+        h->opts.fetch_base_ms = DEFAULT_FETCH_BASE_MS;
+    h->user_agent = h->opts.user_agent != NULL
+                        ? cts_xstrdup(h->opts.user_agent)
+                        : cts_xstrdup("ctct-sync/" CTS_VERSION);
+    h->opts.user_agent = NULL; /* borrowed pointer not kept */
+    h->loop = loop;
+
+    h->headers_json = shared_headers("Content-Type: application/json");
+    h->headers_form =
+        shared_headers("Content-Type: application/x-www-form-urlencoded");
+    h->multi = curl_multi_init();
+    if (h->headers_json == NULL || h->headers_form == NULL ||
+        h->multi == NULL) {
+        rc = UV_ENOMEM;
+        goto fail;
+    }
+    rc = uv_timer_init(loop, &h->timer);
+    if (rc != 0)
+        goto fail;
+    /* Set explicitly: on_timeout finds the transport through it (curl
+     * commit c722346518 fixed exactly this omission in multi-uv.c). */
+    h->timer.data = h;
+
+    mres = curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, cb_socket);
+    if (mres == CURLM_OK)
+        mres = curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    if (mres == CURLM_OK)
+        mres = curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, cb_timer);
+    if (mres == CURLM_OK)
+        mres = curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    /* The concurrency cap is also the connection cap: libcurl queues
+     * transfers beyond it internally instead of opening more sockets. */
+    if (mres == CURLM_OK)
+        mres = curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                                 h->opts.max_in_flight);
+    if (mres == CURLM_OK)
+        mres = curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                                 h->opts.max_in_flight);
+    /* Keep every connection of the pool open between requests. */
+    if (mres == CURLM_OK)
+        mres = curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
+                                 h->opts.max_in_flight);
+    if (mres != CURLM_OK) {
+        /* The timer was initialised: it must go through uv_close, so the
+         * failure path runs a normal (callback-less) close. */
+        cts_log_error("libcurl multi: %s", curl_multi_strerror(mres));
+        cts_http_close(h, NULL);
+        return CTS_EHTTP;
+    }
+    return 0;
+
+fail:
+    if (h->multi != NULL)
+        curl_multi_cleanup(h->multi);
+    curl_slist_free_all(h->headers_json);
+    curl_slist_free_all(h->headers_form);
+    free(h->user_agent);
+    memset(h, 0, sizeof(*h));
+    return rc;
+}
+
+int cts_http_submit(struct cts_http *h, struct cts_http_req *req,
+                    cts_http_done_cb cb, void *arg)
+{
+    CURL *easy;
+    CURLMcode mres;
+    int rc;
+
+    if (h->closing || req->url == NULL)
+        return UV_EINVAL;
+    /* Reset results so a resubmitted request never shows stale ones. */
+    req->status = 0;
+    req->transport_error = 0;
+    req->curl_code = 0;
+    req->errbuf[0] = '\0';
+    req->retry_after_s = -1;
+    req->connection_reused = 0;
+    req->maybe_landed = 0;
+    req->elapsed_ms = 0;
+    req->resp.max = h->opts.max_response;
+    if (req->priv_headers != NULL) {
+        curl_slist_free_all(req->priv_headers);
+        req->priv_headers = NULL;
+    }
+
+    easy = easy_acquire(h);
+    if (easy == NULL)
+        return UV_ENOMEM;
+    rc = easy_setup(h, easy, req);
+    if (rc != 0) {
+        easy_release(h, easy);
+        return rc;
+    }
+    req->priv_easy = easy;
+    req->priv_http = h;
+    req->priv_cb = cb;
+    req->priv_arg = arg;
+    req->priv_start_ms = uv_now(h->loop);
+
+    if (h->nactive == h->active_cap) {
+        h->active_cap = h->active_cap != 0 ? h->active_cap * 2 : 16;
+        h->active = cts_xrealloc(h->active, h->active_cap * sizeof(*h->active));
+    }
+    /* add_handle only arms the timer (cb_timer with 0 → 1 ms), so the
+     * transfer starts from the loop and cb never runs synchronously. */
+    mres = curl_multi_add_handle(h->multi, easy);
+    if (mres != CURLM_OK) {
+        cts_log_error("libcurl: %s", curl_multi_strerror(mres));
+        req->priv_easy = NULL;
+        req->priv_http = NULL;
+        easy_release(h, easy);
+        return mres == CURLM_OUT_OF_MEMORY ? UV_ENOMEM : CTS_EHTTP;
+    }
+    h->active[h->nactive++] = req;
+    h->in_flight++;
+    return 0;
+}
+
+unsigned cts_http_in_flight(const struct cts_http *h)
+{
+    return h->in_flight;
+}
+
+static void maybe_closed(struct cts_http *h)
+{
+    void (*closed)(struct cts_http *);
+    if (!h->closing || h->pending_closes != 0)
+        return;
+    closed = h->closed_cb;
+    h->closed_cb = NULL;
+    if (closed != NULL)
+        closed(h); /* last: it may free h */
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    struct cts_http *h = handle->data;
+    h->pending_closes--;
+    maybe_closed(h);
+}
+
+void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h))
+{
+    size_t i;
+
+    if (h->closing)
+        return;
+    h->closing = 1;
+    h->closed_cb = closed;
+
+    /* Abort what is still in flight; owners hear about it now, with the
+     * multi still alive, because they may own the bodies libcurl reads. */
+    while (h->nactive > 0) {
+        struct cts_http_req *req = h->active[--h->nactive];
+        CURL *easy = req->priv_easy;
+        cts_http_done_cb cb = req->priv_cb;
+        curl_multi_remove_handle(h->multi, easy);
+        curl_easy_cleanup(easy);
+        h->in_flight--;
+        req->priv_easy = NULL;
+        req->priv_http = NULL;
+        req->status = 0;
+        req->transport_error = CTS_XE_ABORTED;
+        snprintf(req->errbuf, sizeof(req->errbuf), "aborted at shutdown");
+        if (cb != NULL)
+            cb(req, req->priv_arg);
+    }
+    free(h->active);
+    h->active = NULL;
+    h->active_cap = 0;
+
+    /* 1. curl_multi_cleanup may still call cb_socket(REMOVE), so the loop
+     *    and the socket contexts must be alive while it runs. */
+    if (h->multi != NULL)
+        curl_multi_cleanup(h->multi);
+    h->multi = NULL;
+    for (i = 0; i < h->neasy_free; i++)
+        curl_easy_cleanup(h->easy_free[i]);
+    free(h->easy_free);
+    h->easy_free = NULL;
+    h->neasy_free = h->easy_free_cap = 0;
+    /* 2. The shared header lists only after curl_multi_cleanup. */
+    curl_slist_free_all(h->headers_json);
+    curl_slist_free_all(h->headers_form);
+    h->headers_json = h->headers_form = NULL;
+    free(h->user_agent);
+    h->user_agent = NULL;
+    /* Sockets libcurl closed without a REMOVE callback: close our polls
+     * ourselves so no handle outlives the transport. */
+    while (h->socks != NULL)
+        sock_unlink_close(h, h->socks);
+    /* 3. The timer; `closed` runs when it and every poll are closed. */
+    uv_timer_stop(&h->timer);
+    h->pending_closes++;
+    uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+}
+
+/* ---------------------------------------------------------------- */
+/* blocking fetch                                                   */
+
+struct fetch {
+    uv_loop_t loop;
+    struct cts_http http;
+    uv_timer_t backoff;
+    struct cts_http_req *req;
+    int max_retries;
+    uint64_t base_ms;
+    int done;
+    int rc;
+};
+
+static void on_fetch_done(struct cts_http_req *req, void *arg);
+
+static void on_backoff(uv_timer_t *t)
+{
+    struct fetch *f = t->data;
+    int rc;
+    cts_buf_reset(&f->req->resp);
+    rc = cts_http_submit(&f->http, f->req, on_fetch_done, f);
+    if (rc != 0) {
+        f->rc = rc;
+        f->done = 1;
+    }
+}
+
+/* Whether the blocking fetch should try again after this reply. */
+static int fetch_should_retry(const struct cts_http_req *req)
+{
+    const char *m = req->method != NULL ? req->method : "GET";
+    char *key = NULL;
+    enum cts_outcome_class oc;
+
+    if (req->maybe_landed && strcmp(m, "POST") == 0 && !req->idempotent)
+        return 0;
+    if (req->transport_error == 0 && req->status != 403 &&
+        req->status != 408 && req->status != 429 && req->status < 500)
+        return 0;
+    if (req->transport_error == 0 && req->resp.data != NULL)
+        cts_api_parse_error(req->resp.data, req->resp.len, &key, NULL);
+    /* 403 is only a throttling signal in v2's mashery vocabulary. */
+    oc = cts_retry_classify(req->status == 403 ? CTS_API_V2 : CTS_API_V3,
+                            req->status, req->transport_error, key);
+    free(key);
+    return oc == CTS_OC_TRANSIENT || oc == CTS_OC_THROTTLED;
+}
+
+static void on_fetch_done(struct cts_http_req *req, void *arg)
+{
+    struct fetch *f = arg;
+    uint32_t rnd = 0;
+    uint64_t delay;
+
+    req->attempts++;
+    if (req->attempts <= f->max_retries && fetch_should_retry(req) &&
+        req->retry_after_s <= FETCH_MAX_RETRY_AFTER_S) {
+        if (cts_random_bytes(&rnd, sizeof(rnd)) != 0)
+            rnd = (uint32_t)uv_hrtime();
+        delay = cts_retry_delay_ms(req->attempts, req->retry_after_s,
+                                   f->base_ms, FETCH_CAP_MS, rnd);
+        cts_log_debug("retrying %s in %llu ms (%s, status %ld)", req->url,
+                      (unsigned long long)delay,
+                      cts_xfer_error_name(req->transport_error), req->status);
+        /* The retry starts from a timer, never from inside the drain. */
+        uv_timer_start(&f->backoff, on_backoff, delay, 0);
+        return;
+    }
+    f->done = 1;
+}
+
+static void on_fetch_closed(struct cts_http *h)
+{
+    (void)h;
+}
+
+int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
+                   struct cts_error *err)
+{
+    struct fetch f;
+    struct cts_http_opts opts;
+    int rc;
+
+    memset(&f, 0, sizeof(f));
+    memset(&opts, 0, sizeof(opts));
+    if (o != NULL)
+        opts = *o;
+    opts.max_in_flight = 1;
+    f.req = req;
+    f.max_retries = opts.fetch_retries == 0 ? DEFAULT_FETCH_RETRIES
+                    : opts.fetch_retries < 0 ? 0
+                                             : opts.fetch_retries;
+    f.base_ms = opts.fetch_base_ms != 0 ? opts.fetch_base_ms
+                                        : DEFAULT_FETCH_BASE_MS;
+    req->attempts = 0;
+
+    rc = uv_loop_init(&f.loop);
+    if (rc != 0)
+        return cts_error_set(err, rc, "uv_loop_init: %s", uv_strerror(rc));
+    rc = cts_http_init(&f.http, &f.loop, &opts);
+    if (rc != 0) {
+        uv_loop_close(&f.loop);
+        return cts_error_set(err, rc, "cannot start HTTP: %s",
+                             cts_strerror(rc));
+    }
+    uv_timer_init(&f.loop, &f.backoff);
+    f.backoff.data = &f;
+
+    rc = cts_http_submit(&f.http, req, on_fetch_done, &f);
+    if (rc != 0) {
+        cts_error_set(err, rc, "cannot send %s: %s",
+                      req->url != NULL ? req->url : "(no URL)",
+                      cts_strerror(rc));
+    } else {
+        /* Each uv_run returns when nothing is left to do; done is set by
+         * the last callback, a pending backoff keeps the loop alive. */
+        while (!f.done)
+            if (uv_run(&f.loop, UV_RUN_ONCE) == 0 && !f.done)
+                break;
+        rc = f.rc;
+        if (rc == 0 && !f.done)
+            rc = cts_error_set(err, CTS_EHTTP, "internal: %s stalled",
+                               req->url);
+        else if (rc == 0 && req->transport_error != 0)
+            rc = cts_error_set(err, CTS_EHTTP, "%s %s: %s",
+                               req->method != NULL ? req->method : "GET",
+                               req->url, req->errbuf);
+        else if (rc != 0)
+            cts_error_set(err, rc, "cannot send %s: %s", req->url,
+                          cts_strerror(rc));
+    }
+
+    uv_close((uv_handle_t *)&f.backoff, NULL);
+    cts_http_close(&f.http, on_fetch_closed);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&f.loop) != 0)
+        cts_log_error("internal: HTTP loop did not close cleanly");
+    return rc;
+}
