@@ -1,0 +1,147 @@
+/* emailidx.c — compact open-addressing table of email keys (see emailidx.h). */
+#include "emailidx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cts_util.h"
+
+/* Load factor 0.85 as a fraction, so sizing stays in integers. */
+#define LOAD_NUM 85
+#define LOAD_DEN 100
+#define MIN_CAP 1024
+
+__extension__ typedef unsigned __int128 u128;
+
+/* Lemire's multiply-high range reduction: uses the key's high bits, which
+ * are uniform because keys are the top 56 bits of a hash64. */
+static size_t home(const struct cts_emailidx *ix, uint64_t key)
+{
+    return (size_t)(((u128)(key << 8) * (u128)ix->cap) >> 64);
+}
+
+void cts_emailidx_init(struct cts_emailidx *ix)
+{
+    memset(ix, 0, sizeof(*ix));
+}
+
+void cts_emailidx_free(struct cts_emailidx *ix)
+{
+    free(ix->slots);
+    memset(ix, 0, sizeof(*ix));
+}
+
+size_t cts_emailidx_bytes(const struct cts_emailidx *ix)
+{
+    return ix->cap * sizeof(struct cts_eslot);
+}
+
+static void place(struct cts_eslot *slots, size_t cap, size_t pos,
+                  const struct cts_eslot *s)
+{
+    while (slots[pos].kf != 0)
+        pos = pos + 1 == cap ? 0 : pos + 1;
+    slots[pos] = *s;
+}
+
+static void rehash(struct cts_emailidx *ix, size_t newcap)
+{
+    struct cts_emailidx nx;
+    size_t i;
+    nx.cap = newcap;
+    nx.n = ix->n;
+    /* calloc'd pages are untouched until used, so a generous table costs
+     * RSS only as it fills. */
+    nx.slots = cts_xcalloc(newcap, sizeof(struct cts_eslot));
+    for (i = 0; i < ix->cap; i++) {
+        if (ix->slots[i].kf != 0)
+            place(nx.slots, nx.cap, home(&nx, cts_eslot_key(&ix->slots[i])),
+                  &ix->slots[i]);
+    }
+    free(ix->slots);
+    *ix = nx;
+}
+
+static size_t cap_for(size_t total)
+{
+    size_t cap = total / LOAD_NUM * LOAD_DEN + LOAD_DEN;
+    return cap < MIN_CAP ? MIN_CAP : cap;
+}
+
+void cts_emailidx_reserve(struct cts_emailidx *ix, size_t total)
+{
+    if (total < ix->n)
+        total = ix->n;
+    if (ix->cap != 0 && total <= ix->cap / LOAD_DEN * LOAD_NUM)
+        return;
+    rehash(ix, cap_for(total));
+}
+
+struct cts_eslot *cts_emailidx_find(const struct cts_emailidx *ix,
+                                    uint64_t key)
+{
+    size_t pos;
+    if (ix->cap == 0)
+        return NULL;
+    pos = home(ix, key);
+    for (;;) {
+        struct cts_eslot *s = &ix->slots[pos];
+        if (s->kf == 0)
+            return NULL;
+        if (cts_eslot_key(s) == key)
+            return s;
+        pos = pos + 1 == ix->cap ? 0 : pos + 1;
+    }
+}
+
+struct cts_eslot *cts_emailidx_insert(struct cts_emailidx *ix, uint64_t key,
+                                      int *created)
+{
+    size_t pos;
+    struct cts_eslot *s;
+    if (ix->cap == 0 || ix->n + 1 > ix->cap / LOAD_DEN * LOAD_NUM) {
+        /* Grow by 1.5x: doubling would waste up to half of a big table;
+         * callers that know the size use cts_emailidx_reserve instead. */
+        size_t want = ix->n + ix->n / 2 + 1;
+        rehash(ix, cap_for(want));
+    }
+    pos = home(ix, key);
+    for (;;) {
+        s = &ix->slots[pos];
+        if (s->kf == 0)
+            break;
+        if (cts_eslot_key(s) == key) {
+            if (created != NULL)
+                *created = 0;
+            return s;
+        }
+        pos = pos + 1 == ix->cap ? 0 : pos + 1;
+    }
+    s->kf = key << 8;
+    s->fp = 0;
+    s->row = 0;
+    ix->n++;
+    if (created != NULL)
+        *created = 1;
+    return s;
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+    uint64_t ka = ((const struct cts_eslot *)a)->kf >> 8;
+    uint64_t kb = ((const struct cts_eslot *)b)->kf >> 8;
+    return ka < kb ? -1 : ka > kb;
+}
+
+size_t cts_emailidx_sort(struct cts_emailidx *ix)
+{
+    size_t i, j = 0;
+    /* In place, so the commit needs no second copy of a million entries. */
+    for (i = 0; i < ix->cap; i++) {
+        if (ix->slots[i].kf != 0)
+            ix->slots[j++] = ix->slots[i];
+    }
+    if (j > 1)
+        qsort(ix->slots, j, sizeof(struct cts_eslot), cmp_slot);
+    return j;
+}

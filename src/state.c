@@ -1,0 +1,1197 @@
+/* state.c — lock, journal, fingerprint store and daily quota (cts_state.h). */
+#include "cts_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "emailidx.h"
+
+/* Slot flags (low 8 bits of kf).  CONF and FAIL are persisted in the
+ * store; the others live for one run. */
+#define F_CONF 0x01u   /* fp = fingerprint of the last confirmed send */
+#define F_FAIL 0x02u   /* fp = fingerprint of a permanent failure */
+#define F_DOUBT 0x04u  /* a killed run began it without settling it */
+#define F_RES_SHIFT 3  /* 2 bits: status confirmed by the killed run */
+#define F_RES_MASK (3u << F_RES_SHIFT)
+#define F_PERSIST (F_CONF | F_FAIL)
+
+#define EMAIL_SEED 0x63747373656d6c31ULL /* "ctssem l1" */
+#define FP_SEED 0x6374737366703031ULL
+
+/* ---- on-disk formats (native byte order: the state is machine-local) ---- */
+
+#define STORE_MAGIC "CTSSTOR1"
+struct store_hdr {
+    char magic[8];
+    uint64_t count;
+    uint64_t run_id; /* the run whose commit wrote this file */
+    uint64_t check;  /* hash64 of the records */
+};
+#define STORE_REC 12 /* uint64 kf (persisted flags only) + uint32 fp */
+
+#define J_MAGIC 0x314a5443u /* "CTJ1" */
+enum { J_OPEN = 1, J_BEGIN = 2, J_DONE = 3 };
+struct jrec {
+    uint32_t magic;
+    uint8_t type;
+    uint8_t status;  /* DONE: enum cts_status; bit 7 = permanent failure */
+    uint16_t len;    /* payload bytes that follow */
+    uint32_t row;
+    uint32_t fp;
+    uint64_t key;    /* email key; OPEN: the run id */
+    int32_t http;
+    uint32_t check;  /* hash of the record with check = 0, then payload */
+};
+#define J_PERMANENT 0x80u
+#define J_SYNC_EVERY 256
+
+struct failure {
+    uint64_t key;
+    uint32_t seq; /* load/replay order: the latest entry for a key wins */
+    int http;
+    char *error_key; /* owned, may be NULL */
+    char *message;   /* owned, may be NULL */
+};
+
+struct cts_state {
+    int dry_run, full;
+    long now;
+    long daily_quota;
+    char *dir;     /* DIR/<api>-<h> */
+    char *qpath;   /* DIR/quota-<k> */
+    int lock_fd;   /* -1 in dry-run */
+    int jfd;       /* journal, O_APPEND; -1 in dry-run */
+    int qfd;       /* quota file; -1 if absent in dry-run */
+    unsigned unsynced;
+    uint64_t run_id;
+    int committed;
+    struct cts_emailidx ix;
+    struct failure *fails;
+    size_t nfails, capfails, sorted_fails;
+    uint32_t fail_seq;
+    struct cts_state_stats stats;
+    struct cts_buf jbuf;
+};
+
+/* ---- small helpers ---- */
+
+uint64_t cts_state_email_key(const char *email)
+{
+    uint64_t k = cts_hash64(email, strlen(email), EMAIL_SEED) >> 8;
+    return k == 0 ? 1 : k;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static ssize_t read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, (char *)buf + got, len - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+static int mkdir_p(const char *path)
+{
+    char *tmp = cts_xstrdup(path);
+    char *p;
+    int rc = 0;
+    for (p = tmp + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+                rc = -errno;
+                break;
+            }
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    free(tmp);
+    return rc;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    int rc = 0;
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static void hash_name(const char *a, const char *b, const char *c,
+                      char out[17])
+{
+    struct cts_buf in;
+    uint8_t d[CTS_SHA256_LEN];
+    cts_buf_init(&in, 0);
+    cts_buf_append(&in, a, strlen(a) + 1);
+    cts_buf_append(&in, b, strlen(b) + 1);
+    if (c != NULL)
+        cts_buf_append(&in, c, strlen(c) + 1);
+    cts_sha256(in.data, in.len, d);
+    cts_hex(d, 8, out);
+    cts_buf_free(&in);
+}
+
+static void fmt_utc(long t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL ||
+        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "%ld", t);
+}
+
+/* ---- failures ---- */
+
+static void fail_add(struct cts_state *st, uint64_t key, int http,
+                     const char *ekey, const char *msg)
+{
+    struct failure *f;
+    if (st->nfails == st->capfails) {
+        st->capfails = st->capfails ? st->capfails * 2 : 16;
+        st->fails = cts_xrealloc(st->fails, st->capfails * sizeof(*f));
+    }
+    f = &st->fails[st->nfails++];
+    f->key = key;
+    f->seq = st->fail_seq++;
+    f->http = http;
+    f->error_key = ekey != NULL && *ekey ? cts_xstrdup(ekey) : NULL;
+    f->message = msg != NULL && *msg ? cts_xstrdup(msg) : NULL;
+}
+
+static int cmp_fail(const void *a, const void *b)
+{
+    const struct failure *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void fails_sort(struct cts_state *st)
+{
+    if (st->nfails > 1)
+        qsort(st->fails, st->nfails, sizeof(*st->fails), cmp_fail);
+    st->sorted_fails = st->nfails;
+}
+
+/* The latest failure recorded for key among the sorted ones, or NULL. */
+static const struct failure *fail_find(const struct cts_state *st,
+                                       uint64_t key)
+{
+    size_t lo = 0, hi = st->sorted_fails;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->fails[mid].key <= key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && st->fails[lo - 1].key == key)
+        return &st->fails[lo - 1];
+    return NULL;
+}
+
+/* Text fields of the failed file: tabs and newlines would break lines. */
+static void put_clean(struct cts_buf *b, const char *s)
+{
+    if (s == NULL)
+        return;
+    for (; *s; s++)
+        cts_buf_putc(b, *s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s);
+}
+
+static char *dup_field(const char *s, size_t n)
+{
+    return n == 0 ? NULL : cts_xstrndup(s, n);
+}
+
+static int load_failed(struct cts_state *st, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    if (f == NULL)
+        return errno == ENOENT ? 0 : -errno;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        char *t1, *t2, *t3, *end;
+        unsigned long long key;
+        long http;
+        if (line[len - 1] == '\n')
+            line[--len] = '\0';
+        t1 = strchr(line, '\t');
+        t2 = t1 != NULL ? strchr(t1 + 1, '\t') : NULL;
+        t3 = t2 != NULL ? strchr(t2 + 1, '\t') : NULL;
+        if (t3 == NULL)
+            continue; /* not ours; a hand-edited line is ignored */
+        errno = 0;
+        key = strtoull(line, &end, 16);
+        if (errno != 0 || end != t1 || key == 0)
+            continue;
+        http = strtol(t1 + 1, &end, 10);
+        if (end != t2)
+            continue;
+        fail_add(st, (uint64_t)key, (int)http, NULL, NULL);
+        st->fails[st->nfails - 1].error_key = dup_field(t2 + 1, (size_t)(t3 - t2 - 1));
+        st->fails[st->nfails - 1].message = dup_field(t3 + 1, strlen(t3 + 1));
+    }
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+/* ---- atomic file replacement ---- */
+
+struct atomic_file {
+    char *path, *tmp;
+    int fd;
+    struct cts_buf buf;
+};
+
+static int af_open(struct atomic_file *af, const char *dir, const char *name)
+{
+    af->path = cts_xasprintf("%s/%s", dir, name);
+    af->tmp = cts_xasprintf("%s/.%s.tmp", dir, name);
+    cts_buf_init(&af->buf, 0);
+    af->fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    return af->fd < 0 ? -errno : 0;
+}
+
+static int af_put(struct atomic_file *af, const void *p, size_t n)
+{
+    int rc = 0;
+    cts_buf_append(&af->buf, p, n);
+    if (af->buf.len >= 65536) {
+        rc = write_all(af->fd, af->buf.data, af->buf.len);
+        cts_buf_reset(&af->buf);
+    }
+    return rc;
+}
+
+/* Finish: flush, fsync, rename over the target (commit = 1) or discard. */
+static int af_close(struct atomic_file *af, int commit)
+{
+    int rc = 0;
+    if (af->fd >= 0) {
+        if (commit && af->buf.len > 0)
+            rc = write_all(af->fd, af->buf.data, af->buf.len);
+        /* fsync before rename: otherwise a crash can leave the new name
+         * pointing at an empty file (the ext4 delayed-allocation lesson). */
+        if (commit && rc == 0 && fsync(af->fd) != 0)
+            rc = -errno;
+        if (close(af->fd) != 0 && rc == 0 && commit)
+            rc = -errno;
+        af->fd = -1;
+        if (commit && rc == 0 && rename(af->tmp, af->path) != 0)
+            rc = -errno;
+        if (!commit || rc != 0)
+            unlink(af->tmp);
+    }
+    cts_buf_free(&af->buf);
+    free(af->path);
+    free(af->tmp);
+    return rc;
+}
+
+/* ---- store ---- */
+
+static int load_store(struct cts_state *st, const char *path,
+                      uint64_t *run_id, struct cts_error *err)
+{
+    struct store_hdr h;
+    struct stat sb;
+    uint64_t check = 0, i;
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = 0;
+    *run_id = 0;
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        rc = -errno;
+        return cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                              strerror(-rc));
+    }
+    if (fstat(fd, &sb) != 0 || read_full(fd, &h, sizeof(h)) != sizeof(h) ||
+        memcmp(h.magic, STORE_MAGIC, 8) != 0 ||
+        (uint64_t)sb.st_size != sizeof(h) + h.count * STORE_REC) {
+        rc = CTS_EDATA;
+        goto corrupt;
+    }
+    cts_emailidx_reserve(&st->ix, (size_t)h.count);
+    buf = cts_xmalloc(STORE_REC * 4096);
+    for (i = 0; i < h.count;) {
+        size_t want = (size_t)(h.count - i < 4096 ? h.count - i : 4096);
+        ssize_t got = read_full(fd, buf, want * STORE_REC);
+        size_t k;
+        if (got != (ssize_t)(want * STORE_REC)) {
+            rc = CTS_EDATA;
+            goto corrupt;
+        }
+        for (k = 0; k < want; k++) {
+            uint64_t kf;
+            uint32_t fp;
+            struct cts_eslot *s;
+            memcpy(&kf, buf + k * STORE_REC, 8);
+            memcpy(&fp, buf + k * STORE_REC + 8, 4);
+            check = cts_hash64(buf + k * STORE_REC, STORE_REC, check);
+            if ((kf >> 8) == 0) {
+                rc = CTS_EDATA;
+                goto corrupt;
+            }
+            s = cts_emailidx_insert(&st->ix, kf >> 8, NULL);
+            s->kf = kf & ~(uint64_t)(CTS_EIX_FLAG_MASK & ~F_PERSIST);
+            s->fp = fp;
+            if (kf & F_CONF)
+                st->stats.known++;
+        }
+        i += want;
+    }
+    if (check != h.check) {
+        rc = CTS_EDATA;
+        goto corrupt;
+    }
+    *run_id = h.run_id;
+    free(buf);
+    close(fd);
+    return 0;
+corrupt:
+    free(buf);
+    close(fd);
+    /* Refuse rather than silently re-send everything: the user decides
+     * (delete the file for a full resend). */
+    return cts_error_setx(err, rc, CTS_EX_CANTCREAT,
+                          "%s: the state store is corrupt; remove it to "
+                          "resend every contact (or restore a backup)",
+                          path);
+}
+
+/* ---- journal ---- */
+
+static uint32_t jcheck(const struct jrec *r, const char *payload)
+{
+    struct jrec tmp = *r;
+    uint64_t h;
+    tmp.check = 0;
+    h = cts_hash64(&tmp, sizeof(tmp), 0x6a);
+    if (r->len > 0)
+        h = cts_hash64(payload, r->len, h);
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static void apply_record(struct cts_state *st, const struct jrec *r,
+                         const char *payload)
+{
+    struct cts_eslot *s;
+    unsigned flags;
+    if (r->type == J_OPEN || r->key == 0)
+        return;
+    s = cts_emailidx_insert(&st->ix, r->key, NULL);
+    flags = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
+    if (r->type == J_BEGIN) {
+        flags |= F_DOUBT;
+    } else {
+        int status = r->status & 0x7f;
+        unsigned res = 0;
+        if (status == CTS_ST_CREATED)
+            res = 1;
+        else if (status == CTS_ST_UPDATED)
+            res = 2;
+        else if (status == CTS_ST_IMPORTED)
+            res = 3;
+        if (res != 0) {
+            if (!(flags & F_CONF))
+                st->stats.known++;
+            flags = F_CONF | (res << F_RES_SHIFT);
+            s->fp = r->fp;
+        } else if (status == CTS_ST_FAILED && (r->status & J_PERMANENT)) {
+            const char *ekey = payload;
+            size_t n = strnlen(payload, r->len);
+            const char *msg = n < r->len ? payload + n + 1 : "";
+            if (flags & F_CONF)
+                st->stats.known--;
+            flags = F_FAIL;
+            s->fp = r->fp;
+            fail_add(st, r->key, r->http, ekey, msg);
+        }
+        /* Other statuses (transient failure, deferred, exists) leave the
+         * slot as it was: an in-flight write may still have landed. */
+    }
+    s->kf = (s->kf & ~(uint64_t)CTS_EIX_FLAG_MASK) | flags;
+}
+
+/* Read the next valid record from fd into r/payload; 0 at the end of the
+ * valid part (EOF, torn or corrupt record), 1 when a record was read. */
+static int next_record(int fd, struct jrec *r, char *payload)
+{
+    ssize_t got = read_full(fd, r, sizeof(*r));
+    if (got != (ssize_t)sizeof(*r) || r->magic != J_MAGIC ||
+        r->type < J_OPEN || r->type > J_DONE)
+        return 0;
+    if (r->len > 0 && read_full(fd, payload, r->len) != (ssize_t)r->len)
+        return 0;
+    payload[r->len] = '\0';
+    return jcheck(r, payload) == r->check;
+}
+
+/*
+ * Replay a leftover journal.  Records are self-checking; the first torn or
+ * corrupt one ends the replay (a kill -9 mid-write leaves at most one torn
+ * record at the tail).  *valid_end gets the offset to truncate to, or -1
+ * when the journal is already in the store.  Two passes, so memory does not
+ * grow with the journal: the first finds the last OPEN record (the journal
+ * of a run that committed but died before removing it ends in the store's
+ * run id: nothing to resume), the second applies the records.
+ */
+static int replay_journal(struct cts_state *st, const char *path,
+                          uint64_t store_run, off_t *valid_end)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *payload;
+    struct jrec r;
+    uint64_t last_open = 0;
+    off_t off = 0;
+    size_t nrec = 0;
+    *valid_end = 0;
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    payload = cts_xmalloc(65536 + 1);
+    while (next_record(fd, &r, payload)) {
+        off += (off_t)(sizeof(r) + r.len);
+        if (r.type == J_OPEN)
+            last_open = r.key;
+        nrec++;
+    }
+    *valid_end = off;
+    if (store_run != 0 && last_open == store_run) {
+        *valid_end = -1;
+        goto out;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        int rc = -errno;
+        free(payload);
+        close(fd);
+        return rc;
+    }
+    while (nrec > 0 && next_record(fd, &r, payload)) {
+        apply_record(st, &r, payload);
+        nrec--;
+        st->stats.journal_records++;
+    }
+out:
+    free(payload);
+    close(fd);
+    return 0;
+}
+
+static int jwrite(struct cts_state *st, uint8_t type, uint8_t status,
+                  uint64_t key, uint32_t row, uint32_t fp, int http,
+                  const char *a, const char *b)
+{
+    struct jrec r;
+    int rc;
+    memset(&r, 0, sizeof(r));
+    cts_buf_reset(&st->jbuf);
+    if (a != NULL || b != NULL) {
+        /* Payload: "error_key\0message" (capped: the report has the rest). */
+        cts_buf_append(&st->jbuf, a ? a : "", a ? strnlen(a, 200) : 0);
+        cts_buf_putc(&st->jbuf, '\0');
+        cts_buf_append(&st->jbuf, b ? b : "", b ? strnlen(b, 1000) : 0);
+    }
+    r.magic = J_MAGIC;
+    r.type = type;
+    r.status = status;
+    r.len = (uint16_t)st->jbuf.len;
+    r.row = row;
+    r.fp = fp;
+    r.key = key;
+    r.http = http;
+    r.check = jcheck(&r, st->jbuf.data);
+    {
+        /* One write(2) per record: after it returns, a kill -9 cannot lose
+         * the record (it is in the page cache); fdatasync below covers
+         * power loss every J_SYNC_EVERY records. */
+        char rec[sizeof(r) + 1224];
+        memcpy(rec, &r, sizeof(r));
+        if (r.len > 0)
+            memcpy(rec + sizeof(r), st->jbuf.data, r.len);
+        rc = write_all(st->jfd, rec, sizeof(r) + r.len);
+    }
+    if (rc != 0)
+        return rc;
+    if (++st->unsynced >= J_SYNC_EVERY)
+        return cts_state_flush(st);
+    return 0;
+}
+
+int cts_state_flush(struct cts_state *st)
+{
+    if (st == NULL || st->jfd < 0 || st->unsynced == 0)
+        return 0;
+    st->unsynced = 0;
+    return fdatasync(st->jfd) != 0 ? -errno : 0;
+}
+
+/* ---- quota file ---- */
+
+/* Content: "DAY USED EXHAUSTED\n", padded to a fixed size so that pwrite
+ * at offset 0 always replaces the whole record. */
+#define QREC 48
+
+static void quota_read(int fd, long *day, long *used, int *exh)
+{
+    char b[QREC + 1];
+    ssize_t n = pread(fd, b, QREC, 0);
+    char *p, *end;
+    *day = -1;
+    *used = 0;
+    *exh = 0;
+    if (n <= 0)
+        return;
+    b[n] = '\0';
+    p = b;
+    *day = strtol(p, &end, 10);
+    if (end == p)
+        goto bad;
+    p = end;
+    *used = strtol(p, &end, 10);
+    if (end == p)
+        goto bad;
+    p = end;
+    *exh = (int)strtol(p, &end, 10);
+    return;
+bad:
+    *day = -1;
+    *used = 0;
+    *exh = 0;
+}
+
+static int quota_write(int fd, long day, long used, int exh)
+{
+    char b[QREC];
+    int n = snprintf(b, sizeof(b), "%ld %ld %d", day, used, exh);
+    memset(b + n, ' ', sizeof(b) - (size_t)n - 1);
+    b[QREC - 1] = '\n';
+    return pwrite(fd, b, QREC, 0) == QREC ? 0 : -errno;
+}
+
+int cts_state_quota_take(struct cts_state *st, long n)
+{
+    long day, used;
+    int exh, rc = 0;
+    if (st->dry_run || st->qfd < 0 || n <= 0)
+        return 0;
+    /* flock serialises runs of other accounts that share this API key. */
+    if (flock(st->qfd, LOCK_EX) != 0)
+        return -errno;
+    quota_read(st->qfd, &day, &used, &exh);
+    if (day != st->now / 86400) {
+        day = st->now / 86400;
+        used = 0;
+        exh = 0;
+    }
+    if (exh || (st->daily_quota > 0 && used + n > st->daily_quota))
+        rc = CTS_EQUOTA;
+    else
+        rc = quota_write(st->qfd, day, used + n, 0);
+    flock(st->qfd, LOCK_UN);
+    return rc;
+}
+
+long cts_state_quota_remaining(struct cts_state *st)
+{
+    long day, used, left;
+    int exh;
+    if (st->qfd < 0)
+        return st->daily_quota > 0 ? st->daily_quota : LONG_MAX;
+    if (flock(st->qfd, LOCK_SH) != 0)
+        return 0;
+    quota_read(st->qfd, &day, &used, &exh);
+    flock(st->qfd, LOCK_UN);
+    if (day != st->now / 86400) {
+        used = 0;
+        exh = 0;
+    }
+    if (exh)
+        return 0;
+    if (st->daily_quota <= 0)
+        return LONG_MAX;
+    left = st->daily_quota - used;
+    return left < 0 ? 0 : left;
+}
+
+void cts_state_quota_exhausted(struct cts_state *st)
+{
+    long day, used;
+    int exh;
+    if (st->dry_run || st->qfd < 0)
+        return;
+    if (flock(st->qfd, LOCK_EX) != 0)
+        return;
+    quota_read(st->qfd, &day, &used, &exh);
+    if (day != st->now / 86400) {
+        day = st->now / 86400;
+        used = 0;
+    }
+    quota_write(st->qfd, day, used, 1);
+    flock(st->qfd, LOCK_UN);
+}
+
+void cts_state_set_now(struct cts_state *st, long now)
+{
+    st->now = now;
+}
+
+/* ---- open / close ---- */
+
+static int take_lock(struct cts_state *st, struct cts_error *err)
+{
+    char *path = cts_xasprintf("%s/lock", st->dir);
+    char info[128], when[32];
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int rc = 0;
+    if (fd < 0) {
+        rc = -errno;
+        cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                       strerror(-rc));
+        goto out;
+    }
+    /* flock, not a pid file: the kernel drops it when the holder dies, so
+     * a stale lock of a killed run never blocks. */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ssize_t n;
+        long pid = 0, started = 0;
+        char *p, *end;
+        if (errno != EWOULDBLOCK) {
+            rc = -errno;
+            cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                           strerror(-rc));
+            close(fd);
+            goto out;
+        }
+        n = pread(fd, info, sizeof(info) - 1, 0);
+        info[n > 0 ? n : 0] = '\0';
+        p = info;
+        pid = strtol(p, &end, 10);
+        if (end != p) {
+            p = end;
+            started = strtol(p, &end, 10);
+        }
+        if (pid > 0 && started > 0) {
+            fmt_utc(started, when);
+            rc = cts_error_setx(err, CTS_ELOCKED, CTS_EX_TEMPFAIL,
+                                "another run (pid %ld, started %s) holds the "
+                                "state lock %s; try again later",
+                                pid, when, path);
+        } else {
+            rc = cts_error_setx(err, CTS_ELOCKED, CTS_EX_TEMPFAIL,
+                                "another run holds the state lock %s (it is "
+                                "starting); try again later", path);
+        }
+        close(fd);
+        goto out;
+    }
+    {
+        int n = snprintf(info, sizeof(info), "%ld %ld\n", (long)getpid(),
+                         (long)time(NULL));
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, info, (size_t)n, 0) != n) {
+            rc = -errno;
+            cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                           strerror(-rc));
+            close(fd);
+            goto out;
+        }
+    }
+    st->lock_fd = fd;
+out:
+    free(path);
+    return rc;
+}
+
+int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
+                   struct cts_error *err)
+{
+    struct cts_state *st = cts_xcalloc(1, sizeof(*st));
+    const char *api = p->api == CTS_API_V2 ? "v2" : "v3";
+    char h[17], k[17];
+    char *path = NULL;
+    uint64_t store_run = 0;
+    off_t valid_end = 0;
+    int rc;
+
+    *out = NULL;
+    st->dry_run = p->dry_run;
+    st->full = p->full;
+    st->now = p->now;
+    st->daily_quota = p->daily_quota;
+    st->lock_fd = st->jfd = st->qfd = -1;
+    cts_emailidx_init(&st->ix);
+    cts_buf_init(&st->jbuf, 0);
+    hash_name(api, p->api_key ? p->api_key : "", p->account ? p->account : "",
+              h);
+    hash_name(api, p->api_key ? p->api_key : "", NULL, k);
+    st->dir = cts_xasprintf("%s/%s-%s", p->dir, api, h);
+    st->qpath = cts_xasprintf("%s/quota-%s", p->dir, k);
+
+    if (!st->dry_run) {
+        rc = mkdir_p(st->dir);
+        if (rc != 0) {
+            cts_error_setx(err, rc, CTS_EX_CANTCREAT,
+                           "cannot create the state directory %s: %s",
+                           st->dir, strerror(-rc));
+            goto fail;
+        }
+        rc = take_lock(st, err);
+        if (rc != 0)
+            goto fail;
+        st->qfd = open(st->qpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    } else {
+        st->qfd = open(st->qpath, O_RDONLY | O_CLOEXEC);
+    }
+    if (st->qfd < 0 && (!st->dry_run || errno != ENOENT)) {
+        rc = -errno;
+        cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", st->qpath,
+                       strerror(-rc));
+        goto fail;
+    }
+
+    path = cts_xasprintf("%s/store", st->dir);
+    rc = load_store(st, path, &store_run, err);
+    free(path);
+    if (rc != 0)
+        goto fail;
+    path = cts_xasprintf("%s/failed", st->dir);
+    rc = load_failed(st, path);
+    if (rc != 0) {
+        cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                       strerror(-rc));
+        free(path);
+        goto fail;
+    }
+    free(path);
+
+    path = cts_xasprintf("%s/journal", st->dir);
+    rc = replay_journal(st, path, store_run, &valid_end);
+    if (rc != 0) {
+        cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                       strerror(-rc));
+        free(path);
+        goto fail;
+    }
+    fails_sort(st);
+    {
+        size_t i;
+        for (i = 0; i < st->ix.cap; i++) {
+            unsigned f = (unsigned)(st->ix.slots[i].kf & CTS_EIX_FLAG_MASK);
+            if (st->ix.slots[i].kf == 0)
+                continue;
+            if (f & F_RES_MASK)
+                st->stats.resumed++;
+            if (f & F_DOUBT)
+                st->stats.in_doubt++;
+        }
+    }
+    if (!st->dry_run) {
+        uint8_t rid[8];
+        /* Drop a torn tail so new records follow the last good one, or the
+         * whole journal when the store already holds it. */
+        if (valid_end < 0) {
+            unlink(path);
+        } else if (truncate(path, valid_end) != 0 && errno != ENOENT) {
+            rc = -errno;
+            cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                           strerror(-rc));
+            free(path);
+            goto fail;
+        }
+        st->jfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (st->jfd < 0) {
+            rc = -errno;
+            cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                           strerror(-rc));
+            free(path);
+            goto fail;
+        }
+        if (cts_random_bytes(rid, sizeof(rid)) == 0)
+            memcpy(&st->run_id, rid, 8);
+        else
+            st->run_id = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+        st->run_id |= 1; /* 0 means "no run" in the store header */
+        rc = jwrite(st, J_OPEN, 0, st->run_id, 0, 0, 0, NULL, NULL);
+        if (rc != 0) {
+            cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
+                           strerror(-rc));
+            free(path);
+            goto fail;
+        }
+    }
+    free(path);
+    if (p->expected_rows > 0)
+        cts_state_reserve(st, p->expected_rows);
+    *out = st;
+    return 0;
+fail:
+    cts_state_close(st);
+    return rc;
+}
+
+void cts_state_close(struct cts_state *st)
+{
+    size_t i;
+    if (st == NULL)
+        return;
+    if (st->jfd >= 0) {
+        cts_state_flush(st);
+        close(st->jfd);
+    }
+    if (st->qfd >= 0)
+        close(st->qfd);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd); /* releases the flock */
+    for (i = 0; i < st->nfails; i++) {
+        free(st->fails[i].error_key);
+        free(st->fails[i].message);
+    }
+    free(st->fails);
+    cts_emailidx_free(&st->ix);
+    cts_buf_free(&st->jbuf);
+    free(st->dir);
+    free(st->qpath);
+    free(st);
+}
+
+const char *cts_state_path(const struct cts_state *st)
+{
+    return st->dir;
+}
+
+void cts_state_reserve(struct cts_state *st, size_t rows)
+{
+    if (!st->committed)
+        cts_emailidx_reserve(&st->ix, st->ix.n + rows);
+}
+
+/* ---- email index, fingerprints, lookups ---- */
+
+int cts_state_seen(struct cts_state *st, const char *email, uint32_t row,
+                   uint32_t *first_row)
+{
+    struct cts_eslot *s =
+        cts_emailidx_insert(&st->ix, cts_state_email_key(email), NULL);
+    if (s->row != 0) {
+        if (first_row != NULL)
+            *first_row = s->row;
+        return 1;
+    }
+    s->row = row != 0 ? row : UINT32_MAX;
+    return 0;
+}
+
+static uint64_t hstr(uint64_t h, const char *tag, const char *s)
+{
+    /* Tag + NUL + value + NUL, and a distinct marker for an absent value,
+     * so ("ab","c") and ("a","bc") and NULL vs "" all differ. */
+    h = cts_hash64(tag, strlen(tag) + 1, h);
+    if (s == NULL)
+        return cts_hash64("\xff", 1, h);
+    return cts_hash64(s, strlen(s) + 1, h);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_cf(const void *a, const void *b)
+{
+    const struct cts_custom_field *x = *(const struct cts_custom_field *const *)a;
+    const struct cts_custom_field *y = *(const struct cts_custom_field *const *)b;
+    return strcmp(x->name ? x->name : "", y->name ? y->name : "");
+}
+
+uint32_t cts_state_fingerprint(const struct cts_contact *c,
+                               char *const *lists, size_t nlists)
+{
+    uint64_t h = FP_SEED;
+    size_t i;
+    for (i = 0; i < CTS_F__COUNT; i++)
+        h = hstr(h, cts_field_name((enum cts_field)i), c->f[i]);
+    if (c->ncf > 0) {
+        const struct cts_custom_field **cf =
+            cts_xmalloc(c->ncf * sizeof(*cf));
+        for (i = 0; i < c->ncf; i++)
+            cf[i] = &c->cf[i];
+        qsort(cf, c->ncf, sizeof(*cf), cmp_cf);
+        for (i = 0; i < c->ncf; i++) {
+            h = hstr(h, "cf:", cf[i]->name);
+            h = hstr(h, "=", cf[i]->value);
+        }
+        free(cf);
+    }
+    if (nlists > 0) {
+        char **l = cts_xmalloc(nlists * sizeof(*l));
+        memcpy(l, lists, nlists * sizeof(*l));
+        qsort(l, nlists, sizeof(*l), cmp_str);
+        for (i = 0; i < nlists; i++)
+            h = hstr(h, "list", l[i]);
+        free(l);
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+enum cts_state_verdict cts_state_lookup(struct cts_state *st,
+                                        const char *email, uint32_t fp,
+                                        struct cts_state_prev *prev)
+{
+    uint64_t key = cts_state_email_key(email);
+    const struct cts_eslot *s = st->committed ? NULL
+                                              : cts_emailidx_find(&st->ix, key);
+    unsigned f, res;
+    if (prev != NULL)
+        memset(prev, 0, sizeof(*prev));
+    if (s == NULL)
+        return CTS_SV_SEND;
+    f = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
+    res = (f & F_RES_MASK) >> F_RES_SHIFT;
+    /* The killed run's confirmations stand even under --full: re-running
+     * the same command must not send them again. */
+    if (res != 0 && s->fp == fp) {
+        if (prev != NULL) {
+            prev->status = res == 1   ? CTS_ST_CREATED
+                           : res == 2 ? CTS_ST_UPDATED
+                                      : CTS_ST_IMPORTED;
+            prev->message = "settled by an interrupted run";
+        }
+        return CTS_SV_RESUMED;
+    }
+    if (f & F_DOUBT)
+        return CTS_SV_SEND_IN_DOUBT;
+    if (st->full || s->fp != fp)
+        return CTS_SV_SEND;
+    if (f & F_CONF)
+        return CTS_SV_UNCHANGED;
+    if (f & F_FAIL) {
+        if (prev != NULL) {
+            const struct failure *fl = fail_find(st, key);
+            prev->status = CTS_ST_FAILED;
+            if (fl != NULL) {
+                prev->http_status = fl->http;
+                prev->error_key = fl->error_key;
+                prev->message = fl->message;
+            }
+        }
+        return CTS_SV_FAILED_BEFORE;
+    }
+    return CTS_SV_SEND;
+}
+
+int cts_state_unchanged(struct cts_state *st, const char *email, uint32_t fp)
+{
+    return cts_state_lookup(st, email, fp, NULL) == CTS_SV_UNCHANGED;
+}
+
+int cts_state_in_doubt(struct cts_state *st, const char *email)
+{
+    const struct cts_eslot *s =
+        st->committed ? NULL
+                      : cts_emailidx_find(&st->ix, cts_state_email_key(email));
+    return s != NULL && (s->kf & F_DOUBT) != 0;
+}
+
+int cts_state_journal_begin(struct cts_state *st, const char *email,
+                            uint32_t row, uint32_t fp)
+{
+    if (st->dry_run || st->jfd < 0)
+        return 0;
+    return jwrite(st, J_BEGIN, 0, cts_state_email_key(email), row, fp, 0,
+                  NULL, NULL);
+}
+
+int cts_state_journal_done(struct cts_state *st, const char *email,
+                           uint32_t row, uint32_t fp, enum cts_status status,
+                           int permanent, int http_status,
+                           const char *error_key, const char *message)
+{
+    uint64_t key;
+    struct cts_eslot *s;
+    unsigned flags;
+    int rc, perm_fail = status == CTS_ST_FAILED && permanent;
+    if (st->dry_run || st->jfd < 0)
+        return 0;
+    key = cts_state_email_key(email);
+    rc = jwrite(st, J_DONE, (uint8_t)(status | (perm_fail ? J_PERMANENT : 0)),
+                key, row, fp, http_status,
+                perm_fail ? (error_key ? error_key : "") : NULL,
+                perm_fail ? (message ? message : "") : NULL);
+    if (rc != 0 || st->committed)
+        return rc;
+    /* Mirror the record in memory for the commit; the resumed bits are
+     * dropped (they describe the killed run, not this one). */
+    s = cts_emailidx_insert(&st->ix, key, NULL);
+    flags = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
+    if (status == CTS_ST_CREATED || status == CTS_ST_UPDATED ||
+        status == CTS_ST_IMPORTED) {
+        if (!(flags & F_CONF))
+            st->stats.known++;
+        flags = F_CONF;
+        s->fp = fp;
+    } else if (perm_fail) {
+        if (flags & F_CONF)
+            st->stats.known--;
+        flags = F_FAIL;
+        s->fp = fp;
+        fail_add(st, key, http_status, error_key, message);
+    } else {
+        return 0;
+    }
+    s->kf = (s->kf & ~(uint64_t)CTS_EIX_FLAG_MASK) | flags;
+    return 0;
+}
+
+/* ---- commit ---- */
+
+static int write_failed(struct cts_state *st)
+{
+    struct atomic_file af;
+    size_t i;
+    int rc = af_open(&af, st->dir, "failed");
+    if (rc != 0) {
+        af_close(&af, 0);
+        return rc;
+    }
+    fails_sort(st);
+    for (i = 0; i < st->nfails && rc == 0; i++) {
+        const struct failure *f = &st->fails[i];
+        const struct cts_eslot *s;
+        struct cts_buf line;
+        /* Only the latest entry per key, and only while the store still
+         * says "failed" (a later success supersedes it). */
+        if (i + 1 < st->nfails && st->fails[i + 1].key == f->key)
+            continue;
+        s = cts_emailidx_find(&st->ix, f->key);
+        if (s == NULL || !(s->kf & F_FAIL))
+            continue;
+        cts_buf_init(&line, 0);
+        cts_buf_appendf(&line, "%016llx\t%d\t", (unsigned long long)f->key,
+                        f->http);
+        put_clean(&line, f->error_key);
+        cts_buf_putc(&line, '\t');
+        put_clean(&line, f->message);
+        cts_buf_putc(&line, '\n');
+        rc = af_put(&af, line.data, line.len);
+        cts_buf_free(&line);
+    }
+    return af_close(&af, rc == 0) != 0 ? -EIO : rc;
+}
+
+int cts_state_commit(struct cts_state *st, struct cts_error *err)
+{
+    struct atomic_file af;
+    struct store_hdr h;
+    size_t n, i, kept = 0;
+    uint64_t check = 0;
+    char rec[STORE_REC];
+    char *jpath;
+    int rc;
+    if (st->dry_run || st->committed)
+        return 0;
+    rc = cts_state_flush(st);
+    if (rc == 0)
+        rc = write_failed(st);
+    if (rc != 0)
+        return cts_error_setx(err, rc, CTS_EX_CANTCREAT,
+                              "%s/failed: %s", st->dir, cts_strerror(rc));
+    st->committed = 1;
+    n = cts_emailidx_sort(&st->ix);
+    for (i = 0; i < n; i++) {
+        if (st->ix.slots[i].kf & F_PERSIST)
+            kept++;
+    }
+    rc = af_open(&af, st->dir, "store");
+    memset(&h, 0, sizeof(h));
+    memcpy(h.magic, STORE_MAGIC, 8);
+    h.count = kept;
+    h.run_id = st->run_id;
+    /* The header's checksum is only known at the end: write a placeholder
+     * and patch it with pwrite before the fsync in af_close. */
+    if (rc == 0)
+        rc = af_put(&af, &h, sizeof(h));
+    for (i = 0; i < n && rc == 0; i++) {
+        const struct cts_eslot *s = &st->ix.slots[i];
+        uint64_t kf = s->kf & ~(uint64_t)(CTS_EIX_FLAG_MASK & ~F_PERSIST);
+        if (!(s->kf & F_PERSIST))
+            continue;
+        memcpy(rec, &kf, 8);
+        memcpy(rec + 8, &s->fp, 4);
+        check = cts_hash64(rec, STORE_REC, check);
+        rc = af_put(&af, rec, STORE_REC);
+    }
+    if (rc == 0 && af.buf.len > 0) {
+        rc = write_all(af.fd, af.buf.data, af.buf.len);
+        cts_buf_reset(&af.buf);
+    }
+    /* Chained per 12-byte record, as the loader checks it. */
+    h.check = check;
+    if (rc == 0 && pwrite(af.fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+        rc = -errno;
+    rc = af_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
+    if (rc != 0)
+        return cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s/store: %s",
+                              st->dir, cts_strerror(rc));
+    /* The store now holds everything the journal said (and names this run,
+     * so a crash before the unlink is recognised at the next open). */
+    jpath = cts_xasprintf("%s/journal", st->dir);
+    if (st->jfd >= 0) {
+        close(st->jfd);
+        st->jfd = -1;
+    }
+    unlink(jpath);
+    free(jpath);
+    return fsync_dir(st->dir);
+}
+
+void cts_state_get_stats(const struct cts_state *st,
+                         struct cts_state_stats *out)
+{
+    *out = st->stats;
+    out->index_bytes = cts_emailidx_bytes(&st->ix);
+}
