@@ -114,6 +114,11 @@ size_t cts_field_max(enum cts_api api, enum cts_field f);
  */
 int cts_email_normalize(const char *in, char **out, const char **why);
 
+/* Trim ASCII whitespace and Unicode spaces (NBSP, U+2000–U+200D, U+202F,
+ * U+205F, U+2060, U+3000, BOM) at both ends of in[0..*len): returns the
+ * start of the trimmed span inside in (borrowed) and updates *len. */
+const char *cts_trim_span(const char *in, size_t *len);
+
 /* Header-name normalisation (described above) into an owned string. */
 char *cts_header_normalize(const char *name);
 

@@ -1,0 +1,674 @@
+/*
+ * mapper.c — header mapping and row validation (see cts_mapper.h).
+ *
+ * Pure and allocation-light: one mapper per file, built from the header;
+ * cts_mapper_map() copies only the cells it keeps into the contact.
+ */
+#include "cts_mapper.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CUSTOM 25
+#define CF_FIELD(k) (CTS_F__COUNT + (int)(k))
+
+struct col {
+    char *name;  /* as written, trimmed */
+    char *norm;  /* normalised */
+    int field;   /* -1 unmapped, enum cts_field, or CF_FIELD(k) */
+    int by_map;  /* claimed by --map (for messages) */
+};
+
+struct cts_mapper {
+    enum cts_api api;
+    char *file;
+    size_t ncols;
+    struct col *cols;
+    int fcol[CTS_F__COUNT]; /* column of each field, -1 if none */
+    size_t ncf;
+    char **cf_name;         /* custom field names (after "cf:") */
+    int *cf_col;
+    const char **unmapped;  /* borrowed from cols[].name */
+    size_t nunmapped;
+};
+
+/* Aliases, already normalised (spec §5 plus a few obvious spellings). */
+static const struct {
+    enum cts_field f;
+    const char *norm;
+} aliases[] = {
+    {CTS_F_EMAIL, "email"},           {CTS_F_EMAIL, "emailaddress"},
+    {CTS_F_FIRST_NAME, "firstname"},  {CTS_F_FIRST_NAME, "givenname"},
+    {CTS_F_LAST_NAME, "lastname"},    {CTS_F_LAST_NAME, "surname"},
+    {CTS_F_LAST_NAME, "familyname"},  {CTS_F_COMPANY_NAME, "companyname"},
+    {CTS_F_COMPANY_NAME, "company"},  {CTS_F_COMPANY_NAME, "organization"},
+    {CTS_F_COMPANY_NAME, "organisation"},
+    {CTS_F_JOB_TITLE, "jobtitle"},    {CTS_F_JOB_TITLE, "title"},
+    {CTS_F_PHONE, "phone"},           {CTS_F_PHONE, "phonenumber"},
+    {CTS_F_STREET, "street"},         {CTS_F_STREET, "streetaddress"},
+    {CTS_F_CITY, "city"},             {CTS_F_STATE, "state"},
+    {CTS_F_STATE, "province"},        {CTS_F_POSTAL_CODE, "postalcode"},
+    {CTS_F_POSTAL_CODE, "zip"},       {CTS_F_POSTAL_CODE, "zipcode"},
+    {CTS_F_POSTAL_CODE, "postcode"},  {CTS_F_COUNTRY, "country"},
+    {CTS_F_BIRTHDAY_MONTH, "birthdaymonth"},
+    {CTS_F_BIRTHDAY_DAY, "birthdayday"},
+    {CTS_F_ANNIVERSARY, "anniversary"},
+};
+
+size_t cts_field_max(enum cts_api api, enum cts_field f)
+{
+    switch (f) {
+    case CTS_F_EMAIL:
+        /* v3 sign_up_form and bulk take ≤ 50; v2 email_address ≤ 80. */
+        return api == CTS_API_V2 ? 80 : 50;
+    case CTS_F_PHONE:
+        return 25;
+    case CTS_F_STREET:
+        return 255;
+    case CTS_F_ANNIVERSARY:
+        return 10;
+    case CTS_F_BIRTHDAY_MONTH:
+    case CTS_F_BIRTHDAY_DAY:
+        return 2;
+    default:
+        return 50;
+    }
+}
+
+char *cts_header_normalize(const char *name)
+{
+    size_t n = strlen(name), i, k = 0;
+    const char *s = cts_trim_span(name, &n);
+    char *out = cts_xmalloc(n + 1);
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        size_t sp = n - i;
+        const char *t;
+        /* A space/BOM inside the name (pasted) is dropped like ' '. */
+        t = cts_trim_span(s + i, &sp);
+        if (t != s + i) {
+            i = (size_t)(t - s) - 1;
+            continue;
+        }
+        if (c == ' ' || c == '_' || c == '-' || c == '.' || c == '\t')
+            continue;
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        out[k++] = (char)c;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+static int field_by_norm(const char *norm)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+        if (strcmp(aliases[i].norm, norm) == 0)
+            return (int)aliases[i].f;
+    return -1;
+}
+
+/* The canonical field a --map FIELD names: "first_name", "First Name",
+ * "firstname" all work; aliases do not (a field, not a header). */
+static int field_by_name(const char *name)
+{
+    char *norm = cts_header_normalize(name);
+    int f, found = -1;
+
+    for (f = 0; f < CTS_F__COUNT; f++) {
+        char *cn = cts_header_normalize(cts_field_name((enum cts_field)f));
+        if (strcmp(cn, norm) == 0)
+            found = f;
+        free(cn);
+    }
+    free(norm);
+    return found;
+}
+
+static const char *field_label(const struct cts_mapper *m, int field,
+                               char *buf, size_t len)
+{
+    if (field < CTS_F__COUNT)
+        return cts_field_name((enum cts_field)field);
+    snprintf(buf, len, "cf:%s", m->cf_name[field - CTS_F__COUNT]);
+    return buf;
+}
+
+static void headers_seen(const struct cts_mapper *m, struct cts_buf *b)
+{
+    size_t i, shown = 0;
+
+    for (i = 0; i < m->ncols; i++) {
+        if (m->cols[i].name[0] == '\0')
+            continue;
+        if (shown == 20) {
+            cts_buf_appendf(b, ", ... (%zu columns)", m->ncols);
+            break;
+        }
+        cts_buf_appendf(b, "%s\"%s\"", shown > 0 ? ", " : "",
+                        m->cols[i].name);
+        shown++;
+    }
+    if (shown == 0)
+        cts_buf_appendf(b, "none");
+}
+
+static const char *all_fields(void)
+{
+    return "email, first_name, last_name, company_name, job_title, phone, "
+           "street, city, state, postal_code, country, birthday_month, "
+           "birthday_day, anniversary, cf:NAME";
+}
+
+static int fail(struct cts_mapper *m, struct cts_error *err, int with_headers,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(struct cts_mapper *m, struct cts_error *err, int with_headers,
+                const char *fmt, ...)
+{
+    struct cts_buf msg;
+    char text[800];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    cts_buf_init(&msg, 0);
+    cts_buf_appendf(&msg, "%s", text);
+    if (with_headers) {
+        cts_buf_appendf(&msg, " (headers seen: ");
+        headers_seen(m, &msg);
+        cts_buf_appendf(&msg, ")");
+    }
+    cts_error_setx(err, CTS_EDATA, CTS_EX_DATAERR, "%s: %s", m->file,
+                   msg.data);
+    cts_buf_free(&msg);
+    return CTS_EDATA;
+}
+
+static int apply_map(struct cts_mapper *m, const struct cts_map *map,
+                     struct cts_error *err)
+{
+    char *norm;
+    size_t i;
+    int field = -1, col = -1, cf = 0;
+    char other[300];
+
+    if (strncmp(map->field, "cf:", 3) == 0) {
+        if (map->field[3] == '\0')
+            return fail(m, err, 0, "--map %s=%s: empty custom field name",
+                        map->field, map->header);
+        if (m->ncf == MAX_CUSTOM)
+            return fail(m, err, 0, "--map %s=%s: more than %d custom fields",
+                        map->field, map->header, MAX_CUSTOM);
+        cf = 1;
+    } else {
+        field = field_by_name(map->field);
+        if (field < 0)
+            return fail(m, err, 0, "--map %s=%s: unknown field (fields: %s)",
+                        map->field, map->header, all_fields());
+        if (m->fcol[field] >= 0)
+            return fail(m, err, 0, "--map %s=%s: the field is mapped twice",
+                        map->field, map->header);
+    }
+    norm = cts_header_normalize(map->header);
+    for (i = 0; i < m->ncols; i++) {
+        if (norm[0] != '\0' && strcmp(m->cols[i].norm, norm) == 0) {
+            if (col >= 0) {
+                free(norm);
+                return fail(m, err, 0,
+                            "--map %s=%s: more than one column has that "
+                            "header",
+                            map->field, map->header);
+            }
+            col = (int)i;
+        }
+    }
+    free(norm);
+    if (col < 0)
+        return fail(m, err, 1, "--map %s=%s: no such header", map->field,
+                    map->header);
+    if (m->cols[col].field >= 0)
+        return fail(m, err, 0, "header \"%s\" is claimed by both %s and %s",
+                    m->cols[col].name,
+                    field_label(m, m->cols[col].field, other, sizeof(other)),
+                    map->field);
+    if (cf) {
+        size_t k = m->ncf++;
+        m->cf_name = cts_xrealloc(m->cf_name, m->ncf * sizeof(char *));
+        m->cf_col = cts_xrealloc(m->cf_col, m->ncf * sizeof(int));
+        m->cf_name[k] = cts_xstrdup(map->field + 3);
+        m->cf_col[k] = col;
+        m->cols[col].field = CF_FIELD(k);
+    } else {
+        m->fcol[field] = col;
+        m->cols[col].field = field;
+    }
+    m->cols[col].by_map = 1;
+    return 0;
+}
+
+struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
+                                  const struct cts_row *header,
+                                  struct cts_error *err)
+{
+    struct cts_mapper *m = cts_xcalloc(1, sizeof(*m));
+    size_t i;
+    int f;
+
+    m->api = o->api;
+    m->file = cts_xstrdup(o->file != NULL ? o->file : "-");
+    for (f = 0; f < CTS_F__COUNT; f++)
+        m->fcol[f] = -1;
+    m->ncols = header->nfields;
+    m->cols = cts_xcalloc(m->ncols > 0 ? m->ncols : 1, sizeof(*m->cols));
+    for (i = 0; i < m->ncols; i++) {
+        size_t n = header->lens[i];
+        const char *s = cts_trim_span(header->fields[i], &n);
+        m->cols[i].name = cts_xstrndup(s, n);
+        m->cols[i].norm = cts_header_normalize(m->cols[i].name);
+        m->cols[i].field = -1;
+    }
+    if (header->problem != NULL) {
+        fail(m, err, 0, "header row: %s", header->problem);
+        goto fail;
+    }
+    /* --map first: it overrides aliases. */
+    for (i = 0; i < o->nmaps; i++)
+        if (apply_map(m, &o->maps[i], err) != 0)
+            goto fail;
+    /* Then aliases, for columns and fields --map left free. */
+    for (i = 0; i < m->ncols; i++) {
+        struct col *c = &m->cols[i];
+        if (c->field >= 0 || c->norm[0] == '\0')
+            continue;
+        f = field_by_norm(c->norm);
+        if (f < 0)
+            continue;
+        if (m->fcol[f] >= 0) {
+            if (m->cols[m->fcol[f]].by_map)
+                continue; /* --map chose another column: this one idles */
+            fail(m, err, 0,
+                 "columns \"%s\" and \"%s\" both map to %s; choose one "
+                 "with --map %s=HEADER",
+                 m->cols[m->fcol[f]].name, c->name,
+                 cts_field_name((enum cts_field)f),
+                 cts_field_name((enum cts_field)f));
+            goto fail;
+        }
+        m->fcol[f] = (int)i;
+        c->field = f;
+    }
+    if (m->fcol[CTS_F_EMAIL] < 0) {
+        fail(m, err, 1, "no email column");
+        goto fail;
+    }
+    m->unmapped = cts_xcalloc(m->ncols > 0 ? m->ncols : 1, sizeof(char *));
+    for (i = 0; i < m->ncols; i++)
+        if (m->cols[i].field < 0 && m->cols[i].name[0] != '\0')
+            m->unmapped[m->nunmapped++] = m->cols[i].name;
+    return m;
+fail:
+    cts_mapper_free(m);
+    return NULL;
+}
+
+void cts_mapper_free(struct cts_mapper *m)
+{
+    size_t i;
+
+    if (m == NULL)
+        return;
+    for (i = 0; i < m->ncols; i++) {
+        free(m->cols[i].name);
+        free(m->cols[i].norm);
+    }
+    for (i = 0; i < m->ncf; i++)
+        free(m->cf_name[i]);
+    free(m->cols);
+    free(m->cf_name);
+    free(m->cf_col);
+    free(m->unmapped);
+    free(m->file);
+    free(m);
+}
+
+size_t cts_mapper_unmapped(const struct cts_mapper *m,
+                           const char *const **names)
+{
+    *names = m->unmapped;
+    return m->nunmapped;
+}
+
+void cts_mapper_describe(const struct cts_mapper *m, FILE *f)
+{
+    size_t i;
+    char buf[300];
+
+    for (i = 0; i < m->ncols; i++) {
+        const struct col *c = &m->cols[i];
+        if (c->name[0] == '\0')
+            fprintf(f, "  column %zu (no header) -> (ignored)\n", i + 1);
+        else if (c->field < 0)
+            fprintf(f, "  \"%s\" -> (ignored)\n", c->name);
+        else
+            fprintf(f, "  \"%s\" -> %s%s\n", c->name,
+                    field_label(m, c->field, buf, sizeof(buf)),
+                    c->by_map ? " (--map)" : "");
+    }
+}
+
+const char *cts_mapper_email_cell(const struct cts_mapper *m,
+                                  const struct cts_row *row)
+{
+    int col = m->fcol[CTS_F_EMAIL];
+
+    if (col < 0 || (size_t)col >= row->nfields)
+        return NULL;
+    return row->fields[col];
+}
+
+/* ---- v2: ISO-8859-1 ---- */
+
+static const char *translit(uint32_t cp)
+{
+    switch (cp) {
+    case 0x2018: case 0x2019: case 0x201A: case 0x201B: case 0x2032:
+        return "'";
+    case 0x201C: case 0x201D: case 0x201E: case 0x201F: case 0x2033:
+        return "\"";
+    case 0x2010: case 0x2011: case 0x2012: case 0x2013: case 0x2014:
+    case 0x2015: case 0x2212:
+        return "-";
+    case 0x2026:
+        return "...";
+    case 0x20AC:
+        return "EUR";
+    case 0x2022:
+        return "*";
+    case 0x2122:
+        return "(TM)";
+    case 0x2039:
+        return "<";
+    case 0x203A:
+        return ">";
+    case 0x2000: case 0x2001: case 0x2002: case 0x2003: case 0x2004:
+    case 0x2005: case 0x2006: case 0x2007: case 0x2008: case 0x2009:
+    case 0x200A: case 0x202F: case 0x205F: case 0x3000:
+        return " ";
+    case 0x200B: case 0x200C: case 0x200D: case 0x2060: case 0xFEFF:
+        return "";
+    default:
+        return NULL;
+    }
+}
+
+int cts_latin1_fit(const char *in, char **out, uint32_t *bad)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t n = strlen(in), i = 0;
+    struct cts_buf b;
+
+    *out = NULL;
+    cts_buf_init(&b, 0);
+    while (i < n) {
+        uint32_t cp;
+        size_t k = cts_utf8_decode(s + i, n - i, &cp);
+        if (k == 0) {
+            /* Not UTF-8 (cannot come from the reader): refuse the byte. */
+            *bad = s[i];
+            cts_buf_free(&b);
+            return CTS_EDATA;
+        }
+        if (cp <= 0xFF) {
+            cts_buf_append(&b, s + i, k);
+        } else {
+            const char *t = translit(cp);
+            if (t == NULL) {
+                *bad = cp;
+                cts_buf_free(&b);
+                return CTS_EDATA;
+            }
+            cts_buf_append(&b, t, strlen(t));
+        }
+        i += k;
+    }
+    *out = cts_buf_detach(&b);
+    return 0;
+}
+
+/* ---- row mapping ---- */
+
+static size_t count_chars(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+/* The trimmed cell of a column, owned, or NULL when absent or empty. */
+static char *cell(const struct cts_row *row, int col)
+{
+    size_t n;
+    const char *s;
+
+    if (col < 0 || (size_t)col >= row->nfields)
+        return NULL;
+    n = row->lens[col];
+    s = cts_trim_span(row->fields[col], &n);
+    if (n == 0)
+        return NULL;
+    return cts_xstrndup(s, n);
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int days_in(long month)
+{
+    static const int d[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return d[month - 1];
+}
+
+/* Anniversary: YYYY-MM-DD, YYYY/MM/DD, MM/DD/YYYY or M/D/YYYY (the
+ * reference: ≤ 10 characters, "MM/DD/YYYY, YYYY-MM-DD and similar"). */
+static int check_date(const char *s)
+{
+    long part[3], y, mo, d;
+    size_t len[3];
+    char sep = 0;
+    const char *p = s;
+    char *end;
+    int i;
+
+    if (strlen(s) > 10)
+        return -1;
+    for (i = 0; i < 3; i++) {
+        if (!(*p >= '0' && *p <= '9'))
+            return -1;
+        errno = 0;
+        part[i] = strtol(p, &end, 10);
+        len[i] = (size_t)(end - p);
+        if (errno != 0)
+            return -1;
+        if (i < 2) {
+            if ((*end != '-' && *end != '/') || (sep != 0 && *end != sep))
+                return -1;
+            sep = *end;
+            p = end + 1;
+        } else if (*end != '\0') {
+            return -1;
+        }
+    }
+    if (len[0] == 4 && len[1] <= 2 && len[2] <= 2) {
+        y = part[0];
+        mo = part[1];
+        d = part[2];
+    } else if (len[2] == 4 && len[0] <= 2 && len[1] <= 2) {
+        mo = part[0];
+        d = part[1];
+        y = part[2];
+    } else {
+        return -1;
+    }
+    if (y < 1900 || y > 2100 || mo < 1 || mo > 12 || d < 1 ||
+        d > days_in(mo))
+        return -1;
+    return 0;
+}
+
+static int invalid(struct cts_error *err, const struct cts_row *row,
+                   const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int invalid(struct cts_error *err, const struct cts_row *row,
+                   const char *field, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cts_error_setx(err, CTS_EDATA, 0, "%s: %s", field, msg);
+    if (err != NULL)
+        err->row = row->row;
+    return CTS_EDATA;
+}
+
+/* v2: make the value Latin-1 (transliterating), or say which character
+ * cannot be sent. */
+static int fit_v2(char **v, const char *field, const struct cts_row *row,
+                  struct cts_error *err)
+{
+    char *t;
+    uint32_t bad = 0;
+
+    if (cts_latin1_fit(*v, &t, &bad) != 0) {
+        cts_error_setx(err, CTS_EDATA, 0,
+                       "%s: character U+%04X is outside ISO-8859-1, which "
+                       "the v2 API rejects",
+                       field, (unsigned)bad);
+        if (err != NULL)
+            err->row = row->row;
+        return CTS_EDATA;
+    }
+    free(*v);
+    *v = t;
+    return 0;
+}
+
+static int check_value(const struct cts_mapper *m, const struct cts_row *row,
+                       char **v, const char *label, size_t max,
+                       struct cts_error *err)
+{
+    if (m->api == CTS_API_V2 && fit_v2(v, label, row, err) != 0)
+        return CTS_EDATA;
+    if (count_chars(*v) > max)
+        return invalid(err, row, label, "longer than %zu characters", max);
+    return 0;
+}
+
+int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
+                   struct cts_contact *out, struct cts_error *err)
+{
+    const char *why;
+    char *norm;
+    int f;
+    long bm = 0, bd = 0;
+    size_t k;
+
+    /* The raw email first, so that even a broken row has it. */
+    out->f[CTS_F_EMAIL] = cell(row, m->fcol[CTS_F_EMAIL]);
+    if (row->problem != NULL) {
+        cts_error_setx(err, CTS_EDATA, 0, "%s", row->problem);
+        if (err != NULL)
+            err->row = row->row;
+        return CTS_EDATA;
+    }
+    if (out->f[CTS_F_EMAIL] == NULL)
+        return invalid(err, row, "email", "empty");
+    if (cts_email_normalize(out->f[CTS_F_EMAIL], &norm, &why) != 0)
+        return invalid(err, row, "email", "%s", why);
+    free(out->f[CTS_F_EMAIL]);
+    out->f[CTS_F_EMAIL] = norm;
+    if (count_chars(norm) > cts_field_max(m->api, CTS_F_EMAIL))
+        return invalid(err, row, "email",
+                       "longer than %zu characters (the API limit)",
+                       cts_field_max(m->api, CTS_F_EMAIL));
+    if (m->api == CTS_API_V2 &&
+        fit_v2(&out->f[CTS_F_EMAIL], "email", row, err) != 0)
+        return CTS_EDATA;
+
+    for (f = CTS_F_EMAIL + 1; f < CTS_F__COUNT; f++) {
+        const char *name = cts_field_name((enum cts_field)f);
+        out->f[f] = cell(row, m->fcol[f]);
+        if (out->f[f] == NULL)
+            continue;
+        if (f == CTS_F_BIRTHDAY_MONTH) {
+            if (parse_int(out->f[f], 1, 12, &bm) != 0)
+                return invalid(err, row, name, "\"%s\" is not a month 1-12",
+                               out->f[f]);
+            continue;
+        }
+        if (f == CTS_F_BIRTHDAY_DAY) {
+            if (parse_int(out->f[f], 1, 31, &bd) != 0)
+                return invalid(err, row, name, "\"%s\" is not a day 1-31",
+                               out->f[f]);
+            continue;
+        }
+        if (f == CTS_F_ANNIVERSARY) {
+            if (check_date(out->f[f]) != 0)
+                return invalid(err, row, name,
+                               "\"%s\" is not a date (YYYY-MM-DD or "
+                               "MM/DD/YYYY)",
+                               out->f[f]);
+            continue;
+        }
+        if (check_value(m, row, &out->f[f], name,
+                        cts_field_max(m->api, (enum cts_field)f), err) != 0)
+            return CTS_EDATA;
+    }
+    if ((bm != 0) != (bd != 0))
+        return invalid(err, row, bm != 0 ? "birthday_month" : "birthday_day",
+                       "given without %s",
+                       bm != 0 ? "birthday_day" : "birthday_month");
+    if (bm != 0 && bd > days_in(bm))
+        return invalid(err, row, "birthday_day",
+                       "%s: no such day in that month",
+                       out->f[CTS_F_BIRTHDAY_DAY]);
+
+    if (m->ncf > 0) {
+        out->cf = cts_xcalloc(m->ncf, sizeof(*out->cf));
+        for (k = 0; k < m->ncf; k++) {
+            char *v = cell(row, m->cf_col[k]);
+            char label[300];
+            if (v == NULL)
+                continue;
+            out->cf[out->ncf].name = cts_xstrdup(m->cf_name[k]);
+            out->cf[out->ncf].value = v;
+            out->ncf++;
+            snprintf(label, sizeof(label), "cf:%s", m->cf_name[k]);
+            if (check_value(m, row, &out->cf[out->ncf - 1].value, label, 255,
+                            err) != 0)
+                return CTS_EDATA;
+        }
+    }
+    return 0;
+}
