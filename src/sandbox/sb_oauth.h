@@ -16,6 +16,22 @@
 
 #include <jansson.h>
 
+/* ---- options (ctct-sandbox command line) ---- */
+struct sbo_options {
+    long token_rate;  /* --token-rate: v3 token requests/s per client id
+                         (0 = unlimited; default 1, as the real endpoint) */
+    long token_ttl;   /* --token-ttl: v3 access token lifetime, s (86400) */
+    long activity_ms; /* --activity-ms: bulk activity run time, ms (500) */
+};
+/*
+ * Set option `name` (without "--") from its string value, before
+ * sb_oauth_register/sb_bulk_register run.  Returns 0, CTS_EUSAGE for a bad
+ * value, or 1 when the name is not one of the options above.
+ */
+int sbo_set_option(const char *name, const char *value);
+/* The current options (borrowed, static storage). */
+const struct sbo_options *sbo_get_options(void);
+
 /* ---- HMAC-SHA256 (RFC 2104 over cts_sha256) ---- */
 /* key and msg are borrowed; out receives the 32-byte MAC. */
 void sbo_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
