@@ -174,9 +174,10 @@ void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h));
 
 /*
  * Blocking convenience: run req on a private loop, retrying transient
- * failures (connection errors, timeouts, 408/429/500/502/503/504, and v2 403
- * over.qps, but not the quota
- * replies) up to opts.fetch_retries times with a short jittered backoff.
+ * failures (connection errors, timeouts, 408, 429 and v2 403 throttling
+ * but not the quota replies, 500/502/503/504) up to opts.fetch_retries
+ * times with a short jittered backoff (Retry-After up to 10 s honoured; a
+ * longer one ends the retries and the reply is returned).
  * A POST that may have landed is only repeated when req->idempotent.
  * Returns 0 when an HTTP reply was received (any status: check
  * req->status), CTS_EHTTP with err filled when none was (transport
