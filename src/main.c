@@ -10,6 +10,7 @@
 
 #include "cts_account.h"
 #include "cts_config.h"
+#include "cts_http.h"
 #include "cts_util.h"
 
 /* ---- usage texts (synopsis form, OpenBSD style) ---- */
@@ -224,8 +225,8 @@ static int run(struct cts_config *cfg)
 {
     switch (cfg->command) {
     case CTS_CMD_IMPORT: return not_available(cfg->command);
-    case CTS_CMD_CHECK: return not_available(cfg->command);
-    case CTS_CMD_LISTS: return not_available(cfg->command);
+    case CTS_CMD_CHECK: return cts_cmd_check(cfg);
+    case CTS_CMD_LISTS: return cts_cmd_lists(cfg);
     case CTS_CMD_AUTH: return not_available(cfg->command);
     default: return CTS_EX_SOFTWARE;
     }
@@ -238,6 +239,7 @@ int main(int argc, char **argv)
     enum cts_command cmd;
     int rc = CTS_EX_OK;
     int loaded = 0;
+    int http_ready = 0;
 
     memset(&cfg, 0, sizeof(cfg));
     memset(&err, 0, sizeof(err));
@@ -282,9 +284,20 @@ int main(int argc, char **argv)
                       : cfg.verbose ? CTS_LOG_DEBUG
                                     : CTS_LOG_INFO);
 
+    /* libcurl's global init is not thread-safe and must run once, before
+     * any easy handle exists: here, at the very start of real work. */
+    if (cts_http_global_init() != 0) {
+        cts_log_error("cannot initialise libcurl");
+        rc = CTS_EX_SOFTWARE;
+        goto out;
+    }
+    http_ready = 1;
+
     rc = run(&cfg);
 
 out:
+    if (http_ready)
+        cts_http_global_cleanup();
     if (loaded)
         cts_config_free(&cfg);
     /* A failed write to stdout (a full disk, a closed pipe) is an error,
