@@ -1,0 +1,106 @@
+/*
+ * cts_pipeline.h — the import pipeline (spec §5–§7, style C1/C7) and the
+ * `import` command.
+ *
+ * One libuv loop drives every stage:
+ *
+ *   uv_fs_read (64 KiB) → cts_reader (libcsv) → cts_mapper → email index and
+ *   fingerprints (cts_state) → send queue → cts_limiter (one uv timer) →
+ *   cts_http (curl multi, --concurrency in flight) → retry policy (per-job
+ *   uv timer) → cts_report (ordered sink)
+ *
+ * Each data row becomes a job whose state only changes through one
+ * function that asserts the transition (curl's mstate):
+ *
+ *   READ → MAPPED → QUEUED → WAIT_TOKEN → IN_FLIGHT
+ *        → (BACKOFF → WAIT_TOKEN)* → DONE → REPORTED
+ *
+ * (READ/MAPPED → DONE for rows that are not sent: invalid, duplicate,
+ * unchanged, dry-run, deferred; IN_FLIGHT → WAIT_TOKEN for the next request
+ * of the same row, v2 409 → GET → PUT.)
+ *
+ * Backpressure: the reader issues no read while more than
+ * 4 × concurrency + 256 rows are unreported, and resumes at half that, so
+ * memory does not grow with the input.
+ *
+ * Stops: the daily quota (server reply or local count) and a 401 that a
+ * refresh cannot cure stop sending; SIGINT/SIGTERM too, after in-flight
+ * requests finish (grace period).  The reader still reads to the end so that
+ * every row is reported once; rows not sent become `deferred`.  A second
+ * signal stops reading at once.
+ */
+#ifndef CTS_PIPELINE_H
+#define CTS_PIPELINE_H
+
+#include <stddef.h>
+
+#include "cts_config.h"
+#include "cts_util.h"
+
+struct cts_report;
+struct cts_state;
+struct cts_cf_ids;
+
+/* Why sending stopped before the input was exhausted. */
+enum cts_stop {
+    CTS_STOP_NONE = 0,
+    CTS_STOP_QUOTA,  /* daily quota spent: rest deferred, exit 75 */
+    CTS_STOP_AUTH,   /* 401 without a (working) refresh: rest deferred, 77 */
+    CTS_STOP_SIGNAL, /* SIGINT/SIGTERM: rest deferred, exit 75 */
+    CTS_STOP_FATAL   /* run error (report write, CSV header, input): err */
+};
+
+struct cts_pipeline_params {
+    /* Borrowed.  cfg->token may be replaced when a 401 triggers the one
+     * refresh the run allows (cts_oauth_refresh). */
+    struct cts_config *cfg;
+    struct cts_report *report;      /* borrowed: the sink */
+    struct cts_state *state;        /* borrowed, required (email index) */
+    const struct cts_cf_ids *cf;    /* borrowed; v3 custom field ids; NULL
+                                       when no cf: mapping */
+    long expected_rows;             /* estimate for the progress line;
+                                       0 = unknown */
+};
+
+struct cts_pipeline_outcome {
+    enum cts_stop stop;
+    long requests;        /* HTTP requests made for rows */
+    long retries;         /* of which repeats after a failure */
+    int csv_error;        /* the input ended inside a quoted field (the
+                             broken tail is reported `invalid`): exit 65 */
+    char message[800];    /* why sending stopped, or the CSV error; "" */
+    const char *encoding; /* static text: "utf-8", "cp1252 (converted)"...
+                             of the last file, or NULL */
+};
+
+/*
+ * Run the pipeline over cfg->inputs on a private loop until every row is
+ * reported (or a fatal error), then close every handle (uv_loop_close()
+ * returns 0).  Fills *out in every case.
+ *
+ * Returns 0 when the input was read to the end — rows may still be
+ * `failed` or `deferred` (see out->stop) — or a negative code with err
+ * filled and err->exit_code set when the run could not go on: 65 (no
+ * header, no email column, bad --map), 66 (input unreadable), 73 (report
+ * write failed), 70 (internal error).
+ */
+int cts_pipeline_run(const struct cts_pipeline_params *pp,
+                     struct cts_pipeline_outcome *out, struct cts_error *err);
+
+/*
+ * `ctct-sync import`: check the inputs, the credentials and the account
+ * (also in --dry-run), the lists and v3 custom fields, lock the state, run
+ * the pipeline, write the report, the --summary JSON and the summary line.
+ * Returns the spec §7 exit code.  cfg borrowed (see above for the token).
+ *
+ * Under --quiet the closing summary line is printed only when the exit
+ * code is not 0, so a cron job that succeeded stays silent.
+ */
+int cts_cmd_import(struct cts_config *cfg);
+
+/* Default report path for an input name (borrowed): the basename plus
+ * ".report.csv" in the current directory; "-" gives "stdin.report.csv".
+ * Returns an owned string. */
+char *cts_import_default_report(const char *input);
+
+#endif /* CTS_PIPELINE_H */

@@ -1,0 +1,1421 @@
+/* pipeline.c — the import loop: wires reader, mapper, state, limiter, http,
+ * retry and report; owns the job state machine, backpressure and shutdown.
+ * Only this file knows every stage (style C1). */
+#include "cts_pipeline.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include <uv.h>
+
+#include "cts_api.h"
+#include "cts_contact.h"
+#include "cts_http.h"
+#include "cts_limiter.h"
+#include "cts_mapper.h"
+#include "cts_oauth.h"
+#include "cts_reader.h"
+#include "cts_report.h"
+#include "cts_retry.h"
+#include "cts_state.h"
+
+#define READ_CHUNK    (64 * 1024)
+#define TICK_MS       100  /* progress redraw and journal flush period */
+#define FLUSH_EVERY   2    /* journal fdatasync every 2 ticks (200 ms) */
+#define GRACE_MIN_MS  5000 /* SIGINT: in-flight requests get this long */
+
+/* ---- the job state machine (style C7) ---- */
+
+enum job_state {
+    JS_READ = 0,
+    JS_MAPPED,
+    JS_QUEUED,
+    JS_WAIT_TOKEN,
+    JS_IN_FLIGHT,
+    JS_BACKOFF,
+    JS_DONE,
+    JS_REPORTED
+};
+
+static const char *const state_names[] = {
+    "READ",    "MAPPED",  "QUEUED", "WAIT_TOKEN",
+    "IN_FLIGHT", "BACKOFF", "DONE",   "REPORTED"};
+
+#define B(s) (1u << (s))
+/* legal[from] is the set of states a job may move to from `from`. */
+static const unsigned legal[] = {
+    [JS_READ] = B(JS_MAPPED) | B(JS_DONE),
+    [JS_MAPPED] = B(JS_QUEUED) | B(JS_DONE),
+    [JS_QUEUED] = B(JS_WAIT_TOKEN) | B(JS_DONE),
+    [JS_WAIT_TOKEN] = B(JS_IN_FLIGHT) | B(JS_DONE),
+    [JS_IN_FLIGHT] = B(JS_BACKOFF) | B(JS_WAIT_TOKEN) | B(JS_DONE),
+    [JS_BACKOFF] = B(JS_WAIT_TOKEN) | B(JS_DONE),
+    [JS_DONE] = B(JS_REPORTED),
+    [JS_REPORTED] = 0,
+};
+
+/* Which request a job makes next. */
+enum job_step {
+    STEP_V3_SIGNUP = 0, /* POST /contacts/sign_up_form (upsert) */
+    STEP_V3_CREATE,     /* POST /contacts (--mode create) */
+    STEP_V2_POST,       /* POST /contacts?action_by=ACTION_BY_OWNER */
+    STEP_V2_GET,        /* GET /contacts?email= (after a 409) */
+    STEP_V2_PUT         /* PUT /contacts/{id} with lists merged */
+};
+
+struct pipeline;
+
+struct cts_job {
+    TAILQ_ENTRY(cts_job) link; /* on send_q, retry_q or backoff_q */
+    struct pipeline *p;
+    uint64_t seq;              /* 0-based over the run: report order */
+    long row;                  /* 1-based data row in its file */
+    const char *file;          /* borrowed from cfg->inputs */
+    enum job_state state;
+    enum job_step step;
+    struct cts_contact c;      /* owned, mapped */
+    uint32_t fp;               /* fingerprint (cts_state) */
+    char *body;                /* owned; the POSTFIELDS of the current step
+                                  belong to the job until done_cb runs */
+    char *url;                 /* owned; per-row URLs (v2 GET/PUT) */
+    int attempts;              /* HTTP requests made for this row */
+    int step_tries;            /* tries of the current step (retry budget) */
+    uint64_t step_start_ms;    /* first try of the current step */
+    int maybe_landed;          /* a create whose reply was lost may exist */
+    int journaled;             /* cts_state_journal_begin done */
+    int timer_inited;          /* backoff timer initialised (lazily) */
+    uv_timer_t timer;          /* per-job backoff; closed before free */
+    struct cts_http_req req;
+    /* result */
+    enum cts_status status;
+    int http_status;
+    int permanent;             /* failed with a permanent error */
+    char *contact_id;
+    char *error_key;
+    char *message;
+};
+
+TAILQ_HEAD(job_q, cts_job);
+
+struct pipeline {
+    uv_loop_t loop;
+    struct cts_config *cfg;
+    struct cts_report *report;
+    struct cts_state *st;
+    const struct cts_cf_ids *cf;
+
+    /* stages */
+    struct cts_http http;
+    int http_inited;
+    int http_closing;
+    struct cts_limiter lim;
+    struct cts_retry_policy policy;
+    uv_timer_t pump_timer; /* armed for the limiter's next slot */
+    uv_timer_t tick_timer; /* progress line, journal flush */
+    uv_timer_t grace_timer;
+    uv_signal_t sigint, sigterm;
+    int handles_inited;
+    int handles_closing;
+    struct job_q send_q;   /* QUEUED, in input order */
+    struct job_q retry_q;  /* WAIT_TOKEN again: retries and next steps */
+    struct job_q backoff_q; /* BACKOFF: timer armed */
+    long live;             /* jobs allocated and not yet freed */
+
+    /* reader */
+    size_t file_idx;
+    uv_file fd;
+    int fd_open;
+    struct cts_reader *reader;
+    struct cts_mapper *mapper;
+    uint64_t file_first_seq;   /* seq of data row 1 of the current file */
+    uint64_t *file_seq;        /* first seq of each file (dup messages) */
+    uv_fs_t read_req;
+    char *rbuf;
+    int read_pending;
+    int in_feed;
+    int paused;
+    int reading_done;
+    uint64_t next_seq;
+    uint64_t high, low;        /* backpressure marks, unreported rows */
+
+    /* sending */
+    char *url_create;          /* shared URL of the row's first request */
+    char *bearer;              /* current access token (copy) */
+    char *old_bearer;          /* kept alive for requests still using it */
+    int refreshed;
+    long requests;
+    long retries;
+    uint64_t rng;
+
+    /* stopping */
+    enum cts_stop stop;
+    char stop_msg[512];
+    int signals;
+    int fatal_rc;
+    struct cts_error fatal;
+    int csv_error;
+    char csv_msg[800];
+    const char *encoding;
+    int finishing;
+
+    /* progress */
+    int show_progress;
+    struct cts_progress progress;
+    long expected_rows;
+    unsigned ticks;
+};
+
+static void pump(struct pipeline *p);
+static void read_next(struct pipeline *p);
+static void maybe_finish(struct pipeline *p);
+static void job_settle(struct cts_job *j, enum cts_status st);
+static void stop_sending(struct pipeline *p, enum cts_stop why,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void cancel_backoffs(struct pipeline *p);
+static void abort_soon(struct pipeline *p);
+
+static void job_set_state(struct cts_job *j, enum job_state to)
+{
+    /* An illegal transition is a pipeline bug, never an input condition. */
+    assert((legal[j->state] & B(to)) != 0);
+    if ((legal[j->state] & B(to)) == 0)
+        cts_log_error("internal: row %ld: %s -> %s", j->row,
+                      state_names[j->state], state_names[to]);
+    cts_log_debug("%s:%ld: %s -> %s", j->file, j->row, state_names[j->state],
+                  state_names[to]);
+    j->state = to;
+}
+
+/* xorshift64*: jitter only needs to be different per run, not secret. */
+static uint32_t rnd32(struct pipeline *p)
+{
+    p->rng ^= p->rng >> 12;
+    p->rng ^= p->rng << 25;
+    p->rng ^= p->rng >> 27;
+    return (uint32_t)((p->rng * 2685821657736338717ULL) >> 32);
+}
+
+static uint64_t clock_now(void *arg)
+{
+    uv_loop_t *loop = arg;
+    /* uv_now is cached per loop iteration; the limiter needs the time the
+     * request really starts, or a slow iteration would let a slot open
+     * early as the server counts it. */
+    uv_update_time(loop);
+    return uv_now(loop);
+}
+
+static uint64_t unreported(const struct pipeline *p)
+{
+    return p->next_seq - cts_report_written(p->report);
+}
+
+/* ---- jobs: creation, result, reporting, freeing ---- */
+
+static struct cts_job *job_new(struct pipeline *p, const struct cts_row *row)
+{
+    struct cts_job *j = cts_xcalloc(1, sizeof(*j));
+
+    j->p = p;
+    j->seq = p->next_seq++;
+    j->row = row->row;
+    j->file = p->cfg->inputs[p->file_idx];
+    j->state = JS_READ;
+    cts_http_req_init(&j->req);
+    p->live++;
+    return j;
+}
+
+static void on_job_timer_closed(uv_handle_t *h)
+{
+    struct cts_job *j = h->data;
+    /* The last handle of the job is closed: only now may it be freed
+     * (libuv: memory of a handle stays in use until its close callback). */
+    free(j);
+}
+
+static void job_free(struct cts_job *j)
+{
+    struct pipeline *p = j->p;
+
+    cts_contact_clear(&j->c);
+    cts_http_req_clear(&j->req);
+    free(j->body);
+    free(j->url);
+    free(j->contact_id);
+    free(j->error_key);
+    free(j->message);
+    p->live--;
+    if (j->timer_inited)
+        uv_close((uv_handle_t *)&j->timer, on_job_timer_closed);
+    else
+        free(j);
+}
+
+static void set_str(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = src != NULL ? cts_xstrdup(src) : NULL;
+}
+
+/* Record a failure of the whole run (first one wins) and stop. */
+static void fatal(struct pipeline *p, int rc, int exit_code, const char *msg)
+{
+    if (p->fatal_rc == 0) {
+        p->fatal_rc = rc;
+        cts_error_setx(&p->fatal, rc, exit_code, "%s", msg);
+    }
+    stop_sending(p, CTS_STOP_FATAL, "%s", msg);
+    abort_soon(p);
+}
+
+/* DONE → journal → sink → REPORTED → free. */
+static void job_report(struct cts_job *j)
+{
+    struct pipeline *p = j->p;
+    struct cts_result res;
+    int rc;
+
+    /* cts_state: the journal learns how the row settled before its report
+     * line can exist, so a crash never leaves a reported row unjournaled. */
+    if (j->journaled) {
+        rc = cts_state_journal_done(p->st, j->c.f[CTS_F_EMAIL],
+                                    (uint32_t)(j->seq + 1), j->fp,
+                                    j->status, j->permanent, j->http_status,
+                                    j->error_key, j->message);
+        if (rc != 0)
+            fatal(p, rc, CTS_EX_CANTCREAT,
+                  "cannot write the state journal");
+    }
+    memset(&res, 0, sizeof(res));
+    res.file = j->file;
+    res.row = j->row;
+    res.email = j->c.f[CTS_F_EMAIL];
+    res.status = j->status;
+    res.http_status = j->http_status;
+    res.attempts = j->attempts;
+    res.contact_id = j->contact_id;
+    res.error_key = j->error_key;
+    res.message = j->message;
+    rc = cts_report_put(p->report, j->seq, &res);
+    job_set_state(j, JS_REPORTED);
+    job_free(j);
+    if (rc != 0 && p->fatal_rc == 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "cannot write the report: %s",
+                 cts_strerror(rc));
+        fatal(p, rc, rc == CTS_EUSAGE ? CTS_EX_SOFTWARE : CTS_EX_CANTCREAT,
+              msg);
+    }
+    /* Backpressure: the reader waits until the window has drained to the
+     * low-water mark (hysteresis avoids one read per finished row). */
+    if (p->paused && unreported(p) <= p->low) {
+        p->paused = 0;
+        read_next(p);
+    }
+    maybe_finish(p);
+}
+
+static void job_settle(struct cts_job *j, enum cts_status st)
+{
+    j->status = st;
+    job_set_state(j, JS_DONE);
+    job_report(j);
+}
+
+static void job_fail(struct cts_job *j, int permanent, const char *key,
+                     const char *msg)
+{
+    j->permanent = permanent;
+    set_str(&j->error_key, key);
+    set_str(&j->message, msg);
+    job_settle(j, CTS_ST_FAILED);
+}
+
+static void job_defer(struct cts_job *j)
+{
+    if (j->message == NULL)
+        set_str(&j->message, j->p->stop_msg[0] != '\0'
+                                 ? j->p->stop_msg
+                                 : "not sent: the run stopped early");
+    job_settle(j, CTS_ST_DEFERRED);
+}
+
+/* ---- stopping ---- */
+
+static void stop_sending(struct pipeline *p, enum cts_stop why,
+                         const char *fmt, ...)
+{
+    struct cts_job *j;
+    va_list ap;
+
+    if (p->stop != CTS_STOP_NONE) {
+        /* A fatal error still wins over an earlier, softer stop. */
+        if (why != CTS_STOP_FATAL || p->stop == CTS_STOP_FATAL)
+            return;
+    }
+    p->stop = why;
+    va_start(ap, fmt);
+    vsnprintf(p->stop_msg, sizeof(p->stop_msg), fmt, ap);
+    va_end(ap);
+    if (p->handles_inited)
+        uv_timer_stop(&p->pump_timer);
+    /* Every row still waiting becomes `deferred`; in-flight requests finish
+     * and keep their result (a write that landed is reported as such). */
+    while ((j = TAILQ_FIRST(&p->retry_q)) != NULL) {
+        TAILQ_REMOVE(&p->retry_q, j, link);
+        job_defer(j);
+    }
+    while ((j = TAILQ_FIRST(&p->send_q)) != NULL) {
+        TAILQ_REMOVE(&p->send_q, j, link);
+        job_defer(j);
+    }
+    cancel_backoffs(p);
+}
+
+/* Cancel every backoff timer: those rows are deferred. */
+static void cancel_backoffs(struct pipeline *p)
+{
+    struct cts_job *j;
+
+    while ((j = TAILQ_FIRST(&p->backoff_q)) != NULL) {
+        TAILQ_REMOVE(&p->backoff_q, j, link);
+        uv_timer_stop(&j->timer);
+        job_defer(j);
+    }
+}
+
+/* ---- sending ---- */
+
+static const char *v2_key(const struct pipeline *p)
+{
+    return p->cfg->api == CTS_API_V2 ? p->cfg->api_key : NULL;
+}
+
+/* Build the first request of a row.  Returns 0 or CTS_EDATA (the body
+ * could not be built: the row is invalid, err says why). */
+static int job_prepare(struct cts_job *j, struct cts_error *err)
+{
+    struct pipeline *p = j->p;
+    const struct cts_config *cfg = p->cfg;
+
+    if (cfg->api == CTS_API_V3) {
+        if (cfg->mode == CTS_MODE_CREATE) {
+            j->step = STEP_V3_CREATE;
+            j->body = cts_api_v3_contact_body(&j->c, cfg->lists,
+                                              cfg->nlists, p->cf, err);
+        } else {
+            j->step = STEP_V3_SIGNUP;
+            j->body = cts_api_v3_signup_body(&j->c, cfg->lists, cfg->nlists,
+                                             p->cf, err);
+        }
+    } else {
+        j->step = STEP_V2_POST;
+        j->body = cts_api_v2_contact_body(&j->c, cfg->lists, cfg->nlists,
+                                          err);
+    }
+    return j->body != NULL ? 0 : CTS_EDATA;
+}
+
+
+static void on_http_done(struct cts_http_req *req, void *arg);
+
+/*
+ * Hand the job's current step to libcurl.  Returns 0 (on_http_done runs
+ * exactly once, later) or the submit error, in which case the callback
+ * never runs and the job is still ours (libuv's rule, cts_http.h).
+ */
+static int start_request(struct cts_job *j)
+{
+    struct pipeline *p = j->p;
+    struct cts_http_req *r = &j->req;
+    int rc;
+
+    if (j->step_tries == 0)
+        j->step_start_ms = uv_now(&p->loop);
+    r->method = "POST";
+    r->url = p->url_create;
+    r->body = j->body;
+    r->content_type = NULL;
+    if (j->step == STEP_V2_GET) {
+        r->method = "GET";
+        r->url = j->url;
+        r->body = NULL;
+    } else if (j->step == STEP_V2_PUT) {
+        r->method = "PUT";
+        r->url = j->url;
+    }
+    /* libcurl's POSTFIELDS rule: the body is not copied, so it belongs to
+     * the job until on_http_done; j->body is only replaced between steps. */
+    r->body_len = r->body != NULL ? strlen(r->body) : 0;
+    /* The bearer is borrowed until done_cb: p->bearer lives for the whole
+     * run (after a refresh the previous copy is kept in old_bearer). */
+    r->bearer = p->bearer;
+    r->user = j;
+    cts_buf_reset(&r->resp);
+    job_set_state(j, JS_IN_FLIGHT);
+    rc = cts_http_submit(&p->http, r, on_http_done, j);
+    if (rc == 0) {
+        j->attempts++;
+        j->step_tries++;
+        p->requests++;
+    }
+    return rc;
+}
+
+/* Start one job's request if the limiter and the quota allow.  Returns 1
+ * when the job left the queue (started, or settled), 0 when the limiter
+ * said wait (the job stays at the head in WAIT_TOKEN). */
+static int try_start(struct pipeline *p, struct cts_job *j,
+                     struct job_q *q)
+{
+    int rc;
+
+    if (j->state == JS_QUEUED)
+        job_set_state(j, JS_WAIT_TOKEN);
+    if (!cts_limiter_try_take(&p->lim))
+        return 0;
+    TAILQ_REMOVE(q, j, link);
+    /* The local daily count (across runs) is taken per request, retries
+     * and v2 follow-up requests included, as the server counts them. */
+    if (cts_state_quota_take(p->st, 1) != 0) {
+        stop_sending(p, CTS_STOP_QUOTA,
+                     "not sent: the daily quota of %ld requests is used up; "
+                     "run again after 00:00 UTC",
+                     p->cfg->daily_quota);
+        job_defer(j);
+        return 1;
+    }
+    /* cts_state: the intent to send is journaled before the first request
+     * leaves, so a killed run knows this row may have landed. */
+    if (!j->journaled) {
+        rc = cts_state_journal_begin(p->st, j->c.f[CTS_F_EMAIL],
+                                     (uint32_t)(j->seq + 1), j->fp);
+        if (rc != 0) {
+            fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
+            job_defer(j);
+            return 1;
+        }
+        j->journaled = 1;
+    }
+    rc = start_request(j);
+    if (rc != 0) {
+        char msg[256];
+        /* A refused submit is a libcurl multi error: style C4 stops the
+         * run for it rather than failing rows one by one. */
+        snprintf(msg, sizeof(msg), "cannot start a request: %s",
+                 cts_strerror(rc));
+        fatal(p, rc, CTS_EX_SOFTWARE, msg);
+        job_defer(j);
+    }
+    return 1;
+}
+
+static void on_pump_timer(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/*
+ * Start waiting jobs while a connection is free and the limiter has a slot;
+ * otherwise arm the one pump timer for the limiter's next slot (never a
+ * busy loop).  Retries and next steps go first: they hold older rows, and
+ * the ordered report is waiting for them.  Never two requests for one
+ * email in flight: duplicates are settled before they reach a queue, and a
+ * row's steps run one after the other.
+ */
+static void pump(struct pipeline *p)
+{
+    for (;;) {
+        struct job_q *q;
+        struct cts_job *j;
+
+        if (p->stop != CTS_STOP_NONE || p->http_closing)
+            return;
+        if (cts_http_in_flight(&p->http) >= (unsigned)p->cfg->concurrency)
+            return;
+        q = !TAILQ_EMPTY(&p->retry_q) ? &p->retry_q : &p->send_q;
+        j = TAILQ_FIRST(q);
+        if (j == NULL)
+            return;
+        if (!try_start(p, j, q)) {
+            uint64_t wait = cts_limiter_wait_ms(&p->lim);
+            if (!uv_is_active((uv_handle_t *)&p->pump_timer))
+                uv_timer_start(&p->pump_timer, on_pump_timer,
+                               wait > 0 ? wait : 1, 0);
+            return;
+        }
+    }
+}
+
+/* Put a job back in line for its next request (retry or next step). */
+static void requeue(struct cts_job *j)
+{
+    job_set_state(j, JS_WAIT_TOKEN);
+    TAILQ_INSERT_TAIL(&j->p->retry_q, j, link);
+}
+
+static void next_step(struct cts_job *j, enum job_step step)
+{
+    j->step = step;
+    j->step_tries = 0;
+    if (j->p->stop != CTS_STOP_NONE) {
+        job_defer(j);
+        return;
+    }
+    requeue(j);
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    struct cts_job *j = t->data;
+    struct pipeline *p = j->p;
+
+    TAILQ_REMOVE(&p->backoff_q, j, link);
+    /* Back through the limiter: a retry spends rate budget (style C7). */
+    requeue(j);
+    pump(p);
+}
+
+/* Text for a failure without an API error body. */
+static void describe_failure(const struct cts_http_req *req, char *key,
+                             size_t keylen, char *msg, size_t msglen)
+{
+    if (req->transport_error != CTS_XE_NONE) {
+        snprintf(key, keylen, "%s", cts_xfer_error_name(req->transport_error));
+        snprintf(msg, msglen, "%s",
+                 req->errbuf[0] != '\0' ? req->errbuf : "transfer failed");
+    } else {
+        snprintf(key, keylen, "http.status.%ld", req->status);
+        snprintf(msg, msglen, "HTTP %ld", req->status);
+    }
+}
+
+static void handle_retry(struct cts_job *j, const struct cts_http_req *req,
+                         enum cts_outcome_class oc, const char *ek,
+                         const char *em)
+{
+    struct pipeline *p = j->p;
+    uint64_t delay = 0;
+    uint64_t elapsed = uv_now(&p->loop) - j->step_start_ms;
+    char key[64], msg[300];
+
+    describe_failure(req, key, sizeof(key), msg, sizeof(msg));
+    if (p->stop != CTS_STOP_NONE) {
+        set_str(&j->error_key, ek != NULL ? ek : key);
+        job_defer(j);
+        return;
+    }
+    if (cts_retry_next(&p->policy, oc, j->step_tries, elapsed,
+                       req->retry_after_s, rnd32(p), &delay)) {
+        if (oc == CTS_OC_THROTTLED) {
+            /* Throttling is per API key: every request would meet it, so
+             * hold all starts, not only this row's. */
+            cts_limiter_pause(&p->lim, req->retry_after_s >= 0
+                                           ? (uint64_t)req->retry_after_s *
+                                                 1000
+                                           : 1000);
+        }
+        cts_log_debug("%s:%ld: %s (%s), retry %d in %" PRIu64 " ms", j->file,
+                      j->row, cts_outcome_name(oc), ek != NULL ? ek : key,
+                      j->step_tries, delay);
+        p->retries++;
+        job_set_state(j, JS_BACKOFF);
+        if (!j->timer_inited) {
+            /* Initialised only for rows that need a retry: most rows never
+             * do, and a handle costs a close round trip at free. */
+            uv_timer_init(&p->loop, &j->timer);
+            j->timer.data = j;
+            j->timer_inited = 1;
+        }
+        TAILQ_INSERT_TAIL(&p->backoff_q, j, link);
+        uv_timer_start(&j->timer, on_backoff, delay, 0);
+        return;
+    }
+    {
+        char full[512];
+        snprintf(full, sizeof(full), "gave up after %d attempts: %s",
+                 j->step_tries, em != NULL ? em : msg);
+        job_fail(j, 0, ek != NULL ? ek : key, full);
+    }
+}
+
+static void handle_auth(struct cts_job *j, const struct cts_http_req *req,
+                        const char *ek)
+{
+    struct pipeline *p = j->p;
+    struct cts_config *cfg = p->cfg;
+    struct cts_error err = {0};
+
+    if (req->bearer != p->bearer && p->stop == CTS_STOP_NONE) {
+        /* Sent with the token a refresh has replaced since: just resend. */
+        requeue(j);
+        return;
+    }
+    if (!p->refreshed && cfg->api == CTS_API_V3 &&
+        cfg->refresh_token != NULL && p->stop == CTS_STOP_NONE) {
+        p->refreshed = 1;
+        /* Blocking, on the OAuth module's private loop: a token call is
+         * rare (once per run at most) and other rows would meet the same
+         * 401 meanwhile anyway. */
+        if (cts_oauth_refresh(cfg, &err) == 0 && cfg->token != NULL) {
+            free(p->old_bearer);
+            p->old_bearer = p->bearer;
+            p->bearer = cts_xstrdup(cfg->token);
+            cts_log_info("the access token was refused (401); refreshed it "
+                         "and going on");
+            requeue(j);
+            return;
+        }
+        cts_log_error("%s", err.msg);
+    }
+    stop_sending(p, CTS_STOP_AUTH,
+                 "not sent: the API refused the access token (401%s%s); get "
+                 "a new one with `ctct-sync auth`",
+                 ek != NULL ? " " : "", ek != NULL ? ek : "");
+    set_str(&j->error_key, ek);
+    job_defer(j);
+}
+
+/* A 409 on a create: the email is already in the account. */
+static void handle_conflict(struct cts_job *j, const char *ek,
+                            const char *em)
+{
+    struct pipeline *p = j->p;
+    const struct cts_config *cfg = p->cfg;
+
+    if (j->step == STEP_V2_POST && cfg->mode != CTS_MODE_CREATE) {
+        /* v2 upsert: look the contact up by email, then PUT with the lists
+         * merged (reference §1.4).  Also right when our own earlier POST
+         * landed and its reply was lost (libcurl may even have resent it
+         * on a new connection by itself, reference §5): never a failure,
+         * never a second contact. */
+        char *q, *esc = cts_url_escape(j->c.f[CTS_F_EMAIL]);
+        q = cts_xasprintf("email=%s", esc);
+        free(esc);
+        free(j->url);
+        j->url = cts_api_url(cfg->base_url, "/contacts", v2_key(p), q);
+        free(q);
+        next_step(j, STEP_V2_GET);
+        return;
+    }
+    if (j->maybe_landed) {
+        /* --mode create, and an earlier attempt of ours may have stored it:
+         * the 409 is our own contact. */
+        set_str(&j->message, "stored by an earlier attempt whose reply was "
+                             "lost (the retry found it existing)");
+        job_settle(j, CTS_ST_CREATED);
+        return;
+    }
+    set_str(&j->error_key, ek);
+    set_str(&j->message,
+            em != NULL ? em : "the contact already exists (--mode create)");
+    job_settle(j, CTS_ST_EXISTS);
+}
+
+static void handle_ok(struct cts_job *j, const struct cts_http_req *req)
+{
+    struct pipeline *p = j->p;
+    const struct cts_config *cfg = p->cfg;
+    const char *body = req->resp.data != NULL ? req->resp.data : "";
+    char *id = NULL, *action = NULL, *existing = NULL, *merged, *path, *esc;
+    struct cts_error err = {0};
+
+    switch (j->step) {
+    case STEP_V3_SIGNUP:
+        /* sign_up_form: 201 created, 200 updated (reference §2.3). */
+        cts_api_v3_parse_signup(body, req->resp.len, &id, &action);
+        j->contact_id = id;
+        free(action);
+        job_settle(j, req->status == 201 ? CTS_ST_CREATED : CTS_ST_UPDATED);
+        return;
+    case STEP_V3_CREATE:
+        cts_api_v3_parse_contact_id(body, req->resp.len, &id);
+        j->contact_id = id;
+        job_settle(j, CTS_ST_CREATED);
+        return;
+    case STEP_V2_POST:
+        cts_api_v2_parse_contact_id(body, req->resp.len, &id);
+        j->contact_id = id;
+        job_settle(j, CTS_ST_CREATED);
+        return;
+    case STEP_V2_GET:
+        if (cts_api_v2_parse_search(body, req->resp.len, &id, &existing) !=
+                0 ||
+            id == NULL) {
+            free(id);
+            free(existing);
+            job_fail(j, 0, "contacts.search.not_found",
+                     "the API said the email exists (409) but a search by "
+                     "email found no contact");
+            return;
+        }
+        merged = cts_api_v2_merge_update(existing, &j->c, cfg->lists,
+                                         cfg->nlists, &err);
+        free(existing);
+        if (merged == NULL) {
+            free(id);
+            job_fail(j, 1, "contacts.merge", err.msg);
+            return;
+        }
+        free(j->body);
+        j->body = merged;
+        esc = cts_url_escape(id);
+        path = cts_xasprintf("/contacts/%s", esc);
+        free(esc);
+        free(j->url);
+        j->url = cts_api_url(cfg->base_url, path, v2_key(p),
+                             "action_by=ACTION_BY_OWNER");
+        free(path);
+        free(j->contact_id);
+        j->contact_id = id;
+        next_step(j, STEP_V2_PUT);
+        return;
+    case STEP_V2_PUT:
+        job_settle(j, CTS_ST_UPDATED);
+        return;
+    }
+}
+
+/* libcurl finished one request of a job (from cts_http's drain loop). */
+static void on_http_done(struct cts_http_req *req, void *arg)
+{
+    struct cts_job *j = arg;
+    struct pipeline *p = j->p;
+    char *ek = NULL, *em = NULL;
+    char key[64], msg[300];
+    enum cts_outcome_class oc;
+
+    j->http_status = (int)req->status;
+    if (req->maybe_landed && j->step != STEP_V2_GET)
+        j->maybe_landed = 1;
+    if (req->transport_error == CTS_XE_ABORTED) {
+        set_str(&j->message, "not confirmed: the run stopped while this "
+                             "request was in flight");
+        job_defer(j);
+        goto out;
+    }
+    if (req->transport_error == CTS_XE_NONE && req->status >= 300)
+        cts_api_parse_error(req->resp.data != NULL ? req->resp.data : "",
+                            req->resp.len, &ek, &em);
+    if (req->transport_error == CTS_XE_NONE && req->status == 409) {
+        if (j->step == STEP_V3_SIGNUP) {
+            /* sign_up_form's 409 means simultaneous changes to one contact
+             * (reference §2.3): transient, try again. */
+            handle_retry(j, req, CTS_OC_TRANSIENT, ek, em);
+            goto out;
+        }
+        if (j->step == STEP_V2_POST || j->step == STEP_V3_CREATE) {
+            handle_conflict(j, ek, em);
+            goto out;
+        }
+    }
+    oc = cts_retry_classify(p->cfg->api, req->status, req->transport_error,
+                            ek);
+    switch (oc) {
+    case CTS_OC_OK:
+        handle_ok(j, req);
+        break;
+    case CTS_OC_AUTH:
+        handle_auth(j, req, ek);
+        break;
+    case CTS_OC_QUOTA:
+        cts_state_quota_exhausted(p->st);
+        stop_sending(p, CTS_STOP_QUOTA,
+                     "not sent: the API says the daily quota is used up "
+                     "(%s); run again after 00:00 UTC",
+                     ek != NULL ? ek : "quota");
+        set_str(&j->error_key, ek);
+        job_defer(j);
+        break;
+    case CTS_OC_THROTTLED:
+    case CTS_OC_TRANSIENT:
+        handle_retry(j, req, oc, ek, em);
+        break;
+    case CTS_OC_PERMANENT:
+    default:
+        describe_failure(req, key, sizeof(key), msg, sizeof(msg));
+        job_fail(j, req->transport_error == CTS_XE_NONE,
+                 ek != NULL ? ek : key, em != NULL ? em : msg);
+        break;
+    }
+out:
+    free(ek);
+    free(em);
+    pump(p);
+}
+
+/* ---- reading ---- */
+
+static void close_file(struct pipeline *p)
+{
+    uv_fs_t req;
+
+    if (p->fd_open && p->fd != 0) {
+        /* Synchronous close (no callback): a local file, instant. */
+        uv_fs_close(&p->loop, &req, p->fd, NULL);
+        uv_fs_req_cleanup(&req);
+    }
+    p->fd_open = 0;
+    cts_reader_free(p->reader);
+    p->reader = NULL;
+    cts_mapper_free(p->mapper);
+    p->mapper = NULL;
+}
+
+static void finish_reading(struct pipeline *p)
+{
+    close_file(p);
+    p->reading_done = 1;
+    maybe_finish(p);
+}
+
+/* Message naming the row that first had this email (state row tag). */
+static void dup_message(struct pipeline *p, struct cts_job *j, uint32_t tag)
+{
+    uint64_t first = (uint64_t)tag - 1;
+    size_t k = p->file_idx;
+    char buf[512];
+
+    while (k > 0 && p->file_seq[k] > first)
+        k--;
+    if (k == p->file_idx)
+        snprintf(buf, sizeof(buf), "same email as row %" PRIu64,
+                 first - p->file_seq[k] + 1);
+    else
+        snprintf(buf, sizeof(buf), "same email as %s row %" PRIu64,
+                 p->cfg->inputs[k], first - p->file_seq[k] + 1);
+    set_str(&j->message, buf);
+}
+
+static int on_header(struct pipeline *p, const struct cts_row *row)
+{
+    const struct cts_config *cfg = p->cfg;
+    struct cts_mapper_opts mo;
+    struct cts_error err = {0};
+    const char *const *names = NULL;
+    size_t n, i;
+
+    memset(&mo, 0, sizeof(mo));
+    mo.api = cfg->api;
+    mo.maps = cfg->maps;
+    mo.nmaps = cfg->nmaps;
+    mo.file = row->file;
+    p->mapper = cts_mapper_new(&mo, row, &err);
+    if (p->mapper == NULL) {
+        char msg[700];
+        snprintf(msg, sizeof(msg), "%s: %s", row->file, err.msg);
+        fatal(p, err.code != 0 ? err.code : CTS_EDATA,
+              err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
+        return CTS_EDATA;
+    }
+    p->file_seq[p->file_idx] = p->next_seq;
+    n = cts_mapper_unmapped(p->mapper, &names);
+    if (n > 0) {
+        struct cts_buf b;
+        cts_buf_init(&b, 4096);
+        for (i = 0; i < n; i++)
+            cts_buf_appendf(&b, "%s\"%s\"", i > 0 ? ", " : "", names[i]);
+        cts_log_info("%s: ignoring columns that map to no field: %s",
+                     row->file, b.data != NULL ? b.data : "");
+        cts_buf_free(&b);
+    }
+    if (cfg->dry_run && !cfg->quiet) {
+        cts_progress_clear(&p->progress);
+        fprintf(stderr, "%s: %s: column mapping:\n", "ctct-sync", row->file);
+        cts_mapper_describe(p->mapper, stderr);
+    }
+    return 0;
+}
+
+/* Decide what happens to one mapped row. */
+static void on_data_row(struct pipeline *p, const struct cts_row *row)
+{
+    const struct cts_config *cfg = p->cfg;
+    struct cts_job *j = job_new(p, row);
+    struct cts_error err = {0};
+    struct cts_state_prev prev;
+    uint32_t first = 0;
+    const char *email;
+
+    /* The mapper also turns the reader's problems into an invalid row. */
+    if (cts_mapper_map(p->mapper, row, &j->c, &err) != 0) {
+        set_str(&j->message, err.msg);
+        job_settle(j, CTS_ST_INVALID);
+        return;
+    }
+    job_set_state(j, JS_MAPPED);
+    email = j->c.f[CTS_F_EMAIL];
+    if (cts_state_seen(p->st, email, (uint32_t)(j->seq + 1), &first)) {
+        dup_message(p, j, first);
+        job_settle(j, CTS_ST_DUPLICATE);
+        return;
+    }
+    j->fp = cts_state_fingerprint(&j->c, cfg->lists, cfg->nlists);
+    memset(&prev, 0, sizeof(prev));
+    switch (cts_state_lookup(p->st, email, j->fp, &prev)) {
+    case CTS_SV_UNCHANGED:
+        set_str(&j->message, "unchanged since the last run (--full sends it)");
+        job_settle(j, CTS_ST_UNCHANGED);
+        return;
+    case CTS_SV_RESUMED:
+        set_str(&j->message, prev.message != NULL
+                                 ? prev.message
+                                 : "settled by an interrupted run");
+        job_settle(j, prev.status);
+        return;
+    case CTS_SV_FAILED_BEFORE:
+        j->http_status = prev.http_status;
+        set_str(&j->error_key, prev.error_key);
+        set_str(&j->message, prev.message);
+        job_settle(j, CTS_ST_FAILED);
+        return;
+    case CTS_SV_SEND_IN_DOUBT:
+        /* A killed run had it in flight: treat as maybe stored, so a 409
+         * on a create is our own contact, not a failure. */
+        j->maybe_landed = 1;
+        break;
+    case CTS_SV_SEND:
+        break;
+    }
+    if (job_prepare(j, &err) != 0) {
+        set_str(&j->message, err.msg);
+        job_settle(j, CTS_ST_INVALID);
+        return;
+    }
+    if (cfg->dry_run) {
+        set_str(&j->message,
+                j->step == STEP_V3_SIGNUP   ? "would POST /contacts/sign_up_form"
+                : j->step == STEP_V3_CREATE ? "would POST /contacts"
+                                            : "would POST /contacts "
+                                              "(GET and PUT if it exists)");
+        job_settle(j, CTS_ST_DRY_RUN);
+        return;
+    }
+    if (p->stop != CTS_STOP_NONE) {
+        job_defer(j);
+        return;
+    }
+    job_set_state(j, JS_QUEUED);
+    TAILQ_INSERT_TAIL(&p->send_q, j, link);
+}
+
+/* libcsv-backed reader callback: runs inside cts_reader_feed/finish. */
+static int cb_row(const struct cts_row *row, void *arg)
+{
+    struct pipeline *p = arg;
+
+    if (p->stop == CTS_STOP_FATAL)
+        return p->fatal_rc != 0 ? p->fatal_rc : CTS_EDATA;
+    if (row->row == 0)
+        return on_header(p, row);
+    on_data_row(p, row);
+    return p->stop == CTS_STOP_FATAL ? p->fatal_rc : 0;
+}
+
+static int open_file(struct pipeline *p)
+{
+    const struct cts_config *cfg = p->cfg;
+    const char *name = cfg->inputs[p->file_idx];
+    struct cts_reader_opts o;
+    struct cts_error err = {0};
+    enum cts_encoding enc = cfg->encoding;
+    char msg[700];
+    uv_fs_t req;
+    int rc;
+
+    if (strcmp(name, "-") == 0) {
+        p->fd = 0;
+    } else {
+        if (enc == CTS_ENC_AUTO) {
+            /* Decide the encoding once per regular file, before the first
+             * row, so a late non-UTF-8 byte cannot split the file into two
+             * encodings (cts_reader.h). */
+            rc = cts_encoding_detect_file(name, &enc, &err);
+            if (rc != 0) {
+                snprintf(msg, sizeof(msg), "%s", err.msg);
+                fatal(p, rc, CTS_EX_NOINPUT, msg);
+                return rc;
+            }
+        }
+        rc = uv_fs_open(&p->loop, &req, name, O_RDONLY, 0, NULL);
+        uv_fs_req_cleanup(&req);
+        if (rc < 0) {
+            snprintf(msg, sizeof(msg), "cannot open %s: %s", name,
+                     uv_strerror(rc));
+            fatal(p, rc, CTS_EX_NOINPUT, msg);
+            return rc;
+        }
+        p->fd = rc;
+    }
+    p->fd_open = 1;
+    memset(&o, 0, sizeof(o));
+    o.file = name;
+    o.delimiter = cfg->delimiter;
+    o.enc = enc;
+    p->reader = cts_reader_new(&o, cb_row, p);
+    return 0;
+}
+
+static void on_read(uv_fs_t *req);
+
+/* Issue the next 64 KiB read unless one is pending, we are inside a feed,
+ * or backpressure holds the reader. */
+static void read_next(struct pipeline *p)
+{
+    uv_buf_t buf;
+    int rc;
+
+    if (p->read_pending || p->in_feed || p->paused || p->reading_done ||
+        !p->fd_open)
+        return;
+    if (p->stop == CTS_STOP_FATAL || p->signals >= 2) {
+        finish_reading(p);
+        return;
+    }
+    buf = uv_buf_init(p->rbuf, READ_CHUNK);
+    p->read_req.data = p;
+    /* Offset -1: read from the current position, which also works for
+     * stdin and pipes. */
+    rc = uv_fs_read(&p->loop, &p->read_req, p->fd, &buf, 1, -1, on_read);
+    if (rc < 0) {
+        char msg[700];
+        snprintf(msg, sizeof(msg), "cannot read %s: %s",
+                 p->cfg->inputs[p->file_idx], uv_strerror(rc));
+        fatal(p, rc, CTS_EX_NOINPUT, msg);
+        finish_reading(p);
+        return;
+    }
+    p->read_pending = 1;
+}
+
+static void end_of_file(struct pipeline *p)
+{
+    const char *name = p->cfg->inputs[p->file_idx];
+    struct cts_error err = {0};
+    const char *enc;
+    int rc;
+
+    p->in_feed = 1;
+    rc = cts_reader_finish(p->reader, &err);
+    p->in_feed = 0;
+    if (rc == CTS_ECSV) {
+        /* Every complete row was delivered and the broken tail reported
+         * `invalid`; the run goes on and exits 65 at the end. */
+        p->csv_error = 1;
+        snprintf(p->csv_msg, sizeof(p->csv_msg), "%s: %s", name, err.msg);
+        cts_log_error("%s", p->csv_msg);
+    } else if (rc != 0) {
+        char msg[700];
+        if (p->fatal_rc == 0) {
+            snprintf(msg, sizeof(msg), "%s: %s", name, err.msg);
+            fatal(p, rc,
+                  err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
+        }
+        finish_reading(p);
+        return;
+    }
+    enc = cts_reader_encoding(p->reader);
+    if (enc != NULL && strstr(enc, "convert") != NULL)
+        cts_log_info("%s: read as %s", name, enc);
+    if (enc != NULL)
+        p->encoding = strstr(enc, "utf-16") != NULL ? "utf-16 (converted)"
+                      : strstr(enc, "cp1252") != NULL ? "cp1252 (converted)"
+                      : strstr(enc, "latin1") != NULL ? "latin1 (converted)"
+                                                      : "utf-8";
+    close_file(p);
+    p->file_idx++;
+    if (p->file_idx >= p->cfg->ninputs) {
+        finish_reading(p);
+        return;
+    }
+    if (open_file(p) != 0) {
+        finish_reading(p);
+        return;
+    }
+    read_next(p);
+}
+
+static void on_read(uv_fs_t *req)
+{
+    struct pipeline *p = req->data;
+    ssize_t n = req->result;
+    struct cts_error err = {0};
+    int rc;
+
+    uv_fs_req_cleanup(req);
+    p->read_pending = 0;
+    if (p->stop == CTS_STOP_FATAL || p->signals >= 2) {
+        finish_reading(p);
+        return;
+    }
+    if (n < 0) {
+        char msg[700];
+        snprintf(msg, sizeof(msg), "cannot read %s: %s",
+                 p->cfg->inputs[p->file_idx], uv_strerror((int)n));
+        fatal(p, (int)n, CTS_EX_NOINPUT, msg);
+        finish_reading(p);
+        return;
+    }
+    if (n == 0) {
+        end_of_file(p);
+        pump(p);
+        return;
+    }
+    /* The reader calls cb_row synchronously for each complete record. */
+    p->in_feed = 1;
+    rc = cts_reader_feed(p->reader, p->rbuf, (size_t)n, &err);
+    p->in_feed = 0;
+    if (rc != 0) {
+        if (p->fatal_rc == 0) {
+            char msg[700];
+            snprintf(msg, sizeof(msg), "%s: %s",
+                     p->cfg->inputs[p->file_idx], err.msg);
+            fatal(p, rc,
+                  err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
+        }
+        finish_reading(p);
+        return;
+    }
+    pump(p);
+    /* Backpressure (style C7): above the high-water mark of unreported rows
+     * the next read waits for the report to catch up. */
+    if (unreported(p) > p->high)
+        p->paused = 1;
+    else
+        read_next(p);
+}
+
+/* ---- timers, signals, shutdown ---- */
+
+static void on_tick(uv_timer_t *t)
+{
+    struct pipeline *p = t->data;
+
+    if (p->show_progress)
+        cts_progress_update(&p->progress, uv_now(&p->loop),
+                            (long)cts_report_written(p->report),
+                            p->expected_rows, p->requests, p->retries);
+    /* Journal records reach the kernel at once; fdatasync is batched here
+     * (cts_state.h). */
+    if (++p->ticks % FLUSH_EVERY == 0 && cts_state_flush(p->st) != 0)
+        fatal(p, UV_EIO, CTS_EX_CANTCREAT, "cannot sync the state journal");
+}
+
+/* Remove whatever is still in flight: cts_http_close runs their done
+ * callbacks (aborted → deferred).  Never called from inside cts_http's
+ * own callbacks: only from a timer. */
+static void on_grace(uv_timer_t *t)
+{
+    struct pipeline *p = t->data;
+
+    if (p->http_closing)
+        return;
+    if (cts_http_in_flight(&p->http) > 0)
+        cts_log_warn("abandoning %u request%s still in flight",
+                     cts_http_in_flight(&p->http),
+                     cts_http_in_flight(&p->http) == 1 ? "" : "s");
+    p->http_closing = 1;
+    cts_http_close(&p->http, NULL);
+    maybe_finish(p);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct pipeline *p = h->data;
+    uint64_t grace = (uint64_t)p->cfg->timeout_ms;
+
+    p->signals++;
+    if (p->signals == 1) {
+        cts_log_warn("%s: letting requests in flight finish; the rest is "
+                     "deferred (signal again to stop at once)",
+                     signum == SIGINT ? "interrupted" : "terminated");
+        stop_sending(p, CTS_STOP_SIGNAL,
+                     "not sent: the run was interrupted (signal %d)", signum);
+        if (grace < GRACE_MIN_MS)
+            grace = GRACE_MIN_MS;
+        uv_timer_start(&p->grace_timer, on_grace, grace, 0);
+    } else {
+        /* Second signal: stop reading now (the report then lacks the rows
+         * not read yet) and abandon what is in flight. */
+        cts_log_warn("stopping at once; the report is incomplete");
+        uv_timer_start(&p->grace_timer, on_grace, 0, 0);
+        if (!p->read_pending && !p->in_feed && !p->reading_done)
+            finish_reading(p);
+    }
+}
+
+static void shutdown_handles(struct pipeline *p)
+{
+    if (p->handles_inited && !p->handles_closing) {
+        p->handles_closing = 1;
+        uv_close((uv_handle_t *)&p->pump_timer, NULL);
+        uv_close((uv_handle_t *)&p->tick_timer, NULL);
+        uv_close((uv_handle_t *)&p->grace_timer, NULL);
+        uv_close((uv_handle_t *)&p->sigint, NULL);
+        uv_close((uv_handle_t *)&p->sigterm, NULL);
+    }
+    /* Style C6.7: nothing queued, in flight or backing off any more, so
+     * cts_http_close only cleans up (curl_multi_cleanup, header lists,
+     * timer and socket polls). */
+    if (p->http_inited && !p->http_closing) {
+        p->http_closing = 1;
+        cts_http_close(&p->http, NULL);
+    }
+}
+
+static void maybe_finish(struct pipeline *p)
+{
+    if (p->finishing || !p->reading_done || p->live > 0 || p->in_feed)
+        return;
+    p->finishing = 1;
+    shutdown_handles(p);
+}
+
+/* A fatal error aborts in-flight requests from the next loop turn (we may
+ * be inside an http callback now). */
+static void abort_soon(struct pipeline *p)
+{
+    if (p->handles_inited && !p->handles_closing && !p->http_closing)
+        uv_timer_start(&p->grace_timer, on_grace, 0, 0);
+}
+
+int cts_pipeline_run(const struct cts_pipeline_params *pp,
+                     struct cts_pipeline_outcome *out, struct cts_error *err)
+{
+    struct cts_config *cfg = pp->cfg;
+    struct pipeline *p;
+    struct cts_http_opts ho;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    p = cts_xcalloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->report = pp->report;
+    p->st = pp->state;
+    p->cf = pp->cf;
+    p->expected_rows = pp->expected_rows;
+    TAILQ_INIT(&p->send_q);
+    TAILQ_INIT(&p->retry_q);
+    TAILQ_INIT(&p->backoff_q);
+    if (cfg->concurrency < 1)
+        cfg->concurrency = 1;
+    /* The out-of-order window of the report is bounded by this mark. */
+    p->high = 4 * (uint64_t)cfg->concurrency + 256;
+    p->low = p->high / 2;
+    p->rbuf = cts_xmalloc(READ_CHUNK);
+    p->file_seq = cts_xcalloc(cfg->ninputs + 1, sizeof(*p->file_seq));
+    if (cts_random_bytes(&p->rng, sizeof(p->rng)) != 0 || p->rng == 0)
+        p->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)uv_hrtime();
+    cts_retry_policy_default(&p->policy);
+    p->policy.max_retries = cfg->retries >= 0 ? (int)cfg->retries : 0;
+
+    rc = uv_loop_init(&p->loop);
+    if (rc != 0) {
+        cts_error_setx(err, rc, CTS_EX_SOFTWARE, "cannot start the loop: %s",
+                       uv_strerror(rc));
+        free(p->rbuf);
+        free(p->file_seq);
+        free(p);
+        return rc;
+    }
+    cts_limiter_init(&p->lim, cfg->rate, clock_now, &p->loop);
+    memset(&ho, 0, sizeof(ho));
+    ho.max_in_flight = cfg->concurrency;
+    ho.timeout_ms = cfg->timeout_ms;
+    ho.verbose = cfg->verbose;
+    rc = cts_http_init(&p->http, &p->loop, &ho);
+    if (rc != 0) {
+        cts_error_setx(err, rc, CTS_EX_SOFTWARE,
+                       "cannot start the HTTP client: %s", cts_strerror(rc));
+        goto out;
+    }
+    p->http_inited = 1;
+    if (cfg->api == CTS_API_V2)
+        p->url_create = cts_api_url(cfg->base_url, "/contacts", cfg->api_key,
+                                    "action_by=ACTION_BY_OWNER");
+    else if (cfg->mode == CTS_MODE_CREATE)
+        p->url_create = cts_api_url(cfg->base_url, "/contacts", NULL, NULL);
+    else
+        p->url_create =
+            cts_api_url(cfg->base_url, "/contacts/sign_up_form", NULL, NULL);
+    p->bearer = cts_xstrdup(cfg->token != NULL ? cfg->token : "");
+
+    uv_timer_init(&p->loop, &p->pump_timer);
+    uv_timer_init(&p->loop, &p->tick_timer);
+    uv_timer_init(&p->loop, &p->grace_timer);
+    uv_signal_init(&p->loop, &p->sigint);
+    uv_signal_init(&p->loop, &p->sigterm);
+    p->pump_timer.data = p;
+    p->tick_timer.data = p;
+    p->grace_timer.data = p;
+    p->sigint.data = p;
+    p->sigterm.data = p;
+    p->handles_inited = 1;
+    uv_signal_start(&p->sigint, on_signal, SIGINT);
+    uv_signal_start(&p->sigterm, on_signal, SIGTERM);
+
+    p->show_progress = cfg->progress && !cfg->quiet;
+    cts_progress_init(&p->progress, stderr, uv_now(&p->loop));
+    if (p->show_progress)
+        cts_log_set_hook(cts_progress_clear, &p->progress);
+    uv_timer_start(&p->tick_timer, on_tick, TICK_MS, TICK_MS);
+
+    if (open_file(p) == 0)
+        read_next(p);
+    else
+        finish_reading(p);
+
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+
+out:
+    if (p->show_progress) {
+        cts_progress_clear(&p->progress);
+        cts_log_set_hook(NULL, NULL);
+    }
+    if (!p->http_inited) {
+        /* Nothing but the loop to close. */
+    } else if (p->fatal_rc != 0) {
+        rc = p->fatal_rc;
+        if (err != NULL)
+            *err = p->fatal;
+    }
+    /* Style C6.7: every handle is closed, so the loop must close cleanly;
+     * anything else is a leak of ours. */
+    if (uv_loop_close(&p->loop) != 0) {
+        assert(!"loop not idle at exit");
+        cts_log_error("internal: event loop not idle at exit");
+        if (rc == 0)
+            rc = cts_error_setx(err, UV_EBUSY, CTS_EX_SOFTWARE,
+                                "internal error: event loop not idle");
+    }
+    out->stop = p->stop == CTS_STOP_FATAL ? CTS_STOP_FATAL : p->stop;
+    out->requests = p->requests;
+    out->retries = p->retries;
+    out->csv_error = p->csv_error;
+    out->encoding = p->encoding;
+    if (p->stop != CTS_STOP_NONE)
+        snprintf(out->message, sizeof(out->message), "%s", p->stop_msg);
+    else if (p->csv_error)
+        snprintf(out->message, sizeof(out->message), "%s", p->csv_msg);
+    cts_reader_free(p->reader);
+    cts_mapper_free(p->mapper);
+    cts_limiter_close(&p->lim);
+    free(p->url_create);
+    free(p->bearer);
+    free(p->old_bearer);
+    free(p->rbuf);
+    free(p->file_seq);
+    free(p);
+    return rc;
+}
