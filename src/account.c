@@ -260,9 +260,9 @@ static int check_v3(struct cts_config *cfg, struct cts_account_info *out,
     }
     if (is_jwt && exp > 0 && exp <= (long long)now) {
         rc = cts_error_setx(err, CTS_EAUTH, CTS_EX_NOPERM,
-                            "the access token %s expired %lld s ago and the "
-                            "token file holds no refresh token; get a new "
-                            "one with `%s`",
+                            "the access token %s expired %lld s ago and "
+                            "could not be refreshed; get a new one with "
+                            "`%s`",
                             cts_mask(cfg->token, m1), (long long)now - exp,
                             hint);
         goto out;
@@ -529,11 +529,13 @@ int cts_cmd_check(struct cts_config *cfg)
     cts_mask(info.client_id, mcid);
     if (cfg->json) {
         json_t *o = json_pack(
-            "{s:s, s:s?, s:s?, s:s, s:s, s:s, s:s, s:b}", "api",
+            "{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:I, s:b}", "api",
             api_name(info.api), "account", info.account, "organization",
-            info.organization, "api_key", cfg->api_key != NULL ? mkey : "",
-            "token_issued_for", info.client_id != NULL ? mcid : "",
-            "access_token", mtok, "expires_at", when, "ok", 1);
+            info.organization, "api_key",
+            cfg->api_key != NULL ? mkey : NULL, "token_issued_for",
+            info.client_id != NULL ? mcid : NULL, "access_token", mtok,
+            "expires", info.expires_at > 0 ? when : NULL, "expires_at",
+            (json_int_t)info.expires_at, "ok", 1);
         char *s = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
         if (s == NULL) {
             json_decref(o);

@@ -871,7 +871,7 @@ static int usage_error(enum cts_command command, struct cts_error *err,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return cts_error_setx(err, CTS_EUSAGE, CTS_EX_USAGE,
-                          "%s; try 'ctct-sync %s --help'", msg,
+                          "%s. Try 'ctct-sync %s --help'", msg,
                           cts_command_name(command));
 }
 

@@ -263,7 +263,7 @@ int main(int argc, char **argv)
     }
     cmd = cts_command_parse(argv[1]);
     if (cmd == CTS_CMD_NONE) {
-        cts_log_error("%s '%s'; try 'ctct-sync --help'",
+        cts_log_error("%s '%s'. Try 'ctct-sync --help'",
                       argv[1][0] == '-' ? "unknown option" : "unknown command",
                       argv[1]);
         rc = CTS_EX_USAGE;
