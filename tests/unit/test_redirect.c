@@ -245,6 +245,39 @@ static void test_explain(void **state)
     cts_buf_free(&b);
 }
 
+/* RFC 7636 appendix B. */
+static void test_pkce_vector(void **state)
+{
+    char *c;
+    (void)state;
+    c = cts_oauth_pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+    assert_string_equal(c, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    free(c);
+}
+
+static void test_jwt_exp(void **state)
+{
+    long exp = 0;
+    char *payload, *tok;
+    const char *j1 = "{\"cid\":\"x\",\"exp\":4102444800}";
+    const char *j2 = "{\"cid\":\"x\"}";
+    (void)state;
+    payload = cts_base64url_encode(j1, strlen(j1));
+    tok = cts_xasprintf("eyJhbGciOiJIUzI1NiJ9.%s.sig", payload);
+    assert_int_equal(cts_oauth_jwt_exp(tok, &exp), 0);
+    assert_int_equal(exp, 4102444800L);
+    free(tok);
+    free(payload);
+    payload = cts_base64url_encode(j2, strlen(j2));
+    tok = cts_xasprintf("a.%s.b", payload);
+    assert_int_equal(cts_oauth_jwt_exp(tok, &exp), CTS_EJSON);
+    free(tok);
+    free(payload);
+    assert_int_equal(cts_oauth_jwt_exp("demo-v2-token-0001", &exp), CTS_EJSON);
+    assert_int_equal(cts_oauth_jwt_exp("a.!!!.b", &exp), CTS_EJSON);
+    assert_int_equal(cts_oauth_jwt_exp(NULL, &exp), CTS_EJSON);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +287,8 @@ int main(void)
         cmocka_unit_test(test_shape_mistakes),
         cmocka_unit_test(test_registered_mismatch),
         cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_pkce_vector),
+        cmocka_unit_test(test_jwt_exp),
     };
     return cmocka_run_group_tests_name("redirect", tests, NULL, NULL);
 }
