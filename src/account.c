@@ -21,6 +21,7 @@
 
 #include "cts_api.h"
 #include "cts_http.h"
+#include "cts_oauth.h"
 
 /* Response bodies of these calls are small; a hard cap protects us from a
  * misconfigured base URL that streams something huge. */
@@ -238,6 +239,19 @@ static int check_v3(struct cts_config *cfg, struct cts_account_info *out,
 
     cts_http_req_init(&req);
     auth_hint(cfg, hint, sizeof(hint));
+    /* An expired or expiring JWT is refreshed first when the token file
+     * holds a refresh token (OAuth module; a no-op for a fresh token, and
+     * after import's own call with the run's planned duration). */
+    {
+        char *before = cfg->token != NULL ? cts_xstrdup(cfg->token) : NULL;
+        rc = cts_oauth_ensure_fresh(cfg, 0, err);
+        if (rc == 0 && cfg->token != NULL &&
+            (before == NULL || strcmp(before, cfg->token) != 0))
+            out->refreshed = 1;
+        free(before);
+        if (rc != 0)
+            goto out;
+    }
     if (cfg->token == NULL) {
         rc = cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
                             "no access token; get one with `%s`", hint);
@@ -275,6 +289,22 @@ static int check_v3(struct cts_config *cfg, struct cts_account_info *out,
     if (rc != 0) {
         rc = unreachable("the v3 API", url, err);
         goto out;
+    }
+    /* A 401 for a token we did not just refresh: refresh once (revoked or
+     * clock skew) when a refresh token exists, then ask again. */
+    if (req.status == 401 && cfg->refresh_token != NULL && !out->refreshed) {
+        cts_http_req_clear(&req);
+        free(url);
+        url = NULL;
+        rc = cts_oauth_refresh(cfg, err);
+        if (rc != 0)
+            goto out;
+        out->refreshed = 1;
+        rc = account_summary(cfg, &req, &url, err);
+        if (rc != 0) {
+            rc = unreachable("the v3 API", url, err);
+            goto out;
+        }
     }
     if (req.status == 401) {
         rc = cts_error_setx(err, CTS_EAUTH, CTS_EX_NOPERM,

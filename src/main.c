@@ -11,6 +11,8 @@
 #include "cts_account.h"
 #include "cts_config.h"
 #include "cts_http.h"
+#include "cts_oauth.h"
+#include "cts_pipeline.h"
 #include "cts_util.h"
 
 /* ---- usage texts (synopsis form, OpenBSD style) ---- */
@@ -210,24 +212,14 @@ static void print_usage(enum cts_command cmd, FILE *out)
     }
 }
 
-/*
- * Commands whose implementation has not landed in this tree yet.  They
- * exit 70 (internal error) with a clear message rather than pretending.
- */
-static int not_available(enum cts_command cmd)
-{
-    cts_log_error("'%s' is not available in this build yet",
-                  cts_command_name(cmd));
-    return CTS_EX_SOFTWARE;
-}
-
+/* Run one command; each returns its §7 exit code. */
 static int run(struct cts_config *cfg)
 {
     switch (cfg->command) {
-    case CTS_CMD_IMPORT: return not_available(cfg->command);
+    case CTS_CMD_IMPORT: return cts_cmd_import(cfg);
     case CTS_CMD_CHECK: return cts_cmd_check(cfg);
     case CTS_CMD_LISTS: return cts_cmd_lists(cfg);
-    case CTS_CMD_AUTH: return not_available(cfg->command);
+    case CTS_CMD_AUTH: return cts_cmd_auth(cfg);
     default: return CTS_EX_SOFTWARE;
     }
 }
