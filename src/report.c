@@ -338,7 +338,8 @@ int cts_report_write_summary(const char *path,
                             strerror(errno));
         goto out;
     }
-    if (json_dumpf(o, fp, JSON_PRESERVE_ORDER | JSON_INDENT(2)) != 0 ||
+    if (json_dumpf(o, fp,
+                   JSON_PRESERVE_ORDER | JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0 ||
         fputc('\n', fp) == EOF || fflush(fp) != 0 || ferror(fp)) {
         rc = cts_error_setx(err, UV_EIO, CTS_EX_CANTCREAT,
                             "cannot write the summary %s: %s", path,
