@@ -206,6 +206,20 @@ static void set_str(char **dst, const char *value)
     *dst = cts_xstrdup(value);
 }
 
+/* Paths from the config file or the environment get "~/" expanded, as the
+ * shell does for the command line. */
+static void set_path(const struct loader *ld, char **dst, const char *value)
+{
+    const char *home = getenv("HOME");
+    if (ld->layer != L_ARGV && strncmp(value, "~/", 2) == 0 && home != NULL &&
+        home[0] == '/') {
+        free(*dst);
+        *dst = cts_xasprintf("%s%s", home, value + 1);
+        return;
+    }
+    set_str(dst, value);
+}
+
 static int parse_double(const char *s, double min, double max, double *out)
 {
     char *end;
@@ -396,7 +410,7 @@ static int apply(struct loader *ld, const struct opt_def *o,
             ld->token_argv = 1;
         return 0;
     case O_TOKEN_FILE:
-        set_str(&cfg->token_file, value);
+        set_path(ld, &cfg->token_file, value);
         return 0;
     case O_ACCOUNT:
         if (value[0] == '\0') {
@@ -470,13 +484,13 @@ static int apply(struct loader *ld, const struct opt_def *o,
         cfg->retries = l;
         return 0;
     case O_REPORT:
-        set_str(&cfg->report, value);
+        set_path(ld, &cfg->report, value);
         return 0;
     case O_SUMMARY:
-        set_str(&cfg->summary, value);
+        set_path(ld, &cfg->summary, value);
         return 0;
     case O_STATE:
-        set_str(&cfg->state_dir, value);
+        set_path(ld, &cfg->state_dir, value);
         return 0;
     case O_BULK:
         if (strcmp(value, "auto") == 0)
@@ -1054,7 +1068,8 @@ int cts_config_load(struct cts_config *cfg, enum cts_command command,
         }
     env = getenv("CTCT_CONFIG");
     if (cfile == NULL && env != NULL && *env != '\0') {
-        cfile = cts_xstrdup(env);
+        ld.layer = L_ENV;
+        set_path(&ld, &cfile, env);
         explicit_cfile = 1;
     }
     if (cfile == NULL)

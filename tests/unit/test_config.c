@@ -634,6 +634,37 @@ static void test_url_refused_via_load(void **state)
     cts_config_free(&cfg);
 }
 
+/* The shipped example must parse (copied to 0600: git checks files out
+ * 0644, which the loader rightly refuses). */
+static void test_sample_config(void **state)
+{
+    struct cts_config cfg;
+    struct cts_error err;
+    FILE *f;
+    char text[8192];
+    size_t n;
+    const char *p;
+    char want[600];
+    (void)state;
+    f = fopen("samples/ctct-sync.conf", "r");
+    if (f == NULL)
+        skip();
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    p = write_file("sample.conf", text, 0600);
+    setenv("HOME", tmpdir, 1);
+    assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, TOK, "--config", p,
+                          "a.csv", NULL),
+                     0);
+    assert_int_equal(cfg.api, CTS_API_V3);
+    assert_int_equal(cfg.nlists, 1);
+    assert_non_null(cfg.account);
+    snprintf(want, sizeof(want), "%s/.config/ctct-sync/token", tmpdir);
+    assert_string_equal(cfg.token_file, want); /* "~/" expanded */
+    cts_config_free(&cfg);
+}
+
 static void test_commands(void **state)
 {
     (void)state;
@@ -664,6 +695,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loopback_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_refused_via_load, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sample_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
