@@ -77,27 +77,70 @@ size_t cts_field_max(enum cts_api api, enum cts_field f)
     }
 }
 
+/* Simple lower-casing for header names beyond ASCII: Latin-1, Latin
+ * Extended-A, Greek and Cyrillic capitals, so that "SOCIÉTÉ" matches
+ * "Société" (full Unicode case folding is not needed for headers). */
+static uint32_t fold(uint32_t c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c + 32;
+    if (c < 0xC0)
+        return c;
+    if (c <= 0xDE && c != 0xD7)
+        return c + 32;
+    if (c >= 0x100 && c <= 0x137 && (c & 1) == 0)
+        return c + 1;
+    if (c >= 0x139 && c <= 0x148 && (c & 1) == 1)
+        return c + 1;
+    if (c >= 0x14A && c <= 0x177 && (c & 1) == 0)
+        return c + 1;
+    if (c == 0x178)
+        return 0xFF;
+    if (c >= 0x179 && c <= 0x17E && (c & 1) == 1)
+        return c + 1;
+    if (c >= 0x391 && c <= 0x3AB && c != 0x3A2)
+        return c + 32;
+    if (c >= 0x410 && c <= 0x42F)
+        return c + 32;
+    if (c >= 0x400 && c <= 0x40F)
+        return c + 80;
+    return c;
+}
+
 char *cts_header_normalize(const char *name)
 {
-    size_t n = strlen(name), i, k = 0;
+    size_t n = strlen(name), i = 0, k = 0;
     const char *s = cts_trim_span(name, &n);
+    /* Folding never makes a character longer in these ranges except
+     * U+0178 (2 bytes) -> U+00FF (2 bytes): n + 1 bytes suffice. */
     char *out = cts_xmalloc(n + 1);
 
-    for (i = 0; i < n; i++) {
+    while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        size_t sp = n - i;
+        size_t sp = n - i, len;
         const char *t;
+        uint32_t cp;
+
         /* A space/BOM inside the name (pasted) is dropped like ' '. */
         t = cts_trim_span(s + i, &sp);
         if (t != s + i) {
-            i = (size_t)(t - s) - 1;
+            i = (size_t)(t - s);
             continue;
         }
-        if (c == ' ' || c == '_' || c == '-' || c == '.' || c == '\t')
+        if (c == ' ' || c == '_' || c == '-' || c == '.' || c == '\t') {
+            i++;
             continue;
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        out[k++] = (char)c;
+        }
+        len = cts_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        if (len == 0) {
+            out[k++] = (char)c; /* not UTF-8: keep the byte as it is */
+            i++;
+            continue;
+        }
+        cp = fold(cp);
+        /* Same length before and after in every folded range above. */
+        k += cts_utf8_encode(cp, out + k);
+        i += len;
     }
     out[k] = '\0';
     return out;

@@ -54,6 +54,7 @@ struct cts_reader {
     size_t u16n;
     struct cts_buf u16out;
     int first_chunk_checked;
+    int u16_warned;     /* UTF-16 repair warned about once */
 
     /* The record being assembled: raw field bytes, NUL after each. */
     struct cts_buf rec;
@@ -443,14 +444,21 @@ static int parse(struct cts_reader *r, const unsigned char *s, size_t len,
             return r->stopped;
         }
         /* Bound memory: a field that outgrew max_field is cut here and
-         * reported when it ends.  libcsv keeps entry_pos/spaces in the
-         * struct between calls, so resetting them is safe; spaces is
-         * zeroed too because it is subtracted from entry_pos at the end
-         * of an unquoted field. */
-        if (r->p.entry_pos > r->max_field) {
-            r->dropped_nl += count_breaks(r->p.entry_buf, r->p.entry_pos);
-            r->p.entry_pos = 0;
-            r->p.spaces = 0;
+         * reported when it ends.  libcsv keeps entry_pos in the struct
+         * between calls, so shrinking it is safe as long as the tail it
+         * will still look at stays: after a closing quote it later drops
+         * `spaces + 1` bytes (the spaces and the quote), in an unquoted
+         * field `spaces` bytes.  Keep spaces + 1 bytes at the end, and
+         * cut only when what remains after dropping them is too long. */
+        if (r->p.entry_pos > r->max_field + r->p.spaces + 1) {
+            size_t keep = r->p.spaces + 1;
+            size_t cut;
+            if (keep > r->p.entry_pos)
+                keep = r->p.entry_pos;
+            cut = r->p.entry_pos - keep;
+            r->dropped_nl += count_breaks(r->p.entry_buf, cut);
+            memmove(r->p.entry_buf, r->p.entry_buf + cut, keep);
+            r->p.entry_pos = keep;
             r->oversize = 1;
         }
         s += n;
@@ -577,9 +585,11 @@ static void utf16_convert(struct cts_reader *r, const unsigned char *s,
         } else if (u >= 0xDC00 && u <= 0xDFFF) {
             u = 0xFFFD;
         }
-        if (u == 0xFFFD)
+        if (u == 0xFFFD && !r->u16_warned) {
+            r->u16_warned = 1;
             cts_log_warn("%s: unpaired UTF-16 surrogate replaced by U+FFFD",
                          r->file);
+        }
         cts_buf_append(&r->u16out, tmp, cts_utf8_encode(u, tmp));
         memmove(r->u16c, r->u16c + 2, r->u16n - 2);
         r->u16n -= 2;
