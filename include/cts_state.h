@@ -238,6 +238,34 @@ void cts_state_quota_exhausted(struct cts_state *st);
 /* Change the clock (tests, and a run that crosses midnight UTC). */
 void cts_state_set_now(struct cts_state *st, long now);
 
+/* ---- bulk activities (used by bulk.c) ---- */
+
+/* A chunk serial unique within this state's journal (survives resumes). */
+uint32_t cts_state_bulk_serial(struct cts_state *st);
+/*
+ * Journal row `row` (email borrowed, fp) as line `line` (1-based position
+ * in import_data) of bulk chunk `serial`, before the chunk is posted.  It
+ * makes the row in doubt like cts_state_journal_begin.  Settle it with
+ * cts_state_journal_done.  0 or negative errno; no-op in dry-run.
+ */
+int cts_state_bulk_begin(struct cts_state *st, const char *email,
+                         uint32_t row, uint32_t fp, uint32_t serial,
+                         uint32_t line);
+/* The server accepted chunk `serial` as activity `activity_id` (borrowed):
+ * a resumed run polls it instead of posting the rows again. */
+int cts_state_bulk_started(struct cts_state *st, uint32_t serial,
+                           const char *activity_id);
+/*
+ * 1 when `email` with fingerprint fp was in an activity that a killed run
+ * started and did not settle: *activity_id (borrowed from st, valid until
+ * close) and *line (its line in that activity) say where to find its
+ * result.  0 otherwise.  (Such a row's lookup verdict is SEND_IN_DOUBT;
+ * without bulk it may simply be sent again: imports are upserts.)
+ */
+int cts_state_bulk_pending(struct cts_state *st, const char *email,
+                           uint32_t fp, const char **activity_id,
+                           uint32_t *line);
+
 /* ---- figures for logs and the summary ---- */
 struct cts_state_stats {
     size_t known;          /* emails with a stored fingerprint */

@@ -21,6 +21,7 @@
 #define F_DOUBT 0x04u  /* a killed run began it without settling it */
 #define F_RES_SHIFT 3  /* 2 bits: status confirmed by the killed run */
 #define F_RES_MASK (3u << F_RES_SHIFT)
+#define F_BULK 0x20u   /* the killed run's last record: part of a bulk chunk */
 #define F_PERSIST (F_CONF | F_FAIL)
 
 #define EMAIL_SEED 0x63747373656d6c31ULL /* "ctssem l1" */
@@ -38,7 +39,10 @@ struct store_hdr {
 #define STORE_REC 12 /* uint64 kf (persisted flags only) + uint32 fp */
 
 #define J_MAGIC 0x314a5443u /* "CTJ1" */
-enum { J_OPEN = 1, J_BEGIN = 2, J_DONE = 3 };
+enum { J_OPEN = 1, J_BEGIN = 2, J_DONE = 3, J_BULK_BEGIN = 4, J_BULK_START = 5 };
+/* J_BULK_BEGIN: like BEGIN, http = chunk serial, payload = uint32 line of
+ * the row in the chunk.  J_BULK_START: key = serial, payload = the
+ * activity id the server returned. */
 struct jrec {
     uint32_t magic;
     uint8_t type;
@@ -61,6 +65,19 @@ struct failure {
     char *message;   /* owned, may be NULL */
 };
 
+/* Bulk rows of a killed run whose activity had started (replay). */
+struct bulk_pending {
+    uint64_t key;
+    uint32_t fp;
+    uint32_t serial;
+    uint32_t line;
+    uint32_t seq;
+};
+struct bulk_activity {
+    uint32_t serial;
+    char *id; /* owned */
+};
+
 struct cts_state {
     int dry_run, full;
     long now;
@@ -79,6 +96,12 @@ struct cts_state {
     uint32_t fail_seq;
     struct cts_state_stats stats;
     struct cts_buf jbuf;
+    struct bulk_pending *bp;
+    size_t nbp, capbp;
+    struct bulk_activity *ba;
+    size_t nba;
+    uint32_t next_serial;
+    int had_bulk; /* bulk records were replayed or written */
 };
 
 /* ---- small helpers ---- */
@@ -425,11 +448,41 @@ static void apply_record(struct cts_state *st, const struct jrec *r,
     unsigned flags;
     if (r->type == J_OPEN || r->key == 0)
         return;
+    if (r->type >= J_BULK_BEGIN)
+        st->had_bulk = 1;
+    if (r->type == J_BULK_START) {
+        if ((uint32_t)r->key >= st->next_serial)
+            st->next_serial = (uint32_t)r->key + 1;
+        st->ba = cts_xrealloc(st->ba, (st->nba + 1) * sizeof(*st->ba));
+        st->ba[st->nba].serial = (uint32_t)r->key;
+        st->ba[st->nba].id = cts_xstrndup(payload, r->len);
+        st->nba++;
+        return;
+    }
     s = cts_emailidx_insert(&st->ix, r->key, NULL);
     flags = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
     if (r->type == J_BEGIN) {
-        flags |= F_DOUBT;
+        flags = (flags | F_DOUBT) & ~F_BULK;
+    } else if (r->type == J_BULK_BEGIN) {
+        struct bulk_pending *b;
+        flags |= F_DOUBT | F_BULK;
+        if ((uint32_t)r->http >= st->next_serial)
+            st->next_serial = (uint32_t)r->http + 1;
+        if (st->nbp == st->capbp) {
+            st->capbp = st->capbp ? st->capbp * 2 : 64;
+            st->bp = cts_xrealloc(st->bp, st->capbp * sizeof(*st->bp));
+        }
+        b = &st->bp[st->nbp];
+        b->key = r->key;
+        b->fp = r->fp;
+        b->serial = (uint32_t)r->http;
+        b->line = 0;
+        if (r->len >= 4)
+            memcpy(&b->line, payload, 4);
+        b->seq = (uint32_t)st->nbp;
+        st->nbp++;
     } else {
+        flags &= ~F_BULK;
         int status = r->status & 0x7f;
         unsigned res = 0;
         if (status == CTS_ST_CREATED)
@@ -465,7 +518,7 @@ static int next_record(int fd, struct jrec *r, char *payload)
 {
     ssize_t got = read_full(fd, r, sizeof(*r));
     if (got != (ssize_t)sizeof(*r) || r->magic != J_MAGIC ||
-        r->type < J_OPEN || r->type > J_DONE)
+        r->type < J_OPEN || r->type > J_BULK_START)
         return 0;
     if (r->len > 0 && read_full(fd, payload, r->len) != (ssize_t)r->len)
         return 0;
@@ -523,15 +576,18 @@ out:
     return 0;
 }
 
-static int jwrite(struct cts_state *st, uint8_t type, uint8_t status,
-                  uint64_t key, uint32_t row, uint32_t fp, int http,
-                  const char *a, const char *b)
+static int jwrite_raw(struct cts_state *st, uint8_t type, uint8_t status,
+                      uint64_t key, uint32_t row, uint32_t fp, int http,
+                      const void *payload, size_t len, int have_payload,
+                      const char *a, const char *b)
 {
     struct jrec r;
     int rc;
     memset(&r, 0, sizeof(r));
     cts_buf_reset(&st->jbuf);
-    if (a != NULL || b != NULL) {
+    if (have_payload) {
+        cts_buf_append(&st->jbuf, payload, len < 1000 ? len : 1000);
+    } else if (a != NULL || b != NULL) {
         /* Payload: "error_key\0message" (capped: the report has the rest). */
         cts_buf_append(&st->jbuf, a ? a : "", a ? strnlen(a, 200) : 0);
         cts_buf_putc(&st->jbuf, '\0');
@@ -561,6 +617,13 @@ static int jwrite(struct cts_state *st, uint8_t type, uint8_t status,
     if (++st->unsynced >= J_SYNC_EVERY)
         return cts_state_flush(st);
     return 0;
+}
+
+static int jwrite(struct cts_state *st, uint8_t type, uint8_t status,
+                  uint64_t key, uint32_t row, uint32_t fp, int http,
+                  const char *a, const char *b)
+{
+    return jwrite_raw(st, type, status, key, row, fp, http, NULL, 0, 0, a, b);
 }
 
 int cts_state_flush(struct cts_state *st)
@@ -679,6 +742,106 @@ void cts_state_quota_exhausted(struct cts_state *st)
 void cts_state_set_now(struct cts_state *st, long now)
 {
     st->now = now;
+}
+
+/* ---- bulk pending rows (replay) ---- */
+
+static const char *bulk_activity_id(const struct cts_state *st,
+                                    uint32_t serial)
+{
+    size_t i;
+    for (i = st->nba; i > 0; i--) {
+        if (st->ba[i - 1].serial == serial)
+            return st->ba[i - 1].id;
+    }
+    return NULL;
+}
+
+static int cmp_bp(const void *a, const void *b)
+{
+    const struct bulk_pending *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Keep, per email, the latest bulk record, and only when the row was not
+ * settled afterwards (F_BULK still set) and its activity had started. */
+static void bulk_pending_finish(struct cts_state *st)
+{
+    size_t i, j = 0;
+    if (st->next_serial == 0)
+        st->next_serial = 1;
+    if (st->nbp == 0)
+        return;
+    qsort(st->bp, st->nbp, sizeof(*st->bp), cmp_bp);
+    for (i = 0; i < st->nbp; i++) {
+        const struct cts_eslot *s;
+        if (i + 1 < st->nbp && st->bp[i + 1].key == st->bp[i].key)
+            continue;
+        s = cts_emailidx_find(&st->ix, st->bp[i].key);
+        if (s == NULL || !(s->kf & F_BULK) ||
+            bulk_activity_id(st, st->bp[i].serial) == NULL)
+            continue;
+        st->bp[j++] = st->bp[i];
+    }
+    st->nbp = j;
+}
+
+uint32_t cts_state_bulk_serial(struct cts_state *st)
+{
+    return st->next_serial++;
+}
+
+int cts_state_bulk_begin(struct cts_state *st, const char *email,
+                         uint32_t row, uint32_t fp, uint32_t serial,
+                         uint32_t line)
+{
+    uint64_t key;
+    int rc;
+    if (st->dry_run || st->jfd < 0)
+        return 0;
+    key = cts_state_email_key(email);
+    rc = jwrite_raw(st, J_BULK_BEGIN, 0, key, row, fp, (int)serial, &line,
+                    sizeof(line), 1, NULL, NULL);
+    if (rc == 0 && !st->committed) {
+        /* Mirrored so the commit knows which bulk rows are still open. */
+        struct cts_eslot *s = cts_emailidx_insert(&st->ix, key, NULL);
+        s->kf |= F_BULK;
+        st->had_bulk = 1;
+    }
+    return rc;
+}
+
+int cts_state_bulk_started(struct cts_state *st, uint32_t serial,
+                           const char *activity_id)
+{
+    if (st->dry_run || st->jfd < 0)
+        return 0;
+    return jwrite_raw(st, J_BULK_START, 0, serial, 0, 0, 0, activity_id,
+                      strlen(activity_id), 1, NULL, NULL);
+}
+
+int cts_state_bulk_pending(struct cts_state *st, const char *email,
+                           uint32_t fp, const char **activity_id,
+                           uint32_t *line)
+{
+    uint64_t key = cts_state_email_key(email);
+    size_t lo = 0, hi = st->nbp;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->bp[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == st->nbp || st->bp[lo].key != key || st->bp[lo].fp != fp)
+        return 0;
+    if (activity_id != NULL)
+        *activity_id = bulk_activity_id(st, st->bp[lo].serial);
+    if (line != NULL)
+        *line = st->bp[lo].line;
+    return 1;
 }
 
 /* ---- open / close ---- */
@@ -818,6 +981,7 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
         goto fail;
     }
     fails_sort(st);
+    bulk_pending_finish(st);
     {
         size_t i;
         for (i = 0; i < st->ix.cap; i++) {
@@ -892,6 +1056,10 @@ void cts_state_close(struct cts_state *st)
         free(st->fails[i].message);
     }
     free(st->fails);
+    for (i = 0; i < st->nba; i++)
+        free(st->ba[i].id);
+    free(st->ba);
+    free(st->bp);
     cts_emailidx_free(&st->ix);
     cts_buf_free(&st->jbuf);
     free(st->dir);
@@ -1067,6 +1235,7 @@ int cts_state_journal_done(struct cts_state *st, const char *email,
     /* Mirror the record in memory for the commit; the resumed bits are
      * dropped (they describe the killed run, not this one). */
     s = cts_emailidx_insert(&st->ix, key, NULL);
+    s->kf &= ~(uint64_t)F_BULK;
     flags = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
     if (status == CTS_ST_CREATED || status == CTS_ST_UPDATED ||
         status == CTS_ST_IMPORTED) {
@@ -1088,6 +1257,69 @@ int cts_state_journal_done(struct cts_state *st, const char *email,
 }
 
 /* ---- commit ---- */
+
+/*
+ * Bulk rows still open at commit (their activity is running; the run
+ * stopped for the quota or a signal) must survive the journal's removal,
+ * or the next run would post them again instead of polling.  Collect the
+ * journal's BULK_START records and the BULK_BEGIN records of rows whose
+ * last event is still that begin (F_BULK), in journal order.
+ */
+static int collect_open_bulk(struct cts_state *st, struct cts_buf *carry)
+{
+    char *path = cts_xasprintf("%s/journal", st->dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *payload;
+    struct jrec r;
+    size_t begins = 0;
+    free(path);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    payload = cts_xmalloc(65536 + 1);
+    while (next_record(fd, &r, payload)) {
+        if (r.type == J_BULK_BEGIN) {
+            const struct cts_eslot *s = cts_emailidx_find(&st->ix, r.key);
+            if (s == NULL || !(s->kf & F_BULK))
+                continue;
+            begins++;
+        } else if (r.type != J_BULK_START) {
+            continue;
+        }
+        cts_buf_append(carry, &r, sizeof(r));
+        cts_buf_append(carry, payload, r.len);
+    }
+    free(payload);
+    close(fd);
+    if (begins == 0)
+        cts_buf_reset(carry);
+    return 0;
+}
+
+/* Replace the journal by a fresh one that holds only `carry` (behind an
+ * OPEN record with a new run id, so it is not mistaken for the committed
+ * run's journal). */
+static int write_carried_journal(struct cts_state *st,
+                                 const struct cts_buf *carry)
+{
+    struct atomic_file af;
+    struct jrec r;
+    uint8_t rid[8];
+    int rc = af_open(&af, st->dir, "journal");
+    memset(&r, 0, sizeof(r));
+    r.magic = J_MAGIC;
+    r.type = J_OPEN;
+    if (cts_random_bytes(rid, sizeof(rid)) == 0)
+        memcpy(&r.key, rid, 8);
+    r.key = (r.key ^ st->run_id) | 1;
+    if (r.key == st->run_id)
+        r.key ^= 2;
+    r.check = jcheck(&r, "");
+    if (rc == 0)
+        rc = af_put(&af, &r, sizeof(r));
+    if (rc == 0)
+        rc = af_put(&af, carry->data, carry->len);
+    return af_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
+}
 
 static int write_failed(struct cts_state *st)
 {
@@ -1132,14 +1364,20 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
     char rec[STORE_REC];
     char *jpath;
     int rc;
+    struct cts_buf carry;
     if (st->dry_run || st->committed)
         return 0;
+    cts_buf_init(&carry, 0);
     rc = cts_state_flush(st);
     if (rc == 0)
         rc = write_failed(st);
-    if (rc != 0)
+    if (rc == 0 && st->had_bulk)
+        rc = collect_open_bulk(st, &carry);
+    if (rc != 0) {
+        cts_buf_free(&carry);
         return cts_error_setx(err, rc, CTS_EX_CANTCREAT,
                               "%s/failed: %s", st->dir, cts_strerror(rc));
+    }
     st->committed = 1;
     n = cts_emailidx_sort(&st->ix);
     for (i = 0; i < n; i++) {
@@ -1174,9 +1412,11 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
     if (rc == 0 && pwrite(af.fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
         rc = -errno;
     rc = af_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
-    if (rc != 0)
+    if (rc != 0) {
+        cts_buf_free(&carry);
         return cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s/store: %s",
                               st->dir, cts_strerror(rc));
+    }
     /* The store now holds everything the journal said (and names this run,
      * so a crash before the unlink is recognised at the next open). */
     jpath = cts_xasprintf("%s/journal", st->dir);
@@ -1184,7 +1424,16 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
         close(st->jfd);
         st->jfd = -1;
     }
-    unlink(jpath);
+    if (carry.len > 0) {
+        rc = write_carried_journal(st, &carry);
+        if (rc != 0)
+            cts_log_warn("%s: cannot keep the open bulk activities (%s); "
+                         "their rows will be sent again",
+                         jpath, cts_strerror(rc));
+    } else {
+        unlink(jpath);
+    }
+    cts_buf_free(&carry);
     free(jpath);
     return fsync_dir(st->dir);
 }

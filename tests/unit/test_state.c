@@ -494,6 +494,100 @@ static void test_dry_run(void **state)
     free(j);
 }
 
+/* ---- bulk rows across a kill ---- */
+
+static void test_bulk_resume(void **state)
+{
+    struct fx *f = *state;
+    struct cts_state *st = must_open(&f->p);
+    const char *id = NULL;
+    uint32_t s1, s2, line = 0;
+    struct cts_state_prev prev;
+    s1 = cts_state_bulk_serial(st);
+    assert_int_equal(cts_state_bulk_begin(st, "a@x.com", 1, 11, s1, 1), 0);
+    assert_int_equal(cts_state_bulk_begin(st, "b@x.com", 2, 12, s1, 2), 0);
+    assert_int_equal(cts_state_bulk_begin(st, "c@x.com", 3, 13, s1, 3), 0);
+    assert_int_equal(cts_state_bulk_started(st, s1, "act-0001"), 0);
+    s2 = cts_state_bulk_serial(st);
+    assert_true(s2 > s1);
+    /* Chunk 2 was never accepted (killed during its POST). */
+    assert_int_equal(cts_state_bulk_begin(st, "d@x.com", 4, 14, s2, 1), 0);
+    cts_state_journal_done(st, "a@x.com", 1, 11, CTS_ST_IMPORTED, 0, 0, NULL, NULL);
+    cts_state_close(st); /* killed */
+
+    st = must_open(&f->p);
+    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, &prev), CTS_SV_RESUMED);
+    assert_int_equal(prev.status, CTS_ST_IMPORTED);
+    assert_int_equal(cts_state_bulk_pending(st, "a@x.com", 11, &id, &line), 0);
+    assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 12, &id, &line), 1);
+    assert_string_equal(id, "act-0001");
+    assert_int_equal(line, 2);
+    assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 99, NULL, NULL), 0);
+    assert_int_equal(cts_state_lookup(st, "c@x.com", 13, NULL), CTS_SV_SEND_IN_DOUBT);
+    /* Not accepted: just in doubt, sent again (imports are upserts). */
+    assert_int_equal(cts_state_bulk_pending(st, "d@x.com", 14, NULL, NULL), 0);
+    assert_int_equal(cts_state_lookup(st, "d@x.com", 14, NULL), CTS_SV_SEND_IN_DOUBT);
+    /* Serials stay unique across the resume. */
+    assert_true(cts_state_bulk_serial(st) > s2);
+    /* This run collects b and dies too. */
+    cts_state_journal_done(st, "b@x.com", 2, 12, CTS_ST_IMPORTED, 0, 0, NULL, NULL);
+    cts_state_close(st);
+
+    st = must_open(&f->p);
+    assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 12, NULL, NULL), 0);
+    assert_int_equal(cts_state_lookup(st, "b@x.com", 12, NULL), CTS_SV_RESUMED);
+    assert_int_equal(cts_state_bulk_pending(st, "c@x.com", 13, &id, &line), 1);
+    assert_int_equal(line, 3);
+    /* A failed activity settles its rows (transient): no longer pending. */
+    cts_state_journal_done(st, "c@x.com", 3, 13, CTS_ST_FAILED, 0, 0, NULL, NULL);
+    cts_state_close(st);
+    st = must_open(&f->p);
+    assert_int_equal(cts_state_bulk_pending(st, "c@x.com", 13, NULL, NULL), 0);
+    commit_close(st);
+    st = must_open(&f->p);
+    assert_int_equal(cts_state_bulk_pending(st, "c@x.com", 13, NULL, NULL), 0);
+    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL), CTS_SV_UNCHANGED);
+    cts_state_close(st);
+}
+
+/* A run that stops (quota, SIGINT) while an activity is still running
+ * commits; the next run must still poll that activity. */
+static void test_bulk_open_at_commit(void **state)
+{
+    struct fx *f = *state;
+    struct cts_state *st = must_open(&f->p);
+    const char *id = NULL;
+    uint32_t s1, line = 0;
+    s1 = cts_state_bulk_serial(st);
+    cts_state_journal_begin(st, "p@x.com", 1, 1);
+    cts_state_journal_done(st, "p@x.com", 1, 1, CTS_ST_CREATED, 0, 200, NULL, NULL);
+    cts_state_bulk_begin(st, "a@x.com", 2, 11, s1, 1);
+    cts_state_bulk_begin(st, "b@x.com", 3, 12, s1, 2);
+    cts_state_bulk_started(st, s1, "act-open");
+    cts_state_journal_done(st, "a@x.com", 2, 11, CTS_ST_IMPORTED, 0, 0, NULL, NULL);
+    commit_close(st);
+
+    st = must_open(&f->p);
+    /* Committed rows are plain unchanged (not "resumed"). */
+    assert_int_equal(cts_state_lookup(st, "p@x.com", 1, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_bulk_pending(st, "a@x.com", 11, NULL, NULL), 0);
+    assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 12, &id, &line), 1);
+    assert_string_equal(id, "act-open");
+    assert_int_equal(line, 2);
+    cts_state_journal_done(st, "b@x.com", 3, 12, CTS_ST_IMPORTED, 0, 0, NULL, NULL);
+    commit_close(st);
+    st = must_open(&f->p);
+    assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 12, NULL, NULL), 0);
+    assert_int_equal(cts_state_lookup(st, "b@x.com", 12, NULL), CTS_SV_UNCHANGED);
+    {
+        char *j = spath(st, "journal");
+        cts_state_close(st);
+        assert_int_equal(file_size(j), 32); /* only this run's OPEN */
+        free(j);
+    }
+}
+
 /* ---- quota ---- */
 
 static void test_quota_days(void **state)
@@ -562,6 +656,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_then_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_open_at_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_days, setup, teardown),
     };
     return cmocka_run_group_tests_name("state", tests, NULL, NULL);
