@@ -1,0 +1,237 @@
+/*
+ * sb_int.h — sandbox internals shared by the core files (server, router,
+ * model, limits, faults, admin, v2, v3).  oauth.c/jwt.c/bulk.c use sb.h only.
+ */
+#ifndef SB_INT_H
+#define SB_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "sb.h"
+
+/* ---- HTTP/1.1 request parser (http.c): incremental, in place ----------- */
+
+enum sb_http_rc {
+    SB_HTTP_MORE = 0,      /* need more bytes */
+    SB_HTTP_HEADERS = 1,   /* headers complete, body incomplete (Expect) */
+    SB_HTTP_DONE = 2,      /* a whole request is parsed */
+    SB_HTTP_BAD = -400,    /* malformed: reply 400 and close */
+    SB_HTTP_TOOBIG = -413, /* Content-Length over the body cap */
+    SB_HTTP_HDRBIG = -431, /* header block over SB_HEADER_CAP */
+    SB_HTTP_LENREQ = -411, /* body without Content-Length (chunked) */
+    SB_HTTP_VERSION = -505 /* not HTTP/1.x */
+};
+
+#define SB_MAX_HEADERS 64
+
+struct sb_http_msg {
+    /* Scan state: callers zero the struct before each new request. */
+    size_t scanned;     /* bytes already searched for the header end */
+    size_t header_len;  /* bytes of request line + headers incl. CRLFCRLF */
+    size_t content_length;
+    int parsed;         /* headers parsed in place */
+    /* Results (point into the caller's buffer, NUL-terminated in place). */
+    char *method, *target, *path, *query;
+    int minor;          /* HTTP/1.minor */
+    struct sb_header headers[SB_MAX_HEADERS];
+    size_t nheaders;
+    int keep_alive;     /* per version and Connection header */
+    int expect_continue;
+    char *body;
+    size_t total_len;   /* header_len + content_length when DONE */
+    /* offsets from the request start of the fields above, so the caller may
+     * move its buffer between SB_HTTP_HEADERS and SB_HTTP_DONE */
+    size_t o_method, o_path, o_query, o_target;
+    size_t o_hname[SB_MAX_HEADERS], o_hvalue[SB_MAX_HEADERS];
+};
+
+/* Parse the request at the start of buf[0..len).  Modifies the header
+ * bytes in place (NUL-terminating method, path, query, header names and
+ * values); the pointers in msg are valid when DONE is returned (the caller
+ * NUL-terminates the body itself if it wants to).  Between calls the caller
+ * may move the bytes (realloc, memmove) as long as the request still starts
+ * at buf.  Returns an enum sb_http_rc. */
+int sb_http_parse(struct sb_http_msg *msg, char *buf, size_t len);
+/* Reason phrase for a status code ("OK", "Not Found", ...). */
+const char *sb_http_reason(int status);
+/* Decode %xx (and '+' as space when plus) in place; returns the new length.
+ * Invalid escapes are kept literally. */
+size_t sb_url_decode(char *s, size_t len, int plus);
+/* Find name in a www-form/query string s and decode its value into a NEW
+ * malloc'd string (or NULL when absent). */
+char *sb_form_lookup(const char *s, size_t len, const char *name);
+
+/* ---- rate limiter and quota (limits.c), injected clocks --------------- */
+
+struct sb_ring { /* growable FIFO of microsecond timestamps, oldest first */
+    uint64_t *t;
+    size_t cap, head, len;
+};
+
+struct sb_limit {
+    struct sb_ring accepted; /* accepted requests in the last second */
+    struct sb_ring arrived;  /* arrivals in the last second (busiest_1s) */
+    uint64_t requests;       /* arrivals */
+    uint64_t busiest_1s;
+    uint64_t throttled;      /* rejected by rate or quota */
+    uint64_t daily_used;
+    int64_t day;             /* UTC day number daily_used counts */
+};
+
+enum sb_limit_rc { SB_LIMIT_OK = 0, SB_LIMIT_RATE = 1, SB_LIMIT_QUOTA = 2 };
+
+/* Record an arrival at now_us (monotonic µs) on epoch second now_s; decide.
+ * rate/quota 0 = off.  Only accepted requests count toward the window and
+ * the day's quota. */
+int sb_limit_check(struct sb_limit *l, uint64_t now_us, int64_t now_s,
+                   long rate, long quota);
+void sb_limit_reset(struct sb_limit *l);
+void sb_limit_free(struct sb_limit *l);
+
+/* ---- faults (faults.c) ------------------------------------------------ */
+
+enum sb_fault {
+    SB_FAULT_NONE = 0,
+    SB_FAULT_500,
+    SB_FAULT_503,
+    SB_FAULT_429,
+    SB_FAULT_DROP_BEFORE,
+    SB_FAULT_DROP_AFTER,
+    SB_FAULT_SLOW,
+    SB_FAULT__COUNT
+};
+
+struct sb_faults;
+struct sb_faults *sb_faults_new(double rate, uint64_t seed);
+void sb_faults_free(struct sb_faults *f);
+/* Parse a kind name ("503", "drop_after", ...); SB_FAULT_NONE if unknown. */
+enum sb_fault sb_fault_parse(const char *name);
+const char *sb_fault_name(enum sb_fault k);
+/* Queue a scripted fault; match ("POST /v3/contacts/sign_up_form", by route
+ * pattern or concrete path) may be NULL = any API request. */
+void sb_faults_push(struct sb_faults *f, enum sb_fault k, const char *match);
+/* Load {"faults":[...],"match":...} or an array of such objects. */
+int sb_faults_load_json(struct sb_faults *f, json_t *j, struct cts_error *err);
+/* The fault for this API request (scripted queue first, then random). */
+enum sb_fault sb_faults_next(struct sb_faults *f, const char *method,
+                             const char *route, const char *path);
+void sb_faults_clear(struct sb_faults *f); /* drop the queue and counters */
+void sb_faults_drop_queue(struct sb_faults *f); /* drop the queue only */
+uint64_t sb_faults_count(const struct sb_faults *f, enum sb_fault k);
+size_t sb_faults_pending(const struct sb_faults *f);
+
+/* ---- model (model.c) -------------------------------------------------- */
+
+struct sb_model *sb_model_new(void);
+void sb_model_free(struct sb_model *m);
+/* Built-in demo account and apps (common brief).  Returns 0. */
+int sb_model_load_demo(struct sb_model *m);
+/* Accounts file (doc/sandbox.md).  0 or CTS_ECONFIG with err. */
+int sb_model_load_file(struct sb_model *m, const char *path,
+                       struct cts_error *err);
+struct sb_app *sb_model_app_at(struct sb_model *m, size_t i);
+size_t sb_model_app_count(const struct sb_model *m);
+/* Empty every store (contacts, counters); keeps accounts, apps, tokens. */
+void sb_model_reset(struct sb_model *m);
+uint64_t sb_model_writes(const struct sb_model *m);
+/* Mark deleted (v3 DELETE / v2 opt-out): 0 or SB_ENOTFOUND. */
+int sb_contact_delete(struct sb_model *m, struct sb_account *acct,
+                      sb_contact_ref ref);
+int sb_contact_is_deleted(const struct sb_account *acct, sb_contact_ref ref);
+/* Per-contact write counter and created/updated helpers for renderers. */
+uint32_t sb_contact_writes(const struct sb_account *acct, sb_contact_ref ref);
+
+/* ---- in-flight emails (v3 sign_up_form 409) ---------------------------- */
+/* 0 if registered, -1 if that (account,email) is already being processed.
+ * The entry is removed automatically when the request finishes. */
+int sb_inflight_claim(struct sb_req *req, const char *email);
+
+/* ---- server (server.c) ------------------------------------------------ */
+
+struct sb_options {
+    const char *host;
+    int port;
+    const char *accounts;
+    long rate;          /* per key per second, 0 = off */
+    long daily_quota;   /* per key per UTC day, 0 = off */
+    double fault_rate;
+    uint64_t fault_seed;
+    long latency_ms;
+    long slow_ms;
+    const char *state_dump;
+    const char *faults_file;
+    int verbose;
+};
+
+struct sb_server *sb_server_new(const struct sb_options *opt,
+                                struct sb_model *model, uv_loop_t *loop);
+/* Bind and listen; prints nothing.  0 or a libuv error. */
+int sb_server_listen(struct sb_server *srv, struct cts_error *err);
+int sb_server_port(const struct sb_server *srv);
+/* Stop accepting, close all connections and handles (async). */
+void sb_server_close(struct sb_server *srv);
+void sb_server_free(struct sb_server *srv);
+struct sb_faults *sb_server_faults(struct sb_server *srv);
+const struct sb_options *sb_server_options(const struct sb_server *srv);
+void sb_server_set_clock(struct sb_server *srv, int64_t now);
+void sb_server_reset(struct sb_server *srv);
+/* The /_sandbox/state document (NEW reference). */
+json_t *sb_server_state(struct sb_server *srv, int with_contacts,
+                        const char *account);
+
+/* ---- router (router.c) ----------------------------------------------- */
+
+struct sb_router;
+struct sb_route {
+    char *method;
+    char *pattern;
+    char *endpoint; /* "METHOD pattern" for stats */
+    sb_handler_fn handler;
+    unsigned flags;
+    uint64_t hits; /* requests routed here (state.requests.by_endpoint) */
+};
+struct sb_router *sb_router_new(void);
+void sb_router_free(struct sb_router *r);
+int sb_router_add(struct sb_router *r, const char *method, const char *pattern,
+                  sb_handler_fn handler, unsigned flags);
+enum { SB_MATCH_OK = 0, SB_MATCH_NOPATH = -1, SB_MATCH_NOMETHOD = -2 };
+size_t sb_router_count(const struct sb_router *r);
+struct sb_route *sb_router_at(struct sb_router *r, size_t i);
+/* Match method+path.  On OK sets *route and params (decoded copies written
+ * into the scratch buffer `scratch` of size `scratch_len`); on NOMETHOD
+ * writes the allowed methods ("GET, PUT") into allow.  Returns SB_MATCH_*. */
+int sb_router_match(struct sb_router *r, const char *method,
+                    const char *path, struct sb_route **route,
+                    const char **params, size_t *nparams, char *scratch,
+                    size_t scratch_len, char *allow, size_t allow_len);
+
+/* ---- validation helpers (valid.c) ------------------------------------ */
+
+/* Characters (UTF-8 code points) in s; invalid UTF-8 → (size_t)-1. */
+size_t sb_utf8_chars(const char *s);
+/* 1 if every code point of s is <= 0xFF (ISO-8859-1). */
+int sb_is_latin1(const char *s);
+/* 1 if every string anywhere in j is ISO-8859-1. */
+int sb_json_latin1(json_t *j);
+/* A plausible email: local@domain.tld, no blanks, <= 254 bytes. */
+int sb_email_ok(const char *s);
+/* Collected validation errors: a JSON array of {error_key, error_message}. */
+void sb_verr(json_t *errs, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Optional string member: NULL if absent/null; sets *bad (and an error)
+ * when present but not a string or longer than max characters. */
+const char *sb_jfield(json_t *obj, const char *name, size_t max, json_t *errs,
+                      const char *key, const char *prefix);
+
+/* ---- handler registration per module ---------------------------------- */
+void sb_v2_register(struct sb_server *srv);
+void sb_v3_register(struct sb_server *srv);
+void sb_admin_register(struct sb_server *srv);
+/* Fallback v3 token minting when jwt.c is absent (admin.c); OWNED. */
+char *sb_mint_v3(struct sb_server *srv, const char *client_id,
+                 const struct sb_account *acct, int64_t iat, int64_t exp);
+
+#endif /* SB_INT_H */
