@@ -69,8 +69,8 @@ typedef void (*cts_http_done_cb)(struct cts_http_req *req, void *arg);
  * One request.  Caller-owned storage; initialise with cts_http_req_init (or
  * zero it and set the fields), then set the request fields.  Every borrowed
  * pointer must stay valid until done_cb has run (libcurl's POSTFIELDS rule:
- * the body is not copied).  A request may be resubmitted after done_cb
- * (clear resp first with cts_buf_reset if you want a fresh body).
+ * the body is not copied).  A request may be resubmitted after done_cb;
+ * submit empties resp (keeping its storage) and resets every result.
  */
 struct cts_http_req {
     /* ---- request (all borrowed) ---- */
@@ -149,7 +149,8 @@ int cts_http_init(struct cts_http *h, uv_loop_t *loop,
                   const struct cts_http_opts *o);
 
 /*
- * Start req (borrowed until cb).  Resets the result fields.  Never blocks;
+ * Start req (borrowed until cb).  Resets the result fields and empties
+ * req->resp.  Never blocks;
  * the request is handed to libcurl at once, which queues it internally if
  * max_in_flight connections are busy (callers normally keep
  * cts_http_in_flight() below the cap themselves).

@@ -662,6 +662,7 @@ int cts_http_submit(struct cts_http *h, struct cts_http_req *req,
     req->connection_reused = 0;
     req->maybe_landed = 0;
     req->elapsed_ms = 0;
+    cts_buf_reset(&req->resp);
     req->resp.max = h->opts.max_response;
     if (req->priv_headers != NULL) {
         curl_slist_free_all(req->priv_headers);
@@ -800,7 +801,6 @@ static void on_backoff(uv_timer_t *t)
 {
     struct fetch *f = t->data;
     int rc;
-    cts_buf_reset(&f->req->resp);
     rc = cts_http_submit(&f->http, f->req, on_fetch_done, f);
     if (rc != 0) {
         f->rc = rc;
