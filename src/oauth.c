@@ -1418,7 +1418,7 @@ static int run_device(struct auth *a)
            r.verification_uri != NULL ? r.verification_uri : "(no URL given)",
            r.user_code);
     if (r.verification_uri_complete != NULL)
-        printf("\n(or open %s, which fills the code in)\n",
+        printf("\nor open this URL, which fills the code in:\n\n  %s\n",
                r.verification_uri_complete);
     fflush(stdout);
 
