@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "cts_config.h"  /* enum cts_api */
+#include "cts_config.h" /* enum cts_api */
 #include "cts_contact.h"
 #include "cts_util.h"
 
@@ -56,9 +56,8 @@ void cts_list_info_free(struct cts_list_info *lists, size_t n);
  * [{custom_field_id,value}] (names resolved through cf; a name missing
  * from cf is an error).  Absent fields are omitted, never sent as null.
  */
-char *cts_api_v3_signup_body(const struct cts_contact *c,
-                             char *const *list_ids, size_t nlists,
-                             const struct cts_cf_ids *cf,
+char *cts_api_v3_signup_body(const struct cts_contact *c, char *const *list_ids,
+                             size_t nlists, const struct cts_cf_ids *cf,
                              struct cts_error *err);
 
 /*
@@ -154,7 +153,7 @@ struct cts_api_token {
     char *refresh_token; /* v3 with offline_access; else NULL */
     char *token_type;
     char *scope;
-    long expires_in;     /* number or numeric string; -1 when absent */
+    long expires_in; /* number or numeric string; -1 when absent */
 };
 int cts_api_parse_token(const char *body, size_t len,
                         struct cts_api_token *out);

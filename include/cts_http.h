@@ -33,15 +33,15 @@
  * req->curl_code, the libcurl message in req->errbuf. */
 enum cts_xfer_error {
     CTS_XE_NONE = 0,
-    CTS_XE_TIMEOUT,  /* CURLE_OPERATION_TIMEDOUT (connect or transfer) */
-    CTS_XE_CONNECT,  /* CURLE_COULDNT_CONNECT: refused, unreachable */
-    CTS_XE_RESOLVE,  /* CURLE_COULDNT_RESOLVE_HOST / _PROXY */
-    CTS_XE_SEND,     /* CURLE_SEND_ERROR */
-    CTS_XE_RECV,     /* CURLE_RECV_ERROR, CURLE_GOT_NOTHING, PARTIAL_FILE */
-    CTS_XE_TLS,      /* certificate / handshake problems: never retried */
-    CTS_XE_TOOBIG,   /* response exceeded opts.max_response */
-    CTS_XE_ABORTED,  /* cts_http_close ran while the request was in flight */
-    CTS_XE_OTHER     /* anything else libcurl reports (bad URL, ...) */
+    CTS_XE_TIMEOUT, /* CURLE_OPERATION_TIMEDOUT (connect or transfer) */
+    CTS_XE_CONNECT, /* CURLE_COULDNT_CONNECT: refused, unreachable */
+    CTS_XE_RESOLVE, /* CURLE_COULDNT_RESOLVE_HOST / _PROXY */
+    CTS_XE_SEND,    /* CURLE_SEND_ERROR */
+    CTS_XE_RECV,    /* CURLE_RECV_ERROR, CURLE_GOT_NOTHING, PARTIAL_FILE */
+    CTS_XE_TLS,     /* certificate / handshake problems: never retried */
+    CTS_XE_TOOBIG,  /* response exceeded opts.max_response */
+    CTS_XE_ABORTED, /* cts_http_close ran while the request was in flight */
+    CTS_XE_OTHER    /* anything else libcurl reports (bad URL, ...) */
 };
 
 /* Short name of a transport class ("timeout", "connect", ...). */
@@ -59,7 +59,7 @@ struct cts_http_opts {
     /* cts_http_fetch only: retries of transient failures (a few, short
      * backoff on a uv timer).  0 = default 3; negative = no retry. */
     int fetch_retries;
-    uint64_t fetch_base_ms;  /* backoff base; 0 = 250 */
+    uint64_t fetch_base_ms; /* backoff base; 0 = 250 */
 };
 
 struct cts_http_req; /* below */
@@ -74,40 +74,40 @@ typedef void (*cts_http_done_cb)(struct cts_http_req *req, void *arg);
  */
 struct cts_http_req {
     /* ---- request (all borrowed) ---- */
-    const char *method;       /* "GET" (default when NULL), "POST", "PUT",
-                                 "DELETE" */
-    const char *url;          /* full URL, query already escaped */
-    const char *body;         /* NULL = no body */
+    const char *method; /* "GET" (default when NULL), "POST", "PUT",
+                           "DELETE" */
+    const char *url;    /* full URL, query already escaped */
+    const char *body;   /* NULL = no body */
     size_t body_len;
     const char *content_type; /* NULL = application/json when body != NULL */
     const char *bearer;       /* Authorization: Bearer <bearer>, or NULL */
     const char *basic_user;   /* Authorization: Basic (OAuth token calls) */
     const char *basic_pass;
-    int idempotent;           /* a POST that is safe to repeat even if it
-                                 may have landed (tokeninfo); GET, PUT and
-                                 DELETE are always idempotent */
-    long timeout_ms;          /* per-request override; 0 = opts.timeout_ms */
-    void *user;               /* for the caller; never touched */
+    int idempotent;  /* a POST that is safe to repeat even if it
+                        may have landed (tokeninfo); GET, PUT and
+                        DELETE are always idempotent */
+    long timeout_ms; /* per-request override; 0 = opts.timeout_ms */
+    void *user;      /* for the caller; never touched */
 
     /* ---- results, valid when done_cb runs (or fetch returns) ---- */
-    long status;              /* HTTP status, 0 if none received */
-    int transport_error;      /* enum cts_xfer_error */
-    int curl_code;            /* raw CURLcode, 0 = CURLE_OK */
-    char errbuf[256];         /* libcurl's message, "" when none */
-    struct cts_buf resp;      /* response body (NUL-terminated); owned by
-                                 the request, freed by cts_http_req_clear */
-    long retry_after_s;       /* Retry-After in seconds, -1 when absent */
-    int connection_reused;    /* 1 = sent on a kept-alive connection */
-    int maybe_landed;         /* 1 = a POST/PUT whose body was fully sent
-                                 but no complete reply came back: the write
-                                 may have been stored, do not blindly
-                                 repeat a create */
-    int attempts;             /* cts_http_fetch: tries made (>= 1) */
-    uint64_t elapsed_ms;      /* submit → done, loop clock */
+    long status;           /* HTTP status, 0 if none received */
+    int transport_error;   /* enum cts_xfer_error */
+    int curl_code;         /* raw CURLcode, 0 = CURLE_OK */
+    char errbuf[256];      /* libcurl's message, "" when none */
+    struct cts_buf resp;   /* response body (NUL-terminated); owned by
+                              the request, freed by cts_http_req_clear */
+    long retry_after_s;    /* Retry-After in seconds, -1 when absent */
+    int connection_reused; /* 1 = sent on a kept-alive connection */
+    int maybe_landed;      /* 1 = a POST/PUT whose body was fully sent
+                              but no complete reply came back: the write
+                              may have been stored, do not blindly
+                              repeat a create */
+    int attempts;          /* cts_http_fetch: tries made (>= 1) */
+    uint64_t elapsed_ms;   /* submit → done, loop clock */
 
     /* ---- private to http.c ---- */
-    void *priv_easy;          /* CURL * while in flight */
-    void *priv_headers;       /* per-request curl_slist, if any */
+    void *priv_easy;    /* CURL * while in flight */
+    void *priv_headers; /* per-request curl_slist, if any */
     struct cts_http *priv_http;
     cts_http_done_cb priv_cb;
     void *priv_arg;
@@ -117,23 +117,23 @@ struct cts_http_req {
 /* One transport per run.  Embeddable; fields are private to http.c. */
 struct cts_http {
     uv_loop_t *loop;
-    uv_timer_t timer;      /* libcurl's single timeout timer (data = self) */
-    void *multi;           /* CURLM * */
-    void *headers_json;    /* shared curl_slist: Accept, Expect:, JSON CT */
-    void *headers_form;    /* shared curl_slist: form-urlencoded CT */
-    void **easy_free;      /* reusable CURL * handles (no per-request init) */
+    uv_timer_t timer;   /* libcurl's single timeout timer (data = self) */
+    void *multi;        /* CURLM * */
+    void *headers_json; /* shared curl_slist: Accept, Expect:, JSON CT */
+    void *headers_form; /* shared curl_slist: form-urlencoded CT */
+    void **easy_free;   /* reusable CURL * handles (no per-request init) */
     size_t neasy_free, easy_free_cap;
     struct cts_http_opts opts;
-    char *user_agent;      /* owned copy */
+    char *user_agent; /* owned copy */
     unsigned in_flight;
     int closing;
     unsigned pending_closes; /* timer + socket polls still closing */
     void (*closed_cb)(struct cts_http *h);
     struct cts_http_req **active; /* in-flight requests, for close/abort */
     size_t nactive, active_cap;
-    void *socks;           /* list of live socket contexts (uv_poll_t) */
-    uint64_t requests;     /* statistics: requests completed */
-    uint64_t reused;       /*   of which on a kept-alive connection */
+    void *socks;       /* list of live socket contexts (uv_poll_t) */
+    uint64_t requests; /* statistics: requests completed */
+    uint64_t reused;   /*   of which on a kept-alive connection */
 };
 
 /* curl_global_init / cleanup: call once from main (not thread-safe).

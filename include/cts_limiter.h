@@ -24,15 +24,15 @@ typedef uint64_t (*cts_clock_fn)(void *clock_arg);
 #define CTS_LIMITER_MARGIN_MS 20
 
 struct cts_limiter {
-    double rate;          /* requests per second; <= 0 = unlimited */
-    unsigned n;           /* starts allowed per window (ring size) */
-    uint64_t window_ms;   /* 1000, or 1000/rate for rates below 1 */
+    double rate;        /* requests per second; <= 0 = unlimited */
+    unsigned n;         /* starts allowed per window (ring size) */
+    uint64_t window_ms; /* 1000, or 1000/rate for rates below 1 */
     uint64_t margin_ms;
-    uint64_t *ring;       /* owned: start times, n entries */
-    unsigned head;        /* index of the oldest entry once full */
-    unsigned count;       /* entries used (<= n) */
+    uint64_t *ring;        /* owned: start times, n entries */
+    unsigned head;         /* index of the oldest entry once full */
+    unsigned count;        /* entries used (<= n) */
     uint64_t paused_until; /* no starts before this time (throttle reply) */
-    uint64_t starts;      /* total starts granted (statistics) */
+    uint64_t starts;       /* total starts granted (statistics) */
     cts_clock_fn now_ms;
     void *clock_arg;
 };

@@ -74,10 +74,9 @@ void cts_retry_policy_default(struct cts_retry_policy *p);
  * the remaining time budget).  THROTTLED without Retry-After waits at least
  * 1 s (the API's window) before its jitter.
  */
-int cts_retry_next(const struct cts_retry_policy *p,
-                   enum cts_outcome_class oc, int attempts,
-                   uint64_t elapsed_ms, long retry_after_s, uint32_t rnd,
-                   uint64_t *delay_ms);
+int cts_retry_next(const struct cts_retry_policy *p, enum cts_outcome_class oc,
+                   int attempts, uint64_t elapsed_ms, long retry_after_s,
+                   uint32_t rnd, uint64_t *delay_ms);
 
 /* Milliseconds from unix time `now` until the next 00:00:00 UTC (the daily
  * quota reset of both API generations); always > 0. */

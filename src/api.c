@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uv.h>
 #include <jansson.h>
+#include <uv.h>
 
 #include "cts_http.h" /* cts_url_escape */
 #include "cts_util.h"
@@ -55,8 +55,8 @@ static long member_long(const json_t *obj, const char *key, long dflt)
     if (json_is_real(v))
         return (long)json_real_value(v);
     if (json_is_string(v) &&
-        cts_parse_long(json_string_value(v), -2147483647L * 2,
-                       2147483647L * 2, &out) == 0)
+        cts_parse_long(json_string_value(v), -2147483647L * 2, 2147483647L * 2,
+                       &out) == 0)
         return out;
     return dflt;
 }
@@ -80,8 +80,8 @@ static int put_str(json_t *obj, const char *key, const char *s, size_t max,
     if (s == NULL || *s == '\0')
         return 0;
     if (max != 0 && utf8_chars(s) > max)
-        return cts_error_set(err, CTS_EDATA,
-                             "%s is longer than %zu characters", key, max);
+        return cts_error_set(err, CTS_EDATA, "%s is longer than %zu characters",
+                             key, max);
     /* json_string validates UTF-8; the mapper has already converted the
      * input, so a failure here is a bug upstream, not silently dropped. */
     v = json_string(s);
@@ -152,8 +152,8 @@ static int put_v3_custom_fields(json_t *obj, const struct cts_contact *c,
     if (c->ncf == 0)
         return 0;
     if (c->ncf > maxn)
-        return cts_error_set(err, CTS_EDATA,
-                             "more than %zu custom fields", maxn);
+        return cts_error_set(err, CTS_EDATA, "more than %zu custom fields",
+                             maxn);
     a = json_array();
     if (a == NULL || json_object_set_new(obj, "custom_fields", a) != 0)
         return cts_error_set(err, UV_ENOMEM, "out of memory");
@@ -244,9 +244,8 @@ static int put_v3_names(json_t *o, const struct cts_contact *c,
 /* ---------------------------------------------------------------- */
 /* bodies                                                           */
 
-char *cts_api_v3_signup_body(const struct cts_contact *c,
-                             char *const *list_ids, size_t nlists,
-                             const struct cts_cf_ids *cf,
+char *cts_api_v3_signup_body(const struct cts_contact *c, char *const *list_ids,
+                             size_t nlists, const struct cts_cf_ids *cf,
                              struct cts_error *err)
 {
     json_t *o, *addr = NULL, *lists;
@@ -307,7 +306,8 @@ char *cts_api_v3_contact_body(const struct cts_contact *c,
         return NULL;
     o = json_object();
     em = json_object();
-    if (o == NULL || em == NULL || json_object_set_new(o, "email_address", em)) {
+    if (o == NULL || em == NULL ||
+        json_object_set_new(o, "email_address", em)) {
         json_decref(o);
         cts_error_set(err, UV_ENOMEM, "out of memory");
         return NULL;
@@ -316,8 +316,8 @@ char *cts_api_v3_contact_body(const struct cts_contact *c,
     if (rc == 0 && json_object_set_new(em, "permission_to_send",
                                        json_string("implicit")) != 0)
         rc = cts_error_set(err, UV_ENOMEM, "out of memory");
-    if (rc == 0 && json_object_set_new(o, "create_source",
-                                       json_string("Account")) != 0)
+    if (rc == 0 &&
+        json_object_set_new(o, "create_source", json_string("Account")) != 0)
         rc = cts_error_set(err, UV_ENOMEM, "out of memory");
     if (rc == 0)
         rc = put_v3_names(o, c, err);
@@ -364,15 +364,24 @@ static const char *v2_country_code(const char *country, char buf[3])
     static const struct {
         const char *name, *code;
     } names[] = {
-        {"united states", "us"}, {"united states of america", "us"},
-        {"usa", "us"},           {"u.s.a.", "us"},
-        {"u.s.", "us"},          {"canada", "ca"},
-        {"united kingdom", "gb"}, {"great britain", "gb"},
-        {"uk", "gb"},            {"germany", "de"},
-        {"france", "fr"},        {"australia", "au"},
-        {"mexico", "mx"},        {"ireland", "ie"},
-        {"spain", "es"},         {"italy", "it"},
-        {"netherlands", "nl"},   {"india", "in"},
+        {"united states", "us"},
+        {"united states of america", "us"},
+        {"usa", "us"},
+        {"u.s.a.", "us"},
+        {"u.s.", "us"},
+        {"canada", "ca"},
+        {"united kingdom", "gb"},
+        {"great britain", "gb"},
+        {"uk", "gb"},
+        {"germany", "de"},
+        {"france", "fr"},
+        {"australia", "au"},
+        {"mexico", "mx"},
+        {"ireland", "ie"},
+        {"spain", "es"},
+        {"italy", "it"},
+        {"netherlands", "nl"},
+        {"india", "in"},
     };
     size_t i;
     if (country == NULL)
@@ -469,8 +478,8 @@ static int v2_merge_custom_fields(json_t *a, const struct cts_contact *c,
         if (item == NULL) {
             item = json_object();
             if (item == NULL || json_array_append_new(a, item) != 0 ||
-                json_object_set_new(item, "name",
-                                    json_string(c->cf[i].name)) != 0)
+                json_object_set_new(item, "name", json_string(c->cf[i].name)) !=
+                    0)
                 return cts_error_set(err, UV_ENOMEM, "out of memory");
         }
         if (put_str(item, "value", c->cf[i].value, 0, err) != 0)
@@ -722,8 +731,7 @@ int cts_api_v3_parse_signup(const char *body, size_t len, char **contact_id,
     return *contact_id != NULL ? 0 : CTS_EJSON;
 }
 
-int cts_api_v3_parse_contact_id(const char *body, size_t len,
-                                char **contact_id)
+int cts_api_v3_parse_contact_id(const char *body, size_t len, char **contact_id)
 {
     return one_member(body, len, "contact_id", contact_id);
 }
@@ -840,10 +848,8 @@ int cts_api_parse_lists(enum cts_api api, const char *body, size_t len,
             continue;
         v[k].id = id;
         v[k].name = member_str(it, "name");
-        v[k].member_count =
-            member_long(it, api == CTS_API_V2 ? "contact_count"
-                                              : "membership_count",
-                        -1);
+        v[k].member_count = member_long(
+            it, api == CTS_API_V2 ? "contact_count" : "membership_count", -1);
         k++;
     }
     json_decref(root);
@@ -915,8 +921,7 @@ int cts_api_parse_custom_fields(const char *body, size_t len,
     return 0;
 }
 
-int cts_api_parse_token(const char *body, size_t len,
-                        struct cts_api_token *out)
+int cts_api_parse_token(const char *body, size_t len, struct cts_api_token *out)
 {
     json_t *root = load(body, len);
     memset(out, 0, sizeof(*out));

@@ -15,20 +15,20 @@
 #include <string.h>
 #include <strings.h>
 
-#include <uv.h>
 #include <curl/curl.h>
+#include <uv.h>
 
 #include "cts_api.h"
 #include "cts_retry.h"
 #include "cts_util.h"
 
-#define DEFAULT_MAX_IN_FLIGHT 4
+#define DEFAULT_MAX_IN_FLIGHT      4
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
-#define DEFAULT_TIMEOUT_MS 30000
-#define DEFAULT_MAX_RESPONSE (8u * 1024 * 1024)
-#define DEFAULT_FETCH_RETRIES 3
-#define DEFAULT_FETCH_BASE_MS 250
-#define FETCH_CAP_MS 4000
+#define DEFAULT_TIMEOUT_MS         30000
+#define DEFAULT_MAX_RESPONSE       (8u * 1024 * 1024)
+#define DEFAULT_FETCH_RETRIES      3
+#define DEFAULT_FETCH_BASE_MS      250
+#define FETCH_CAP_MS               4000
 /* A Retry-After longer than this is not waited for by the blocking fetch:
  * the reply goes back to the caller, who can explain it to the user. */
 #define FETCH_MAX_RETRY_AFTER_S 10
@@ -163,8 +163,7 @@ static void on_timeout(uv_timer_t *timer)
     int running = 0;
     CURLMcode mres;
 
-    mres = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0,
-                                    &running);
+    mres = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     if (mres != CURLM_OK)
         cts_log_error("libcurl: %s", curl_multi_strerror(mres));
     /* Every time, not only when `running` changed: a timeout is how many
@@ -269,7 +268,8 @@ static int cb_debug(CURL *easy, curl_infotype type, char *data, size_t size,
     while (size > 0) {
         const char *nl = memchr(data, '\n', size);
         n = nl != NULL ? (size_t)(nl - data) + 1 : size;
-        if (n > 1 && !(n >= 14 && strncasecmp(data, "authorization:", 14) == 0)) {
+        if (n > 1 &&
+            !(n >= 14 && strncasecmp(data, "authorization:", 14) == 0)) {
             int len = (int)(n > 300 ? 300 : n);
             while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
                 len--;
@@ -817,8 +817,8 @@ static int fetch_should_retry(const struct cts_http_req *req)
 
     if (req->maybe_landed && strcmp(m, "POST") == 0 && !req->idempotent)
         return 0;
-    if (req->transport_error == 0 && req->status != 403 &&
-        req->status != 408 && req->status != 429 && req->status < 500)
+    if (req->transport_error == 0 && req->status != 403 && req->status != 408 &&
+        req->status != 429 && req->status < 500)
         return 0;
     if (req->transport_error == 0 && req->resp.data != NULL)
         cts_api_parse_error(req->resp.data, req->resp.len, &key, NULL);
@@ -870,11 +870,11 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
         opts = *o;
     opts.max_in_flight = 1;
     f.req = req;
-    f.max_retries = opts.fetch_retries == 0 ? DEFAULT_FETCH_RETRIES
+    f.max_retries = opts.fetch_retries == 0  ? DEFAULT_FETCH_RETRIES
                     : opts.fetch_retries < 0 ? 0
                                              : opts.fetch_retries;
-    f.base_ms = opts.fetch_base_ms != 0 ? opts.fetch_base_ms
-                                        : DEFAULT_FETCH_BASE_MS;
+    f.base_ms =
+        opts.fetch_base_ms != 0 ? opts.fetch_base_ms : DEFAULT_FETCH_BASE_MS;
     req->attempts = 0;
 
     rc = uv_loop_init(&f.loop);
@@ -902,8 +902,8 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
                 break;
         rc = f.rc;
         if (rc == 0 && !f.done)
-            rc = cts_error_set(err, CTS_EHTTP, "internal: %s stalled",
-                               req->url);
+            rc =
+                cts_error_set(err, CTS_EHTTP, "internal: %s stalled", req->url);
         else if (rc == 0 && req->transport_error != 0)
             rc = cts_error_set(err, CTS_EHTTP, "%s %s: %s",
                                req->method != NULL ? req->method : "GET",

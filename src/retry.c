@@ -34,16 +34,13 @@ enum cts_outcome_class cts_retry_classify(enum cts_api api, long status,
      * or reset connections, empty replies, DNS); TLS problems, oversized
      * replies and malformed URLs will not get better by retrying. */
     switch (transport_error) {
-    case CTS_XE_NONE:
-        break;
+    case CTS_XE_NONE: break;
     case CTS_XE_TIMEOUT:
     case CTS_XE_CONNECT:
     case CTS_XE_RESOLVE:
     case CTS_XE_SEND:
-    case CTS_XE_RECV:
-        return CTS_OC_TRANSIENT;
-    default:
-        return CTS_OC_PERMANENT;
+    case CTS_XE_RECV: return CTS_OC_TRANSIENT;
+    default: return CTS_OC_PERMANENT;
     }
 
     if (status >= 200 && status < 300)
@@ -114,10 +111,9 @@ void cts_retry_policy_default(struct cts_retry_policy *p)
     p->max_elapsed_ms = 0;
 }
 
-int cts_retry_next(const struct cts_retry_policy *p,
-                   enum cts_outcome_class oc, int attempts,
-                   uint64_t elapsed_ms, long retry_after_s, uint32_t rnd,
-                   uint64_t *delay_ms)
+int cts_retry_next(const struct cts_retry_policy *p, enum cts_outcome_class oc,
+                   int attempts, uint64_t elapsed_ms, long retry_after_s,
+                   uint32_t rnd, uint64_t *delay_ms)
 {
     uint64_t d;
 
@@ -126,8 +122,7 @@ int cts_retry_next(const struct cts_retry_policy *p,
         return 0;
     if (attempts > p->max_retries)
         return 0;
-    d = cts_retry_delay_ms(attempts, retry_after_s, p->base_ms, p->cap_ms,
-                           rnd);
+    d = cts_retry_delay_ms(attempts, retry_after_s, p->base_ms, p->cap_ms, rnd);
     /* Throttling means "this second is full": waiting less than the
      * API's 1-second window would just be throttled again. */
     if (oc == CTS_OC_THROTTLED && retry_after_s < 0)

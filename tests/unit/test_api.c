@@ -86,7 +86,7 @@ static void contact_full(struct cts_contact *c)
 {
     memset(c, 0, sizeof(*c));
     contact_set(c, CTS_F_EMAIL, "jane@example.com");
-    contact_set(c, CTS_F_FIRST_NAME, "Zo\xc3\xab"); /* Zoë */
+    contact_set(c, CTS_F_FIRST_NAME, "Zo\xc3\xab");              /* Zoë */
     contact_set(c, CTS_F_LAST_NAME, "\xe6\x97\xa5\xe6\x9c\xac"); /* 日本 */
     contact_set(c, CTS_F_COMPANY_NAME, "Acme");
     contact_set(c, CTS_F_JOB_TITLE, "CTO");
@@ -136,9 +136,9 @@ static void test_tokeninfo_fixture(void **state)
     assert_int_equal(exp, 285027367);
     free(cid);
     /* A reply without client_id is not a tokeninfo. */
-    assert_int_equal(cts_api_parse_tokeninfo("{\"user_name\":\"x\"}", 17, &cid,
-                                             &user, &exp),
-                     CTS_EJSON);
+    assert_int_equal(
+        cts_api_parse_tokeninfo("{\"user_name\":\"x\"}", 17, &cid, &user, &exp),
+        CTS_EJSON);
     assert_null(cid);
     assert_null(user);
     free(body);
@@ -164,8 +164,9 @@ static void test_token_fixture(void **state)
     assert_int_equal(t.expires_in, 86400);
     assert_string_equal(t.scope, "contact_data offline_access");
     cts_api_token_clear(&t);
-    assert_int_equal(cts_api_parse_token("{\"error\":\"invalid_grant\"}", 25, &t),
-                     CTS_EJSON);
+    assert_int_equal(
+        cts_api_parse_token("{\"error\":\"invalid_grant\"}", 25, &t),
+        CTS_EJSON);
     cts_api_token_clear(&t);
     free(body);
 }
@@ -199,9 +200,9 @@ static void test_contact_fixtures(void **state)
     free(body);
 
     /* No match: success with NULL outputs. */
-    assert_int_equal(cts_api_v2_parse_search("{\"meta\":{},\"results\":[]}", 24,
-                                             &id, &json),
-                     0);
+    assert_int_equal(
+        cts_api_v2_parse_search("{\"meta\":{},\"results\":[]}", 24, &id, &json),
+        0);
     assert_null(id);
     assert_null(json);
 
@@ -236,16 +237,16 @@ static void test_lists_fixtures(void **state)
     assert_null(l);
     free(body);
 
-    assert_int_equal(cts_api_parse_lists(CTS_API_V3, v3, strlen(v3), &l, &n), 0);
+    assert_int_equal(cts_api_parse_lists(CTS_API_V3, v3, strlen(v3), &l, &n),
+                     0);
     assert_int_equal(n, 2);
     assert_string_equal(l[0].id, "8c2b2d3e-0001-4000-8000-000000000001");
     assert_int_equal(l[0].member_count, 12);
     assert_int_equal(l[1].member_count, -1);
     cts_list_info_free(l, n);
 
-    assert_int_equal(cts_api_parse_lists(CTS_API_V3, "{\"lists\":[]}", 12, &l,
-                                         &n),
-                     0);
+    assert_int_equal(
+        cts_api_parse_lists(CTS_API_V3, "{\"lists\":[]}", 12, &l, &n), 0);
     assert_int_equal(n, 0);
     cts_list_info_free(l, n);
 }
@@ -255,10 +256,13 @@ static void test_errors(void **state)
     static const struct {
         const char *body, *key, *msg;
     } cases[] = {
-        {"[{\"error_key\":\"mashery.not.authorized.over.qps\",\"error_message\":"
+        {"[{\"error_key\":\"mashery.not.authorized.over.qps\",\"error_"
+         "message\":"
          "\"over its queries-per-second quota.\"}]",
-         "mashery.not.authorized.over.qps", "over its queries-per-second quota."},
-        {"{\"error_key\":\"throttled\",\"error_message\":\"Too Many Requests\"}",
+         "mashery.not.authorized.over.qps",
+         "over its queries-per-second quota."},
+        {"{\"error_key\":\"throttled\",\"error_message\":\"Too Many "
+         "Requests\"}",
          "throttled", "Too Many Requests"},
         {"{\"error\":\"invalid_grant\",\"error_description\":\"The refresh "
          "token is invalid or expired.\"}",
@@ -305,9 +309,9 @@ static void test_errors(void **state)
     assert_int_equal(cts_api_parse_error("<html>503</html>", 16, &key, &msg),
                      CTS_EJSON);
     /* NULL outputs are allowed. */
-    assert_int_equal(cts_api_parse_error(cases[0].body, strlen(cases[0].body),
-                                         NULL, NULL),
-                     0);
+    assert_int_equal(
+        cts_api_parse_error(cases[0].body, strlen(cases[0].body), NULL, NULL),
+        0);
 }
 
 static void test_v3_replies(void **state)
@@ -328,9 +332,8 @@ static void test_v3_replies(void **state)
     assert_string_equal(b, "created");
     free(a);
     free(b);
-    assert_int_equal(cts_api_v3_parse_signup("{\"contact_id\":\"c\"}", 18, &a,
-                                             &b),
-                     0);
+    assert_int_equal(
+        cts_api_v3_parse_signup("{\"contact_id\":\"c\"}", 18, &a, &b), 0);
     assert_null(b);
     free(a);
     assert_int_equal(cts_api_v3_parse_contact_id(su, strlen(su), &a), 0);
@@ -403,14 +406,25 @@ static void feed_all(const char *body, size_t len)
 static void test_garbage(void **state)
 {
     static const char *names[] = {
-        "token_info.json", "get_access_token.json", "get_contact.json",
-        "get_contacts.json", "get_lists.json", "get_activity.json",
-        "get_activities.json", "get_list.json", "post_add_contacts.json",
-        "get_contacts_no_next.json"};
-    static const char *junk[] = {
-        "", "{", "[", "nul", "{\"a\":", "[{\"error_key\":1}]", "{\"results\":7}",
-        "{\"results\":[1,2]}", "{\"lists\":{}}", "\xff\xfe\x00\x01", "[[[[[[",
-        "{\"client_id\":null}", "{\"id\":1.5}", "{\"id\":{}}"};
+        "token_info.json",        "get_access_token.json",
+        "get_contact.json",       "get_contacts.json",
+        "get_lists.json",         "get_activity.json",
+        "get_activities.json",    "get_list.json",
+        "post_add_contacts.json", "get_contacts_no_next.json"};
+    static const char *junk[] = {"",
+                                 "{",
+                                 "[",
+                                 "nul",
+                                 "{\"a\":",
+                                 "[{\"error_key\":1}]",
+                                 "{\"results\":7}",
+                                 "{\"results\":[1,2]}",
+                                 "{\"lists\":{}}",
+                                 "\xff\xfe\x00\x01",
+                                 "[[[[[[",
+                                 "{\"client_id\":null}",
+                                 "{\"id\":1.5}",
+                                 "{\"id\":{}}"};
     size_t i, k, len;
     char *a;
     (void)state;
@@ -429,9 +443,8 @@ static void test_garbage(void **state)
     feed_all(NULL, 0);
     assert_int_equal(cts_api_v2_parse_contact_id("{\"id\":{}}", 9, &a),
                      CTS_EJSON);
-    assert_int_equal(cts_api_v2_parse_search("{\"results\":[{}]}", 16, &a,
-                                             NULL),
-                     CTS_EJSON);
+    assert_int_equal(
+        cts_api_v2_parse_search("{\"results\":[{}]}", 16, &a, NULL), CTS_EJSON);
 }
 
 /* ---- bodies ---- */
@@ -462,7 +475,8 @@ static void test_v3_signup_body(void **state)
     assert_string_equal(jstr(j, "street_address.country"), "United States");
     assert_int_equal(json_integer_value(json_object_get(j, "birthday_month")),
                      7);
-    assert_int_equal(json_integer_value(json_object_get(j, "birthday_day")), 14);
+    assert_int_equal(json_integer_value(json_object_get(j, "birthday_day")),
+                     14);
     assert_string_equal(jstr(j, "anniversary"), "2010-06-01");
     a = json_object_get(j, "list_memberships");
     assert_int_equal(json_array_size(a), 2);
@@ -652,8 +666,8 @@ static void test_v2_merge(void **state)
     assert_string_equal(jstr(j, "first_name"), "Jos\xc3\xa9");
     /* What the row does not mention stays as it was. */
     assert_string_equal(jstr(j, "last_name"), jstr(old, "last_name"));
-    assert_true(json_equal(json_object_get(j, "notes"),
-                           json_object_get(old, "notes")));
+    assert_true(
+        json_equal(json_object_get(j, "notes"), json_object_get(old, "notes")));
     assert_true(json_equal(json_object_get(j, "email_addresses"),
                            json_object_get(old, "email_addresses")));
     a = json_object_get(j, "addresses");
@@ -673,8 +687,9 @@ static void test_v2_merge(void **state)
 
 static void test_jwt(void **state)
 {
-    const char *payload = "{\"cid\":\"demo-v3-client-00000000000001\","
-                          "\"exp\":4102444800,\"aud\":\"https://api.cc.email/v3\"}";
+    const char *payload =
+        "{\"cid\":\"demo-v3-client-00000000000001\","
+        "\"exp\":4102444800,\"aud\":\"https://api.cc.email/v3\"}";
     char *h = cts_base64url_encode("{\"alg\":\"HS256\"}", 15);
     char *p = cts_base64url_encode(payload, strlen(payload));
     char *tok = cts_xasprintf("%s.%s.sig", h, p), *bad, *cid;

@@ -176,8 +176,7 @@ static void test_saturation_rate(void **state)
                 double achieved = (double)count / ((double)spans[sp] / 1000.0);
                 if (achieved < 0.97 * rates[i])
                     fail_msg("rate %.0f over %llu ms: achieved %.3f/s",
-                             rates[i], (unsigned long long)spans[sp],
-                             achieved);
+                             rates[i], (unsigned long long)spans[sp], achieved);
             }
             cts_limiter_close(&l);
         }

@@ -31,8 +31,7 @@ static const struct row table[] = {
     {CTS_API_V3, 429, 0, "too_many_activities", CTS_OC_TRANSIENT},
     /* v2 403 Mashery bodies (reference §1.7) */
     {CTS_API_V2, 403, 0, "mashery.not.authorized.over.qps", CTS_OC_THROTTLED},
-    {CTS_API_V2, 403, 0, "mashery.not.authorized.over.ratelimit",
-     CTS_OC_QUOTA},
+    {CTS_API_V2, 403, 0, "mashery.not.authorized.over.ratelimit", CTS_OC_QUOTA},
     {CTS_API_V2, 403, 0, "mashery.not.authorized.inactive", CTS_OC_PERMANENT},
     {CTS_API_V3, 403, 0, NULL, CTS_OC_PERMANENT},
     /* auth */
