@@ -571,6 +571,10 @@ static int refresh_locked(struct cts_config *cfg, int force, long need_until,
     next_ms = tok.last_refresh_at > 0
                   ? (uint64_t)(tok.last_refresh_at + 1) * 1000u
                   : 0;
+    /* A last_refresh_at in the future (clock changed, edited file) must
+     * not make us wait for long: one second is the rule. */
+    if (next_ms > now_ms + 1000u)
+        next_ms = now_ms + 1000u;
     if (next_ms > now_ms) {
         cts_log_debug("token endpoint: waiting %llu ms (1 request/s)",
                       (unsigned long long)(next_ms - now_ms));
@@ -1099,10 +1103,21 @@ static void on_browser_timeout(uv_timer_t *t)
     stop_listening(l);
 }
 
+static void on_proc_closed(uv_handle_t *h);
+
+/* Close what is still open after the wait (a browser's idle keep-alive
+ * connection, a still-running xdg-open), each with the close callback that
+ * frees its storage (libuv: free only in the close callback). */
 static void on_walk_close(uv_handle_t *h, void *arg)
 {
-    (void)arg;
-    if (!uv_is_closing(h))
+    struct listener *l = arg;
+    if (uv_is_closing(h))
+        return;
+    if (h->type == UV_PROCESS)
+        uv_close(h, on_proc_closed);
+    else if (h->type == UV_TCP && h != (uv_handle_t *)&l->server)
+        uv_close(h, on_conn_closed);
+    else
         uv_close(h, NULL);
 }
 
@@ -1180,7 +1195,7 @@ static int run_listener(struct auth *a, const char *auth_url_text)
         open_browser(&l.loop, auth_url_text);
     uv_run(&l.loop, UV_RUN_DEFAULT);
     /* Close anything still open (a browser's idle keep-alive socket). */
-    uv_walk(&l.loop, on_walk_close, NULL);
+    uv_walk(&l.loop, on_walk_close, &l);
     uv_run(&l.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&l.loop) != 0)
         cts_log_debug("listener loop did not close cleanly");
