@@ -1,0 +1,454 @@
+/* test_mapper.c — header mapping, --map, per-field validation per API. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cts_mapper.h"
+
+struct fake_row {
+    struct cts_row row;
+    const char *f[16];
+    size_t len[16];
+};
+
+static const struct cts_row *mkrow(struct fake_row *fr, long n, ...)
+{
+    va_list ap;
+    const char *s;
+    size_t k = 0;
+
+    memset(fr, 0, sizeof(*fr));
+    va_start(ap, n);
+    while ((s = va_arg(ap, const char *)) != NULL && k < 16) {
+        fr->f[k] = s;
+        fr->len[k] = strlen(s);
+        k++;
+    }
+    va_end(ap);
+    fr->row.file = "t.csv";
+    fr->row.row = n;
+    fr->row.line = n + 1;
+    fr->row.nfields = k;
+    fr->row.fields = fr->f;
+    fr->row.lens = fr->len;
+    return &fr->row;
+}
+
+static struct cts_mapper *new_mapper(enum cts_api api, struct cts_map *maps,
+                                     size_t nmaps, const struct cts_row *h,
+                                     struct cts_error *err)
+{
+    struct cts_mapper_opts o = {api, maps, nmaps, "t.csv"};
+    memset(err, 0, sizeof(*err));
+    return cts_mapper_new(&o, h, err);
+}
+
+static void test_normalize(void **state)
+{
+    static const char *const cases[][2] = {
+        {"  E-Mail Address ", "emailaddress"},
+        {"\xEF\xBB\xBF" "Email", "email"},
+        {"FIRST_NAME", "firstname"},
+        {"first.name", "firstname"},
+        {"Zip\xC2\xA0" "Code", "zipcode"},
+        {"SOCI\xC3\x89T\xC3\x89", "soci\xC3\xA9t\xC3\xA9"},
+        {"\xD0\x98\xD0\xBC\xD1\x8F", "\xD0\xB8\xD0\xBC\xD1\x8F"},
+        {"", ""},
+        {" \t ", ""},
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *n = cts_header_normalize(cases[i][0]);
+        assert_string_equal(n, cases[i][1]);
+        free(n);
+    }
+}
+
+static void test_aliases_and_describe(void **state)
+{
+    struct fake_row h;
+    struct cts_error err;
+    struct cts_mapper *m;
+    const char *const *names;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+    (void)state;
+    m = new_mapper(CTS_API_V3, NULL, 0,
+                   mkrow(&h, 0, "E-mail", "Given Name", "Surname",
+                         "Organization", "Title", "Phone", "Street", "City",
+                         "State", "Postcode", "Country", "Birthday Month",
+                         "Birthday_Day", "Anniversary", "Notes", "", NULL),
+                   &err);
+    assert_non_null(m);
+    assert_int_equal(cts_mapper_unmapped(m, &names), 1);
+    assert_string_equal(names[0], "Notes");
+    f = open_memstream(&text, &len);
+    cts_mapper_describe(m, f);
+    fclose(f);
+    assert_non_null(strstr(text, "\"E-mail\" -> email\n"));
+    assert_non_null(strstr(text, "\"Given Name\" -> first_name\n"));
+    assert_non_null(strstr(text, "\"Organization\" -> company_name\n"));
+    assert_non_null(strstr(text, "\"Postcode\" -> postal_code\n"));
+    assert_non_null(strstr(text, "\"Notes\" -> (ignored)\n"));
+    assert_non_null(strstr(text, "column 16 (no header) -> (ignored)\n"));
+    free(text);
+    cts_mapper_free(m);
+}
+
+static void test_map_option(void **state)
+{
+    struct fake_row h, r;
+    struct cts_error err;
+    struct cts_mapper *m;
+    struct cts_contact c;
+    struct cts_map maps[] = {{(char *)"email", (char *)"courriel"},
+                             {(char *)"First Name", (char *)"PRENOM"},
+                             {(char *)"cf:Colour", (char *)"fav colour"},
+                             {(char *)"last_name", (char *)"Nom"}};
+    const char *const *names;
+    (void)state;
+    /* --map beats the alias: "Email" stays unmapped, not an error. */
+    m = new_mapper(CTS_API_V3, maps, 4,
+                   mkrow(&h, 0, "Email", "Courriel", "Prenom", "Fav_Colour",
+                         "Nom", NULL),
+                   &err);
+    assert_non_null(m);
+    assert_int_equal(cts_mapper_unmapped(m, &names), 1);
+    assert_string_equal(names[0], "Email");
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(
+        cts_mapper_map(m,
+                       mkrow(&r, 1, "old@x.com", " New@X.com ", "Ana", "red",
+                             "Silva", NULL),
+                       &c, &err),
+        0);
+    assert_string_equal(c.f[CTS_F_EMAIL], "new@x.com");
+    assert_string_equal(c.f[CTS_F_FIRST_NAME], "Ana");
+    assert_string_equal(c.f[CTS_F_LAST_NAME], "Silva");
+    assert_int_equal(c.ncf, 1);
+    assert_string_equal(c.cf[0].name, "Colour");
+    assert_string_equal(c.cf[0].value, "red");
+    assert_string_equal(cts_mapper_email_cell(m, &r.row), " New@X.com ");
+    cts_contact_clear(&c);
+    /* An empty custom field value is simply not sent. */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(
+        cts_mapper_map(m, mkrow(&r, 2, "", "b@x.com", "", "", "", NULL), &c,
+                       &err),
+        0);
+    assert_int_equal(c.ncf, 0);
+    assert_null(c.f[CTS_F_FIRST_NAME]);
+    cts_contact_clear(&c);
+    cts_mapper_free(m);
+}
+
+static void expect_header_error(struct cts_map *maps, size_t nmaps,
+                                const struct cts_row *h, const char *msg)
+{
+    struct cts_error err;
+    struct cts_mapper *m = new_mapper(CTS_API_V3, maps, nmaps, h, &err);
+
+    assert_null(m);
+    assert_int_equal(err.code, CTS_EDATA);
+    assert_int_equal(err.exit_code, CTS_EX_DATAERR);
+    if (strstr(err.msg, msg) == NULL)
+        fail_msg("\"%s\" lacks \"%s\"", err.msg, msg);
+}
+
+static void test_header_errors(void **state)
+{
+    struct fake_row h;
+    struct cts_map twice[] = {{(char *)"email", (char *)"Mail"},
+                              {(char *)"cf:backup", (char *)"mail"}};
+    struct cts_map missing[] = {{(char *)"first_name", (char *)"Vorname"}};
+    struct cts_map unknown[] = {{(char *)"nickname", (char *)"Mail"}};
+    struct cts_map dupfield[] = {{(char *)"email", (char *)"Mail"},
+                                 {(char *)"email", (char *)"Other"}};
+    struct cts_map emptycf[] = {{(char *)"cf:", (char *)"Mail"}};
+    struct cts_map many[26];
+    char names[26][16];
+    const char *hdr[27];
+    struct fake_row big;
+    size_t i;
+    (void)state;
+    expect_header_error(NULL, 0, mkrow(&h, 0, "Name", "Phone", NULL),
+                        "no email column (headers seen: \"Name\", \"Phone\")");
+    expect_header_error(twice, 2, mkrow(&h, 0, "Mail", "Name", NULL),
+                        "header \"Mail\" is claimed by both email and "
+                        "cf:backup");
+    expect_header_error(missing, 1, mkrow(&h, 0, "email", "Name", NULL),
+                        "--map first_name=Vorname: no such header (headers "
+                        "seen: \"email\", \"Name\")");
+    expect_header_error(unknown, 1, mkrow(&h, 0, "Mail", NULL),
+                        "unknown field");
+    expect_header_error(dupfield, 2, mkrow(&h, 0, "Mail", "Other", NULL),
+                        "mapped twice");
+    expect_header_error(emptycf, 1, mkrow(&h, 0, "Mail", NULL),
+                        "empty custom field name");
+    expect_header_error(NULL, 0,
+                        mkrow(&h, 0, "Email", "E-mail", "Name", NULL),
+                        "columns \"Email\" and \"E-mail\" both map to email");
+    expect_header_error(twice, 1, mkrow(&h, 0, "Mail", "MAIL", NULL),
+                        "more than one column");
+    h.row.problem = "NUL byte in field 1";
+    mkrow(&h, 0, "email", NULL);
+    h.row.problem = "NUL byte in field 1";
+    expect_header_error(NULL, 0, &h.row, "header row: NUL byte");
+    /* At most 25 custom fields (the API's limit per contact). */
+    memset(&big, 0, sizeof(big));
+    hdr[0] = "email";
+    for (i = 0; i < 26; i++) {
+        snprintf(names[i], sizeof(names[i]), "c%zu", i);
+        many[i].field = cts_xasprintf("cf:%s", names[i]);
+        many[i].header = names[i];
+        hdr[i + 1] = names[i];
+    }
+    big.row.nfields = 27;
+    big.row.fields = hdr;
+    {
+        size_t lens[27];
+        for (i = 0; i < 27; i++)
+            lens[i] = strlen(hdr[i]);
+        big.row.lens = lens;
+        expect_header_error(many, 26, &big.row, "more than 25 custom fields");
+    }
+    for (i = 0; i < 26; i++)
+        free(many[i].field);
+}
+
+/* Map one row under a header, return the rc and the message. */
+static int map1(enum cts_api api, const struct cts_row *h,
+                const struct cts_row *r, struct cts_contact *c, char *msg)
+{
+    struct cts_error err;
+    struct cts_mapper *m = new_mapper(api, NULL, 0, h, &err);
+    int rc;
+
+    assert_non_null(m);
+    memset(c, 0, sizeof(*c));
+    memset(&err, 0, sizeof(err));
+    rc = cts_mapper_map(m, r, c, &err);
+    snprintf(msg, 512, "%s", err.msg);
+    if (rc != 0)
+        assert_int_equal(err.row, r->row);
+    cts_mapper_free(m);
+    return rc;
+}
+
+static void test_validation(void **state)
+{
+    struct fake_row h, r;
+    struct cts_contact c;
+    char msg[512], long51[52], email51[60];
+    (void)state;
+    mkrow(&h, 0, "email", "first_name", "phone", "birthday_month",
+          "birthday_day", "anniversary", NULL);
+    memset(long51, 'x', 51);
+    long51[51] = '\0';
+    /* 50 two-byte characters are 50 characters, not 100. */
+    {
+        char e50[101];
+        size_t i;
+        for (i = 0; i < 50; i++)
+            memcpy(e50 + 2 * i, "\xC3\xA9", 2);
+        e50[100] = '\0';
+        assert_int_equal(map1(CTS_API_V3, &h.row,
+                              mkrow(&r, 1, "a@b.co", e50, "", "", "", "",
+                                    NULL),
+                              &c, msg),
+                         0);
+        cts_contact_clear(&c);
+    }
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 2, "a@b.co", long51, "", "", "", "", NULL),
+                          &c, msg),
+                     CTS_EDATA);
+    assert_string_equal(msg, "first_name: longer than 50 characters");
+    /* Even an invalid row keeps its (normalised or raw) email. */
+    assert_string_equal(c.f[CTS_F_EMAIL], "a@b.co");
+    cts_contact_clear(&c);
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 3, "a@b.co", "", "12345678901234567890123456",
+                                "", "", "", NULL),
+                          &c, msg),
+                     CTS_EDATA);
+    assert_string_equal(msg, "phone: longer than 25 characters");
+    cts_contact_clear(&c);
+    /* Email length: 51 characters is too long for v3, fine for v2. */
+    memset(email51, 'e', 51);
+    memcpy(email51 + 51 - 8, "@x.co.uk", 8);
+    email51[51] = '\0';
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 4, email51, "", "", "", "", "", NULL), &c,
+                          msg),
+                     CTS_EDATA);
+    assert_non_null(strstr(msg, "email: longer than 50 characters"));
+    cts_contact_clear(&c);
+    assert_int_equal(map1(CTS_API_V2, &h.row,
+                          mkrow(&r, 4, email51, "", "", "", "", "", NULL), &c,
+                          msg),
+                     0);
+    cts_contact_clear(&c);
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 5, "  ", "Jo", "", "", "", "", NULL), &c,
+                          msg),
+                     CTS_EDATA);
+    assert_string_equal(msg, "email: empty");
+    cts_contact_clear(&c);
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 6, "Bad Mail", "", "", "", "", "", NULL),
+                          &c, msg),
+                     CTS_EDATA);
+    assert_string_equal(msg, "email: contains a space");
+    assert_string_equal(c.f[CTS_F_EMAIL], "Bad Mail");
+    cts_contact_clear(&c);
+    /* Birthdays and anniversaries. */
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 7, "a@b.co", "", "", "02", "29",
+                                "2016-02-29", NULL),
+                          &c, msg),
+                     0);
+    assert_string_equal(c.f[CTS_F_BIRTHDAY_MONTH], "02");
+    assert_string_equal(c.f[CTS_F_ANNIVERSARY], "2016-02-29");
+    cts_contact_clear(&c);
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 8, "a@b.co", "", "", "4", "31", "", NULL),
+                          &c, msg),
+                     CTS_EDATA);
+    assert_non_null(strstr(msg, "no such day"));
+    cts_contact_clear(&c);
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 9, "a@b.co", "", "", "", "5", "", NULL),
+                          &c, msg),
+                     CTS_EDATA);
+    assert_string_equal(msg,
+                        "birthday_day: given without birthday_month");
+    cts_contact_clear(&c);
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 10, "a@b.co", "", "", "May", "5", "",
+                                NULL),
+                          &c, msg),
+                     CTS_EDATA);
+    assert_non_null(strstr(msg, "birthday_month: \"May\" is not a month"));
+    cts_contact_clear(&c);
+    {
+        static const char *const good[] = {"12/31/1999", "1/2/2003",
+                                           "2003/01/02", "1999-7-4"};
+        static const char *const bad[] = {"31/12/1999", "1999-02-30",
+                                          "2003-1-2-3", "yesterday",
+                                          "1850-01-01", "12/31/99",
+                                          "2020-01-01x", "01-02-2003x"};
+        size_t i;
+        for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+            assert_int_equal(map1(CTS_API_V3, &h.row,
+                                  mkrow(&r, 11, "a@b.co", "", "", "", "",
+                                        good[i], NULL),
+                                  &c, msg),
+                             0);
+            cts_contact_clear(&c);
+        }
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            if (map1(CTS_API_V3, &h.row,
+                     mkrow(&r, 12, "a@b.co", "", "", "", "", bad[i], NULL),
+                     &c, msg) != CTS_EDATA)
+                fail_msg("anniversary %s accepted", bad[i]);
+            assert_non_null(strstr(msg, "anniversary"));
+            cts_contact_clear(&c);
+        }
+    }
+    /* A row the reader flagged is invalid with the reader's words. */
+    mkrow(&r, 13, "a@b.co", "x", NULL);
+    r.row.problem = "expected 6 fields, found 2";
+    assert_int_equal(map1(CTS_API_V3, &h.row, &r.row, &c, msg), CTS_EDATA);
+    assert_string_equal(msg, "expected 6 fields, found 2");
+    assert_string_equal(c.f[CTS_F_EMAIL], "a@b.co");
+    cts_contact_clear(&c);
+}
+
+static void test_v2_latin1(void **state)
+{
+    struct fake_row h, r;
+    struct cts_contact c;
+    char msg[512], *out;
+    uint32_t bad = 0;
+    (void)state;
+    assert_int_equal(cts_latin1_fit("D\xE2\x80\x99" "Arcy \xE2\x80\x9C" "a"
+                                    "\xE2\x80\x9D \xE2\x80\x93 \xE2\x80\x94 "
+                                    "\xE2\x80\xA6 \xE2\x82\xAC" "5 caf\xC3\xA9"
+                                    "\xE2\x80\x8B",
+                                    &out, &bad),
+                     0);
+    assert_string_equal(out, "D'Arcy \"a\" - - ... EUR5 caf\xC3\xA9");
+    free(out);
+    assert_int_equal(cts_latin1_fit("\xC5\x81ukasz", &out, &bad), CTS_EDATA);
+    assert_null(out);
+    assert_int_equal(bad, 0x141);
+    assert_int_equal(cts_latin1_fit("\xF0\x9F\x98\x80", &out, &bad),
+                     CTS_EDATA);
+    assert_int_equal(bad, 0x1F600);
+    mkrow(&h, 0, "email", "last_name", "company", NULL);
+    assert_int_equal(map1(CTS_API_V2, &h.row,
+                          mkrow(&r, 1, "a@b.co", "O\xE2\x80\x99Neil",
+                                "\xE2\x80\x9CQ\xE2\x80\x9D", NULL),
+                          &c, msg),
+                     0);
+    assert_string_equal(c.f[CTS_F_LAST_NAME], "O'Neil");
+    assert_string_equal(c.f[CTS_F_COMPANY_NAME], "\"Q\"");
+    cts_contact_clear(&c);
+    /* v3 keeps the text as it is. */
+    assert_int_equal(map1(CTS_API_V3, &h.row,
+                          mkrow(&r, 1, "a@b.co", "O\xE2\x80\x99Neil", "",
+                                NULL),
+                          &c, msg),
+                     0);
+    assert_string_equal(c.f[CTS_F_LAST_NAME], "O\xE2\x80\x99Neil");
+    cts_contact_clear(&c);
+    assert_int_equal(map1(CTS_API_V2, &h.row,
+                          mkrow(&r, 2, "a@b.co", "\xC5\x81ukasz", "", NULL),
+                          &c, msg),
+                     CTS_EDATA);
+    assert_string_equal(msg, "last_name: character U+0141 is outside "
+                             "ISO-8859-1, which the v2 API rejects");
+    cts_contact_clear(&c);
+    /* IDN emails cannot go to v2. */
+    assert_int_equal(map1(CTS_API_V2, &h.row,
+                          mkrow(&r, 3, "a@\xD0\xBF\xD1\x80.example", "", "",
+                                NULL),
+                          &c, msg),
+                     CTS_EDATA);
+    assert_non_null(strstr(msg, "email: character U+043F"));
+    cts_contact_clear(&c);
+}
+
+static void test_field_limits(void **state)
+{
+    (void)state;
+    assert_int_equal(cts_field_max(CTS_API_V3, CTS_F_EMAIL), 50);
+    assert_int_equal(cts_field_max(CTS_API_V2, CTS_F_EMAIL), 80);
+    assert_int_equal(cts_field_max(CTS_API_V3, CTS_F_FIRST_NAME), 50);
+    assert_int_equal(cts_field_max(CTS_API_V3, CTS_F_PHONE), 25);
+    assert_int_equal(cts_field_max(CTS_API_V3, CTS_F_STREET), 255);
+    assert_int_equal(cts_field_max(CTS_API_V3, CTS_F_CITY), 50);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_normalize),
+        cmocka_unit_test(test_aliases_and_describe),
+        cmocka_unit_test(test_map_option),
+        cmocka_unit_test(test_header_errors),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_v2_latin1),
+        cmocka_unit_test(test_field_limits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
