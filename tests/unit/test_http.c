@@ -1,0 +1,588 @@
+/*
+ * test_http.c — http.c against the real ctct-sandbox (started on port 0,
+ * killed in teardown; h2o's spawn_server guard).  Deterministic faults are
+ * scripted through POST /_sandbox/faults; nothing depends on timing luck.
+ *
+ * The sandbox binary: $CTS_SANDBOX, else $BUILD/ctct-sandbox, else
+ * build/ctct-sandbox.  Missing binary: every case is skipped with a
+ * message (a missing build is not a transport failure).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "cts_api.h"
+#include "cts_http.h"
+#include "cts_util.h"
+
+#define V2_KEY   "demo-v2-key-0000000000000001"
+#define V2_TOKEN "demo-v2-token-000000000000000000001"
+
+static pid_t sb_pid = -1;
+static char sb_url[128];
+static char sb_path[1024];
+
+/* ---- sandbox guard ---- */
+
+static const char *sandbox_path(void)
+{
+    const char *env = getenv("CTS_SANDBOX"), *build = getenv("BUILD");
+    if (env != NULL && *env != '\0')
+        return env;
+    snprintf(sb_path, sizeof(sb_path), "%s/ctct-sandbox",
+             build != NULL && *build != '\0' ? build : "build");
+    return sb_path;
+}
+
+static int sb_start(void **state, const char *slow_ms)
+{
+    char out[] = "/tmp/cts-test-http.XXXXXX";
+    char line[256];
+    const char *path = sandbox_path();
+    int fd, tries;
+
+    (void)state;
+    if (access(path, X_OK) != 0) {
+        fprintf(stderr,
+                "# SKIP: sandbox binary %s not found (set "
+                "CTS_SANDBOX or BUILD)\n",
+                path);
+        return -1;
+    }
+    /* The sandbox's stdout goes to a file, not a pipe: it keeps logging
+     * there and must never block on (or die of) a pipe we do not drain. */
+    fd = mkstemp(out);
+    assert_true(fd >= 0);
+    sb_pid = fork();
+    assert_true(sb_pid >= 0);
+    if (sb_pid == 0) {
+        dup2(fd, 1);
+        close(fd);
+        /* --rate 0: these cases test the transport, not throttling. */
+        execl(path, path, "--port", "0", "--rate", "0", "--slow-ms", slow_ms,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    /* Poll the file for the ready line (up to 30 s on a loaded machine);
+     * this wait is for start-up only, no assertion depends on it. */
+    line[0] = '\0';
+    for (tries = 0; tries < 3000; tries++) {
+        FILE *f = fopen(out, "r");
+        int got = f != NULL && fgets(line, sizeof(line), f) != NULL &&
+                  strchr(line, '\n') != NULL;
+        if (f != NULL)
+            fclose(f);
+        if (got || waitpid(sb_pid, NULL, WNOHANG) != 0)
+            break;
+        usleep(10000);
+    }
+    unlink(out);
+    if (strncmp(line, "listening on http://127.0.0.1:", 30) != 0)
+        fail_msg("sandbox %s printed no ready line (got \"%s\")", path, line);
+    line[strcspn(line, "\r\n")] = '\0';
+    snprintf(sb_url, sizeof(sb_url), "%s", line + strlen("listening on "));
+    return 0;
+}
+
+static int setup(void **state)
+{
+    if (sb_start(state, "1500") != 0)
+        *state = NULL;
+    else
+        *state = sb_url;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (sb_pid > 0) {
+        kill(sb_pid, SIGTERM);
+        waitpid(sb_pid, NULL, 0);
+        sb_pid = -1;
+    }
+    return 0;
+}
+
+#define NEED_SANDBOX()                                                         \
+    do {                                                                       \
+        if (*state == NULL) {                                                  \
+            skip();                                                            \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+
+/* Blocking admin call (faults, state) through the code under test. */
+static json_t *admin(const char *method, const char *path, const char *body)
+{
+    struct cts_http_req r;
+    struct cts_error err = {0};
+    char *url = cts_xasprintf("%s%s", sb_url, path);
+    json_t *j;
+    json_error_t je;
+
+    cts_http_req_init(&r);
+    r.method = method;
+    r.url = url;
+    r.body = body;
+    r.body_len = body != NULL ? strlen(body) : 0;
+    if (cts_http_fetch(&r, NULL, &err) != 0)
+        fail_msg("%s %s: %s", method, path, err.msg);
+    if (r.status != 200)
+        fail_msg("%s %s: HTTP %ld %s", method, path, r.status,
+                 r.resp.data != NULL ? r.resp.data : "");
+    j = r.resp.data != NULL ? json_loads(r.resp.data, 0, &je) : json_object();
+    assert_non_null(j);
+    cts_http_req_clear(&r);
+    free(url);
+    return j;
+}
+
+static void add_faults(const char *faults_json, const char *match)
+{
+    char *body =
+        cts_xasprintf("{\"faults\":%s,\"match\":\"%s\"}", faults_json, match);
+    json_decref(admin("POST", "/_sandbox/faults", body));
+    free(body);
+}
+
+static long state_contacts(void)
+{
+    json_t *s = admin("GET", "/_sandbox/state?contacts=0", NULL);
+    json_t *accts = json_object_get(s, "accounts"), *a;
+    size_t i;
+    long n = 0;
+    json_array_foreach(accts, i, a) n +=
+        (long)json_integer_value(json_object_get(a, "contact_count"));
+    json_decref(s);
+    return n;
+}
+
+static char *v2_url(const char *path)
+{
+    char *base = cts_xasprintf("%s/v2", sb_url);
+    char *u = cts_api_url(base, path, V2_KEY, NULL);
+    free(base);
+    return u;
+}
+
+/* ---- async harness ---- */
+
+struct harness {
+    uv_loop_t loop;
+    struct cts_http http;
+    int done;
+    int closed;
+};
+
+static void on_closed(struct cts_http *h)
+{
+    struct harness *hs =
+        (struct harness *)((char *)h - offsetof(struct harness, http));
+    hs->closed = 1;
+}
+
+static void on_done_count(struct cts_http_req *req, void *arg)
+{
+    struct harness *hs = arg;
+    (void)req;
+    hs->done++;
+}
+
+static void harness_init(struct harness *hs, long max_in_flight,
+                         long timeout_ms)
+{
+    struct cts_http_opts o;
+    memset(hs, 0, sizeof(*hs));
+    memset(&o, 0, sizeof(o));
+    o.max_in_flight = max_in_flight;
+    o.timeout_ms = timeout_ms;
+    assert_int_equal(uv_loop_init(&hs->loop), 0);
+    assert_int_equal(cts_http_init(&hs->http, &hs->loop, &o), 0);
+}
+
+/* libuv's MAKE_VALGRIND_HAPPY: close everything, run, the loop must close. */
+static void harness_close(struct harness *hs)
+{
+    cts_http_close(&hs->http, on_closed);
+    assert_int_equal(uv_run(&hs->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(hs->closed, 1);
+    assert_int_equal(uv_loop_close(&hs->loop), 0);
+}
+
+/* ---- cases ---- */
+
+static void test_round_trip(void **state)
+{
+    struct cts_http_req r;
+    struct cts_error err = {0};
+    char *url;
+    size_t n;
+    struct cts_list_info *lists;
+    NEED_SANDBOX();
+
+    url = v2_url("/lists");
+    cts_http_req_init(&r);
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    assert_int_equal(cts_http_fetch(&r, NULL, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.transport_error, 0);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(
+        cts_api_parse_lists(CTS_API_V2, r.resp.data, r.resp.len, &lists, &n),
+        0);
+    assert_true(n >= 2);
+    assert_string_equal(lists[0].id, "1");
+    cts_list_info_free(lists, n);
+    cts_http_req_clear(&r);
+
+    /* Without the bearer: a 401 is a reply, not a transport failure, and
+     * is not retried. */
+    cts_http_req_init(&r);
+    r.url = url;
+    assert_int_equal(cts_http_fetch(&r, NULL, &err), 0);
+    assert_int_equal(r.status, 401);
+    assert_int_equal(r.attempts, 1);
+    cts_http_req_clear(&r);
+    free(url);
+}
+
+static void test_keepalive_reuse(void **state)
+{
+    struct harness hs;
+    struct cts_http_req r;
+    char *url;
+    int i;
+    NEED_SANDBOX();
+
+    url = v2_url("/lists");
+    harness_init(&hs, 1, 0);
+    cts_http_req_init(&r);
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    for (i = 0; i < 5; i++) {
+        hs.done = 0;
+        cts_buf_reset(&r.resp);
+        assert_int_equal(cts_http_submit(&hs.http, &r, on_done_count, &hs), 0);
+        /* The callback never runs inside submit (libuv's rule). */
+        assert_int_equal(hs.done, 0);
+        assert_int_equal(cts_http_in_flight(&hs.http), 1);
+        while (hs.done == 0)
+            uv_run(&hs.loop, UV_RUN_ONCE);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(cts_http_in_flight(&hs.http), 0);
+        /* The first request opens the connection, the rest reuse it. */
+        assert_int_equal(r.connection_reused, i > 0);
+    }
+    assert_int_equal(hs.http.requests, 5);
+    assert_int_equal(hs.http.reused, 4);
+    cts_http_req_clear(&r);
+    harness_close(&hs);
+    free(url);
+}
+
+static void test_concurrency_cap(void **state)
+{
+    enum { N = 24, CAP = 4 };
+    struct harness hs;
+    struct cts_http_req r[N];
+    char *url;
+    int i;
+    NEED_SANDBOX();
+
+    url = v2_url("/lists");
+    harness_init(&hs, CAP, 0);
+    for (i = 0; i < N; i++) {
+        cts_http_req_init(&r[i]);
+        r[i].url = url;
+        r[i].bearer = V2_TOKEN;
+        assert_int_equal(cts_http_submit(&hs.http, &r[i], on_done_count, &hs),
+                         0);
+    }
+    assert_int_equal(cts_http_in_flight(&hs.http), N);
+    while (hs.done < N)
+        uv_run(&hs.loop, UV_RUN_ONCE);
+    for (i = 0; i < N; i++) {
+        assert_int_equal(r[i].status, 200);
+        cts_http_req_clear(&r[i]);
+    }
+    /* All N went over at most CAP connections: libcurl queued the rest
+     * and reused the kept-alive ones. */
+    assert_int_equal(hs.http.requests, N);
+    assert_true(hs.http.requests - hs.http.reused <= CAP);
+    assert_true(hs.http.reused >= N - CAP);
+    harness_close(&hs);
+    free(url);
+}
+
+static void test_503_then_200(void **state)
+{
+    struct cts_http_req r;
+    struct cts_error err = {0};
+    struct cts_http_opts o = {0};
+    char *url;
+    NEED_SANDBOX();
+
+    add_faults("[\"503\"]", "GET /v2/lists");
+    url = v2_url("/lists");
+    cts_http_req_init(&r);
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    o.fetch_base_ms = 10;
+    assert_int_equal(cts_http_fetch(&r, &o, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.attempts, 2);
+    cts_http_req_clear(&r);
+
+    /* With retries off, the 503 comes back to the caller. */
+    add_faults("[\"503\"]", "GET /v2/lists");
+    cts_http_req_init(&r);
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    o.fetch_retries = -1;
+    assert_int_equal(cts_http_fetch(&r, &o, &err), 0);
+    assert_int_equal(r.status, 503);
+    assert_int_equal(r.attempts, 1);
+    cts_http_req_clear(&r);
+    free(url);
+}
+
+static void test_drop_after_maybe_landed(void **state)
+{
+    struct harness hs;
+    struct cts_http_req r;
+    const char *body = "{\"email_addresses\":[{\"email_address\":"
+                       "\"landed@example.com\"}],\"lists\":[{\"id\":\"1\"}]}";
+    char *url;
+    long before;
+    NEED_SANDBOX();
+
+    before = state_contacts();
+    add_faults("[\"drop_after\"]", "POST /v2/contacts");
+    url = v2_url("/contacts");
+    harness_init(&hs, 2, 0);
+    cts_http_req_init(&r);
+    r.method = "POST";
+    r.url = url;
+    r.body = body;
+    r.body_len = strlen(body);
+    r.bearer = V2_TOKEN;
+    assert_int_equal(cts_http_submit(&hs.http, &r, on_done_count, &hs), 0);
+    while (hs.done == 0)
+        uv_run(&hs.loop, UV_RUN_ONCE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.transport_error, CTS_XE_RECV);
+    assert_int_equal(r.maybe_landed, 1);
+    assert_true(r.errbuf[0] != '\0');
+    /* ...and it did land. */
+    assert_int_equal(state_contacts(), before + 1);
+
+    /* The blocking fetch does not repeat such a POST on its own. */
+    {
+        struct cts_http_req r2;
+        struct cts_error err = {0};
+        add_faults("[\"drop_after\"]", "POST /v2/contacts");
+        cts_http_req_init(&r2);
+        r2.method = "POST";
+        r2.url = url;
+        r2.body =
+            "{\"email_addresses\":[{\"email_address\":\"l2@example.com\"}],"
+            "\"lists\":[{\"id\":\"1\"}]}";
+        r2.body_len = strlen(r2.body);
+        r2.bearer = V2_TOKEN;
+        assert_int_equal(cts_http_fetch(&r2, NULL, &err), CTS_EHTTP);
+        assert_int_equal(r2.attempts, 1);
+        assert_int_equal(r2.maybe_landed, 1);
+        assert_int_equal(state_contacts(), before + 2);
+        cts_http_req_clear(&r2);
+    }
+
+    /* A GET that breaks is never "maybe landed". */
+    add_faults("[\"drop_after\"]", "GET /v2/lists");
+    cts_http_req_clear(&r);
+    cts_http_req_init(&r);
+    free(url);
+    url = v2_url("/lists");
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    hs.done = 0;
+    assert_int_equal(cts_http_submit(&hs.http, &r, on_done_count, &hs), 0);
+    while (hs.done == 0)
+        uv_run(&hs.loop, UV_RUN_ONCE);
+    assert_int_equal(r.transport_error, CTS_XE_RECV);
+    assert_int_equal(r.maybe_landed, 0);
+    cts_http_req_clear(&r);
+    harness_close(&hs);
+    free(url);
+}
+
+static void test_hang_timeout(void **state)
+{
+    struct harness hs;
+    struct cts_http_req r;
+    char *url;
+    NEED_SANDBOX();
+
+    /* The sandbox holds a `slow` reply 1500 ms (--slow-ms in setup); a
+     * 300 ms request timeout must fire first. */
+    add_faults("[\"slow\"]", "GET /v2/lists");
+    url = v2_url("/lists");
+    harness_init(&hs, 1, 300);
+    cts_http_req_init(&r);
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    assert_int_equal(cts_http_submit(&hs.http, &r, on_done_count, &hs), 0);
+    while (hs.done == 0)
+        uv_run(&hs.loop, UV_RUN_ONCE);
+    assert_int_equal(r.transport_error, CTS_XE_TIMEOUT);
+    assert_int_equal(r.status, 0);
+    assert_true(r.elapsed_ms >= 250);
+    cts_http_req_clear(&r);
+    harness_close(&hs);
+    free(url);
+}
+
+static void test_connection_refused(void **state)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd, port;
+    char url[128];
+    struct cts_http_req r;
+    struct cts_error err = {0};
+    struct cts_http_opts o = {0};
+    (void)state;
+
+    /* A port nothing listens on: bind port 0, read it, close it. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v2/lists", port);
+
+    cts_http_req_init(&r);
+    r.url = url;
+    o.fetch_retries = 2;
+    o.fetch_base_ms = 5;
+    assert_int_equal(cts_http_fetch(&r, &o, &err), CTS_EHTTP);
+    assert_int_equal(r.transport_error, CTS_XE_CONNECT);
+    assert_int_equal(r.attempts, 3); /* transient: retried twice */
+    assert_int_equal(err.code, CTS_EHTTP);
+    assert_non_null(strstr(err.msg, "127.0.0.1"));
+    cts_http_req_clear(&r);
+}
+
+static void on_done_close(struct cts_http_req *req, void *arg)
+{
+    struct harness *hs = arg;
+    (void)req;
+    hs->done++;
+}
+
+static void test_close_aborts_in_flight(void **state)
+{
+    struct harness hs;
+    struct cts_http_req r[3];
+    char *url;
+    int i;
+    NEED_SANDBOX();
+
+    add_faults("[\"slow\",\"slow\",\"slow\"]", "GET /v2/lists");
+    url = v2_url("/lists");
+    harness_init(&hs, 3, 0);
+    for (i = 0; i < 3; i++) {
+        cts_http_req_init(&r[i]);
+        r[i].url = url;
+        r[i].bearer = V2_TOKEN;
+        assert_int_equal(cts_http_submit(&hs.http, &r[i], on_done_close, &hs),
+                         0);
+    }
+    /* Let the requests go out, then shut down under them. */
+    for (i = 0; i < 20; i++)
+        uv_run(&hs.loop, UV_RUN_NOWAIT);
+    cts_http_close(&hs.http, on_closed);
+    /* Aborted callbacks ran synchronously, exactly once each. */
+    assert_int_equal(hs.done, 3);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(r[i].transport_error, CTS_XE_ABORTED);
+        cts_http_req_clear(&r[i]);
+    }
+    /* Submitting to a closing transport is refused, callback never runs. */
+    cts_http_req_init(&r[0]);
+    r[0].url = url;
+    assert_int_equal(cts_http_submit(&hs.http, &r[0], on_done_close, &hs),
+                     UV_EINVAL);
+    assert_int_equal(uv_run(&hs.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(hs.closed, 1);
+    assert_int_equal(hs.done, 3);
+    assert_int_equal(uv_loop_close(&hs.loop), 0);
+    free(url);
+}
+
+static void test_bad_method_and_escape(void **state)
+{
+    struct harness hs;
+    struct cts_http_req r;
+    char *e;
+    (void)state;
+    harness_init(&hs, 1, 0);
+    cts_http_req_init(&r);
+    r.method = "BREW";
+    r.url = "http://127.0.0.1:1/";
+    assert_int_equal(cts_http_submit(&hs.http, &r, on_done_count, &hs),
+                     UV_EINVAL);
+    r.method = NULL;
+    r.url = NULL;
+    assert_int_equal(cts_http_submit(&hs.http, &r, on_done_count, &hs),
+                     UV_EINVAL);
+    assert_int_equal(cts_http_in_flight(&hs.http), 0);
+    harness_close(&hs);
+    assert_int_equal(hs.done, 0);
+    e = cts_url_escape("a+b@c.d é&=");
+    assert_string_equal(e, "a%2Bb%40c.d%20%C3%A9%26%3D");
+    free(e);
+    cts_http_req_clear(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_keepalive_reuse),
+        cmocka_unit_test(test_concurrency_cap),
+        cmocka_unit_test(test_503_then_200),
+        cmocka_unit_test(test_drop_after_maybe_landed),
+        cmocka_unit_test(test_hang_timeout),
+        cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_close_aborts_in_flight),
+        cmocka_unit_test(test_bad_method_and_escape),
+    };
+    int rc;
+    signal(SIGPIPE, SIG_IGN);
+    cts_http_global_init();
+    rc = cmocka_run_group_tests_name("http", tests, setup, teardown);
+    cts_http_global_cleanup();
+    return rc;
+}
