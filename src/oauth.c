@@ -308,10 +308,10 @@ static long jlong(json_t *o, const char *k)
  * Returns 0 when the server answered (any status, parsed into *out),
  * CTS_EHTTP (err filled) when it did not.
  */
-static int post_form(const struct cts_config *cfg, const char *url,
-                     const char *body, const char *basic_user,
-                     const char *basic_pass, struct token_resp *out,
-                     struct cts_error *err)
+static int post_form_once(const struct cts_config *cfg, const char *url,
+                          const char *body, const char *basic_user,
+                          const char *basic_pass, struct token_resp *out,
+                          struct cts_error *err)
 {
     struct cts_http_req req;
     struct cts_http_opts o;
@@ -362,6 +362,32 @@ static int post_form(const struct cts_config *cfg, const char *url,
         memset(req.resp.data, 0, req.resp.len); /* it held tokens */
     cts_http_req_clear(&req);
     return 0;
+}
+
+/*
+ * POST a form to a token endpoint.  Transport failures are not retried: a
+ * token call spends a code or a rotating refresh token, so repeating one
+ * that may have landed is wrong.  A 429 is retried once after Retry-After
+ * (1 s when absent, at most 10 s): the endpoint allows 1 request/s per
+ * client, and a throttled request was not processed, so nothing was spent.
+ * Returns 0 when the server answered (any status, parsed into *out),
+ * CTS_EHTTP (err filled, exit 69) when it did not.
+ */
+static int post_form(const struct cts_config *cfg, const char *url,
+                     const char *body, const char *basic_user,
+                     const char *basic_pass, struct token_resp *out,
+                     struct cts_error *err)
+{
+    int rc = post_form_once(cfg, url, body, basic_user, basic_pass, out, err);
+    if (rc == 0 && out->status == 429) {
+        long ra = out->retry_after_s;
+        ra = ra < 1 ? 1 : ra > 10 ? 10 : ra;
+        cts_log_debug("token endpoint answered 429; retrying in %ld s", ra);
+        token_resp_clear(out);
+        wait_ms((uint64_t)ra * 1000u + 100u);
+        rc = post_form_once(cfg, url, body, basic_user, basic_pass, out, err);
+    }
+    return rc;
 }
 
 /* Expiry of a freshly issued access token: the JWT's own exp when it has
@@ -524,7 +550,7 @@ static int refresh_locked(struct cts_config *cfg, int force, long need_until,
     char *url = NULL, spent_id[17];
     const char *client_id;
     uint64_t now_ms, next_ms;
-    int rc, tries;
+    int rc;
 
     memset(&r, 0, sizeof(r));
     cts_buf_init(&body, 0);
@@ -592,24 +618,14 @@ static int refresh_locked(struct cts_config *cfg, int force, long need_until,
     form_add(&body, "refresh_token", tok.refresh_token);
     if (cfg->client_secret == NULL)
         form_add(&body, "client_id", client_id);
-    for (tries = 0;; tries++) {
-        rc = post_form(cfg, url, body.data,
-                       cfg->client_secret != NULL ? client_id : NULL,
-                       cfg->client_secret, &r, err);
-        /* Record the call's time before anything else can fail. */
-        tok.last_refresh_at = (long)((real_ms() + 999) / 1000);
-        if (rc == 0 && r.status == 200 && r.access_token != NULL &&
-            getenv(CRASH_HOOK) != NULL && strcmp(getenv(CRASH_HOOK), "1") == 0)
-            _exit(CTS_EX_SOFTWARE); /* test hook: die before the save */
-        if (rc != 0 || r.status != 429 || tries > 0)
-            break;
-        /* Throttled: the token was not spent; wait as told, once. */
-        {
-            long ra = r.retry_after_s > 0 ? r.retry_after_s : 1;
-            token_resp_clear(&r);
-            wait_ms((uint64_t)ra * 1000u + 100u);
-        }
-    }
+    rc = post_form(cfg, url, body.data,
+                   cfg->client_secret != NULL ? client_id : NULL,
+                   cfg->client_secret, &r, err);
+    /* Record the call's time before anything else can fail. */
+    tok.last_refresh_at = (long)((real_ms() + 999) / 1000);
+    if (rc == 0 && r.status == 200 && r.access_token != NULL &&
+        getenv(CRASH_HOOK) != NULL && strcmp(getenv(CRASH_HOOK), "1") == 0)
+        _exit(CTS_EX_SOFTWARE); /* test hook: die before the save */
     if (rc != 0) {
         /* No answer: the server may or may not have rotated the token.
          * Keep the intent record so a later invalid_grant is explained. */
@@ -842,7 +858,9 @@ static void exchange_code(struct auth *a, const char *code)
         return;
     }
     if (r.status != 200 || r.access_token == NULL) {
-        a->exit_code = r.status >= 500 ? CTS_EX_UNAVAILABLE : CTS_EX_NOPERM;
+        a->exit_code = r.status >= 500   ? CTS_EX_UNAVAILABLE
+                       : r.status == 429 ? CTS_EX_TEMPFAIL
+                                         : CTS_EX_NOPERM;
         cts_buf_appendf(&a->msg, "exchanging the code failed (HTTP %ld): ",
                         r.status);
         cts_oauth_explain(r.error != NULL ? r.error : "(no error code)",
