@@ -34,7 +34,7 @@
 #define V2_TOKEN "demo-v2-token-000000000000000000001"
 
 static pid_t sb_pid = -1;
-static char sb_url[128];
+static char sb_url[300];
 static char sb_path[1024];
 
 /* ---- sandbox guard ---- */
