@@ -211,6 +211,13 @@ int cts_state_journal_done(struct cts_state *st, const char *email,
                            int permanent, int http_status,
                            const char *error_key, const char *message);
 
+/* The same, for a row known by its email key (cts_state_email_key). */
+int cts_state_journal_done_key(struct cts_state *st, uint64_t key,
+                               uint32_t row, uint32_t fp,
+                               enum cts_status status, int permanent,
+                               int http_status, const char *error_key,
+                               const char *message);
+
 /* fdatasync the journal if records were written since the last sync.
  * Call from a ~200 ms timer; cheap when nothing changed. */
 int cts_state_flush(struct cts_state *st);

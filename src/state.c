@@ -1219,13 +1219,22 @@ int cts_state_journal_done(struct cts_state *st, const char *email,
                            int permanent, int http_status,
                            const char *error_key, const char *message)
 {
-    uint64_t key;
+    return cts_state_journal_done_key(st, cts_state_email_key(email), row, fp,
+                                      status, permanent, http_status,
+                                      error_key, message);
+}
+
+int cts_state_journal_done_key(struct cts_state *st, uint64_t key,
+                               uint32_t row, uint32_t fp,
+                               enum cts_status status, int permanent,
+                               int http_status, const char *error_key,
+                               const char *message)
+{
     struct cts_eslot *s;
     unsigned flags;
     int rc, perm_fail = status == CTS_ST_FAILED && permanent;
     if (st->dry_run || st->jfd < 0)
         return 0;
-    key = cts_state_email_key(email);
     rc = jwrite(st, J_DONE, (uint8_t)(status | (perm_fail ? J_PERMANENT : 0)),
                 key, row, fp, http_status,
                 perm_fail ? (error_key ? error_key : "") : NULL,
