@@ -79,6 +79,11 @@ void cts_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cts_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cts_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cts_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Register a secret (copied; 8+ characters) that every later log line shows
+ * masked (cts_mask) wherever it appears; up to 8.  main registers the key
+ * and tokens; clear frees them at exit. */
+void cts_log_add_secret(const char *s);
+void cts_log_clear_secrets(void);
 /* Hook called before a log line is written (the progress line clears itself). */
 void cts_log_set_hook(void (*hook)(void *arg), void *arg);
 

@@ -99,6 +99,52 @@ static int unreachable(const char *what, const char *url,
                           "cannot reach %s at %s: %s", what, url, detail);
 }
 
+/* Replace every occurrence of secret in msg with its mask.  Messages built
+ * from URLs (v2 puts the api_key in the query) or from libcurl's words
+ * must not carry a secret to the terminal. */
+static void redact_one(char *msg, size_t cap, const char *secret)
+{
+    char mask[16], out[sizeof(((struct cts_error *)0)->msg)];
+    size_t slen, o = 0;
+    const char *p = msg, *hit;
+    if (secret == NULL || (slen = strlen(secret)) < 4 ||
+        strstr(msg, secret) == NULL)
+        return;
+    cts_mask(secret, mask);
+    while ((hit = strstr(p, secret)) != NULL && o < sizeof(out) - 1) {
+        o += (size_t)snprintf(out + o, sizeof(out) - o, "%.*s%s",
+                              (int)(hit - p), p, mask);
+        if (o >= sizeof(out))
+            o = sizeof(out) - 1;
+        p = hit + slen;
+    }
+    if (o < sizeof(out) - 1)
+        snprintf(out + o, sizeof(out) - o, "%s", p);
+    snprintf(msg, cap, "%s", out);
+}
+
+static void redact_secrets(const struct cts_config *cfg,
+                           struct cts_error *err)
+{
+    const char *secrets[3];
+    size_t i;
+    if (err == NULL)
+        return;
+    secrets[0] = cfg->api_key;
+    secrets[1] = cfg->token;
+    secrets[2] = cfg->refresh_token;
+    for (i = 0; i < 3; i++) {
+        char *esc;
+        if (secrets[i] == NULL)
+            continue;
+        redact_one(err->msg, sizeof(err->msg), secrets[i]);
+        /* The percent-encoded form, as it appears in a URL. */
+        esc = cts_url_escape(secrets[i]);
+        redact_one(err->msg, sizeof(err->msg), esc);
+        free(esc);
+    }
+}
+
 void cts_account_info_clear(struct cts_account_info *info)
 {
     if (info == NULL)
@@ -368,8 +414,10 @@ int cts_account_check(struct cts_config *cfg, struct cts_account_info *out,
                               "(`make demo`)");
     rc = cfg->api == CTS_API_V2 ? check_v2(cfg, out, err)
                                 : check_v3(cfg, out, err);
-    if (rc != 0)
+    if (rc != 0) {
         cts_account_info_clear(out);
+        redact_secrets(cfg, err);
+    }
     return rc;
 }
 
@@ -480,8 +528,10 @@ int cts_account_fetch_lists(const struct cts_config *cfg,
             break;
         }
     }
-    if (rc != 0)
+    if (rc != 0) {
         cts_list_set_clear(out);
+        redact_secrets(cfg, err);
+    }
     return rc;
 }
 

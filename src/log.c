@@ -2,6 +2,7 @@
 #include "cts_util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *prog = "ctct-sync";
@@ -19,6 +20,46 @@ void cts_log_set_hook(void (*h)(void *arg), void *arg)
     hook_arg = arg;
 }
 
+/* Secrets registered by main (key, tokens): masked in every line, as a
+ * last line of defence for messages built from URLs or library text. */
+#define MAX_SECRETS 8
+static char *secrets[MAX_SECRETS];
+static size_t nsecrets;
+
+void cts_log_add_secret(const char *s)
+{
+    if (s == NULL || strlen(s) < 8 || nsecrets == MAX_SECRETS)
+        return;
+    secrets[nsecrets++] = cts_xstrdup(s);
+}
+
+void cts_log_clear_secrets(void)
+{
+    while (nsecrets > 0)
+        free(secrets[--nsecrets]);
+}
+
+static void redact(char *line, size_t cap)
+{
+    size_t i;
+    for (i = 0; i < nsecrets; i++) {
+        size_t slen = strlen(secrets[i]);
+        char *hit;
+        char mask[16];
+        cts_mask(secrets[i], mask);
+        while ((hit = strstr(line, secrets[i])) != NULL) {
+            size_t mlen = strlen(mask);
+            size_t tail = strlen(hit + slen) + 1;
+            /* A mask is shorter than its secret ("****" for 8-12
+             * characters, 11 bytes for longer ones): the line shrinks. */
+            if (mlen > slen || (size_t)(hit - line) + mlen + tail > cap)
+                break;
+            memmove(hit + mlen, hit + slen, tail);
+            memcpy(hit, mask, mlen);
+        }
+    }
+}
+
 static void vlog(enum cts_log_level l, const char *tag, const char *fmt,
                  va_list ap)
 {
@@ -28,6 +69,7 @@ static void vlog(enum cts_log_level l, const char *tag, const char *fmt,
     if (hook != NULL)
         hook(hook_arg);
     vsnprintf(line, sizeof(line), fmt, ap);
+    redact(line, sizeof(line));
     /* One write per line so lines from concurrent processes do not mix. */
     fprintf(stderr, "%s: %s%s\n", prog, tag, line);
 }

@@ -272,6 +272,12 @@ int main(int argc, char **argv)
         print_usage(cmd, stdout);
         goto out;
     }
+    /* Whatever a message is built from (URLs with ?api_key=, libcurl's
+     * words), these never reach the terminal in full. */
+    cts_log_add_secret(cfg.api_key);
+    cts_log_add_secret(cfg.token);
+    cts_log_add_secret(cfg.refresh_token);
+    cts_log_add_secret(cfg.client_secret);
     cts_log_set_level(cfg.quiet     ? CTS_LOG_ERROR
                       : cfg.verbose ? CTS_LOG_DEBUG
                                     : CTS_LOG_INFO);
@@ -292,6 +298,7 @@ out:
         cts_http_global_cleanup();
     if (loaded)
         cts_config_free(&cfg);
+    cts_log_clear_secrets();
     /* A failed write to stdout (a full disk, a closed pipe) is an error,
      * not a success with half the output (jq's rule). */
     if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -665,6 +665,39 @@ static void test_sample_config(void **state)
     cts_config_free(&cfg);
 }
 
+/* Registered secrets are masked in every log line (URLs with ?api_key=). */
+static void test_log_redaction(void **state)
+{
+    char path[400], buf[1024];
+    FILE *f;
+    size_t n;
+    int saved;
+    (void)state;
+    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
+    fflush(stderr);
+    saved = dup(2);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    dup2(fileno(f), 2);
+    cts_log_add_secret("f98b207c-ta99b-4938-b523-3cc2895f5420");
+    cts_log_add_secret("short");
+    cts_log_error("GET /v2/lists?api_key=f98b207c-ta99b-4938-b523-3cc2895f5420"
+                  "&x=f98b207c-ta99b-4938-b523-3cc2895f5420 short");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(f);
+    cts_log_clear_secrets();
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    assert_null(strstr(buf, "f98b207c-ta99b"));
+    assert_non_null(strstr(buf, "api_key=f98b\xe2\x80\xa6" "5420&x=f98b"));
+    assert_non_null(strstr(buf, " short")); /* under 8 chars: not a secret */
+}
+
 static void test_commands(void **state)
 {
     (void)state;
@@ -696,6 +729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_url_refused_via_load, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sample_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_redaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
