@@ -312,6 +312,24 @@ const char *sbo_redirect_mismatch(const char *registered, const char *given)
     return "fragment";
 }
 
+int sbo_redirect_score(const char *registered, const char *given)
+{
+    struct uri r, g;
+    int n = 0;
+    if (registered == NULL || given == NULL ||
+        split_uri(registered, &r) != 0 || split_uri(given, &g) != 0)
+        return -1;
+    n += span_eq(r.scheme, r.scheme_n, g.scheme, g.scheme_n);
+    n += span_eq(r.host, r.host_n, g.host, g.host_n);
+    n += span_eq(r.port, r.port_n, g.port, g.port_n) &&
+         (r.port == NULL) == (g.port == NULL);
+    n += span_eq(r.path, r.path_n, g.path, g.path_n);
+    n += r.has_query == g.has_query &&
+         span_eq(r.query, r.query_n, g.query, g.query_n);
+    n += r.has_frag == g.has_frag && span_eq(r.frag, r.frag_n, g.frag, g.frag_n);
+    return n;
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -6,6 +6,7 @@
  * write --state-dump and exit 0.  Bad options exit 64 with one line.
  */
 #include "sb_int.h"
+#include "sb_oauth.h" /* --token-rate, --token-ttl, --activity-ms (sboauth) */
 
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@ static const char usage_text[] =
     "                    [--rate N] [--daily-quota N] [--fault-rate P]\n"
     "                    [--fault-seed N] [--latency-ms N] [--slow-ms N]\n"
     "                    [--state-dump FILE] [--faults FILE]\n"
+    "                    [--token-rate N] [--token-ttl S] [--activity-ms N]\n"
     "                    [--print-demo-token] [--verbose] [--help]\n"
     "\n"
     "A local Constant Contact API (v2 and v3) for tests and benchmarks.\n"
@@ -39,6 +41,10 @@ static const char usage_text[] =
     "  --slow-ms N       delay of a 'slow' fault (default 3000)\n"
     "  --state-dump FILE write /_sandbox/state JSON there on exit\n"
     "  --faults FILE     queue scripted faults ({\"faults\":[...],\"match\":...})\n"
+    "  --token-rate N    v3 token endpoint requests/s per client (default 1;\n"
+    "                    0 = off)\n"
+    "  --token-ttl S     v3 access token lifetime in seconds (default 86400)\n"
+    "  --activity-ms N   time a bulk activity takes to complete (default 500)\n"
     "  --print-demo-token print the demo account's v3 access token and exit\n"
     "  --verbose         log each request to stderr\n"
     "Prints \"listening on http://HOST:PORT\" on stdout once ready.\n"
@@ -134,6 +140,9 @@ int main(int argc, char **argv)
         {"faults", required_argument, NULL, 'F'},
         {"print-demo-token", no_argument, NULL, 'T'},
         {"verbose", no_argument, NULL, 'v'},
+        {"token-rate", required_argument, NULL, 'R'},
+        {"token-ttl", required_argument, NULL, 'L'},
+        {"activity-ms", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct sb_options opt;
@@ -194,6 +203,17 @@ int main(int argc, char **argv)
         case 'F': opt.faults_file = optarg; break;
         case 'T': print_token = 1; break;
         case 'v': opt.verbose = 1; break;
+        case 'R':
+        case 'L':
+        case 'A': {
+            /* Options of oauth.c/bulk.c, kept there (sb_oauth.h). */
+            const char *name = c == 'R'   ? "token-rate"
+                               : c == 'L' ? "token-ttl"
+                                          : "activity-ms";
+            if (sbo_set_option(name, optarg) != 0)
+                return bad_usage("bad --%s: %s", name, optarg);
+            break;
+        }
         case 'h': fputs(usage_text, stdout); return CTS_EX_OK;
         default:
             return bad_usage("unknown or incomplete option: %s",

@@ -102,6 +102,14 @@ int sbo_pkce_s256_ok(const char *verifier, const char *challenge);
  */
 const char *sbo_redirect_mismatch(const char *registered, const char *given);
 
+/*
+ * How alike two URIs are: the number of components (scheme, host, port,
+ * path, query, fragment) that are identical, 0..6; -1 when either is not
+ * an absolute URI.  Picks the registered URI a mistaken one was meant to
+ * be, for the error message.  Both strings are borrowed.
+ */
+int sbo_redirect_score(const char *registered, const char *given);
+
 /* ---- URL encoding ---- */
 /*
  * Find key in an application/x-www-form-urlencoded string (a query string

@@ -257,6 +257,21 @@ static void test_redirect_match(void **state)
         "port");
 }
 
+static void test_redirect_score(void **state)
+{
+    const char *reg = "http://127.0.0.1:8765/callback";
+    (void)state;
+    assert_int_equal(sbo_redirect_score(reg, reg), 6);
+    assert_int_equal(sbo_redirect_score(reg, "https://127.0.0.1:8765/callback"),
+                     5);
+    assert_int_equal(
+        sbo_redirect_score("https://app.example.com/oauth/cb?tenant=7",
+                           "https://127.0.0.1:8765/callback"),
+        2); /* scheme and fragment (none) */
+    assert_int_equal(sbo_redirect_score(reg, "/callback"), -1);
+    assert_int_equal(sbo_redirect_score(NULL, reg), -1);
+}
+
 static void test_form(void **state)
 {
     const char *f = "grant_type=authorization_code&redirect_uri=http%3A%2F%2F"
@@ -296,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_jwt_tamper),
         cmocka_unit_test(test_pkce),
         cmocka_unit_test(test_redirect_match),
+        cmocka_unit_test(test_redirect_score),
         cmocka_unit_test(test_form),
     };
     return cmocka_run_group_tests_name("sandbox_jwt", tests, NULL, NULL);
