@@ -18,6 +18,10 @@
  * joiner, ideographic space and BOM — all seen pasted around addresses. */
 static size_t uspace_len(const unsigned char *s, size_t n)
 {
+    /* Fast exit: every such character starts with 0xC2, 0xE2, 0xE3 or
+     * 0xEF. */
+    if (n < 2 || s[0] < 0xC2)
+        return 0;
     if (n >= 2 && s[0] == 0xC2 && s[1] == 0xA0)
         return 2;
     if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
@@ -146,11 +150,14 @@ int cts_email_normalize(const char *in, char **out, const char **why)
     /* Spaces and controls anywhere inside (outside a quoted local part,
      * where RFC 5321 allows them but no list server does) are errors. */
     for (i = 0; i < n; i++) {
-        if (s[i] < 0x20 || s[i] == 0x7F) {
+        unsigned char c = s[i];
+        if (c > ' ' && c < 0x7F)
+            continue; /* the common case, decided in one test */
+        if (c < 0x20 || c == 0x7F) {
             *why = "contains a control character";
             return CTS_EDATA;
         }
-        if (s[i] == ' ' || uspace_len(s + i, n - i) != 0) {
+        if (c == ' ' || uspace_len(s + i, n - i) != 0) {
             *why = "contains a space";
             return CTS_EDATA;
         }

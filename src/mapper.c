@@ -660,10 +660,13 @@ int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
         return CTS_EDATA;
 
     for (f = CTS_F_EMAIL + 1; f < CTS_F__COUNT; f++) {
-        const char *name = cts_field_name((enum cts_field)f);
+        const char *name;
+        if (m->fcol[f] < 0)
+            continue;
         out->f[f] = cell(row, m->fcol[f]);
         if (out->f[f] == NULL)
             continue;
+        name = cts_field_name((enum cts_field)f);
         if (f == CTS_F_BIRTHDAY_MONTH) {
             if (parse_int(out->f[f], 1, 12, &bm) != 0)
                 return invalid(err, row, name, "\"%s\" is not a month 1-12",

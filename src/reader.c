@@ -87,16 +87,6 @@ struct cts_reader {
     char encdesc[96];
 };
 
-static int space_tab(unsigned char c)
-{
-    return c == CSV_SPACE || c == CSV_TAB;
-}
-
-static int space_only(unsigned char c)
-{
-    return c == CSV_SPACE;
-}
-
 struct cts_reader *cts_reader_new(const struct cts_reader_opts *o,
                                   cts_row_cb cb, void *arg)
 {
@@ -206,8 +196,20 @@ static void cb_field(void *s, size_t len, void *data)
     }
     if (r->nf == 0)
         r->rec_line = r->line + 1;
-    /* Line breaks inside a quoted field move the physical line on. */
-    r->dropped_nl += count_breaks(s, len);
+    /* One pass for the rare bytes: NUL (a problem) and CR/LF (a quoted
+     * line break moves the physical line on). */
+    {
+        const unsigned char *b = s;
+        size_t i;
+        int special = 0;
+        for (i = 0; i < len; i++)
+            special |= b[i] < 0x0E;
+        if (special) {
+            r->dropped_nl += count_breaks(s, len);
+            if (r->nul_field == 0 && memchr(s, 0, len) != NULL)
+                r->nul_field = (long)r->nf + 1;
+        }
+    }
     if (r->oversize) {
         r->oversize = 0;
         if (r->big_field == 0)
@@ -218,11 +220,11 @@ static void cb_field(void *s, size_t len, void *data)
             r->big_field = (long)r->nf + 1;
         len = 0;
     }
-    if (r->nul_field == 0 && len > 0 && memchr(s, 0, len) != NULL)
-        r->nul_field = (long)r->nf + 1;
     /* libcsv's buffer is valid only inside this callback: copy it. */
     start = r->rec.len;
-    if (cts_buf_append(&r->rec, s, len) != 0 || cts_buf_putc(&r->rec, 0) != 0)
+    /* CSV_APPEND_NULL put a NUL at s[len]: copy it along in one append
+     * (unless the field was emptied above). */
+    if (cts_buf_append(&r->rec, len > 0 ? s : "", len + 1) != 0)
         abort(); /* unlimited buffer: only allocation can fail, and aborts */
     r->off[r->nf] = start;
     r->rawlen[r->nf] = len;
@@ -514,10 +516,10 @@ static int start_stream(struct cts_reader *r, struct cts_error *err)
 {
     int rc;
 
+    /* libcsv trims spaces and tabs around unquoted fields, but tests for
+     * the delimiter first, so a TAB delimiter still separates fields; its
+     * built-in test is inline (a custom is_space costs a call per byte). */
     csv_set_delim(&r->p, (unsigned char)r->delim);
-    /* libcsv trims spaces and tabs around unquoted fields; a tab is data
-     * separator, not padding, when it is the delimiter. */
-    csv_set_space_func(&r->p, r->delim == '\t' ? space_only : space_tab);
     r->stage = ST_STREAM;
     rc = parse(r, (const unsigned char *)r->pre.data, r->pre.len, err);
     cts_buf_free(&r->pre);
@@ -651,11 +653,8 @@ static int start(struct cts_reader *r, const unsigned char *s, size_t len,
         struct cts_buf held = r->pre;
         cts_buf_init(&r->pre, 0);
         r->stage = r->delim != 0 ? ST_STREAM : ST_SNIFF;
-        if (r->stage == ST_STREAM) {
+        if (r->stage == ST_STREAM)
             csv_set_delim(&r->p, (unsigned char)r->delim);
-            csv_set_space_func(&r->p,
-                               r->delim == '\t' ? space_only : space_tab);
-        }
         rc = push(r, (const unsigned char *)held.data + skip, n - skip,
                   at_eof, err);
         cts_buf_free(&held);
