@@ -1220,9 +1220,13 @@ static int run_listener(struct auth *a, const char *auth_url_text)
     if (l.timed_out) {
         cts_buf_appendf(&a->msg,
                         "no redirect arrived at %s within %llu s; nothing "
-                        "was authorized.  Run `ctct-sync auth` again (use "
-                        "--no-listen to paste the redirected URL instead, "
-                        "e.g. on a machine without a browser)",
+                        "was authorized.  If the browser showed "
+                        "redirect_uri_mismatch, this URI is not the one "
+                        "registered for the API key: pass the registered "
+                        "one with --registered-redirect-uri to compare.  "
+                        "Run `ctct-sync auth` again (use --no-listen to "
+                        "paste the redirected URL instead, e.g. on a "
+                        "machine without a browser)",
                         a->redirect, (unsigned long long)(wait / 1000));
         return CTS_EX_TEMPFAIL;
     }
