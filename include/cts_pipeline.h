@@ -60,6 +60,11 @@ struct cts_pipeline_params {
                                        when no cf: mapping */
     long expected_rows;             /* estimate for the progress line;
                                        0 = unknown */
+    int preflight;                  /* requests just made for this key
+                                       (account check, lists): they take
+                                       limiter slots first, because the
+                                       server counts them in the same
+                                       1-second window */
 };
 
 struct cts_pipeline_outcome {

@@ -299,6 +299,9 @@ int cts_cmd_import(struct cts_config *cfg)
     pp.report = report;
     pp.state = st;
     pp.cf = cf.n > 0 ? &cf : NULL;
+    /* Account check + lists (+ custom fields): requests the server has
+     * just counted against this key. */
+    pp.preflight = 2 + (cfg->nlists > 0) + (cf.n > 0);
     pp.expected_rows = expected > (long)cfg->ninputs
                            ? expected - (long)cfg->ninputs
                            : 0;

@@ -32,6 +32,8 @@
 #define TICK_MS       100  /* progress redraw and journal flush period */
 #define FLUSH_EVERY   2    /* journal fdatasync every 2 ticks (200 ms) */
 #define GRACE_MIN_MS  5000 /* SIGINT: in-flight requests get this long */
+#define GATE_MARGIN_MS 5   /* ms rounding of uv_now vs the server's clock */
+#define WAIT_REPLY    UINT64_MAX
 
 /* ---- the job state machine (style C7) ---- */
 
@@ -146,6 +148,11 @@ struct pipeline {
     int reading_done;
     uint64_t next_seq;
     uint64_t high, low;        /* backpressure marks, unreported rows */
+
+    /* arrival gate: completion times of the last n requests (see
+     * gate_wait); n = the limiter's starts per window, 0 = off */
+    uint64_t *done_ring;
+    unsigned done_n, done_head, done_count;
 
     /* sending */
     char *url_create;          /* shared URL of the row's first request */
@@ -526,6 +533,66 @@ static void on_pump_timer(uv_timer_t *t)
     pump(t->data);
 }
 
+/* Remember when a request's reply (or failure) came back. */
+static void note_done(struct pipeline *p)
+{
+    uint64_t now;
+
+    if (p->done_n == 0)
+        return;
+    now = clock_now(&p->loop);
+    if (p->done_count < p->done_n) {
+        p->done_ring[(p->done_head + p->done_count) % p->done_n] = now;
+        p->done_count++;
+    } else {
+        p->done_ring[p->done_head] = now;
+        p->done_head = (p->done_head + 1) % p->done_n;
+    }
+}
+
+/*
+ * The arrival gate (spec §6: "as the server counts them").  The limiter
+ * spaces our *starts*, but the server counts *arrivals*, and on a busy
+ * machine the delay between the two varies by more than any fixed margin
+ * (a request started first may arrive late, next to one started a window
+ * later).  A request's arrival is known to lie between its start and its
+ * reply, so counting every request in flight plus every request whose
+ * reply came back within the last window bounds the arrivals the server
+ * can see in any window: a start is allowed only while that count is
+ * below n.  Returns 0 (go), WAIT_REPLY (only a reply can free a slot) or
+ * the ms until the oldest counted reply leaves the window.
+ */
+static uint64_t gate_wait(struct pipeline *p)
+{
+    uint64_t now, win;
+    unsigned in_flight, recent = 0, i, k;
+
+    if (p->done_n == 0)
+        return 0;
+    in_flight = cts_http_in_flight(&p->http);
+    if (in_flight >= p->done_n)
+        return WAIT_REPLY;
+    now = clock_now(&p->loop);
+    win = p->lim.window_ms + GATE_MARGIN_MS;
+    /* Replies are recorded in time order: the recent ones are the newest. */
+    for (i = p->done_count; i > 0; i--) {
+        uint64_t t = p->done_ring[(p->done_head + i - 1) % p->done_n];
+        if (t + win <= now)
+            break;
+        recent++;
+    }
+    if (in_flight + recent < p->done_n)
+        return 0;
+    /* The k-th oldest of the recent replies must leave the window. */
+    k = in_flight + recent - p->done_n; /* 0-based */
+    {
+        uint64_t t = p->done_ring[(p->done_head + (p->done_count - recent) +
+                                   k) %
+                                  p->done_n];
+        return t + win > now ? t + win - now : 1;
+    }
+}
+
 /*
  * Start waiting jobs while a connection is free and the limiter has a slot;
  * otherwise arm the one pump timer for the limiter's next slot (never a
@@ -548,6 +615,16 @@ static void pump(struct pipeline *p)
         j = TAILQ_FIRST(q);
         if (j == NULL)
             return;
+        {
+            uint64_t gw = gate_wait(p);
+            if (gw == WAIT_REPLY)
+                return; /* on_http_done pumps again */
+            if (gw > 0) {
+                if (!uv_is_active((uv_handle_t *)&p->pump_timer))
+                    uv_timer_start(&p->pump_timer, on_pump_timer, gw, 0);
+                return;
+            }
+        }
         if (!try_start(p, j, q)) {
             uint64_t wait = cts_limiter_wait_ms(&p->lim);
             if (!uv_is_active((uv_handle_t *)&p->pump_timer))
@@ -796,6 +873,7 @@ static void on_http_done(struct cts_http_req *req, void *arg)
     char key[64], msg[300];
     enum cts_outcome_class oc;
 
+    note_done(p);
     j->http_status = (int)req->status;
     if (req->maybe_landed && j->step != STEP_V2_GET)
         j->maybe_landed = 1;
@@ -1113,12 +1191,13 @@ static void end_of_file(struct pipeline *p)
         /* Every complete row was delivered and the broken tail reported
          * `invalid`; the run goes on and exits 65 at the end. */
         p->csv_error = 1;
-        snprintf(p->csv_msg, sizeof(p->csv_msg), "%s: %s", name, err.msg);
+        /* The reader's message already names the file and row. */
+        snprintf(p->csv_msg, sizeof(p->csv_msg), "%s", err.msg);
         cts_log_error("%s", p->csv_msg);
     } else if (rc != 0) {
         char msg[700];
         if (p->fatal_rc == 0) {
-            snprintf(msg, sizeof(msg), "%s: %s", name, err.msg);
+            snprintf(msg, sizeof(msg), "%s", err.msg);
             fatal(p, rc,
                   err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
         }
@@ -1179,8 +1258,7 @@ static void on_read(uv_fs_t *req)
     if (rc != 0) {
         if (p->fatal_rc == 0) {
             char msg[700];
-            snprintf(msg, sizeof(msg), "%s: %s",
-                     p->cfg->inputs[p->file_idx], err.msg);
+            snprintf(msg, sizeof(msg), "%s", err.msg);
             fatal(p, rc,
                   err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
         }
@@ -1330,6 +1408,20 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
         return rc;
     }
     cts_limiter_init(&p->lim, cfg->rate, clock_now, &p->loop);
+    /* The server's window already holds the account check's requests; a
+     * full first burst on top of them would be throttled (spec §6: as the
+     * server counts them).  Recording them "now" errs on the safe side. */
+    for (int i = 0; i < pp->preflight; i++)
+        (void)cts_limiter_try_take(&p->lim);
+    if (cfg->rate > 0) {
+        /* The arrival gate covers the jitter the limiter's margin was for,
+         * so the margin only has to absorb clock rounding. */
+        cts_limiter_set_margin(&p->lim, GATE_MARGIN_MS);
+        p->done_n = p->lim.n;
+        p->done_ring = cts_xcalloc(p->done_n, sizeof(*p->done_ring));
+        for (int i = 0; i < pp->preflight; i++)
+            note_done(p);
+    }
     memset(&ho, 0, sizeof(ho));
     ho.max_in_flight = cfg->concurrency;
     ho.timeout_ms = cfg->timeout_ms;
@@ -1411,6 +1503,7 @@ out:
     cts_reader_free(p->reader);
     cts_mapper_free(p->mapper);
     cts_limiter_close(&p->lim);
+    free(p->done_ring);
     free(p->url_create);
     free(p->bearer);
     free(p->old_bearer);
