@@ -1,0 +1,1085 @@
+/* bulk.c — bulk activities: chunking, posting, polling, error mapping (cts_bulk.h). */
+#include "cts_bulk.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <uv.h>
+#include <jansson.h>
+
+#include "cts_api.h"
+#include "cts_http.h"
+#include "cts_retry.h"
+#include "cts_state.h"
+
+#define DEF_MAX_ROWS 40000
+#define DEF_MAX_BYTES 4000000
+
+/* A row of a chunk: 24 bytes, kept until it is reported. */
+struct brow {
+    uint64_t key;  /* cts_state_email_key */
+    uint32_t row;  /* the pipeline's tag */
+    uint32_t fp;
+    uint32_t line; /* 1-based position in the activity's import_data */
+    uint32_t pad;
+};
+
+/* An error the activity reported, mapped by line and/or email key. */
+struct rowerr {
+    uint32_t line; /* 0 when the error named no line */
+    uint64_t key;  /* 0 when it named no email */
+    char *msg;     /* owned */
+};
+
+enum ch_state {
+    CH_FILLING = 0, /* rows being added */
+    CH_READY,       /* sealed, waiting for its turn to be posted */
+    CH_POSTING,     /* POST in flight */
+    CH_BACKOFF,     /* waiting to retry the POST */
+    CH_POLLING,     /* accepted; timer armed or GET in flight */
+    CH_FINISHED     /* outcome known; rows delivered from `reported` on */
+};
+
+struct chunk {
+    TAILQ_ENTRY(chunk) link;
+    struct cts_bulk_run *b;
+    enum ch_state state;
+    uint32_t serial;
+    int adopted;          /* a killed run's activity: never posted here */
+    int retired;          /* removed from the list, close pending */
+    struct brow *rows;
+    size_t n, cap, reported;
+    struct cts_buf body;  /* import_data items so far (no head/tail) */
+    unsigned v2_cf_mask;  /* v2: CUSTOM FIELD n columns used (bit n) */
+    char *post_body;      /* the full body while the POST is in flight */
+    char *activity_id;
+    char *url;            /* POST */
+    char *poll_url;       /* GET /activities/{id} */
+    int attempts;         /* POSTs */
+    int poll_errors;
+    uint64_t first_ms;    /* first POST, for the retry time budget */
+    int req_busy;         /* req submitted, done_cb pending */
+    uv_timer_t timer;     /* backoff and poll timer; data = chunk */
+    struct cts_http_req req;
+    /* outcome */
+    enum cts_status fin_status; /* for rows without their own error */
+    int fin_permanent;
+    int fin_journal;      /* journal_done the rows (0: keep them pending) */
+    int fin_http;
+    char *fin_key, *fin_msg;
+    struct rowerr *errs;  /* sorted by line */
+    struct rowerr **errs_by_key;
+    size_t nerrs, nerrs_key;
+};
+
+TAILQ_HEAD(chunk_list, chunk);
+
+struct cts_bulk_run {
+    uv_loop_t *loop;
+    const struct cts_config *cfg;
+    struct cts_state *st;
+    cts_bulk_result_cb on_result;
+    cts_bulk_idle_cb on_idle;
+    void *arg;
+    size_t max_rows, max_bytes;
+    uint64_t poll_ms;
+    struct cts_retry_policy policy;
+    struct cts_http http;
+    int http_ready;
+    uv_timer_t kick;       /* deferred deliveries (never synchronous) */
+    struct chunk_list chunks;
+    struct chunk *filling;
+    char *head, *tail_v3;  /* body pieces */
+    size_t tail_max;       /* longest tail, for the size check */
+    size_t in, out;        /* rows handed in / reported */
+    int flushed, closing, idle_signalled;
+    enum cts_bulk_stop stop;
+    unsigned pending_closes;
+    void (*closed)(void *arg);
+    void *closed_arg;
+    uint64_t rnd;
+    struct cts_bulk_stats stats;
+};
+
+static void post_next(struct cts_bulk_run *b);
+static void deliver(struct cts_bulk_run *b);
+static void on_timer(uv_timer_t *t);
+static void on_kick(uv_timer_t *t);
+
+/* ---- small helpers ---- */
+
+static uint32_t rnd32(struct cts_bulk_run *b)
+{
+    /* xorshift64*: jitter only, not security. */
+    b->rnd ^= b->rnd >> 12;
+    b->rnd ^= b->rnd << 25;
+    b->rnd ^= b->rnd >> 27;
+    return (uint32_t)((b->rnd * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static void kick(struct cts_bulk_run *b)
+{
+    if (!b->closing)
+        uv_timer_start(&b->kick, on_kick, 0, 0);
+}
+
+int cts_bulk_choose(const struct cts_config *cfg, long rows_to_send,
+                    long quota_remaining)
+{
+    if (cfg->bulk == CTS_BULK_ALWAYS)
+        return 1;
+    if (cfg->bulk == CTS_BULK_NEVER || rows_to_send <= 0)
+        return 0;
+    /* Per-contact costs at least one request a row: when the quota cannot
+     * carry that, one bulk request per 40,000 rows can. */
+    return rows_to_send > cfg->bulk_threshold ||
+           rows_to_send > quota_remaining;
+}
+
+/* ---- JSON of one contact ---- */
+
+static int set_str(json_t *o, const char *k, const char *v)
+{
+    if (v == NULL || *v == '\0')
+        return 0;
+    return json_object_set_new(o, k, json_string(v));
+}
+
+static int set_int_or_str(json_t *o, const char *k, const char *v)
+{
+    char *end;
+    long n;
+    if (v == NULL || *v == '\0')
+        return 0;
+    n = strtol(v, &end, 10);
+    if (*end == '\0' && end != v)
+        return json_object_set_new(o, k, json_integer(n));
+    return json_object_set_new(o, k, json_string(v));
+}
+
+/* v2 custom fields are CustomField1..15: accept "custom_field_3",
+ * "CustomField3", "custom field 3"; 0 when the name is not one. */
+static int v2_cf_number(const char *name)
+{
+    const char *p = name;
+    const char *want = "customfield";
+    long n;
+    char *end;
+    for (; *want != '\0'; p++) {
+        if (*p == '_' || *p == ' ' || *p == '-')
+            continue;
+        if (tolower((unsigned char)*p) != *want)
+            return 0;
+        want++;
+    }
+    while (*p == '_' || *p == ' ' || *p == '-')
+        p++;
+    n = strtol(p, &end, 10);
+    return *end == '\0' && end != p && n >= 1 && n <= 15 ? (int)n : 0;
+}
+
+static json_t *item_v3(const struct cts_contact *c)
+{
+    static const char *const names[CTS_F__COUNT] = {
+        "email", "first_name", "last_name", "company_name", "job_title",
+        "phone", "street", "city", "state", "zip", "country",
+        "birthday_month", "birthday_day", "anniversary"};
+    json_t *o = json_object();
+    size_t i;
+    int rc = 0;
+    if (o == NULL)
+        return NULL;
+    for (i = 0; i < CTS_F__COUNT && rc == 0; i++) {
+        if (i == CTS_F_BIRTHDAY_MONTH || i == CTS_F_BIRTHDAY_DAY)
+            rc = set_int_or_str(o, names[i], c->f[i]);
+        else
+            rc = set_str(o, names[i], c->f[i]);
+    }
+    /* The v3 import takes custom fields by name as "cf:<name>". */
+    for (i = 0; i < c->ncf && rc == 0; i++) {
+        char *k = cts_xasprintf("cf:%s", c->cf[i].name);
+        rc = set_str(o, k, c->cf[i].value);
+        free(k);
+    }
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *item_v2(const struct cts_contact *c, unsigned *cf_mask)
+{
+    json_t *o = json_object(), *a, *addr, *cfs;
+    size_t i;
+    int rc = 0;
+    if (o == NULL)
+        return NULL;
+    a = json_array();
+    rc |= json_array_append_new(a, json_string(c->f[CTS_F_EMAIL]));
+    rc |= json_object_set_new(o, "email_addresses", a);
+    rc |= set_str(o, "first_name", c->f[CTS_F_FIRST_NAME]);
+    rc |= set_str(o, "last_name", c->f[CTS_F_LAST_NAME]);
+    rc |= set_str(o, "company_name", c->f[CTS_F_COMPANY_NAME]);
+    rc |= set_str(o, "job_title", c->f[CTS_F_JOB_TITLE]);
+    rc |= set_str(o, "work_phone", c->f[CTS_F_PHONE]);
+    rc |= set_str(o, "birthday_month", c->f[CTS_F_BIRTHDAY_MONTH]);
+    rc |= set_str(o, "birthday_day", c->f[CTS_F_BIRTHDAY_DAY]);
+    rc |= set_str(o, "anniversary", c->f[CTS_F_ANNIVERSARY]);
+    if (c->f[CTS_F_STREET] || c->f[CTS_F_CITY] || c->f[CTS_F_STATE] ||
+        c->f[CTS_F_POSTAL_CODE] || c->f[CTS_F_COUNTRY]) {
+        addr = json_object();
+        rc |= set_str(addr, "line1", c->f[CTS_F_STREET]);
+        rc |= set_str(addr, "city", c->f[CTS_F_CITY]);
+        /* Bulk state_code is free text (50 characters), unlike the
+         * contact resource's two-letter code. */
+        rc |= set_str(addr, "state_code", c->f[CTS_F_STATE]);
+        rc |= set_str(addr, "postal_code", c->f[CTS_F_POSTAL_CODE]);
+        rc |= set_str(addr, "country_code", c->f[CTS_F_COUNTRY]);
+        rc |= set_str(addr, "address_type", "PERSONAL");
+        a = json_array();
+        rc |= json_array_append_new(a, addr);
+        rc |= json_object_set_new(o, "addresses", a);
+    }
+    if (c->ncf > 0) {
+        cfs = json_array();
+        for (i = 0; i < c->ncf; i++) {
+            int n = v2_cf_number(c->cf[i].name);
+            json_t *f;
+            char nm[32];
+            if (n == 0 || c->cf[i].value == NULL)
+                continue; /* v2 has only CustomField1..15 */
+            snprintf(nm, sizeof(nm), "custom_field_%d", n);
+            f = json_object();
+            rc |= set_str(f, "name", nm);
+            rc |= set_str(f, "value", c->cf[i].value);
+            rc |= json_array_append_new(cfs, f);
+            *cf_mask |= 1u << n;
+        }
+        rc |= json_object_set_new(o, "custom_fields", cfs);
+    }
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The body after the items: v3 list ids; v2 lists and column_names. */
+static char *make_tail(const struct cts_bulk_run *b, unsigned cf_mask)
+{
+    const struct cts_config *cfg = b->cfg;
+    json_t *lists = json_array(), *cols;
+    char *l, *cn, *out;
+    size_t i;
+    for (i = 0; i < cfg->nlists; i++)
+        json_array_append_new(lists, json_string(cfg->lists[i]));
+    l = json_dumps(lists, JSON_COMPACT);
+    json_decref(lists);
+    if (cfg->api == CTS_API_V3) {
+        out = cts_xasprintf("],\"list_ids\":%s}", l);
+        free(l);
+        return out;
+    }
+    {
+        static const char *const base[] = {
+            "EMAIL", "FIRST NAME", "LAST NAME", "COMPANY NAME", "JOB TITLE",
+            "WORK PHONE", "ADDRESS LINE 1", "CITY", "US STATE/CA PROVINCE",
+            "ZIP/POSTAL CODE", "COUNTRY", "BIRTHDAY_MONTH", "BIRTHDAY_DAY",
+            "ANNIVERSARY"};
+        int n;
+        cols = json_array();
+        for (i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+            json_array_append_new(cols, json_string(base[i]));
+        for (n = 1; n <= 15; n++) {
+            if (cf_mask & (1u << n)) {
+                char nm[32];
+                snprintf(nm, sizeof(nm), "CUSTOM FIELD %d", n);
+                json_array_append_new(cols, json_string(nm));
+            }
+        }
+        cn = json_dumps(cols, JSON_COMPACT);
+        json_decref(cols);
+    }
+    out = cts_xasprintf("],\"lists\":%s,\"column_names\":%s}", l, cn);
+    free(l);
+    free(cn);
+    return out;
+}
+
+/* ---- chunks ---- */
+
+static struct chunk *chunk_new(struct cts_bulk_run *b)
+{
+    struct chunk *c = cts_xcalloc(1, sizeof(*c));
+    c->b = b;
+    c->state = CH_FILLING;
+    cts_buf_init(&c->body, 0);
+    cts_http_req_init(&c->req);
+    uv_timer_init(b->loop, &c->timer);
+    c->timer.data = c;
+    TAILQ_INSERT_TAIL(&b->chunks, c, link);
+    return c;
+}
+
+static void chunk_free(struct chunk *c)
+{
+    size_t i;
+    cts_buf_free(&c->body);
+    cts_http_req_clear(&c->req);
+    for (i = 0; i < c->nerrs; i++)
+        free(c->errs[i].msg);
+    free(c->errs);
+    free(c->errs_by_key);
+    free(c->rows);
+    free(c->post_body);
+    free(c->activity_id);
+    free(c->url);
+    free(c->poll_url);
+    free(c->fin_key);
+    free(c->fin_msg);
+    free(c);
+}
+
+static void maybe_closed(struct cts_bulk_run *b)
+{
+    struct chunk *c;
+    if (!b->closing || b->pending_closes > 0)
+        return;
+    while ((c = TAILQ_FIRST(&b->chunks)) != NULL) {
+        TAILQ_REMOVE(&b->chunks, c, link);
+        chunk_free(c);
+    }
+    free(b->head);
+    free(b->tail_v3);
+    if (b->closed != NULL)
+        b->closed(b->closed_arg);
+    free(b);
+}
+
+static void on_chunk_closed(uv_handle_t *h)
+{
+    struct chunk *c = h->data;
+    struct cts_bulk_run *b = c->b;
+    b->pending_closes--;
+    if (c->retired)
+        chunk_free(c); /* a finished chunk retired earlier */
+    maybe_closed(b);
+}
+
+static void add_row(struct chunk *c, uint64_t key, uint32_t row, uint32_t fp,
+                    uint32_t line)
+{
+    struct brow *r;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        c->rows = cts_xrealloc(c->rows, c->cap * sizeof(*c->rows));
+    }
+    r = &c->rows[c->n++];
+    r->key = key;
+    r->row = row;
+    r->fp = fp;
+    r->line = line;
+    r->pad = 0;
+    c->b->in++;
+}
+
+static void seal(struct cts_bulk_run *b)
+{
+    struct chunk *c = b->filling;
+    if (c == NULL)
+        return;
+    b->filling = NULL;
+    if (c->n == 0) {
+        c->state = CH_FINISHED;
+        kick(b);
+        return;
+    }
+    c->state = CH_READY;
+    post_next(b);
+}
+
+/* Mark a chunk finished; rows are delivered by deliver(). */
+static void finish(struct chunk *c, enum cts_status st, int permanent,
+                   int journal, int http, const char *ekey, const char *msg)
+{
+    uv_timer_stop(&c->timer);
+    c->state = CH_FINISHED;
+    c->fin_status = st;
+    c->fin_permanent = permanent;
+    c->fin_journal = journal;
+    c->fin_http = http;
+    free(c->fin_key);
+    free(c->fin_msg);
+    c->fin_key = ekey != NULL ? cts_xstrdup(ekey) : NULL;
+    c->fin_msg = msg != NULL ? cts_xstrdup(msg) : NULL;
+    free(c->post_body);
+    c->post_body = NULL;
+    cts_buf_free(&c->body);
+    kick(c->b);
+}
+
+static void stop_all(struct cts_bulk_run *b, enum cts_bulk_stop why,
+                     int http, const char *msg)
+{
+    struct chunk *c;
+    if (b->stop == CTS_BULK_STOP_NONE)
+        b->stop = why;
+    if (b->filling != NULL) {
+        b->filling->state = CH_READY;
+        b->filling = NULL;
+    }
+    TAILQ_FOREACH(c, &b->chunks, link) {
+        if (c->state == CH_FINISHED)
+            continue;
+        /* Rows of an accepted activity stay journalled: the next run polls
+         * it.  Rows never accepted are settled as deferred. */
+        finish(c, CTS_ST_DEFERRED, 0, c->activity_id == NULL, http, NULL,
+               c->activity_id != NULL
+                   ? "bulk activity still running; the next run collects "
+                     "its result"
+                   : msg);
+    }
+    kick(b);
+}
+
+/* ---- activity errors ---- */
+
+static int cmp_err_line(const void *x, const void *y)
+{
+    const struct rowerr *a = x, *b = y;
+    return a->line < b->line ? -1 : a->line > b->line;
+}
+
+static int cmp_err_key(const void *x, const void *y)
+{
+    const struct rowerr *a = *(struct rowerr *const *)x;
+    const struct rowerr *b = *(struct rowerr *const *)y;
+    return a->key < b->key ? -1 : a->key > b->key;
+}
+
+static void add_err(struct chunk *c, uint32_t line, uint64_t key,
+                    const char *msg)
+{
+    c->errs = cts_xrealloc(c->errs, (c->nerrs + 1) * sizeof(*c->errs));
+    c->errs[c->nerrs].line = line;
+    c->errs[c->nerrs].key = key;
+    c->errs[c->nerrs].msg = cts_xstrdup(msg != NULL ? msg : "rejected by the bulk activity");
+    c->nerrs++;
+}
+
+/* "Line 355: Invalid email" → 355 and the text after ": " (the shape that
+ * crashed the PHP SDK, issue 145); 0 when the string has no line. */
+static uint32_t parse_line_prefix(const char *s, const char **rest)
+{
+    char *end;
+    long n;
+    *rest = s;
+    if (strncmp(s, "Line ", 5) != 0 && strncmp(s, "line ", 5) != 0)
+        return 0;
+    n = strtol(s + 5, &end, 10);
+    if (end == s + 5 || n <= 0 || n > INT32_MAX)
+        return 0;
+    while (*end == ':' || *end == ' ')
+        end++;
+    *rest = end;
+    return (uint32_t)n;
+}
+
+static void parse_errors(struct chunk *c, json_t *arr)
+{
+    size_t i;
+    json_t *e;
+    if (!json_is_array(arr))
+        return;
+    json_array_foreach(arr, i, e) {
+        if (json_is_string(e)) {
+            const char *rest;
+            uint32_t line = parse_line_prefix(json_string_value(e), &rest);
+            add_err(c, line, 0, rest);
+        } else if (json_is_object(e)) {
+            json_t *ln = json_object_get(e, "line_number");
+            const char *em = json_string_value(json_object_get(e, "email_address"));
+            const char *msg = json_string_value(json_object_get(e, "message"));
+            uint32_t line = 0;
+            if (json_is_integer(ln) && json_integer_value(ln) > 0)
+                line = (uint32_t)json_integer_value(ln);
+            else if (json_is_string(ln))
+                line = (uint32_t)strtoul(json_string_value(ln), NULL, 10);
+            /* Emails are matched in the normalised (trimmed, lower-case)
+             * form the mapper produced. */
+            if (em != NULL && *em != '\0') {
+                char *low = cts_xstrdup(em), *p;
+                for (p = low; *p; p++)
+                    *p = (char)tolower((unsigned char)*p);
+                add_err(c, line, cts_state_email_key(low), msg);
+                free(low);
+            } else {
+                add_err(c, line, 0, msg);
+            }
+        }
+    }
+    if (c->nerrs > 1)
+        qsort(c->errs, c->nerrs, sizeof(*c->errs), cmp_err_line);
+    c->errs_by_key = cts_xmalloc((c->nerrs + 1) * sizeof(*c->errs_by_key));
+    for (i = 0; i < c->nerrs; i++) {
+        if (c->errs[i].key != 0)
+            c->errs_by_key[c->nerrs_key++] = &c->errs[i];
+    }
+    if (c->nerrs_key > 1)
+        qsort(c->errs_by_key, c->nerrs_key, sizeof(*c->errs_by_key),
+              cmp_err_key);
+}
+
+static const struct rowerr *err_for(const struct chunk *c,
+                                    const struct brow *r)
+{
+    size_t lo = 0, hi = c->nerrs_key;
+    /* By email first: an error naming the address is unambiguous. */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->errs_by_key[mid]->key < r->key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < c->nerrs_key && c->errs_by_key[lo]->key == r->key)
+        return c->errs_by_key[lo];
+    lo = 0;
+    hi = c->nerrs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->errs[mid].line < r->line)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < c->nerrs && c->errs[lo].line == r->line && r->line != 0 &&
+        c->errs[lo].key == 0)
+        return &c->errs[lo];
+    return NULL;
+}
+
+/* ---- delivery ---- */
+
+static void deliver_chunk(struct cts_bulk_run *b, struct chunk *c)
+{
+    while (c->reported < c->n && !b->closing) {
+        const struct brow *r = &c->rows[c->reported++];
+        const struct rowerr *e = err_for(c, r);
+        struct cts_bulk_result res;
+        memset(&res, 0, sizeof(res));
+        res.row = r->row;
+        res.activity_id = c->activity_id;
+        res.attempts = c->attempts;
+        res.http_status = c->fin_http;
+        if (e != NULL) {
+            res.status = CTS_ST_FAILED;
+            res.error_key = "bulk.activity_error";
+            res.message = e->msg;
+            b->stats.failed++;
+            /* The activity rejected this row's data: permanent. */
+            cts_state_journal_done_key(b->st, r->key, r->row, r->fp,
+                                       CTS_ST_FAILED, 1, res.http_status,
+                                       res.error_key, res.message);
+        } else {
+            res.status = c->fin_status;
+            res.error_key = c->fin_key;
+            res.message = c->fin_msg;
+            if (res.status == CTS_ST_IMPORTED)
+                b->stats.imported++;
+            else if (res.status == CTS_ST_FAILED)
+                b->stats.failed++;
+            else
+                b->stats.deferred++;
+            if (c->fin_journal)
+                cts_state_journal_done_key(b->st, r->key, r->row, r->fp,
+                                           res.status, c->fin_permanent,
+                                           res.http_status, res.error_key,
+                                           res.message);
+        }
+        b->out++;
+        b->on_result(b->arg, &res);
+    }
+}
+
+static void deliver(struct cts_bulk_run *b)
+{
+    struct chunk *c, *next;
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL && !b->closing; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->state != CH_FINISHED)
+            continue;
+        deliver_chunk(b, c);
+        /* Adopted chunks stay: more of their rows may still be read. */
+        if (!c->adopted && c->reported == c->n && !c->req_busy &&
+            !b->closing) {
+            TAILQ_REMOVE(&b->chunks, c, link);
+            c->retired = 1;
+            b->pending_closes++;
+            uv_close((uv_handle_t *)&c->timer, on_chunk_closed);
+        }
+    }
+    if (!b->closing && b->flushed && b->in == b->out) {
+        if (!b->idle_signalled && b->on_idle != NULL) {
+            b->idle_signalled = 1;
+            b->on_idle(b->arg);
+        }
+    } else {
+        b->idle_signalled = 0;
+    }
+    post_next(b);
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    deliver(t->data);
+}
+
+/* ---- HTTP ---- */
+
+static char *url_for(const struct cts_bulk_run *b, const char *path)
+{
+    const struct cts_config *cfg = b->cfg;
+    return cts_api_url(cfg->base_url, path,
+                       cfg->api == CTS_API_V2 ? cfg->api_key : NULL, NULL);
+}
+
+static enum cts_outcome_class classify(const struct cts_bulk_run *b,
+                                       struct cts_http_req *req,
+                                       char **ekey, char **msg)
+{
+    *ekey = NULL;
+    *msg = NULL;
+    if (req->transport_error == 0 && (req->status < 200 || req->status > 299))
+        cts_api_parse_error(req->resp.data, req->resp.len, ekey, msg);
+    return cts_retry_classify(b->cfg->api, req->status, req->transport_error,
+                              *ekey);
+}
+
+static void on_post_done(struct cts_http_req *req, void *arg);
+static void on_poll_done(struct cts_http_req *req, void *arg);
+
+static void submit(struct chunk *c, const char *method, const char *url,
+                   const char *body, cts_http_done_cb cb)
+{
+    struct cts_bulk_run *b = c->b;
+    int rc;
+    cts_http_req_clear(&c->req);
+    cts_http_req_init(&c->req);
+    c->req.method = method;
+    c->req.url = url;
+    c->req.body = body;
+    c->req.body_len = body != NULL ? strlen(body) : 0;
+    c->req.bearer = b->cfg->token;
+    /* An import is create-or-update by email: repeating a POST that may
+     * have landed costs an activity, never a duplicate contact. */
+    c->req.idempotent = 1;
+    rc = cts_http_submit(&b->http, &c->req, cb, c);
+    b->stats.requests++;
+    if (rc != 0) {
+        char m[128];
+        snprintf(m, sizeof(m), "cannot start the request: %s",
+                 cts_strerror(rc));
+        finish(c, CTS_ST_FAILED, 0, 1, 0, NULL, m);
+        return;
+    }
+    c->req_busy = 1;
+}
+
+static void post_next(struct cts_bulk_run *b)
+{
+    struct chunk *c;
+    char *tail;
+    if (b->closing || b->stop != CTS_BULK_STOP_NONE)
+        return;
+    TAILQ_FOREACH(c, &b->chunks, link) {
+        if (c->state == CH_POSTING || c->state == CH_BACKOFF)
+            return; /* one POST at a time */
+    }
+    TAILQ_FOREACH(c, &b->chunks, link) {
+        if (c->state == CH_READY)
+            break;
+    }
+    if (c == NULL)
+        return;
+    if (cts_state_quota_take(b->st, 1) != 0) {
+        stop_all(b, CTS_BULK_STOP_QUOTA, 0,
+                 "daily quota exhausted; sent by the next run");
+        return;
+    }
+    if (c->post_body == NULL) {
+        tail = make_tail(b, c->v2_cf_mask);
+        c->post_body = cts_xasprintf("%s%s%s", b->head,
+                                     c->body.data ? c->body.data : "", tail);
+        free(tail);
+        cts_buf_free(&c->body);
+    }
+    if (c->url == NULL)
+        c->url = url_for(b, b->cfg->api == CTS_API_V3
+                                ? "/activities/contacts_json_import"
+                                : "/activities/addcontacts");
+    if (c->attempts == 0)
+        c->first_ms = uv_now(b->loop);
+    c->attempts++;
+    c->state = CH_POSTING;
+    submit(c, "POST", c->url, c->post_body, on_post_done);
+}
+
+static void start_polling(struct chunk *c, uint64_t delay)
+{
+    c->state = CH_POLLING;
+    uv_timer_start(&c->timer, on_timer, delay, 0);
+}
+
+static void on_post_done(struct cts_http_req *req, void *arg)
+{
+    struct chunk *c = arg;
+    struct cts_bulk_run *b = c->b;
+    char *ekey, *msg;
+    enum cts_outcome_class oc;
+    uint64_t delay;
+    c->req_busy = 0;
+    if (b->closing || c->state != CH_POSTING)
+        return;
+    oc = classify(b, req, &ekey, &msg);
+    if (oc == CTS_OC_OK) {
+        json_t *j = json_loadb(req->resp.data ? req->resp.data : "",
+                               req->resp.len, 0, NULL);
+        const char *id = json_string_value(json_object_get(
+            j, b->cfg->api == CTS_API_V3 ? "activity_id" : "id"));
+        if (id == NULL || *id == '\0') {
+            finish(c, CTS_ST_FAILED, 0, 1, (int)req->status,
+                   "bulk.bad_reply", "the bulk reply had no activity id");
+        } else {
+            c->activity_id = cts_xstrdup(id);
+            c->fin_http = (int)req->status;
+            b->stats.activities++;
+            /* Journalled before polling: a killed run's successor polls
+             * this activity instead of posting the rows again. */
+            cts_state_bulk_started(b->st, c->serial, id);
+            cts_state_flush(b->st);
+            free(c->post_body);
+            c->post_body = NULL;
+            start_polling(c, b->poll_ms);
+        }
+        json_decref(j);
+    } else if (oc == CTS_OC_QUOTA) {
+        cts_state_quota_exhausted(b->st);
+        c->state = CH_READY;
+        stop_all(b, CTS_BULK_STOP_QUOTA, (int)req->status,
+                 "daily quota exhausted; sent by the next run");
+    } else if (oc == CTS_OC_AUTH) {
+        c->state = CH_READY;
+        stop_all(b, CTS_BULK_STOP_AUTH, (int)req->status,
+                 "the access token was rejected (401)");
+    } else if (cts_retry_next(&b->policy, oc, c->attempts,
+                              uv_now(b->loop) - c->first_ms,
+                              req->retry_after_s, rnd32(b), &delay)) {
+        b->stats.retries++;
+        c->state = CH_BACKOFF;
+        uv_timer_start(&c->timer, on_timer, delay, 0);
+    } else {
+        char m[300];
+        snprintf(m, sizeof(m), "bulk import not accepted: %s",
+                 msg != NULL ? msg
+                 : req->transport_error ? cts_xfer_error_name(req->transport_error)
+                                        : "HTTP error");
+        /* A refused chunk is not a verdict on each row's data: transient,
+         * so the next run sends the rows again. */
+        finish(c, CTS_ST_FAILED, 0, 1, (int)req->status, ekey, m);
+    }
+    free(ekey);
+    free(msg);
+    post_next(b);
+}
+
+static void poll_once(struct chunk *c)
+{
+    struct cts_bulk_run *b = c->b;
+    if (cts_state_quota_take(b->st, 1) != 0) {
+        stop_all(b, CTS_BULK_STOP_QUOTA, 0,
+                 "daily quota exhausted; sent by the next run");
+        return;
+    }
+    if (c->poll_url == NULL) {
+        char *esc = cts_url_escape(c->activity_id);
+        char *path = cts_xasprintf("/activities/%s", esc);
+        c->poll_url = url_for(b, path);
+        free(path);
+        free(esc);
+    }
+    submit(c, "GET", c->poll_url, NULL, on_poll_done);
+}
+
+static void on_poll_done(struct cts_http_req *req, void *arg)
+{
+    struct chunk *c = arg;
+    struct cts_bulk_run *b = c->b;
+    char *ekey, *msg;
+    enum cts_outcome_class oc;
+    c->req_busy = 0;
+    if (b->closing || c->state != CH_POLLING) {
+        if (!b->closing)
+            kick(b);
+        return;
+    }
+    oc = classify(b, req, &ekey, &msg);
+    if (oc == CTS_OC_OK) {
+        json_t *j = json_loadb(req->resp.data ? req->resp.data : "",
+                               req->resp.len, 0, NULL);
+        const char *state = json_string_value(json_object_get(
+            j, b->cfg->api == CTS_API_V3 ? "state" : "status"));
+        c->poll_errors = 0;
+        if (state == NULL) {
+            c->poll_errors++;
+            start_polling(c, b->poll_ms);
+        } else if (strcmp(state, "completed") == 0 ||
+                   strcmp(state, "COMPLETE") == 0) {
+            parse_errors(c, json_object_get(j, b->cfg->api == CTS_API_V3
+                                                   ? "activity_errors"
+                                                   : "errors"));
+            finish(c, CTS_ST_IMPORTED, 0, 1, c->fin_http ? c->fin_http : 200,
+                   NULL, NULL);
+        } else if (strcmp(state, "failed") == 0 ||
+                   strcmp(state, "cancelled") == 0 ||
+                   strcmp(state, "timed_out") == 0 ||
+                   strcmp(state, "ERROR") == 0) {
+            char m[128];
+            snprintf(m, sizeof(m), "bulk activity %s ended %s", c->activity_id,
+                     state);
+            finish(c, CTS_ST_FAILED, 0, 1, (int)req->status,
+                   "bulk.activity_failed", m);
+        } else {
+            start_polling(c, b->poll_ms);
+        }
+        json_decref(j);
+    } else if (oc == CTS_OC_QUOTA) {
+        cts_state_quota_exhausted(b->st);
+        stop_all(b, CTS_BULK_STOP_QUOTA, (int)req->status,
+                 "daily quota exhausted; sent by the next run");
+    } else if (oc == CTS_OC_AUTH) {
+        stop_all(b, CTS_BULK_STOP_AUTH, (int)req->status,
+                 "the access token was rejected (401)");
+    } else if (req->status == 404) {
+        /* Gone (activities are kept 10-14 days): send the rows again. */
+        finish(c, CTS_ST_FAILED, 0, 1, 404, "bulk.activity_unknown",
+               "the bulk activity is no longer known to the server");
+    } else if (++c->poll_errors > (b->cfg->retries > 0 ? b->cfg->retries : 6)) {
+        /* Keep the rows journalled: the next run polls again. */
+        finish(c, CTS_ST_DEFERRED, 0, 0, (int)req->status, ekey,
+               "the bulk activity could not be polled; the next run "
+               "collects its result");
+    } else {
+        start_polling(c, b->poll_ms);
+    }
+    free(ekey);
+    free(msg);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct chunk *c = t->data;
+    struct cts_bulk_run *b = c->b;
+    if (b->closing)
+        return;
+    if (c->state == CH_BACKOFF) {
+        c->state = CH_READY;
+        post_next(b);
+    } else if (c->state == CH_POLLING && !c->req_busy) {
+        poll_once(c);
+    }
+}
+
+/* ---- public ---- */
+
+int cts_bulk_new(const struct cts_bulk_params *p, struct cts_bulk_run **out,
+                 struct cts_error *err)
+{
+    struct cts_bulk_run *b = cts_xcalloc(1, sizeof(*b));
+    struct cts_http_opts ho;
+    int rc;
+    *out = NULL;
+    b->loop = p->loop;
+    b->cfg = p->cfg;
+    b->st = p->state;
+    b->on_result = p->on_result;
+    b->on_idle = p->on_idle;
+    b->arg = p->arg;
+    b->max_rows = p->max_rows ? p->max_rows : DEF_MAX_ROWS;
+    b->max_bytes = p->max_bytes ? p->max_bytes : DEF_MAX_BYTES;
+    b->poll_ms = p->poll_ms ? p->poll_ms
+                            : (uint64_t)(p->cfg->poll_interval_s > 0
+                                             ? p->cfg->poll_interval_s
+                                             : 10) * 1000;
+    cts_retry_policy_default(&b->policy);
+    if (p->cfg->retries >= 0)
+        b->policy.max_retries = (int)p->cfg->retries;
+    if (p->retry_base_ms)
+        b->policy.base_ms = p->retry_base_ms;
+    b->rnd = uv_hrtime() | 1;
+    TAILQ_INIT(&b->chunks);
+    memset(&ho, 0, sizeof(ho));
+    ho.max_in_flight = 2;
+    ho.timeout_ms = p->cfg->timeout_ms;
+    ho.verbose = p->cfg->verbose;
+    rc = cts_http_init(&b->http, b->loop, &ho);
+    if (rc != 0) {
+        free(b);
+        return cts_error_set(err, rc, "bulk: cannot start HTTP: %s",
+                             cts_strerror(rc));
+    }
+    uv_timer_init(b->loop, &b->kick);
+    b->kick.data = b;
+    b->head = cts_xstrdup("{\"import_data\":[");
+    {
+        /* Worst case tail: every custom field column declared. */
+        char *t = make_tail(b, 0xfffeu);
+        b->tail_max = strlen(t);
+        free(t);
+    }
+    *out = b;
+    return 0;
+}
+
+int cts_bulk_add(struct cts_bulk_run *b, uint32_t row,
+                 const struct cts_contact *c, uint32_t fp,
+                 struct cts_error *err)
+{
+    struct chunk *ch;
+    unsigned mask = 0;
+    json_t *item;
+    char *s;
+    size_t len;
+    if (b->stop != CTS_BULK_STOP_NONE || b->closing)
+        return UV_ECANCELED;
+    item = b->cfg->api == CTS_API_V3 ? item_v3(c) : item_v2(c, &mask);
+    s = item != NULL ? json_dumps(item, JSON_COMPACT) : NULL;
+    json_decref(item);
+    if (s == NULL)
+        return cts_error_set(err, CTS_EDATA,
+                             "the contact cannot be written as bulk JSON");
+    len = strlen(s);
+    if (strlen(b->head) + len + b->tail_max >= b->max_bytes) {
+        free(s);
+        return cts_error_set(err, CTS_EDATA,
+                             "the contact alone exceeds the bulk size limit");
+    }
+    ch = b->filling;
+    if (ch != NULL &&
+        (ch->n >= b->max_rows ||
+         strlen(b->head) + ch->body.len + 1 + len + b->tail_max >= b->max_bytes)) {
+        seal(b);
+        ch = NULL;
+    }
+    if (ch == NULL) {
+        ch = b->filling = chunk_new(b);
+        ch->serial = cts_state_bulk_serial(b->st);
+    }
+    if (ch->n > 0)
+        cts_buf_putc(&ch->body, ',');
+    cts_buf_append(&ch->body, s, len);
+    free(s);
+    ch->v2_cf_mask |= mask;
+    add_row(ch, cts_state_email_key(c->f[CTS_F_EMAIL]), row, fp,
+            (uint32_t)ch->n + 1);
+    /* Intent before the POST can leave (the chunk's line = position). */
+    cts_state_bulk_begin(b->st, c->f[CTS_F_EMAIL], row, fp, ch->serial,
+                         (uint32_t)ch->n);
+    if (ch->n >= b->max_rows)
+        seal(b);
+    return 0;
+}
+
+int cts_bulk_adopt(struct cts_bulk_run *b, uint32_t row, const char *email,
+                   uint32_t fp, const char *activity_id, uint32_t line)
+{
+    struct chunk *c;
+    if (b->stop != CTS_BULK_STOP_NONE || b->closing)
+        return UV_ECANCELED;
+    TAILQ_FOREACH(c, &b->chunks, link) {
+        if (c->adopted && strcmp(c->activity_id, activity_id) == 0)
+            break;
+    }
+    if (c == NULL) {
+        c = chunk_new(b);
+        c->adopted = 1;
+        c->activity_id = cts_xstrdup(activity_id);
+        c->attempts = 0;
+        /* Poll at once: the activity has had time since the killed run. */
+        start_polling(c, 0);
+    }
+    add_row(c, cts_state_email_key(email), row, fp, line);
+    if (c->state == CH_FINISHED)
+        kick(b);
+    return 0;
+}
+
+void cts_bulk_flush(struct cts_bulk_run *b)
+{
+    if (b->closing)
+        return;
+    b->flushed = 1;
+    seal(b);
+    kick(b);
+}
+
+void cts_bulk_stop(struct cts_bulk_run *b)
+{
+    if (b->closing)
+        return;
+    stop_all(b, CTS_BULK_STOP_USER, 0, "stopped before it was sent");
+}
+
+size_t cts_bulk_outstanding(const struct cts_bulk_run *b)
+{
+    return b->in - b->out;
+}
+
+enum cts_bulk_stop cts_bulk_stopped(const struct cts_bulk_run *b)
+{
+    return b->stop;
+}
+
+void cts_bulk_get_stats(const struct cts_bulk_run *b, struct cts_bulk_stats *out)
+{
+    *out = b->stats;
+}
+
+static void on_kick_closed(uv_handle_t *h)
+{
+    struct cts_bulk_run *b = h->data;
+    b->pending_closes--;
+    maybe_closed(b);
+}
+
+static void on_http_closed(struct cts_http *h)
+{
+    struct cts_bulk_run *b = (struct cts_bulk_run *)((char *)h -
+                                             offsetof(struct cts_bulk_run, http));
+    b->pending_closes--;
+    maybe_closed(b);
+}
+
+void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg), void *arg)
+{
+    struct chunk *c;
+    b->closing = 1;
+    b->closed = closed;
+    b->closed_arg = arg;
+    TAILQ_FOREACH(c, &b->chunks, link) {
+        uv_timer_stop(&c->timer);
+        b->pending_closes++;
+        uv_close((uv_handle_t *)&c->timer, on_chunk_closed);
+    }
+    uv_timer_stop(&b->kick);
+    b->pending_closes++;
+    uv_close((uv_handle_t *)&b->kick, on_kick_closed);
+    /* Aborts what is in flight (done callbacks run now and see closing). */
+    b->pending_closes++;
+    cts_http_close(&b->http, on_http_closed);
+}

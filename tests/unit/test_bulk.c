@@ -1,0 +1,491 @@
+/*
+ * test_bulk.c — bulk.c against the real ctct-sandbox: v3 and v2 chunks,
+ * polling, activity errors mapped back to rows (strings "Line N: ..." and
+ * {line_number, email_address} objects), a 503 on the POST retried, and a
+ * killed run's activity polled (not re-posted) by the next run.
+ *
+ * The sandbox binary: $CTS_SANDBOX, else $BUILD/ctct-sandbox, else
+ * build/ctct-sandbox; missing: every case is skipped.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "cts_bulk.h"
+#include "cts_http.h"
+#include "cts_state.h"
+#include "cts_util.h"
+
+#define V3_CID "demo-v3-client-00000000000001"
+#define V3_L1 "8c2b2d3e-0001-4000-8000-000000000001"
+#define V2_KEY "demo-v2-key-0000000000000001"
+#define V2_TOKEN "demo-v2-token-000000000000000000001"
+
+static pid_t sb_pid = -1;
+static char sb_url[300], sb_path[1024], v3_token[2048], base[400];
+static char state_dir[64];
+
+static const char *sandbox_path(void)
+{
+    const char *env = getenv("CTS_SANDBOX"), *build = getenv("BUILD");
+    if (env != NULL && *env != '\0')
+        return env;
+    snprintf(sb_path, sizeof(sb_path), "%s/ctct-sandbox",
+             build != NULL && *build != '\0' ? build : "build");
+    return sb_path;
+}
+
+static int setup(void **state)
+{
+    char out[] = "/tmp/cts-test-bulk.XXXXXX";
+    char line[256], *cmd;
+    const char *path = sandbox_path();
+    FILE *p;
+    int fd, tries;
+    *state = NULL;
+    if (access(path, X_OK) != 0) {
+        fprintf(stderr, "# SKIP: sandbox binary %s not found\n", path);
+        return 0;
+    }
+    cmd = cts_xasprintf("'%s' --print-demo-token", path);
+    p = popen(cmd, "r");
+    free(cmd);
+    if (p == NULL || fgets(v3_token, sizeof(v3_token), p) == NULL) {
+        if (p != NULL)
+            pclose(p);
+        return -1;
+    }
+    pclose(p);
+    v3_token[strcspn(v3_token, "\r\n")] = '\0';
+    fd = mkstemp(out);
+    if (fd < 0)
+        return -1;
+    sb_pid = fork();
+    if (sb_pid == 0) {
+        dup2(fd, 1);
+        close(fd);
+        execl(path, path, "--port", "0", "--rate", "0", "--daily-quota", "0",
+              "--activity-ms", "100", (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    /* Start-up wait only (up to 30 s on a loaded machine). */
+    line[0] = '\0';
+    for (tries = 0; tries < 3000; tries++) {
+        FILE *f = fopen(out, "r");
+        int got = f != NULL && fgets(line, sizeof(line), f) != NULL &&
+                  strchr(line, '\n') != NULL;
+        if (f != NULL)
+            fclose(f);
+        if (got || waitpid(sb_pid, NULL, WNOHANG) != 0)
+            break;
+        usleep(10000);
+    }
+    unlink(out);
+    if (strncmp(line, "listening on http://127.0.0.1:", 30) != 0)
+        return -1;
+    line[strcspn(line, "\r\n")] = '\0';
+    snprintf(sb_url, sizeof(sb_url), "%s", line + strlen("listening on "));
+    *state = sb_url;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (sb_pid > 0) {
+        kill(sb_pid, SIGTERM);
+        waitpid(sb_pid, NULL, 0);
+        sb_pid = -1;
+    }
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    if (d == NULL) {
+        unlink(path);
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char sub[512];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        rm_rf(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+#define NEED_SANDBOX()                                                         \
+    do {                                                                       \
+        if (*state == NULL) {                                                  \
+            skip();                                                            \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+
+static json_t *admin(const char *method, const char *path, const char *body)
+{
+    struct cts_http_req r;
+    struct cts_error err = {0};
+    char *url = cts_xasprintf("%s%s", sb_url, path);
+    json_t *j;
+    cts_http_req_init(&r);
+    r.method = method;
+    r.url = url;
+    r.body = body;
+    r.body_len = body != NULL ? strlen(body) : 0;
+    if (cts_http_fetch(&r, NULL, &err) != 0 || r.status != 200)
+        fail_msg("%s %s failed", method, path);
+    j = json_loads(r.resp.data != NULL ? r.resp.data : "{}", 0, NULL);
+    assert_non_null(j);
+    cts_http_req_clear(&r);
+    free(url);
+    return j;
+}
+
+static long endpoint_count(const char *ep)
+{
+    json_t *s = admin("GET", "/_sandbox/state?contacts=0", NULL);
+    long n = (long)json_integer_value(json_object_get(
+        json_object_get(json_object_get(s, "requests"), "by_endpoint"), ep));
+    json_decref(s);
+    return n;
+}
+
+/* The stored first_name of email in the demo account, or NULL (owned). */
+static char *stored_first_name(const char *email)
+{
+    json_t *s = admin("GET", "/_sandbox/state?account=demo", NULL);
+    json_t *cs = json_object_get(json_array_get(json_object_get(s, "accounts"), 0),
+                                 "contacts"),
+           *c;
+    size_t i;
+    char *out = NULL;
+    json_array_foreach(cs, i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "email")), email) == 0) {
+            const char *fn = json_string_value(json_object_get(c, "first_name"));
+            out = cts_xstrdup(fn != NULL ? fn : "");
+        }
+    }
+    json_decref(s);
+    return out;
+}
+
+/* ---- harness ---- */
+
+#define MAXROWS 64
+struct run {
+    uv_loop_t loop;
+    struct cts_config cfg;
+    char *lists[1];
+    struct cts_state *st;
+    struct cts_bulk_run *b;
+    int got[MAXROWS + 1];
+    enum cts_status status[MAXROWS + 1];
+    char msg[MAXROWS + 1][128];
+    int attempts[MAXROWS + 1];
+    int idle, closed;
+};
+
+static void on_result(void *arg, const struct cts_bulk_result *r)
+{
+    struct run *x = arg;
+    assert_true(r->row >= 1 && r->row <= MAXROWS);
+    x->got[r->row]++;
+    x->status[r->row] = r->status;
+    x->attempts[r->row] = r->attempts;
+    snprintf(x->msg[r->row], sizeof(x->msg[0]), "%s",
+             r->message != NULL ? r->message : "");
+}
+
+static void on_idle(void *arg)
+{
+    ((struct run *)arg)->idle = 1;
+}
+
+static void on_bulk_closed(void *arg)
+{
+    ((struct run *)arg)->closed = 1;
+}
+
+static void run_open(struct run *x, enum cts_api api, size_t max_rows)
+{
+    struct cts_state_params sp;
+    struct cts_bulk_params bp;
+    struct cts_error err = {0};
+    memset(x, 0, sizeof(*x));
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    x->cfg.api = api;
+    snprintf(base, sizeof(base), "%s/%s", sb_url, api == CTS_API_V3 ? "v3" : "v2");
+    x->cfg.base_url = base;
+    x->cfg.api_key = api == CTS_API_V3 ? V3_CID : V2_KEY;
+    x->cfg.token = api == CTS_API_V3 ? v3_token : V2_TOKEN;
+    x->lists[0] = api == CTS_API_V3 ? V3_L1 : "1";
+    x->cfg.lists = x->lists;
+    x->cfg.nlists = 1;
+    x->cfg.retries = 3;
+    x->cfg.timeout_ms = 10000;
+    x->cfg.poll_interval_s = 1;
+    memset(&sp, 0, sizeof(sp));
+    sp.dir = state_dir;
+    sp.api = api;
+    sp.api_key = x->cfg.api_key;
+    sp.account = "demo";
+    sp.now = 1893456000;
+    assert_int_equal(cts_state_open(&sp, &x->st, &err), 0);
+    memset(&bp, 0, sizeof(bp));
+    bp.loop = &x->loop;
+    bp.cfg = &x->cfg;
+    bp.state = x->st;
+    bp.on_result = on_result;
+    bp.on_idle = on_idle;
+    bp.arg = x;
+    bp.max_rows = max_rows;
+    bp.poll_ms = 50;
+    bp.retry_base_ms = 20;
+    assert_int_equal(cts_bulk_new(&bp, &x->b, &err), 0);
+}
+
+/* Run the loop until idle (bounded by iterations, not by time). */
+static void run_until_idle(struct run *x)
+{
+    int i;
+    for (i = 0; i < 200000 && !x->idle; i++)
+        uv_run(&x->loop, UV_RUN_ONCE);
+    assert_true(x->idle);
+}
+
+static void run_close(struct run *x, int commit)
+{
+    struct cts_error err = {0};
+    cts_bulk_close(x->b, on_bulk_closed, x);
+    uv_run(&x->loop, UV_RUN_DEFAULT);
+    assert_true(x->closed);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+    if (commit)
+        assert_int_equal(cts_state_commit(x->st, &err), 0);
+    cts_state_close(x->st);
+}
+
+static void add(struct run *x, uint32_t row, const char *email,
+                const char *first)
+{
+    struct cts_contact c;
+    struct cts_error err = {0};
+    memset(&c, 0, sizeof(c));
+    c.f[CTS_F_EMAIL] = (char *)email;
+    c.f[CTS_F_FIRST_NAME] = (char *)first;
+    c.f[CTS_F_CITY] = "Springfield";
+    assert_int_equal(cts_bulk_add(x->b, row, &c, row * 7u, &err), 0);
+}
+
+static int state_setup(void **state)
+{
+    (void)state;
+    snprintf(state_dir, sizeof(state_dir), "/tmp/cts-bulk-state.XXXXXX");
+    return mkdtemp(state_dir) == NULL ? -1 : 0;
+}
+
+static int state_teardown(void **state)
+{
+    (void)state;
+    rm_rf(state_dir);
+    return 0;
+}
+
+/* ---- cases ---- */
+
+static void test_v3_chunks_and_errors(void **state)
+{
+    struct run x;
+    struct cts_bulk_stats stats;
+    long posts0;
+    char *fn;
+    int i;
+    NEED_SANDBOX();
+    posts0 = endpoint_count("POST /v3/activities/contacts_json_import");
+    run_open(&x, CTS_API_V3, 3);
+    add(&x, 1, "bulk1@example.com", "One");
+    add(&x, 2, "bulk2@example.com", "Two");
+    add(&x, 3, "bad@@example.com", "Bad"); /* line 3 of chunk 1 */
+    add(&x, 4, "bulk4@example.com", "Four");
+    add(&x, 5, "bulk5@example.com", "Five");
+    add(&x, 6, "bulk6@example.com", "Six");
+    add(&x, 7, "bulk7@example.com", "Seven");
+    assert_int_equal(cts_bulk_outstanding(x.b), 7);
+    cts_bulk_flush(x.b);
+    run_until_idle(&x);
+    for (i = 1; i <= 7; i++) {
+        assert_int_equal(x.got[i], 1);
+        assert_int_equal(x.status[i], i == 3 ? CTS_ST_FAILED : CTS_ST_IMPORTED);
+    }
+    assert_non_null(strstr(x.msg[3], "Invalid email"));
+    cts_bulk_get_stats(x.b, &stats);
+    assert_int_equal(stats.activities, 3);
+    assert_int_equal(stats.imported, 6);
+    assert_int_equal(stats.failed, 1);
+    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 3);
+    fn = stored_first_name("bulk7@example.com");
+    assert_non_null(fn);
+    assert_string_equal(fn, "Seven");
+    free(fn);
+    run_close(&x, 1);
+
+    /* The state learnt it: imported rows unchanged, the bad one failed. */
+    {
+        struct cts_state_params sp;
+        struct cts_state *st;
+        memset(&sp, 0, sizeof(sp));
+        sp.dir = state_dir;
+        sp.api = CTS_API_V3;
+        sp.api_key = V3_CID;
+        sp.account = "demo";
+        sp.now = 1893456000;
+        assert_int_equal(cts_state_open(&sp, &st, NULL), 0);
+        assert_int_equal(cts_state_lookup(st, "bulk5@example.com", 35, NULL),
+                         CTS_SV_UNCHANGED);
+        assert_int_equal(cts_state_lookup(st, "bad@@example.com", 21, NULL),
+                         CTS_SV_FAILED_BEFORE);
+        cts_state_close(st);
+    }
+}
+
+static void test_v2_error_objects(void **state)
+{
+    struct run x;
+    NEED_SANDBOX();
+    run_open(&x, CTS_API_V2, 0);
+    add(&x, 1, "v2bulk1@example.com", "Ann");
+    add(&x, 2, "not-an-email", "Bad");
+    add(&x, 3, "v2bulk3@example.com", "Cy");
+    cts_bulk_flush(x.b);
+    run_until_idle(&x);
+    assert_int_equal(x.status[1], CTS_ST_IMPORTED);
+    assert_int_equal(x.status[2], CTS_ST_FAILED);
+    assert_int_equal(x.status[3], CTS_ST_IMPORTED);
+    assert_int_equal(x.got[1] + x.got[2] + x.got[3], 3);
+    run_close(&x, 1);
+}
+
+static void test_post_503_retried(void **state)
+{
+    struct run x;
+    long posts0;
+    NEED_SANDBOX();
+    json_decref(admin("POST", "/_sandbox/faults",
+                      "{\"faults\":[\"503\",\"drop_before\"],\"match\":"
+                      "\"POST /v3/activities/contacts_json_import\"}"));
+    posts0 = endpoint_count("POST /v3/activities/contacts_json_import");
+    run_open(&x, CTS_API_V3, 0);
+    add(&x, 1, "retry1@example.com", "R1");
+    add(&x, 2, "retry2@example.com", "R2");
+    cts_bulk_flush(x.b);
+    run_until_idle(&x);
+    assert_int_equal(x.status[1], CTS_ST_IMPORTED);
+    assert_int_equal(x.status[2], CTS_ST_IMPORTED);
+    /* 503 then a dropped connection: at least one retry of ours (libcurl
+     * may itself repeat a request whose kept-alive connection was
+     * dropped); the server saw all three. */
+    assert_true(x.attempts[1] >= 2);
+    assert_true(endpoint_count("POST /v3/activities/contacts_json_import") - posts0 >= 3);
+    run_close(&x, 1);
+}
+
+/* A run dies after its activity was accepted: the next run polls the
+ * activity (no second POST) and reports the rows from it. */
+static void test_resume_polls_activity(void **state)
+{
+    struct run x;
+    long posts0, posts1;
+    const char *id = NULL;
+    uint32_t line = 0;
+    int i;
+    NEED_SANDBOX();
+    posts0 = endpoint_count("POST /v3/activities/contacts_json_import");
+    run_open(&x, CTS_API_V3, 0);
+    add(&x, 1, "res1@example.com", "A");
+    add(&x, 2, "res2@example.com", "B");
+    add(&x, 3, "res3@example.com", "C");
+    cts_bulk_flush(x.b);
+    /* Until the POST is accepted, then "kill" (close without results). */
+    for (i = 0; i < 100000; i++) {
+        struct cts_bulk_stats s;
+        cts_bulk_get_stats(x.b, &s);
+        if (s.activities == 1)
+            break;
+        uv_run(&x.loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(x.got[1] + x.got[2] + x.got[3], 0);
+    run_close(&x, 0);
+    posts1 = endpoint_count("POST /v3/activities/contacts_json_import");
+    assert_int_equal(posts1 - posts0, 1);
+
+    run_open(&x, CTS_API_V3, 0);
+    for (i = 1; i <= 3; i++) {
+        char email[64];
+        snprintf(email, sizeof(email), "res%d@example.com", i);
+        assert_int_equal(cts_state_lookup(x.st, email, (uint32_t)i * 7u, NULL),
+                         CTS_SV_SEND_IN_DOUBT);
+        assert_int_equal(cts_state_bulk_pending(x.st, email, (uint32_t)i * 7u,
+                                                &id, &line), 1);
+        assert_int_equal(line, (uint32_t)i);
+        assert_int_equal(cts_bulk_adopt(x.b, (uint32_t)i, email,
+                                        (uint32_t)i * 7u, id, line), 0);
+    }
+    cts_bulk_flush(x.b);
+    run_until_idle(&x);
+    for (i = 1; i <= 3; i++) {
+        assert_int_equal(x.got[i], 1);
+        assert_int_equal(x.status[i], CTS_ST_IMPORTED);
+    }
+    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import"), posts1);
+    run_close(&x, 1);
+}
+
+static void test_choose(void **state)
+{
+    struct cts_config cfg;
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.bulk = CTS_BULK_AUTO;
+    cfg.bulk_threshold = 1000;
+    assert_false(cts_bulk_choose(&cfg, 10, 10000));
+    assert_true(cts_bulk_choose(&cfg, 1001, 10000));
+    assert_true(cts_bulk_choose(&cfg, 500, 400)); /* beyond today's quota */
+    assert_false(cts_bulk_choose(&cfg, 0, 0));
+    cfg.bulk = CTS_BULK_NEVER;
+    assert_false(cts_bulk_choose(&cfg, 100000, 1));
+    cfg.bulk = CTS_BULK_ALWAYS;
+    assert_true(cts_bulk_choose(&cfg, 1, 10000));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_choose),
+        cmocka_unit_test_setup_teardown(test_v3_chunks_and_errors, state_setup, state_teardown),
+        cmocka_unit_test_setup_teardown(test_v2_error_objects, state_setup, state_teardown),
+        cmocka_unit_test_setup_teardown(test_post_503_retried, state_setup, state_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_polls_activity, state_setup, state_teardown),
+    };
+    cts_http_global_init();
+    return cmocka_run_group_tests_name("bulk", tests, setup, teardown);
+}
