@@ -148,6 +148,81 @@ static void test_trim_span(void **state)
     assert_int_equal(n, 3);
 }
 
+/* Chaos: random strings built from the pieces that matter, checked
+ * against the contracts (deterministic PRNG, so failures reproduce). */
+static uint32_t rng_state = 2463534242u;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+static void test_chaos(void **state)
+{
+    static const char *const piece[] = {
+        "a", "Z", "0", "@", ".", "-", "+", "'", "\"", " ", "\t", "_", ",",
+        "\xC2\xA0", "\xE2\x80\x8B", "\xC3\xA9", "\xC3\x89", "\x80",
+        "\xFF", "\xE2\x80\x99", "\xF0\x9F\x98\x80", "\\", "[", "x.y",
+        "example.com", "\xEF\xBB\xBF", "\x01", "\xC5\x81"};
+    const size_t np = sizeof(piece) / sizeof(piece[0]);
+    char buf[256];
+    int iter;
+    (void)state;
+    for (iter = 0; iter < 200000; iter++) {
+        size_t len = 0, k, n = rnd() % 24;
+        char *out = NULL, *again = NULL, *norm;
+        const char *why = NULL;
+        uint32_t bad;
+        buf[0] = '\0';
+        for (k = 0; k < n; k++) {
+            const char *p = piece[rnd() % np];
+            size_t pl = strlen(p);
+            if (len + pl >= sizeof(buf))
+                break;
+            memcpy(buf + len, p, pl);
+            len += pl;
+        }
+        buf[len] = '\0';
+        if (cts_email_normalize(buf, &out, &why) == 0) {
+            size_t i;
+            assert_non_null(out);
+            assert_non_null(strchr(out, '@'));
+            assert_int_equal(cts_utf8_valid_prefix(out, strlen(out), NULL),
+                             strlen(out));
+            for (i = 0; out[i] != '\0'; i++)
+                assert_false(out[i] >= 'A' && out[i] <= 'Z');
+            assert_int_equal(cts_email_normalize(out, &again, &why), 0);
+            assert_string_equal(out, again);
+            free(again);
+            free(out);
+        } else {
+            assert_null(out);
+            assert_non_null(why);
+        }
+        norm = cts_header_normalize(buf);
+        assert_null(strpbrk(norm, " _-.\t"));
+        free(norm);
+        if (cts_latin1_fit(buf, &out, &bad) == 0) {
+            size_t i = 0, m = strlen(out);
+            while (i < m) {
+                uint32_t cp;
+                size_t step = cts_utf8_decode((unsigned char *)out + i,
+                                              m - i, &cp);
+                assert_true(step > 0);
+                assert_true(cp <= 0xFF);
+                i += step;
+            }
+            free(out);
+        } else {
+            assert_null(out);
+            assert_true(bad > 0xFF || cts_utf8_valid_prefix(buf, len, NULL) <
+                                          len);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_idempotent),
         cmocka_unit_test(test_trim_span),
+        cmocka_unit_test(test_chaos),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
