@@ -31,6 +31,8 @@
 #define LIBCSV_FIELD_BEGUN 2
 
 #define SLICE (32 * 1024)          /* bytes per csv_parse call */
+#define MAX_FIELDS 16384           /* Excel's column limit */
+#define RECORD_FIELDS_CAP 16       /* a record holds ≤ 16 × max_field bytes */
 #define SNIFF_MAX (1024 * 1024)    /* give up looking for the header's end */
 
 enum stage { ST_START = 0, ST_SNIFF, ST_STREAM, ST_DONE };
@@ -62,6 +64,8 @@ struct cts_reader {
     size_t nf, cap;
     long nul_field;     /* 1-based field with a NUL byte, 0 = none */
     long big_field;     /* 1-based oversize field, 0 = none */
+    int too_many;       /* more than MAX_FIELDS fields: the rest dropped */
+    int big_record;     /* the record outgrew its cap: later fields cut */
     int oversize;       /* the field now in libcsv's buffer was cut */
     size_t dropped_nl;  /* line breaks in cut-away bytes */
 
@@ -189,6 +193,14 @@ static void cb_field(void *s, size_t len, void *data)
 
     if (r->stopped != 0)
         return;
+    /* Bound a record's memory too, not only each field's: a line of a
+     * million commas must not cost a million offsets.  The row is
+     * reported invalid, so nothing is silently lost. */
+    if (r->nf >= MAX_FIELDS) {
+        r->too_many = 1;
+        r->dropped_nl += count_breaks(s, len);
+        return;
+    }
     if (r->nf == r->cap) {
         r->cap = r->cap != 0 ? r->cap * 2 : 32;
         r->off = cts_xrealloc(r->off, r->cap * sizeof(*r->off));
@@ -219,6 +231,9 @@ static void cb_field(void *s, size_t len, void *data)
         if (r->big_field == 0)
             r->big_field = (long)r->nf + 1;
         len = 0;
+    } else if (r->rec.len + len > r->max_field * RECORD_FIELDS_CAP) {
+        r->big_record = 1;
+        len = 0;
     }
     /* libcsv's buffer is valid only inside this callback: copy it. */
     start = r->rec.len;
@@ -237,6 +252,8 @@ static void reset_record(struct cts_reader *r)
     r->rec.len = 0;
     r->nul_field = 0;
     r->big_field = 0;
+    r->too_many = 0;
+    r->big_record = 0;
 }
 
 static void ensure_fields(struct cts_reader *r, size_t n)
@@ -335,6 +352,9 @@ static int is_blank(const struct cts_reader *r)
 {
     size_t i;
 
+    /* Fields emptied because they were too big were not blank. */
+    if (r->big_field != 0 || r->too_many || r->big_record)
+        return 0;
     for (i = 0; i < r->nf; i++)
         if (r->rawlen[i] != 0)
             return 0;
@@ -386,6 +406,12 @@ static void cb_record(int c, void *data)
         snprintf(r->problem, sizeof(r->problem),
                  "field %ld longer than %zu bytes", r->big_field,
                  r->max_field);
+    } else if (r->too_many) {
+        snprintf(r->problem, sizeof(r->problem),
+                 "more than %d fields (the rest were not read)", MAX_FIELDS);
+    } else if (r->big_record) {
+        snprintf(r->problem, sizeof(r->problem),
+                 "row longer than %zu bytes", r->max_field * RECORD_FIELDS_CAP);
     } else if (r->nul_field != 0) {
         snprintf(r->problem, sizeof(r->problem), "NUL byte in field %ld",
                  r->nul_field);

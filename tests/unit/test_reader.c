@@ -193,11 +193,50 @@ static void test_nul_and_huge(void **state)
     for (i = 0; i < 40; i++)
         cts_buf_appendf(&big, "%c", i == 20 ? '\n' : 'x');
     cts_buf_appendf(&big, "\"  \n2,123456789  \n3,\"12345678\"\n4,5\n");
+    /* A row whose only content is cut is still a row, not a blank. */
+    cts_buf_appendf(&big, ",\"123456789\"\n");
     check_every_chunk(big.data, big.len, &o,
                       "0@1|a|b\n1@2!field 2 longer than 8 bytes|1|\n"
                       "2@4!field 2 longer than 8 bytes|2|\n"
-                      "3@5|3|12345678\n4@6|4|5\n");
+                      "3@5|3|12345678\n4@6|4|5\n"
+                      "5@7!field 2 longer than 8 bytes||\n");
     cts_buf_free(&big);
+}
+
+static void test_record_caps(void **state)
+{
+    struct cts_reader_opts o = auto_opts;
+    struct cts_buf in;
+    struct cts_error err;
+    char *got;
+    int rc;
+    size_t i;
+    (void)state;
+    /* 16 × max_field bytes per record: with max_field 4, 64 bytes. */
+    o.max_field = 4;
+    cts_buf_init(&in, 0);
+    cts_buf_appendf(&in, "a,b\n");
+    for (i = 0; i < 30; i++)
+        cts_buf_appendf(&in, "%s1234", i > 0 ? "," : "");
+    cts_buf_appendf(&in, "\nx,y\n");
+    check_every_chunk(in.data, in.len, &o, NULL);
+    got = read_all(in.data, in.len, 7, &o, &rc, &err, NULL, 0, NULL);
+    assert_non_null(strstr(got, "1@2!row longer than 64 bytes|1234|"));
+    assert_non_null(strstr(got, "2@3|x|y\n"));
+    free(got);
+    /* More than 16384 fields: the row says so and the next row is fine. */
+    cts_buf_reset(&in);
+    cts_buf_appendf(&in, "a,b\n");
+    for (i = 0; i < 20000; i++)
+        cts_buf_appendf(&in, ",");
+    cts_buf_appendf(&in, "q\nx,y\n");
+    got = read_all(in.data, in.len, 4096, &auto_opts, &rc, &err, NULL, 0,
+                   NULL);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(got, "1@2!more than 16384 fields"));
+    assert_non_null(strstr(got, "2@3|x|y\n"));
+    free(got);
+    cts_buf_free(&in);
 }
 
 static void test_unterminated(void **state)
@@ -774,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_field_counts),
         cmocka_unit_test(test_extra_nonempty_field),
         cmocka_unit_test(test_nul_and_huge),
+        cmocka_unit_test(test_record_caps),
         cmocka_unit_test(test_unterminated),
         cmocka_unit_test(test_empty_inputs),
         cmocka_unit_test(test_encodings),
