@@ -123,6 +123,9 @@ int cts_bulk_adopt(struct cts_bulk_run *b, uint32_t row, const char *email,
 
 /* End of input: post the partly filled chunk. */
 void cts_bulk_flush(struct cts_bulk_run *b);
+/* Post the partly filled chunk now, more input may follow (the pipeline's
+ * backpressure paused reading: the chunk would otherwise never fill). */
+void cts_bulk_seal(struct cts_bulk_run *b);
 
 /* Stop: unposted rows become deferred (journal_done), rows of running
  * activities become deferred in this report but stay journalled, so the

@@ -1028,6 +1028,12 @@ void cts_bulk_flush(struct cts_bulk_run *b)
     kick(b);
 }
 
+void cts_bulk_seal(struct cts_bulk_run *b)
+{
+    if (!b->closing)
+        seal(b);
+}
+
 void cts_bulk_stop(struct cts_bulk_run *b)
 {
     if (b->closing)
