@@ -5,7 +5,8 @@
  * any size as they arrive (e.g. from uv_fs_read callbacks) and the reader
  * calls back once per record, synchronously, from inside cts_reader_feed()
  * or cts_reader_finish().  Memory is bounded by the largest record, never
- * by the number of rows.
+ * by the number of rows (a field is capped at max_field bytes, a record
+ * at 16 × max_field bytes and 16384 fields).
  *
  * Row numbering (spec §5 "as a person counts it"): the header is row 0; data
  * row N is the Nth non-blank record after the header.  A record spanning
@@ -41,9 +42,11 @@ struct cts_row {
     const char *const *fields; /* nfields UTF-8, NUL-terminated strings */
     const size_t *lens;        /* byte length of each field */
     /* NULL, or why the row cannot be trusted: "expected 5 fields, found 7",
-     * "NUL byte in field 3", "field 2 longer than 65536 bytes",
-     * "invalid UTF-8 in field 4 (byte 0xE9)", "unterminated quoted field".
-     * Such rows are still delivered so that each appears in the report. */
+     * "NUL byte in field 3", "field 2 longer than 65536 bytes", "row longer
+     * than 1048576 bytes", "more than 16384 fields (...)", "invalid UTF-8
+     * in field 4 (byte 0xE9); try --encoding cp1252", "unterminated quoted
+     * field (record opened on line N)".  Such rows are still delivered
+     * (cut fields empty) so that each appears in the report. */
     const char *problem;
 };
 
