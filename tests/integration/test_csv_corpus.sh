@@ -107,5 +107,25 @@ for csv in "$CORPUS"/*.csv; do
     fi
     if [ -z "$why" ]; then ok "corpus $name"; else not_ok "corpus $name" "$why"; fi
 done
+# Standard input takes the streaming path (no pre-scan of the file): the
+# encoding is decided from the data as it arrives, with the same result.
+for name in cp1252_excel utf16le_excel embedded_newlines; do
+    exp="$CORPUS/$name.expected"
+    read -r -a extra <<<"$(sed -n 's/^# args: //p' "$exp")"
+    rm -f "$T/report.csv"
+    RC=0
+    CTCT_ACCESS_TOKEN=$V3TOK $VALGRIND "$CTS" import --dry-run "${V3[@]}" \
+        "${extra[@]}" --report "$T/report.csv" - <"$CORPUS/$name.csv" \
+        >"$T/out" 2>"$T/err" || RC=$?
+    diffs=""
+    if [ "$RC" != 0 ]; then
+        diffs="exit $RC: $(head -c 300 "$T/err")"
+    else
+        diffs=$(compare_report "$exp" "$T/report.csv" 2>&1)
+    fi
+    if [ -z "$diffs" ]; then ok "stdin $name"
+    else not_ok "stdin $name" "$(printf '%s' "$diffs" | head -3 | tr '\n' ';')"; fi
+done
+
 [ "$n" -ge 25 ] && ok "corpus has $n files (>= 25)" || not_ok "corpus size" "only $n files"
 finish
