@@ -76,8 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 8: {
         struct cts_list_info *lists = NULL;
         size_t n = 0, i;
-        rc = cts_api_parse_lists(sel % 12 == 7 ? CTS_API_V2 : CTS_API_V3,
-                                 body, len, &lists, &n);
+        rc = cts_api_parse_lists(sel % 12 == 7 ? CTS_API_V2 : CTS_API_V3, body,
+                                 len, &lists, &n);
         if (rc == 0)
             for (i = 0; i < n; i++)
                 if (lists[i].id == NULL)

@@ -44,7 +44,7 @@ struct cts_mapper_opts {
     enum cts_api api;
     const struct cts_map *maps; /* borrowed (copied); may be NULL */
     size_t nmaps;
-    const char *file;           /* borrowed (copied); for messages */
+    const char *file; /* borrowed (copied); for messages */
 };
 
 struct cts_mapper;

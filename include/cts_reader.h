@@ -35,9 +35,9 @@
 /* One record.  Borrowed by the callback: every pointer is valid only for
  * the duration of the call; copy what you keep. */
 struct cts_row {
-    const char *file;  /* as given in the options, "-" for stdin */
-    long row;          /* 0 = header, then 1-based data row (see above) */
-    long line;         /* 1-based physical line where the record starts */
+    const char *file; /* as given in the options, "-" for stdin */
+    long row;         /* 0 = header, then 1-based data row (see above) */
+    long line;        /* 1-based physical line where the record starts */
     size_t nfields;
     const char *const *fields; /* nfields UTF-8, NUL-terminated strings */
     const size_t *lens;        /* byte length of each field */
@@ -58,10 +58,10 @@ struct cts_row {
 typedef int (*cts_row_cb)(const struct cts_row *row, void *arg);
 
 struct cts_reader_opts {
-    const char *file;       /* borrowed; copied; used in rows and messages */
-    int delimiter;          /* 0 = detect from the header line */
-    enum cts_encoding enc;  /* CTS_ENC_AUTO, _UTF8, _CP1252, _LATIN1 */
-    size_t max_field;       /* 0 = CTS_READER_MAX_FIELD */
+    const char *file;      /* borrowed; copied; used in rows and messages */
+    int delimiter;         /* 0 = detect from the header line */
+    enum cts_encoding enc; /* CTS_ENC_AUTO, _UTF8, _CP1252, _LATIN1 */
+    size_t max_field;      /* 0 = CTS_READER_MAX_FIELD */
 };
 
 struct cts_reader;

@@ -115,8 +115,8 @@ static const char *check_domain(const unsigned char *d, size_t n)
         }
         if (c == '-' && label == 0)
             return "domain label starts with '-'";
-        if (!(c >= 0x80 || (c >= 'a' && c <= 'z') ||
-              (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+        if (!(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-'))
             return "invalid character in the domain";
         if (++label > 63)
             return "domain label longer than 63 characters";

@@ -193,14 +193,10 @@ int cts_encoding_to_utf8(enum cts_encoding enc, const void *data, size_t len,
 const char *cts_encoding_name(enum cts_encoding enc)
 {
     switch (enc) {
-    case CTS_ENC_AUTO:
-        return "auto";
-    case CTS_ENC_UTF8:
-        return "utf-8";
-    case CTS_ENC_CP1252:
-        return "cp1252";
-    case CTS_ENC_LATIN1:
-        return "latin1";
+    case CTS_ENC_AUTO: return "auto";
+    case CTS_ENC_UTF8: return "utf-8";
+    case CTS_ENC_CP1252: return "cp1252";
+    case CTS_ENC_LATIN1: return "latin1";
     }
     return "?";
 }

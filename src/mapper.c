@@ -11,14 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_CUSTOM 25
+#define MAX_CUSTOM  25
 #define CF_FIELD(k) (CTS_F__COUNT + (int)(k))
 
 struct col {
-    char *name;  /* as written, trimmed */
-    char *norm;  /* normalised */
-    int field;   /* -1 unmapped, enum cts_field, or CF_FIELD(k) */
-    int by_map;  /* claimed by --map (for messages) */
+    char *name; /* as written, trimmed */
+    char *norm; /* normalised */
+    int field;  /* -1 unmapped, enum cts_field, or CF_FIELD(k) */
+    int by_map; /* claimed by --map (for messages) */
 };
 
 struct cts_mapper {
@@ -28,9 +28,9 @@ struct cts_mapper {
     struct col *cols;
     int fcol[CTS_F__COUNT]; /* column of each field, -1 if none */
     size_t ncf;
-    char **cf_name;         /* custom field names (after "cf:") */
+    char **cf_name; /* custom field names (after "cf:") */
     int *cf_col;
-    const char **unmapped;  /* borrowed from cols[].name */
+    const char **unmapped; /* borrowed from cols[].name */
     size_t nunmapped;
 };
 
@@ -39,19 +39,31 @@ static const struct {
     enum cts_field f;
     const char *norm;
 } aliases[] = {
-    {CTS_F_EMAIL, "email"},           {CTS_F_EMAIL, "emailaddress"},
-    {CTS_F_FIRST_NAME, "firstname"},  {CTS_F_FIRST_NAME, "givenname"},
-    {CTS_F_LAST_NAME, "lastname"},    {CTS_F_LAST_NAME, "surname"},
-    {CTS_F_LAST_NAME, "familyname"},  {CTS_F_COMPANY_NAME, "companyname"},
-    {CTS_F_COMPANY_NAME, "company"},  {CTS_F_COMPANY_NAME, "organization"},
+    {CTS_F_EMAIL, "email"},
+    {CTS_F_EMAIL, "emailaddress"},
+    {CTS_F_FIRST_NAME, "firstname"},
+    {CTS_F_FIRST_NAME, "givenname"},
+    {CTS_F_LAST_NAME, "lastname"},
+    {CTS_F_LAST_NAME, "surname"},
+    {CTS_F_LAST_NAME, "familyname"},
+    {CTS_F_COMPANY_NAME, "companyname"},
+    {CTS_F_COMPANY_NAME, "company"},
+    {CTS_F_COMPANY_NAME, "organization"},
     {CTS_F_COMPANY_NAME, "organisation"},
-    {CTS_F_JOB_TITLE, "jobtitle"},    {CTS_F_JOB_TITLE, "title"},
-    {CTS_F_PHONE, "phone"},           {CTS_F_PHONE, "phonenumber"},
-    {CTS_F_STREET, "street"},         {CTS_F_STREET, "streetaddress"},
-    {CTS_F_CITY, "city"},             {CTS_F_STATE, "state"},
-    {CTS_F_STATE, "province"},        {CTS_F_POSTAL_CODE, "postalcode"},
-    {CTS_F_POSTAL_CODE, "zip"},       {CTS_F_POSTAL_CODE, "zipcode"},
-    {CTS_F_POSTAL_CODE, "postcode"},  {CTS_F_COUNTRY, "country"},
+    {CTS_F_JOB_TITLE, "jobtitle"},
+    {CTS_F_JOB_TITLE, "title"},
+    {CTS_F_PHONE, "phone"},
+    {CTS_F_PHONE, "phonenumber"},
+    {CTS_F_STREET, "street"},
+    {CTS_F_STREET, "streetaddress"},
+    {CTS_F_CITY, "city"},
+    {CTS_F_STATE, "state"},
+    {CTS_F_STATE, "province"},
+    {CTS_F_POSTAL_CODE, "postalcode"},
+    {CTS_F_POSTAL_CODE, "zip"},
+    {CTS_F_POSTAL_CODE, "zipcode"},
+    {CTS_F_POSTAL_CODE, "postcode"},
+    {CTS_F_COUNTRY, "country"},
     {CTS_F_BIRTHDAY_MONTH, "birthdaymonth"},
     {CTS_F_BIRTHDAY_DAY, "birthdayday"},
     {CTS_F_ANNIVERSARY, "anniversary"},
@@ -63,17 +75,12 @@ size_t cts_field_max(enum cts_api api, enum cts_field f)
     case CTS_F_EMAIL:
         /* v3 sign_up_form and bulk take ≤ 50; v2 email_address ≤ 80. */
         return api == CTS_API_V2 ? 80 : 50;
-    case CTS_F_PHONE:
-        return 25;
-    case CTS_F_STREET:
-        return 255;
-    case CTS_F_ANNIVERSARY:
-        return 10;
+    case CTS_F_PHONE: return 25;
+    case CTS_F_STREET: return 255;
+    case CTS_F_ANNIVERSARY: return 10;
     case CTS_F_BIRTHDAY_MONTH:
-    case CTS_F_BIRTHDAY_DAY:
-        return 2;
-    default:
-        return 50;
+    case CTS_F_BIRTHDAY_DAY: return 2;
+    default: return 50;
     }
 }
 
@@ -173,8 +180,8 @@ static int field_by_name(const char *name)
     return found;
 }
 
-static const char *field_label(const struct cts_mapper *m, int field,
-                               char *buf, size_t len)
+static const char *field_label(const struct cts_mapper *m, int field, char *buf,
+                               size_t len)
 {
     if (field < CTS_F__COUNT)
         return cts_field_name((enum cts_field)field);
@@ -193,8 +200,7 @@ static void headers_seen(const struct cts_mapper *m, struct cts_buf *b)
             cts_buf_appendf(b, ", ... (%zu columns)", m->ncols);
             break;
         }
-        cts_buf_appendf(b, "%s\"%s\"", shown > 0 ? ", " : "",
-                        m->cols[i].name);
+        cts_buf_appendf(b, "%s\"%s\"", shown > 0 ? ", " : "", m->cols[i].name);
         shown++;
     }
     if (shown == 0)
@@ -227,8 +233,7 @@ static int fail(struct cts_mapper *m, struct cts_error *err, int with_headers,
         headers_seen(m, &msg);
         cts_buf_appendf(&msg, ")");
     }
-    cts_error_setx(err, CTS_EDATA, CTS_EX_DATAERR, "%s: %s", m->file,
-                   msg.data);
+    cts_error_setx(err, CTS_EDATA, CTS_EX_DATAERR, "%s: %s", m->file, msg.data);
     cts_buf_free(&msg);
     return CTS_EDATA;
 }
@@ -420,33 +425,49 @@ const char *cts_mapper_email_cell(const struct cts_mapper *m,
 static const char *translit(uint32_t cp)
 {
     switch (cp) {
-    case 0x2018: case 0x2019: case 0x201A: case 0x201B: case 0x2032:
-        return "'";
-    case 0x201C: case 0x201D: case 0x201E: case 0x201F: case 0x2033:
-        return "\"";
-    case 0x2010: case 0x2011: case 0x2012: case 0x2013: case 0x2014:
-    case 0x2015: case 0x2212:
-        return "-";
-    case 0x2026:
-        return "...";
-    case 0x20AC:
-        return "EUR";
-    case 0x2022:
-        return "*";
-    case 0x2122:
-        return "(TM)";
-    case 0x2039:
-        return "<";
-    case 0x203A:
-        return ">";
-    case 0x2000: case 0x2001: case 0x2002: case 0x2003: case 0x2004:
-    case 0x2005: case 0x2006: case 0x2007: case 0x2008: case 0x2009:
-    case 0x200A: case 0x202F: case 0x205F: case 0x3000:
-        return " ";
-    case 0x200B: case 0x200C: case 0x200D: case 0x2060: case 0xFEFF:
-        return "";
-    default:
-        return NULL;
+    case 0x2018:
+    case 0x2019:
+    case 0x201A:
+    case 0x201B:
+    case 0x2032: return "'";
+    case 0x201C:
+    case 0x201D:
+    case 0x201E:
+    case 0x201F:
+    case 0x2033: return "\"";
+    case 0x2010:
+    case 0x2011:
+    case 0x2012:
+    case 0x2013:
+    case 0x2014:
+    case 0x2015:
+    case 0x2212: return "-";
+    case 0x2026: return "...";
+    case 0x20AC: return "EUR";
+    case 0x2022: return "*";
+    case 0x2122: return "(TM)";
+    case 0x2039: return "<";
+    case 0x203A: return ">";
+    case 0x2000:
+    case 0x2001:
+    case 0x2002:
+    case 0x2003:
+    case 0x2004:
+    case 0x2005:
+    case 0x2006:
+    case 0x2007:
+    case 0x2008:
+    case 0x2009:
+    case 0x200A:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000: return " ";
+    case 0x200B:
+    case 0x200C:
+    case 0x200D:
+    case 0x2060:
+    case 0xFEFF: return "";
+    default: return NULL;
     }
 }
 
@@ -571,8 +592,7 @@ static int check_date(const char *s)
     } else {
         return -1;
     }
-    if (y < 1900 || y > 2100 || mo < 1 || mo > 12 || d < 1 ||
-        d > days_in(mo))
+    if (y < 1900 || y > 2100 || mo < 1 || mo > 12 || d < 1 || d > days_in(mo))
         return -1;
     return 0;
 }

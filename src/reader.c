@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uv.h>
 #include <csv.h>
+#include <uv.h>
 
 #include "cts_util.h"
 
@@ -30,10 +30,10 @@
  * we do not want (it rejects the stray quotes real spreadsheets contain). */
 #define LIBCSV_FIELD_BEGUN 2
 
-#define SLICE (32 * 1024)          /* bytes per csv_parse call */
-#define MAX_FIELDS 16384           /* Excel's column limit */
-#define RECORD_FIELDS_CAP 16       /* a record holds ≤ 16 × max_field bytes */
-#define SNIFF_MAX (1024 * 1024)    /* give up looking for the header's end */
+#define SLICE             (32 * 1024) /* bytes per csv_parse call */
+#define MAX_FIELDS        16384       /* Excel's column limit */
+#define RECORD_FIELDS_CAP 16 /* a record holds ≤ 16 × max_field bytes */
+#define SNIFF_MAX         (1024 * 1024) /* give up looking for the header's end */
 
 enum stage { ST_START = 0, ST_SNIFF, ST_STREAM, ST_DONE };
 enum utf16 { U16_NONE = 0, U16_LE, U16_BE };
@@ -56,37 +56,37 @@ struct cts_reader {
     size_t u16n;
     struct cts_buf u16out;
     int first_chunk_checked;
-    int u16_warned;     /* UTF-16 repair warned about once */
+    int u16_warned; /* UTF-16 repair warned about once */
 
     /* The record being assembled: raw field bytes, NUL after each. */
     struct cts_buf rec;
     size_t *off, *rawlen;
     size_t nf, cap;
-    long nul_field;     /* 1-based field with a NUL byte, 0 = none */
-    long big_field;     /* 1-based oversize field, 0 = none */
-    int too_many;       /* more than MAX_FIELDS fields: the rest dropped */
-    int big_record;     /* the record outgrew its cap: later fields cut */
-    int oversize;       /* the field now in libcsv's buffer was cut */
-    size_t dropped_nl;  /* line breaks in cut-away bytes */
+    long nul_field;    /* 1-based field with a NUL byte, 0 = none */
+    long big_field;    /* 1-based oversize field, 0 = none */
+    int too_many;      /* more than MAX_FIELDS fields: the rest dropped */
+    int big_record;    /* the record outgrew its cap: later fields cut */
+    int oversize;      /* the field now in libcsv's buffer was cut */
+    size_t dropped_nl; /* line breaks in cut-away bytes */
 
     /* Decoded view handed to the callback. */
     struct cts_buf dec;
     const char **fields;
     size_t *lens;
-    size_t *doff;       /* offsets into dec while it may still move */
+    size_t *doff; /* offsets into dec while it may still move */
     size_t fcap;
 
-    long line;          /* physical lines completed so far */
-    int last_cr;        /* the previous terminator was a CR */
-    long rec_line;      /* line where the current record started */
-    long rows;          /* data rows delivered */
+    long line;     /* physical lines completed so far */
+    int last_cr;   /* the previous terminator was a CR */
+    long rec_line; /* line where the current record started */
+    long rows;     /* data rows delivered */
     int header_seen;
-    size_t header_nf;   /* header fields */
-    size_t header_min;  /* header fields without trailing unnamed ones */
-    long switched_row;  /* auto: row where cp1252 decoding began, 0 */
-    int nonascii;       /* a delivered field held non-ASCII UTF-8 */
+    size_t header_nf;  /* header fields */
+    size_t header_min; /* header fields without trailing unnamed ones */
+    long switched_row; /* auto: row where cp1252 decoding began, 0 */
+    int nonascii;      /* a delivered field held non-ASCII UTF-8 */
     int unterminated;
-    int stopped;        /* nonzero: the value returned from now on */
+    int stopped; /* nonzero: the value returned from now on */
     char problem[200];
     char encdesc[96];
 };
@@ -404,14 +404,13 @@ static void cb_record(int c, void *data)
                  r->rec_line);
     } else if (r->big_field != 0) {
         snprintf(r->problem, sizeof(r->problem),
-                 "field %ld longer than %zu bytes", r->big_field,
-                 r->max_field);
+                 "field %ld longer than %zu bytes", r->big_field, r->max_field);
     } else if (r->too_many) {
         snprintf(r->problem, sizeof(r->problem),
                  "more than %d fields (the rest were not read)", MAX_FIELDS);
     } else if (r->big_record) {
-        snprintf(r->problem, sizeof(r->problem),
-                 "row longer than %zu bytes", r->max_field * RECORD_FIELDS_CAP);
+        snprintf(r->problem, sizeof(r->problem), "row longer than %zu bytes",
+                 r->max_field * RECORD_FIELDS_CAP);
     } else if (r->nul_field != 0) {
         snprintf(r->problem, sizeof(r->problem), "NUL byte in field %ld",
                  r->nul_field);
@@ -467,8 +466,8 @@ static int parse(struct cts_reader *r, const unsigned char *s, size_t len,
         if (csv_parse(&r->p, s, n, cb_field, cb_record, r) != n) {
             int e = csv_error(&r->p);
             r->stopped = e == CSV_ENOMEM ? UV_ENOMEM : CTS_ECSV;
-            cts_error_setx(err, r->stopped, CTS_EX_DATAERR, "%s: %s",
-                           r->file, csv_strerror(e));
+            cts_error_setx(err, r->stopped, CTS_EX_DATAERR, "%s: %s", r->file,
+                           csv_strerror(e));
             return r->stopped;
         }
         /* Bound memory: a field that outgrew max_field is cut here and
@@ -572,9 +571,8 @@ static int take(struct cts_reader *r, const unsigned char *s, size_t len,
     /* ST_SNIFF */
     if (cts_buf_append(&r->pre, s, len) != 0)
         abort();
-    if (r->delim == 0 &&
-        !sniff((const unsigned char *)r->pre.data, r->pre.len, at_eof,
-               &r->delim))
+    if (r->delim == 0 && !sniff((const unsigned char *)r->pre.data, r->pre.len,
+                                at_eof, &r->delim))
         return 0;
     return start_stream(r, err);
 }
@@ -600,9 +598,8 @@ static void utf16_convert(struct cts_reader *r, const unsigned char *s,
         if (u >= 0xD800 && u <= 0xDBFF) {
             if (r->u16n < 4)
                 break; /* wait for the low surrogate */
-            lo = r->u16 == U16_LE
-                     ? (unsigned)(r->u16c[2] | (r->u16c[3] << 8))
-                     : (unsigned)((r->u16c[2] << 8) | r->u16c[3]);
+            lo = r->u16 == U16_LE ? (unsigned)(r->u16c[2] | (r->u16c[3] << 8))
+                                  : (unsigned)((r->u16c[2] << 8) | r->u16c[3]);
             if (lo >= 0xDC00 && lo <= 0xDFFF) {
                 uint32_t cp = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
                 cts_buf_append(&r->u16out, tmp, cts_utf8_encode(cp, tmp));
@@ -681,8 +678,8 @@ static int start(struct cts_reader *r, const unsigned char *s, size_t len,
         r->stage = r->delim != 0 ? ST_STREAM : ST_SNIFF;
         if (r->stage == ST_STREAM)
             csv_set_delim(&r->p, (unsigned char)r->delim);
-        rc = push(r, (const unsigned char *)held.data + skip, n - skip,
-                  at_eof, err);
+        rc = push(r, (const unsigned char *)held.data + skip, n - skip, at_eof,
+                  err);
         cts_buf_free(&held);
     }
     return rc;
@@ -734,8 +731,7 @@ int cts_reader_finish(struct cts_reader *r, struct cts_error *err)
         return r->stopped;
     if (!r->header_seen)
         return cts_error_setx(err, CTS_EDATA, CTS_EX_DATAERR,
-                              "%s: no header row (the file is empty)",
-                              r->file);
+                              "%s: no header row (the file is empty)", r->file);
     if (r->unterminated && r->rows == 0)
         return cts_error_setx(err, CTS_ECSV, CTS_EX_DATAERR,
                               "%s: unterminated quoted field in the header "

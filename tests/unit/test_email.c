@@ -43,12 +43,16 @@ static void test_accepts(void **state)
     (void)state;
     ok("jane@example.com", "jane@example.com");
     ok("  Jane.Doe@Example.COM\t", "jane.doe@example.com");
-    ok("\xC2\xA0john@example.com\xC2\xA0", "john@example.com");      /* NBSP */
-    ok("\xE2\x80\x8Bzw@example.com\xEF\xBB\xBF", "zw@example.com"); /* ZWSP, BOM */
+    ok("\xC2\xA0john@example.com\xC2\xA0", "john@example.com"); /* NBSP */
+    ok("\xE2\x80\x8Bzw@example.com\xEF\xBB\xBF",
+       "zw@example.com"); /* ZWSP, BOM */
     ok("first.last+tag@example.com", "first.last+tag@example.com");
     ok("o'brien@example.ie", "o'brien@example.ie");
     ok("user@mail.sub.example.co.uk", "user@mail.sub.example.co.uk");
-    ok("J\xC3\xB6rg@B\xC3\xBC" "cher.example", "j\xC3\xB6rg@b\xC3\xBC" "cher.example");
+    ok("J\xC3\xB6rg@B\xC3\xBC"
+       "cher.example",
+       "j\xC3\xB6rg@b\xC3\xBC"
+       "cher.example");
     ok("\"john..doe\"@example.com", "\"john..doe\"@example.com");
     ok("\"a@b\"@example.com", "\"a@b\"@example.com");
     ok("x@xn--bcher-kva.example", "x@xn--bcher-kva.example");
@@ -161,11 +165,34 @@ static uint32_t rnd(void)
 
 static void test_chaos(void **state)
 {
-    static const char *const piece[] = {
-        "a", "Z", "0", "@", ".", "-", "+", "'", "\"", " ", "\t", "_", ",",
-        "\xC2\xA0", "\xE2\x80\x8B", "\xC3\xA9", "\xC3\x89", "\x80",
-        "\xFF", "\xE2\x80\x99", "\xF0\x9F\x98\x80", "\\", "[", "x.y",
-        "example.com", "\xEF\xBB\xBF", "\x01", "\xC5\x81"};
+    static const char *const piece[] = {"a",
+                                        "Z",
+                                        "0",
+                                        "@",
+                                        ".",
+                                        "-",
+                                        "+",
+                                        "'",
+                                        "\"",
+                                        " ",
+                                        "\t",
+                                        "_",
+                                        ",",
+                                        "\xC2\xA0",
+                                        "\xE2\x80\x8B",
+                                        "\xC3\xA9",
+                                        "\xC3\x89",
+                                        "\x80",
+                                        "\xFF",
+                                        "\xE2\x80\x99",
+                                        "\xF0\x9F\x98\x80",
+                                        "\\",
+                                        "[",
+                                        "x.y",
+                                        "example.com",
+                                        "\xEF\xBB\xBF",
+                                        "\x01",
+                                        "\xC5\x81"};
     const size_t np = sizeof(piece) / sizeof(piece[0]);
     char buf[256];
     int iter;
@@ -208,8 +235,8 @@ static void test_chaos(void **state)
             size_t i = 0, m = strlen(out);
             while (i < m) {
                 uint32_t cp;
-                size_t step = cts_utf8_decode((unsigned char *)out + i,
-                                              m - i, &cp);
+                size_t step =
+                    cts_utf8_decode((unsigned char *)out + i, m - i, &cp);
                 assert_true(step > 0);
                 assert_true(cp <= 0xFF);
                 i += step;
@@ -217,8 +244,8 @@ static void test_chaos(void **state)
             free(out);
         } else {
             assert_null(out);
-            assert_true(bad > 0xFF || cts_utf8_valid_prefix(buf, len, NULL) <
-                                          len);
+            assert_true(bad > 0xFF ||
+                        cts_utf8_valid_prefix(buf, len, NULL) < len);
         }
     }
 }
@@ -226,10 +253,8 @@ static void test_chaos(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepts),
-        cmocka_unit_test(test_rejects),
-        cmocka_unit_test(test_idempotent),
-        cmocka_unit_test(test_trim_span),
+        cmocka_unit_test(test_accepts),    cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_idempotent), cmocka_unit_test(test_trim_span),
         cmocka_unit_test(test_chaos),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,8 +26,9 @@ static void test_utf8_rules(void **state)
     /* Valid: ASCII, 2, 3, 4 bytes, the extremes. */
     assert_int_equal(valid("plain ascii text!", 17, &inc), 17);
     assert_int_equal(valid("\xC2\x80\xDF\xBF", 4, &inc), 4);
-    assert_int_equal(valid("\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF",
-                           12, &inc), 12);
+    assert_int_equal(
+        valid("\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF", 12, &inc),
+        12);
     assert_int_equal(valid("\xF0\x90\x80\x80\xF4\x8F\xBF\xBF", 8, &inc), 8);
     /* Overlongs. */
     assert_int_equal(valid("ab\xC0\xAF", 4, &inc), 2);
@@ -185,7 +186,10 @@ static void test_detect_file(void **state)
     assert_int_equal(enc, CTS_ENC_CP1252);
     free(big);
     /* UTF-16 is the reader's business: not "cp1252". */
-    write_file(path, "\xFF\xFE" "e\0\n\0", 6);
+    write_file(path,
+               "\xFF\xFE"
+               "e\0\n\0",
+               6);
     assert_int_equal(cts_encoding_detect_file(path, &enc, &err), 0);
     assert_int_equal(enc, CTS_ENC_UTF8);
     unlink(path);

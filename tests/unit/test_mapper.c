@@ -53,10 +53,14 @@ static void test_normalize(void **state)
 {
     static const char *const cases[][2] = {
         {"  E-Mail Address ", "emailaddress"},
-        {"\xEF\xBB\xBF" "Email", "email"},
+        {"\xEF\xBB\xBF"
+         "Email",
+         "email"},
         {"FIRST_NAME", "firstname"},
         {"first.name", "firstname"},
-        {"Zip\xC2\xA0" "Code", "zipcode"},
+        {"Zip\xC2\xA0"
+         "Code",
+         "zipcode"},
         {"SOCI\xC3\x89T\xC3\x89", "soci\xC3\xA9t\xC3\xA9"},
         {"\xD0\x98\xD0\xBC\xD1\x8F", "\xD0\xB8\xD0\xBC\xD1\x8F"},
         {"", ""},
@@ -116,20 +120,19 @@ static void test_map_option(void **state)
     const char *const *names;
     (void)state;
     /* --map beats the alias: "Email" stays unmapped, not an error. */
-    m = new_mapper(CTS_API_V3, maps, 4,
-                   mkrow(&h, 0, "Email", "Courriel", "Prenom", "Fav_Colour",
-                         "Nom", NULL),
-                   &err);
+    m = new_mapper(
+        CTS_API_V3, maps, 4,
+        mkrow(&h, 0, "Email", "Courriel", "Prenom", "Fav_Colour", "Nom", NULL),
+        &err);
     assert_non_null(m);
     assert_int_equal(cts_mapper_unmapped(m, &names), 1);
     assert_string_equal(names[0], "Email");
     memset(&c, 0, sizeof(c));
-    assert_int_equal(
-        cts_mapper_map(m,
-                       mkrow(&r, 1, "old@x.com", " New@X.com ", "Ana", "red",
-                             "Silva", NULL),
-                       &c, &err),
-        0);
+    assert_int_equal(cts_mapper_map(m,
+                                    mkrow(&r, 1, "old@x.com", " New@X.com ",
+                                          "Ana", "red", "Silva", NULL),
+                                    &c, &err),
+                     0);
     assert_string_equal(c.f[CTS_F_EMAIL], "new@x.com");
     assert_string_equal(c.f[CTS_F_FIRST_NAME], "Ana");
     assert_string_equal(c.f[CTS_F_LAST_NAME], "Silva");
@@ -193,8 +196,7 @@ static void test_header_errors(void **state)
                         "mapped twice");
     expect_header_error(emptycf, 1, mkrow(&h, 0, "Mail", NULL),
                         "empty custom field name");
-    expect_header_error(NULL, 0,
-                        mkrow(&h, 0, "Email", "E-mail", "Name", NULL),
+    expect_header_error(NULL, 0, mkrow(&h, 0, "Email", "E-mail", "Name", NULL),
                         "columns \"Email\" and \"E-mail\" both map to email");
     expect_header_error(twice, 1, mkrow(&h, 0, "Mail", "MAIL", NULL),
                         "more than one column");
@@ -261,8 +263,7 @@ static void test_validation(void **state)
             memcpy(e50 + 2 * i, "\xC3\xA9", 2);
         e50[100] = '\0';
         assert_int_equal(map1(CTS_API_V3, &h.row,
-                              mkrow(&r, 1, "a@b.co", e50, "", "", "", "",
-                                    NULL),
+                              mkrow(&r, 1, "a@b.co", e50, "", "", "", "", NULL),
                               &c, msg),
                          0);
         cts_contact_clear(&c);
@@ -276,8 +277,8 @@ static void test_validation(void **state)
     assert_string_equal(c.f[CTS_F_EMAIL], "a@b.co");
     cts_contact_clear(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
-                          mkrow(&r, 3, "a@b.co", "", "12345678901234567890123456",
-                                "", "", "", NULL),
+                          mkrow(&r, 3, "a@b.co", "",
+                                "12345678901234567890123456", "", "", "", NULL),
                           &c, msg),
                      CTS_EDATA);
     assert_string_equal(msg, "phone: longer than 25 characters");
@@ -311,11 +312,11 @@ static void test_validation(void **state)
     assert_string_equal(c.f[CTS_F_EMAIL], "Bad Mail");
     cts_contact_clear(&c);
     /* Birthdays and anniversaries. */
-    assert_int_equal(map1(CTS_API_V3, &h.row,
-                          mkrow(&r, 7, "a@b.co", "", "", "02", "29",
-                                "2016-02-29", NULL),
-                          &c, msg),
-                     0);
+    assert_int_equal(
+        map1(CTS_API_V3, &h.row,
+             mkrow(&r, 7, "a@b.co", "", "", "02", "29", "2016-02-29", NULL), &c,
+             msg),
+        0);
     assert_string_equal(c.f[CTS_F_BIRTHDAY_MONTH], "02");
     assert_string_equal(c.f[CTS_F_ANNIVERSARY], "2016-02-29");
     cts_contact_clear(&c);
@@ -326,15 +327,13 @@ static void test_validation(void **state)
     assert_non_null(strstr(msg, "no such day"));
     cts_contact_clear(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
-                          mkrow(&r, 9, "a@b.co", "", "", "", "5", "", NULL),
-                          &c, msg),
+                          mkrow(&r, 9, "a@b.co", "", "", "", "5", "", NULL), &c,
+                          msg),
                      CTS_EDATA);
-    assert_string_equal(msg,
-                        "birthday_day: given without birthday_month");
+    assert_string_equal(msg, "birthday_day: given without birthday_month");
     cts_contact_clear(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
-                          mkrow(&r, 10, "a@b.co", "", "", "May", "5", "",
-                                NULL),
+                          mkrow(&r, 10, "a@b.co", "", "", "May", "5", "", NULL),
                           &c, msg),
                      CTS_EDATA);
     assert_non_null(strstr(msg, "birthday_month: \"May\" is not a month"));
@@ -342,23 +341,22 @@ static void test_validation(void **state)
     {
         static const char *const good[] = {"12/31/1999", "1/2/2003",
                                            "2003/01/02", "1999-7-4"};
-        static const char *const bad[] = {"31/12/1999", "1999-02-30",
-                                          "2003-1-2-3", "yesterday",
-                                          "1850-01-01", "12/31/99",
-                                          "2020-01-01x", "01-02-2003x"};
+        static const char *const bad[] = {
+            "31/12/1999", "1999-02-30", "2003-1-2-3",  "yesterday",
+            "1850-01-01", "12/31/99",   "2020-01-01x", "01-02-2003x"};
         size_t i;
         for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-            assert_int_equal(map1(CTS_API_V3, &h.row,
-                                  mkrow(&r, 11, "a@b.co", "", "", "", "",
-                                        good[i], NULL),
-                                  &c, msg),
-                             0);
+            assert_int_equal(
+                map1(CTS_API_V3, &h.row,
+                     mkrow(&r, 11, "a@b.co", "", "", "", "", good[i], NULL), &c,
+                     msg),
+                0);
             cts_contact_clear(&c);
         }
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             if (map1(CTS_API_V3, &h.row,
-                     mkrow(&r, 12, "a@b.co", "", "", "", "", bad[i], NULL),
-                     &c, msg) != CTS_EDATA)
+                     mkrow(&r, 12, "a@b.co", "", "", "", "", bad[i], NULL), &c,
+                     msg) != CTS_EDATA)
                 fail_msg("anniversary %s accepted", bad[i]);
             assert_non_null(strstr(msg, "anniversary"));
             cts_contact_clear(&c);
@@ -380,9 +378,12 @@ static void test_v2_latin1(void **state)
     char msg[512], *out;
     uint32_t bad = 0;
     (void)state;
-    assert_int_equal(cts_latin1_fit("D\xE2\x80\x99" "Arcy \xE2\x80\x9C" "a"
+    assert_int_equal(cts_latin1_fit("D\xE2\x80\x99"
+                                    "Arcy \xE2\x80\x9C"
+                                    "a"
                                     "\xE2\x80\x9D \xE2\x80\x93 \xE2\x80\x94 "
-                                    "\xE2\x80\xA6 \xE2\x82\xAC" "5 caf\xC3\xA9"
+                                    "\xE2\x80\xA6 \xE2\x82\xAC"
+                                    "5 caf\xC3\xA9"
                                     "\xE2\x80\x8B",
                                     &out, &bad),
                      0);
@@ -391,8 +392,7 @@ static void test_v2_latin1(void **state)
     assert_int_equal(cts_latin1_fit("\xC5\x81ukasz", &out, &bad), CTS_EDATA);
     assert_null(out);
     assert_int_equal(bad, 0x141);
-    assert_int_equal(cts_latin1_fit("\xF0\x9F\x98\x80", &out, &bad),
-                     CTS_EDATA);
+    assert_int_equal(cts_latin1_fit("\xF0\x9F\x98\x80", &out, &bad), CTS_EDATA);
     assert_int_equal(bad, 0x1F600);
     mkrow(&h, 0, "email", "last_name", "company", NULL);
     assert_int_equal(map1(CTS_API_V2, &h.row,
@@ -405,25 +405,23 @@ static void test_v2_latin1(void **state)
     cts_contact_clear(&c);
     /* v3 keeps the text as it is. */
     assert_int_equal(map1(CTS_API_V3, &h.row,
-                          mkrow(&r, 1, "a@b.co", "O\xE2\x80\x99Neil", "",
-                                NULL),
+                          mkrow(&r, 1, "a@b.co", "O\xE2\x80\x99Neil", "", NULL),
                           &c, msg),
                      0);
     assert_string_equal(c.f[CTS_F_LAST_NAME], "O\xE2\x80\x99Neil");
     cts_contact_clear(&c);
     assert_int_equal(map1(CTS_API_V2, &h.row,
-                          mkrow(&r, 2, "a@b.co", "\xC5\x81ukasz", "", NULL),
-                          &c, msg),
+                          mkrow(&r, 2, "a@b.co", "\xC5\x81ukasz", "", NULL), &c,
+                          msg),
                      CTS_EDATA);
     assert_string_equal(msg, "last_name: character U+0141 is outside "
                              "ISO-8859-1, which the v2 API rejects");
     cts_contact_clear(&c);
     /* IDN emails cannot go to v2. */
-    assert_int_equal(map1(CTS_API_V2, &h.row,
-                          mkrow(&r, 3, "a@\xD0\xBF\xD1\x80.example", "", "",
-                                NULL),
-                          &c, msg),
-                     CTS_EDATA);
+    assert_int_equal(
+        map1(CTS_API_V2, &h.row,
+             mkrow(&r, 3, "a@\xD0\xBF\xD1\x80.example", "", "", NULL), &c, msg),
+        CTS_EDATA);
     assert_non_null(strstr(msg, "email: character U+043F"));
     cts_contact_clear(&c);
 }

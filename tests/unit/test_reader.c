@@ -74,8 +74,7 @@ static char *read_all(const void *data, size_t len, size_t chunk,
     return cts_buf_detach(&c.out);
 }
 
-static const struct cts_reader_opts auto_opts = {"t.csv", 0, CTS_ENC_AUTO,
-                                                 0};
+static const struct cts_reader_opts auto_opts = {"t.csv", 0, CTS_ENC_AUTO, 0};
 
 /* The libcsv test idea: every chunk size from 1 byte up gives the same
  * rows, the same result and the same encoding as one big feed. */
@@ -90,8 +89,8 @@ static void check_every_chunk(const char *data, size_t len,
     size_t chunk;
 
     memset(&err, 0, sizeof(err));
-    whole = read_all(data, len, len + 1, o, &rc0, &err, enc0, sizeof(enc0),
-                     &d0);
+    whole =
+        read_all(data, len, len + 1, o, &rc0, &err, enc0, sizeof(enc0), &d0);
     if (expect != NULL && strcmp(whole, expect) != 0) {
         fprintf(stderr, "expected:\n%s\ngot:\n%s\n", expect, whole);
         fail();
@@ -101,8 +100,9 @@ static void check_every_chunk(const char *data, size_t len,
         got = read_all(data, len, chunk, o, &rc, &err, enc, sizeof(enc), &d);
         if (strcmp(got, whole) != 0 || rc != rc0 || strcmp(enc, enc0) != 0 ||
             d != d0) {
-            fprintf(stderr, "chunk %zu differs:\n%s\n(%s) vs whole:\n%s\n(%s)\n",
-                    chunk, got, enc, whole, enc0);
+            fprintf(stderr,
+                    "chunk %zu differs:\n%s\n(%s) vs whole:\n%s\n(%s)\n", chunk,
+                    got, enc, whole, enc0);
             fail();
         }
         free(got);
@@ -122,7 +122,8 @@ static void test_basic_rows(void **state)
 
 static void test_bom_and_delimiters(void **state)
 {
-    static const char bom[] = "\xEF\xBB\xBF" "e;n\nx@y.z;1\n";
+    static const char bom[] = "\xEF\xBB\xBF"
+                              "e;n\nx@y.z;1\n";
     static const char tab[] = "e\tn, m\tz\nx@y.z\t 1 \t\n";
     static const char pipe[] = "\"a|b\"|c,d|e\n1|2|3\n";
     static const char one[] = "email\nq@r.st\n";
@@ -230,8 +231,7 @@ static void test_record_caps(void **state)
     for (i = 0; i < 20000; i++)
         cts_buf_appendf(&in, ",");
     cts_buf_appendf(&in, "q\nx,y\n");
-    got = read_all(in.data, in.len, 4096, &auto_opts, &rc, &err, NULL, 0,
-                   NULL);
+    got = read_all(in.data, in.len, 4096, &auto_opts, &rc, &err, NULL, 0, NULL);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(got, "1@2!more than 16384 fields"));
     assert_non_null(strstr(got, "2@3|x|y\n"));
@@ -251,8 +251,7 @@ static void test_unterminated(void **state)
                       "2@3!unterminated quoted field (record opened on line "
                       "3)|d@e.f|open\ng@h.i,2\n\n");
     memset(&err, 0, sizeof(err));
-    got = read_all(in, sizeof(in) - 1, 5, &auto_opts, &rc, &err, NULL, 0,
-                   NULL);
+    got = read_all(in, sizeof(in) - 1, 5, &auto_opts, &rc, &err, NULL, 0, NULL);
     assert_int_equal(rc, CTS_ECSV);
     assert_int_equal(err.exit_code, CTS_EX_DATAERR);
     assert_int_equal(err.row, 2);
@@ -262,8 +261,8 @@ static void test_unterminated(void **state)
 
 static void test_empty_inputs(void **state)
 {
-    static const char *const ins[] = {"", "\xEF\xBB\xBF", "\n\n\r\n",
-                                      " , ,\n", "\xFF\xFE"};
+    static const char *const ins[] = {"", "\xEF\xBB\xBF", "\n\n\r\n", " , ,\n",
+                                      "\xFF\xFE"};
     size_t i;
     (void)state;
     for (i = 0; i < sizeof(ins) / sizeof(ins[0]); i++) {
@@ -271,8 +270,8 @@ static void test_empty_inputs(void **state)
         int rc;
         char *got;
         memset(&err, 0, sizeof(err));
-        got = read_all(ins[i], strlen(ins[i]), 1, &auto_opts, &rc, &err,
-                       NULL, 0, NULL);
+        got = read_all(ins[i], strlen(ins[i]), 1, &auto_opts, &rc, &err, NULL,
+                       0, NULL);
         assert_string_equal(got, "");
         assert_int_equal(rc, CTS_EDATA);
         assert_int_equal(err.exit_code, CTS_EX_DATAERR);
@@ -308,8 +307,8 @@ static void test_encodings(void **state)
                       "0@1|n\n1@2|plain\n2@3|Jos\xC3\xA9\n");
     /* Real UTF-8 then a cp1252 byte in a later chunk: the switch is
      * named in the encoding description. */
-    got = read_all(late_mixed, sizeof(late_mixed) - 1, 9, &auto_opts, &rc,
-                   &err, enc, sizeof(enc), NULL);
+    got = read_all(late_mixed, sizeof(late_mixed) - 1, 9, &auto_opts, &rc, &err,
+                   enc, sizeof(enc), NULL);
     assert_string_equal(got, "0@1|n\n1@2|Jos\xC3\xA9\n2@3|Jos\xC3\xA9\n");
     assert_string_equal(enc, "utf-8, then cp1252 from row 2 (converted)");
     free(got);
@@ -326,9 +325,11 @@ static void test_encodings(void **state)
 static void test_utf16(void **state)
 {
     /* "e\tn\r\nx\t\xF0\x9F\x98\x80\r\n" as UTF-16LE and BE with BOMs. */
-    static const char le[] = "\xFF\xFE" "e\0\t\0n\0\r\0\n\0x\0\t\0"
+    static const char le[] = "\xFF\xFE"
+                             "e\0\t\0n\0\r\0\n\0x\0\t\0"
                              "\x3D\xD8\x00\xDE\r\0\n\0";
-    static const char be[] = "\xFE\xFF" "\0e\0\t\0n\0\r\0\n\0x\0\t"
+    static const char be[] = "\xFE\xFF"
+                             "\0e\0\t\0n\0\r\0\n\0x\0\t"
                              "\xD8\x3D\xDE\x00\0\r\0\n";
     char enc[96];
     int rc;
@@ -490,8 +491,8 @@ static void load_expect(const char *path, struct expect *e)
             fc->row = strtol(p, NULL, 10);
             eq = strchr(sp + 1, '=');
             assert_non_null(eq);
-            snprintf(fc->name, sizeof(fc->name), "%.*s",
-                     (int)(eq - sp - 1), sp + 1);
+            snprintf(fc->name, sizeof(fc->name), "%.*s", (int)(eq - sp - 1),
+                     sp + 1);
             copy(fc->value, sizeof(fc->value), eq + 1);
             unescape(fc->value);
         } else if (line[0] != '#' && line[0] != '\0') {
@@ -539,8 +540,7 @@ static void parse_args(char *args, struct runopts *o)
                         : strcmp(w[i + 1], "utf-8") == 0  ? CTS_ENC_UTF8
                                                           : CTS_ENC_AUTO;
         } else if (strcmp(w[i], "--delimiter") == 0) {
-            o->ro.delimiter =
-                strcmp(w[i + 1], "tab") == 0 ? '\t' : w[i + 1][0];
+            o->ro.delimiter = strcmp(w[i + 1], "tab") == 0 ? '\t' : w[i + 1][0];
         } else if (strcmp(w[i], "--map") == 0) {
             char *eq = strchr(w[i + 1], '=');
             assert_non_null(eq);
@@ -713,12 +713,12 @@ static int run_one(const char *dir, const char *name, size_t chunk)
         copy(cr->error, sizeof(cr->error), err.msg);
     }
 
-#define MISMATCH(...)                                                        \
-    do {                                                                     \
-        fprintf(stderr, "corpus %s (chunk %zu): ", name, chunk);             \
-        fprintf(stderr, __VA_ARGS__);                                        \
-        fprintf(stderr, "\n");                                               \
-        bad++;                                                               \
+#define MISMATCH(...)                                                          \
+    do {                                                                       \
+        fprintf(stderr, "corpus %s (chunk %zu): ", name, chunk);               \
+        fprintf(stderr, __VA_ARGS__);                                          \
+        fprintf(stderr, "\n");                                                 \
+        bad++;                                                                 \
     } while (0)
 
     if (cr->exit_code != e->exit_code)
@@ -764,8 +764,8 @@ static int run_one(const char *dir, const char *name, size_t chunk)
                     got = cc->f[f];
         }
         if (strcmp(got != NULL ? got : "", fc->value) != 0)
-            MISMATCH("row %ld %s = \"%s\", expected \"%s\"", fc->row,
-                     fc->name, got != NULL ? got : "(null)", fc->value);
+            MISMATCH("row %ld %s = \"%s\", expected \"%s\"", fc->row, fc->name,
+                     got != NULL ? got : "(null)", fc->value);
     }
 #undef MISMATCH
     corpus_free(cr);
