@@ -88,6 +88,10 @@ static int list_ids(struct sb_account *acct, json_t *arr, size_t *out,
     {
         long li = json_is_string(v) ? sb_list_find(acct, json_string_value(v))
                                     : -1;
+        /* v3 names lists by uuid only (sb_list_find also takes v2 ids) */
+        if (li >= 0 && strcasecmp(acct->lists[li].list_id,
+                                  json_string_value(v)) != 0)
+            li = -1;
         if (li < 0) {
             sb_verr(errs, VALID, "list_memberships[%zu] is not a list of this "
                                  "account.", i);
