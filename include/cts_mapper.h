@@ -24,7 +24,8 @@
  * v2 text must fit ISO-8859-1: the mapper transliterates
  *   ’ ‘ ‚ ′ → '   “ ” „ ″ → "   – — ‒ − → -   … → ...   € → EUR
  *   • → *   ™ → (TM)   NBSP/thin/zero-width spaces → space / nothing
- * and marks the row invalid for any other character above U+00FF, naming
+ * (never in the email address) and marks the row invalid for any other
+ * character above U+00FF, naming
  * the field and the code point ("first_name: character U+0141 is outside
  * ISO-8859-1, which the v2 API rejects").
  */

@@ -675,9 +675,21 @@ int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
         return invalid(err, row, "email",
                        "longer than %zu characters (the API limit)",
                        cts_field_max(m->api, CTS_F_EMAIL));
-    if (m->api == CTS_API_V2 &&
-        fit_v2(&out->f[CTS_F_EMAIL], "email", row, err) != 0)
-        return CTS_EDATA;
+    /* v2: an address is never transliterated (a changed address is another
+     * mailbox), only refused when it has characters outside Latin-1. */
+    if (m->api == CTS_API_V2) {
+        const unsigned char *p = (const unsigned char *)out->f[CTS_F_EMAIL];
+        size_t n = strlen(out->f[CTS_F_EMAIL]), i = 0, step;
+        uint32_t cp = 0;
+        for (; i < n; i += step) {
+            step = cts_utf8_decode(p + i, n - i, &cp);
+            if (step == 0 || cp > 0xFF)
+                return invalid(err, row, "email",
+                               "character U+%04X is outside ISO-8859-1, "
+                               "which the v2 API rejects",
+                               (unsigned)(step == 0 ? p[i] : cp));
+        }
+    }
 
     for (f = CTS_F_EMAIL + 1; f < CTS_F__COUNT; f++) {
         const char *name;

@@ -417,6 +417,15 @@ static void test_v2_latin1(void **state)
     assert_string_equal(msg, "last_name: character U+0141 is outside "
                              "ISO-8859-1, which the v2 API rejects");
     cts_contact_clear(&c);
+    /* An address is never transliterated for v2: refused instead. */
+    assert_int_equal(
+        map1(CTS_API_V2, &h.row,
+             mkrow(&r, 3, "o\xE2\x80\x99neil@example.com", "", "", NULL), &c,
+             msg),
+        CTS_EDATA);
+    assert_string_equal(msg, "email: character U+2019 is outside "
+                             "ISO-8859-1, which the v2 API rejects");
+    cts_contact_clear(&c);
     /* IDN emails cannot go to v2. */
     assert_int_equal(
         map1(CTS_API_V2, &h.row,
