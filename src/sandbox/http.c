@@ -192,7 +192,10 @@ int sb_http_parse(struct sb_http_msg *msg, char *buf, size_t len)
             if (len > SB_HEADER_CAP)
                 return SB_HTTP_HDRBIG;
             /* A request line that cannot become valid: fail early instead
-             * of waiting for 16 KiB of garbage. */
+             * of waiting for 16 KiB of garbage (a lone CR may still become
+             * an empty line). */
+            if (len - lead == 1 && buf[lead] == '\r')
+                return SB_HTTP_MORE;
             for (size_t i = lead; i < len && i < lead + 32; i++) {
                 unsigned char c = (unsigned char)buf[i];
                 if (c == ' ')
