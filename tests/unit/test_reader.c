@@ -796,6 +796,16 @@ static void test_corpus(void **state)
         files++;
         for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++)
             bad += run_one(dir, name, chunks[c]);
+        /* Small files: every chunk size from 1 byte up to the whole file
+         * (libcsv's own test idea), so no boundary is left untried. */
+        {
+            char path[1024];
+            size_t len, k;
+            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+            free(slurp(path, &len));
+            for (k = 4; len <= 4096 && k <= len && bad == 0; k++)
+                bad += run_one(dir, name, k);
+        }
     }
     closedir(d);
     cts_log_set_level(CTS_LOG_WARN);
