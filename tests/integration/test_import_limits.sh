@@ -81,6 +81,11 @@ for api in $APIS; do
     sb_reset
     STATE_DIR="$T/state-$api-401"
     gen 40 24
+    # A token that expires a day from the sandbox's now (the built-in v2
+    # demo token never expires).
+    TOKEN=$(curl -fsS -X POST -H 'Content-Type: application/json' \
+        -d "{\"api\":\"$api\",\"api_key\":\"$KEY\",\"account\":\"a07e1demo0001\",\"expires_in\":86400}" \
+        "$SB_URL/_sandbox/token" | jq -r .access_token)
     CTCT_ACCESS_TOKEN=$TOKEN "$CTS" import --api "$API" --api-key "$KEY" \
         $(api_urls) --state "$STATE_DIR" --report "$T/r.csv" \
         --summary "$T/s.json" --list "$LIST" --rate 5 --concurrency 1 \
