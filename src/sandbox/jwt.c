@@ -1,6 +1,6 @@
 /*
  * jwt.c — pure OAuth primitives of ctct-sandbox: HMAC-SHA256, HS256 JWTs,
- * PKCE S256, exact redirect-URI matching, form decoding.  No libuv, no
+ * PKCE S256, exact redirect-URI matching, URL encoding.  No libuv, no
  * server state: everything here is a function of its arguments, which is
  * what lets tests/sandbox/test_jwt.c include this file directly.
  */
@@ -328,70 +328,6 @@ int sbo_redirect_score(const char *registered, const char *given)
          span_eq(r.query, r.query_n, g.query, g.query_n);
     n += r.has_frag == g.has_frag && span_eq(r.frag, r.frag_n, g.frag, g.frag_n);
     return n;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static char *url_decode(const char *s, size_t n)
-{
-    char *out = cts_xmalloc(n + 1), *o = out;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            *o++ = ' ';
-        } else if (s[i] == '%') {
-            int hi, lo;
-            if (i + 2 >= n) { /* truncated escape */
-                free(out);
-                return NULL;
-            }
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                /* %00 would truncate the C string: refuse it. */
-                free(out);
-                return NULL;
-            }
-            *o++ = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-char *sbo_form_get(const char *form, size_t len, const char *key)
-{
-    size_t klen = strlen(key), i = 0;
-    if (form == NULL)
-        return NULL;
-    while (i < len) {
-        size_t end = i, eq;
-        while (end < len && form[end] != '&')
-            end++;
-        eq = i;
-        while (eq < end && form[eq] != '=')
-            eq++;
-        /* Keys in our forms are plain ASCII; compare them undecoded. */
-        if (eq - i == klen && memcmp(form + i, key, klen) == 0) {
-            if (eq == end)
-                return cts_xstrdup("");
-            return url_decode(form + eq + 1, end - eq - 1);
-        }
-        i = end + 1;
-    }
-    return NULL;
 }
 
 char *sbo_url_encode(const char *s)

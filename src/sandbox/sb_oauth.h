@@ -1,7 +1,7 @@
 /*
  * sb_oauth.h — ctct-sandbox's OAuth pieces (helper "sboauth"): the pure
  * primitives in jwt.c (HMAC-SHA256, HS256 JWTs, PKCE S256, exact
- * redirect-URI matching, URL decoding) and the route registration of
+ * redirect-URI matching, URL encoding) and the route registration of
  * oauth.c (v2 /oauth2/..., v3 /oauth2/default/v1/..., POST /_sandbox/token)
  * and bulk.c (v2 and v3 bulk activities).
  *
@@ -111,13 +111,6 @@ const char *sbo_redirect_mismatch(const char *registered, const char *given);
 int sbo_redirect_score(const char *registered, const char *given);
 
 /* ---- URL encoding ---- */
-/*
- * Find key in an application/x-www-form-urlencoded string (a query string
- * or a form body) of length len; returns an owned, percent- and
- * plus-decoded copy of the first value, or NULL when the key is absent or
- * the value is not decodable.  A key without '=' gives "".
- */
-char *sbo_form_get(const char *form, size_t len, const char *key);
 /* Percent-encode s for a query value (RFC 3986 unreserved kept); owned. */
 char *sbo_url_encode(const char *s);
 

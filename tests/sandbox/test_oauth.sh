@@ -346,6 +346,17 @@ req -X POST "$V3A/device/authorize" -d client_id=$V3NODEV -d scope=contact_data
 check "device flow refused for an app without it" \
     test "$CODE" = 400 -a "$(jb .error)" = unauthorized_client
 
+# Tokens minted for tests (POST /_sandbox/token) are real: JWT + refresh.
+req -X POST -H 'Content-Type: application/json' \
+    -d "{\"api\":\"v3\",\"api_key\":\"$V3ROT\",\"account\":\"beta\",\"expires_in\":60}" "$SB_URL/_sandbox/token"
+MAT=$(jb .access_token 2>/dev/null)
+MRT=$(jb .refresh_token 2>/dev/null)
+check "/_sandbox/token mints a JWT for the client and account" \
+    test "$(jwt_payload "$MAT" | jq -r '.cid + " " + .platform_user_id')" = "$V3ROT a07e1beta0001"
+req -X POST "$V3A/token" -d grant_type=refresh_token -d client_id=$V3ROT --data-urlencode refresh_token="$MRT"
+check "a minted refresh token can be exchanged (and rotates)" \
+    test "$CODE" = 200 -a -n "$(jb .refresh_token 2>/dev/null)" -a "$(jb .refresh_token 2>/dev/null)" != "$MRT"
+
 req -X POST "$V3A/token" -d client_id=$V3ROT -d grant_type=password
 check "unsupported grant_type" test "$CODE" = 400 -a "$(jb .error)" = unsupported_grant_type
 req -X POST "$V3A/token" -d grant_type=refresh_token -d refresh_token=x
