@@ -124,8 +124,11 @@ void cts_state_close(struct cts_state *st);
 /* The per key+account directory (borrowed; valid until close). */
 const char *cts_state_path(const struct cts_state *st);
 
-/* Size the email index for `rows` more emails now, so it never grows (a
- * growth step briefly holds the old and new tables: 2.5x memory). */
+/* Size the email index for a run of `rows` emails: max(known, rows) plus
+ * 1/8 for new ones (a nightly file is mostly the emails the store knows).
+ * Beyond that the index grows by 1.5x, and a growth step briefly holds the
+ * old and the new table.  cts_state_params.expected_rows does the same at
+ * open, before the store is loaded. */
 void cts_state_reserve(struct cts_state *st, size_t rows);
 
 /* ---- email index and duplicates ---- */
@@ -142,8 +145,8 @@ uint64_t cts_state_email_key(const char *email);
  *
  * Memory: open addressing, 16 bytes a slot (56-bit email key + 8 flag bits,
  * 32-bit fingerprint, 32-bit row), load factor <= 0.85; emails known from
- * the store share the table.  1,000,000 emails ~ 19 MB after
- * cts_state_reserve().  Two different emails with the same 56-bit key
+ * the store share the table: 18.8 bytes an email at full load, and a
+ * reserve for one million (1.125 M with slack) is 21.2 MB.  Two different emails with the same 56-bit key
  * (probability ~ n^2 / 2^57: 7e-6 at one million) would be treated as the
  * same email: the second reported `duplicate`.
  */

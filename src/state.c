@@ -844,6 +844,15 @@ int cts_state_bulk_pending(struct cts_state *st, const char *email,
     return 1;
 }
 
+/* Entries to size the table for, for a run of `rows` emails next to
+ * `known` ones.  A nightly sync mostly re-reads the emails it knows, so the
+ * union is near max(known, rows), not their sum; 1/8 of slack covers new
+ * ones, and a file of mostly new emails makes the table grow (1.5x). */
+static size_t index_target(size_t known, size_t rows)
+{
+    return (known > rows ? known : rows) + rows / 8;
+}
+
 /* ---- open / close ---- */
 
 static int take_lock(struct cts_state *st, struct cts_error *err)
@@ -958,6 +967,18 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
     }
 
     path = cts_xasprintf("%s/store", st->dir);
+    {
+        /* Size the index once for the store and this run together: a
+         * later growth would hold the old and the new table at once. */
+        struct stat sb;
+        size_t known = 0;
+        if (stat(path, &sb) == 0 && sb.st_size > (off_t)sizeof(struct store_hdr))
+            known = (size_t)(sb.st_size - (off_t)sizeof(struct store_hdr)) /
+                    STORE_REC;
+        if (known > 0 || p->expected_rows > 0)
+            cts_emailidx_reserve(&st->ix,
+                                 index_target(known, p->expected_rows));
+    }
     rc = load_store(st, path, &store_run, err);
     free(path);
     if (rc != 0)
@@ -1029,8 +1050,6 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
         }
     }
     free(path);
-    if (p->expected_rows > 0)
-        cts_state_reserve(st, p->expected_rows);
     *out = st;
     return 0;
 fail:
@@ -1075,7 +1094,7 @@ const char *cts_state_path(const struct cts_state *st)
 void cts_state_reserve(struct cts_state *st, size_t rows)
 {
     if (!st->committed)
-        cts_emailidx_reserve(&st->ix, st->ix.n + rows);
+        cts_emailidx_reserve(&st->ix, index_target(st->ix.n, rows));
 }
 
 /* ---- email index, fingerprints, lookups ---- */
