@@ -1047,7 +1047,7 @@ json_t *sb_server_state(struct sb_server *srv, int with_contacts,
     for (int s = 100; s < 600; s++) {
         if (!srv->by_status[s])
             continue;
-        char k[8];
+        char k[16];
         snprintf(k, sizeof k, "%d", s);
         json_object_set_new(bs, k, json_integer((json_int_t)srv->by_status[s]));
     }
