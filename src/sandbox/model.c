@@ -895,8 +895,10 @@ static json_t *render_v2(struct sb_account *acct, sb_contact_ref r,
     json_object_set_new(o, "notes", json_array());
     json_object_set_new(o, "confirmed", json_false());
     json_t *lists = json_array();
+    /* an opted-out / deleted contact shows no list memberships */
+    uint64_t shown = c->deleted ? 0 : c->lists;
     for (size_t i = 0; i < acct->nlists && i < SB_MAX_LISTS; i++) {
-        if (!(c->lists & (1ull << i)))
+        if (!(shown & (1ull << i)))
             continue;
         json_t *l = json_object();
         json_object_set_new(l, "id", id_json(acct->lists[i].id));
@@ -978,8 +980,9 @@ static json_t *render_v3(struct sb_account *acct, sb_contact_ref r,
     if (c->deleted)
         set_str(o, "deleted_at", modified);
     json_t *lists = json_array();
+    uint64_t shown = c->deleted ? 0 : c->lists;
     for (size_t i = 0; i < acct->nlists && i < SB_MAX_LISTS; i++)
-        if (c->lists & (1ull << i))
+        if (shown & (1ull << i))
             json_array_append_new(lists, json_string(acct->lists[i].list_id));
     json_object_set_new(o, "list_memberships", lists);
     json_t *cfs = json_array();
