@@ -118,6 +118,31 @@ check "--quiet: no ps warning" eval '[ "$RC" = 69 ] && ! grep -q "visible" "$T/e
 CTCT_ACCESS_TOKEN=$SECRET cts check --base-url http://127.0.0.1:1/v3 --timeout 2
 check "token from env: no ps warning" eval '[ "$RC" = 69 ] && ! grep -q "visible" "$T/err"'
 
+# Every option of the spec appears in some command's --help and in the man
+# page; every environment variable in the man page.
+: >"$T/allhelp"
+# roff escapes dashes (\-); without the backslashes the text greps plainly.
+sed 's/\\//g' "$TOP/doc/ctct-sync.1" >"$T/man.txt"
+for c in import check lists auth; do "$CTS" "$c" --help >>"$T/allhelp"; done
+missing=""
+for o in api api-key token token-file account base-url auth-url config list mode \
+    rate concurrency daily-quota retries report summary state full bulk \
+    bulk-threshold poll-interval dry-run quiet verbose delimiter encoding map \
+    redirect-uri registered-redirect-uri no-listen open device client-secret \
+    scopes timeout json help; do
+    grep -q -- "--$o\b" "$T/allhelp" || missing="$missing help:--$o"
+    grep -q -- "--$o\b" "$T/man.txt" ||
+        missing="$missing man:--$o"
+done
+for e in CTCT_API CTCT_API_KEY CTCT_ACCESS_TOKEN CTCT_TOKEN_FILE CTCT_ACCOUNT \
+    CTCT_BASE_URL CTCT_AUTH_URL CTCT_CONFIG CTCT_CLIENT_SECRET CTCT_SYNC_NOW; do
+    grep -q "$e" "$T/man.txt" || missing="$missing man:$e"
+done
+for x in 0 1 64 65 66 69 73 75 77 78; do
+    grep -q "^\.B $x\$" "$T/man.txt" || missing="$missing man:exit-$x"
+done
+check "every option in --help and the man page${missing:+ (missing:$missing)}" eval '[ -z "$missing" ]'
+
 # A failed write to stdout is an error (jq's rule).
 if [ -w /dev/full ]; then
     RC=0
