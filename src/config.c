@@ -839,6 +839,10 @@ static int read_token_file(struct loader *ld, const char *path,
                               "--token-file %s`",
                               path, cfg->api == CTS_API_V2 ? "v2" : "v3",
                               path);
+    /* Same words as for the config file (ssh's), before reading a byte. */
+    rc = cts_config_check_perms(path, err);
+    if (rc != 0)
+        return rc;
     rc = cts_tokenfile_read(path, &tok, err);
     if (rc != 0) {
         cts_tokens_free(&tok);
