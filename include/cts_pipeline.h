@@ -33,6 +33,7 @@
 #define CTS_PIPELINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cts_config.h"
 #include "cts_util.h"
@@ -61,10 +62,11 @@ struct cts_pipeline_params {
     long expected_rows;             /* estimate for the progress line;
                                        0 = unknown */
     int preflight;                  /* requests just made for this key
-                                       (account check, lists): they take
-                                       limiter slots first, because the
-                                       server counts them in the same
-                                       1-second window */
+                                       (account check, lists): the server
+                                       counts them in the same 1-second
+                                       window as the first rows */
+    uint64_t preflight_done_ms;     /* when they ended, uv_hrtime()/1e6
+                                       (the loop's clock); 0 = now */
 };
 
 struct cts_pipeline_outcome {

@@ -204,6 +204,7 @@ int cts_cmd_import(struct cts_config *cfg)
     struct cts_pipeline_outcome po;
     char *report_path = NULL, *state_dir = NULL;
     uint64_t t0 = uv_hrtime();
+    uint64_t preflight_done_ms = 0;
     double elapsed;
     long expected = 0;
     int ex, rc;
@@ -256,6 +257,8 @@ int cts_cmd_import(struct cts_config *cfg)
     if (ex != 0)
         goto out;
 
+    preflight_done_ms = uv_hrtime() / 1000000;
+
     /* The lock: a second run on the same key+account exits 75 at once. */
     state_dir = cfg->state_dir != NULL ? cts_xstrdup(cfg->state_dir)
                                        : default_state_dir();
@@ -302,6 +305,7 @@ int cts_cmd_import(struct cts_config *cfg)
     /* Account check + lists (+ custom fields): requests the server has
      * just counted against this key. */
     pp.preflight = 2 + (cfg->nlists > 0) + (cf.n > 0);
+    pp.preflight_done_ms = preflight_done_ms;
     pp.expected_rows = expected > (long)cfg->ninputs
                            ? expected - (long)cfg->ninputs
                            : 0;

@@ -153,7 +153,7 @@ else
     CTCT_ACCESS_TOKEN=$TOKEN /usr/bin/time -f %M -o "$T/rss" "$CTS" import \
         --api v3 --api-key "$KEY" $(api_urls) --state "$STATE_DIR" \
         --report "$T/r.csv" --summary "$T/s.json" --list "$LIST" --rate 0 \
-        --concurrency 16 --daily-quota 1000000000 "$T/in.csv" >"$T/out" 2>"$T/err"
+        --concurrency 16 --daily-quota 1000000000 --bulk never "$T/in.csv" >"$T/out" 2>"$T/err"
     RC=$?
     rss=$(tail -1 "$T/rss")
     # AddressSanitizer's shadow memory and quarantine say nothing about our
