@@ -43,45 +43,45 @@ struct cts_config {
     /* §4 credentials */
     enum cts_api api;
     char *api_key;
-    char *token;        /* from --token, env, or read from token_file */
+    char *token; /* from --token, env, or read from token_file */
     char *token_file;
-    char *refresh_token; /* v3, from token_file when present */
+    char *refresh_token;   /* v3, from token_file when present */
     long token_expires_at; /* unix time from token_file, 0 if unknown */
-    char *client_secret; /* --client-secret / CTCT_CLIENT_SECRET (auth) */
+    char *client_secret;   /* --client-secret / CTCT_CLIENT_SECRET (auth) */
     char *account;
-    char *base_url;     /* without trailing slash */
-    char *auth_url;     /* without trailing slash */
+    char *base_url; /* without trailing slash */
+    char *auth_url; /* without trailing slash */
     char *config_file;
 
     /* §5 CSV intake */
-    char **inputs;      /* FILE... ("-" = stdin) */
+    char **inputs; /* FILE... ("-" = stdin) */
     size_t ninputs;
-    int delimiter;      /* 0 = detect */
+    int delimiter; /* 0 = detect */
     enum cts_encoding encoding;
     struct cts_map *maps;
     size_t nmaps;
 
     /* §6 sending */
-    char **lists;       /* --list ID, repeatable */
+    char **lists; /* --list ID, repeatable */
     size_t nlists;
     enum cts_mode mode;
-    double rate;        /* requests/s; 0 = unlimited */
+    double rate; /* requests/s; 0 = unlimited */
     long concurrency;
     long daily_quota;
     long retries;
-    long timeout_ms;    /* per request */
+    long timeout_ms; /* per request */
     int dry_run;
     enum cts_bulk bulk;
     long bulk_threshold;
     long poll_interval_s;
 
     /* §7 results */
-    char *report;       /* NULL = "<first input>.report.csv" in cwd */
-    char *summary;      /* NULL = no summary file */
+    char *report;  /* NULL = "<first input>.report.csv" in cwd */
+    char *summary; /* NULL = no summary file */
     int quiet;
     int verbose;
-    int progress;       /* 1 when stderr is a terminal and not quiet */
-    int json;           /* lists/check --json: machine-readable stdout */
+    int progress; /* 1 when stderr is a terminal and not quiet */
+    int json;     /* lists/check --json: machine-readable stdout */
 
     /* §8 state */
     char *state_dir;
@@ -95,7 +95,8 @@ struct cts_config {
     int device_flow;
     char *scopes;
 
-    /* Tests: a fixed "now" (unix seconds) from CTCT_SYNC_NOW, 0 = real clock. */
+    /* Tests: a fixed "now" (unix seconds) from CTCT_SYNC_NOW, 0 = real clock.
+     */
     long fixed_now;
 
     /* --help was given: main prints the command's usage and exits 0; the
@@ -113,8 +114,8 @@ struct cts_config {
  * option and err->exit_code with 64 (usage) or 78 (configuration).
  * cfg is zeroed first; free with cts_config_free() in every case.
  */
-int cts_config_load(struct cts_config *cfg, enum cts_command command,
-                    int argc, char **argv, struct cts_error *err);
+int cts_config_load(struct cts_config *cfg, enum cts_command command, int argc,
+                    char **argv, struct cts_error *err);
 void cts_config_free(struct cts_config *cfg);
 
 /* Current unix time, honouring cfg->fixed_now (cfg may be NULL). */

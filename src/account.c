@@ -44,8 +44,7 @@ static const char *api_name(enum cts_api api)
 /* The `ctct-sync auth` command line that fixes a credentials problem. */
 static void auth_hint(const struct cts_config *cfg, char *buf, size_t n)
 {
-    snprintf(buf, n,
-             "ctct-sync auth --api %s --api-key KEY --token-file %s",
+    snprintf(buf, n, "ctct-sync auth --api %s --api-key KEY --token-file %s",
              api_name(cfg->api),
              cfg->token_file != NULL ? cfg->token_file : "FILE");
 }
@@ -71,9 +70,8 @@ static int reply_error(const struct cts_config *cfg, const char *what,
             err, CTS_EAUTH, CTS_EX_NOPERM,
             "%s was refused (HTTP %ld%s%s%s%s): the access token is "
             "invalid, expired or lacks a scope%s; get a new one with `%s`",
-            what, req->status, key != NULL ? ", " : "",
-            key != NULL ? key : "", msg != NULL ? ": " : "",
-            msg != NULL ? msg : "",
+            what, req->status, key != NULL ? ", " : "", key != NULL ? key : "",
+            msg != NULL ? ": " : "", msg != NULL ? msg : "",
             cfg->api == CTS_API_V3 ? " (needs account_read and contact_data)"
                                    : "",
             hint);
@@ -89,8 +87,7 @@ static int reply_error(const struct cts_config *cfg, const char *what,
     return rc;
 }
 
-static int unreachable(const char *what, const char *url,
-                       struct cts_error *err)
+static int unreachable(const char *what, const char *url, struct cts_error *err)
 {
     /* cts_http_fetch filled err with libcurl's words; keep them. */
     char detail[sizeof(err->msg)];
@@ -123,8 +120,7 @@ static void redact_one(char *msg, size_t cap, const char *secret)
     snprintf(msg, cap, "%s", out);
 }
 
-static void redact_secrets(const struct cts_config *cfg,
-                           struct cts_error *err)
+static void redact_secrets(const struct cts_config *cfg, struct cts_error *err)
 {
     const char *secrets[3];
     size_t i;
@@ -219,8 +215,8 @@ static int check_v2(struct cts_config *cfg, struct cts_account_info *out,
                             "but --api-key is %s; a key and a token must "
                             "come from the same application — get a token "
                             "for this key with `%s`",
-                            cts_mask(client_id, m1),
-                            cts_mask(cfg->api_key, m2), hint);
+                            cts_mask(client_id, m1), cts_mask(cfg->api_key, m2),
+                            hint);
         goto out;
     }
     if (cfg->account != NULL &&
@@ -309,13 +305,13 @@ static int check_v3(struct cts_config *cfg, struct cts_account_info *out,
     is_jwt = cts_jwt_claims(cfg->token, &cid, &exp) == 0;
     if (is_jwt && cid != NULL && cfg->api_key != NULL &&
         strcmp(cid, cfg->api_key) != 0) {
-        rc = cts_error_setx(err, CTS_EAUTH, CTS_EX_NOPERM,
-                            "the access token was issued for API key %s, "
-                            "but --api-key is %s; a key and a token must "
-                            "come from the same application — get a token "
-                            "for this key with `%s`",
-                            cts_mask(cid, m1), cts_mask(cfg->api_key, m2),
-                            hint);
+        rc =
+            cts_error_setx(err, CTS_EAUTH, CTS_EX_NOPERM,
+                           "the access token was issued for API key %s, "
+                           "but --api-key is %s; a key and a token must "
+                           "come from the same application — get a token "
+                           "for this key with `%s`",
+                           cts_mask(cid, m1), cts_mask(cfg->api_key, m2), hint);
         goto out;
     }
     if (is_jwt && exp > 0 && exp <= (long long)now) {
@@ -406,8 +402,8 @@ int cts_account_check(struct cts_config *cfg, struct cts_account_info *out,
 {
     int rc;
     memset(out, 0, sizeof(*out));
-    if (cfg->token == NULL && !(cfg->api == CTS_API_V3 &&
-                                cfg->refresh_token != NULL))
+    if (cfg->token == NULL &&
+        !(cfg->api == CTS_API_V3 && cfg->refresh_token != NULL))
         return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
                               "no access token: run `ctct-sync auth` to get "
                               "one, or try the sandbox's demo account "
@@ -454,10 +450,8 @@ static char *v3_next_url(const char *base, const char *body, size_t len)
     char *next = NULL;
     if (root == NULL)
         return NULL;
-    href = json_string_value(
-        json_object_get(json_object_get(json_object_get(root, "_links"),
-                                        "next"),
-                        "href"));
+    href = json_string_value(json_object_get(
+        json_object_get(json_object_get(root, "_links"), "next"), "href"));
     if (href != NULL && *href != '\0') {
         if (strncmp(href, "http://", 7) == 0 ||
             strncmp(href, "https://", 8) == 0) {
@@ -501,24 +495,22 @@ int cts_account_fetch_lists(const struct cts_config *cfg,
         if (rc != 0) {
             rc = unreachable("the lists endpoint", url, err);
         } else if (req.status != 200) {
-            rc = reply_error(cfg, "listing the contact lists", url, &req,
-                             err);
+            rc = reply_error(cfg, "listing the contact lists", url, &req, err);
         } else if (cts_api_parse_lists(cfg->api, req.resp.data, req.resp.len,
                                        &items, &n) != 0) {
             rc = cts_error_setx(err, CTS_EHTTP, CTS_EX_UNAVAILABLE,
                                 "GET %s gave an unexpected reply (no lists)",
                                 url);
         } else {
-            out->items = cts_xrealloc(out->items,
-                                      (out->n + n) * sizeof(*out->items));
+            out->items =
+                cts_xrealloc(out->items, (out->n + n) * sizeof(*out->items));
             memcpy(out->items + out->n, items, n * sizeof(*items));
             out->n += n;
             free(items); /* the strings moved to out->items */
             /* A server that keeps answering "next" must not loop us
              * forever: 100 pages of 1000 is far beyond any account. */
             if (cfg->api == CTS_API_V3 && ++pages < 100)
-                next = v3_next_url(cfg->base_url, req.resp.data,
-                                   req.resp.len);
+                next = v3_next_url(cfg->base_url, req.resp.data, req.resp.len);
         }
         cts_http_req_clear(&req);
         free(url);
@@ -557,16 +549,14 @@ int cts_account_check_lists(const struct cts_config *cfg,
         for (j = 0; j < lists->n; j++)
             cts_buf_appendf(&valid, "%s%s (%s)", j > 0 ? ", " : "",
                             lists->items[j].id,
-                            lists->items[j].name != NULL
-                                ? lists->items[j].name
-                                : "unnamed");
-        rc = cts_error_setx(err, CTS_EDATA, CTS_EX_DATAERR,
-                            "unknown list id%s %s; nothing was written; "
-                            "valid ids: %s",
-                            strchr(unknown.data, ',') != NULL ? "s" : "",
-                            unknown.data,
-                            valid.len > 0 ? valid.data
-                                          : "none (the account has no lists)");
+                            lists->items[j].name != NULL ? lists->items[j].name
+                                                         : "unnamed");
+        rc = cts_error_setx(
+            err, CTS_EDATA, CTS_EX_DATAERR,
+            "unknown list id%s %s; nothing was written; "
+            "valid ids: %s",
+            strchr(unknown.data, ',') != NULL ? "s" : "", unknown.data,
+            valid.len > 0 ? valid.data : "none (the account has no lists)");
     }
     cts_buf_free(&unknown);
     cts_buf_free(&valid);
@@ -611,11 +601,10 @@ int cts_cmd_check(struct cts_config *cfg)
         json_t *o = json_pack(
             "{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:I, s:b}", "api",
             api_name(info.api), "account", info.account, "organization",
-            info.organization, "api_key",
-            cfg->api_key != NULL ? mkey : NULL, "token_issued_for",
-            info.client_id != NULL ? mcid : NULL, "access_token", mtok,
-            "expires", info.expires_at > 0 ? when : NULL, "expires_at",
-            (json_int_t)info.expires_at, "ok", 1);
+            info.organization, "api_key", cfg->api_key != NULL ? mkey : NULL,
+            "token_issued_for", info.client_id != NULL ? mcid : NULL,
+            "access_token", mtok, "expires", info.expires_at > 0 ? when : NULL,
+            "expires_at", (json_int_t)info.expires_at, "ok", 1);
         char *s = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
         if (s == NULL) {
             json_decref(o);
@@ -631,8 +620,7 @@ int cts_cmd_check(struct cts_config *cfg)
                info.account != NULL ? info.account : "(unknown account)",
                info.organization != NULL ? " — " : "",
                info.organization != NULL ? info.organization : "");
-        printf("  api:           %s (%s)\n", api_name(info.api),
-               cfg->base_url);
+        printf("  api:           %s (%s)\n", api_name(info.api), cfg->base_url);
         printf("  account:       %s%s\n",
                info.account != NULL ? info.account : "(unknown)",
                cfg->account != NULL ? " (matches --account)" : "");
@@ -719,8 +707,7 @@ int cts_cmd_lists(struct cts_config *cfg)
             size_t w = strlen(set.items[i].id);
             if (w > wid)
                 wid = w;
-            w = set.items[i].name != NULL ? utf8_width(set.items[i].name)
-                                          : 0;
+            w = set.items[i].name != NULL ? utf8_width(set.items[i].name) : 0;
             if (w > wname)
                 wname = w;
         }

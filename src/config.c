@@ -80,9 +80,9 @@ enum { A_NONE = 0, A_REQ = 1 };
 struct opt_def {
     const char *name;
     int id;
-    int arg;        /* A_NONE: a flag; A_REQ: takes a value */
-    unsigned cmds;  /* which commands accept it on the command line */
-    int in_file;    /* may appear in the config file */
+    int arg;       /* A_NONE: a flag; A_REQ: takes a value */
+    unsigned cmds; /* which commands accept it on the command line */
+    int in_file;   /* may appear in the config file */
 };
 
 static const struct opt_def opts[] = {
@@ -159,13 +159,13 @@ enum layer { L_DEFAULT = 0, L_FILE, L_ENV, L_ARGV };
 struct loader {
     struct cts_config *cfg;
     enum layer layer;
-    const char *where;  /* "FILE:LINE" for file values, env name for env */
-    int lists_layer;    /* layer that set the current cfg->lists, -1 none */
+    const char *where; /* "FILE:LINE" for file values, env name for env */
+    int lists_layer;   /* layer that set the current cfg->lists, -1 none */
     int maps_layer;
-    int api_set;        /* api came from a layer (not the token file) */
-    int token_layer;    /* layer of token / token_file, -1 none */
-    int token_argv;     /* --token was on the command line */
-    int secret_argv;    /* --client-secret was on the command line */
+    int api_set;     /* api came from a layer (not the token file) */
+    int token_layer; /* layer of token / token_file, -1 none */
+    int token_argv;  /* --token was on the command line */
+    int secret_argv; /* --client-secret was on the command line */
 };
 
 /* Format "the option" for messages in the words of its layer. */
@@ -181,8 +181,7 @@ static void opt_label(const struct loader *ld, const struct opt_def *o,
 }
 
 static int bad_value(const struct loader *ld, const struct opt_def *o,
-                     const char *value, const char *why,
-                     struct cts_error *err)
+                     const char *value, const char *why, struct cts_error *err)
 {
     char label[300];
     opt_label(ld, o, label, sizeof(label));
@@ -285,8 +284,7 @@ static int parse_encoding(const char *s, enum cts_encoding *out)
     else if (cts_streq_nocase(s, "cp1252") ||
              cts_streq_nocase(s, "windows-1252"))
         *out = CTS_ENC_CP1252;
-    else if (cts_streq_nocase(s, "latin1") ||
-             cts_streq_nocase(s, "iso-8859-1"))
+    else if (cts_streq_nocase(s, "latin1") || cts_streq_nocase(s, "iso-8859-1"))
         *out = CTS_ENC_LATIN1;
     else
         return CTS_EUSAGE;
@@ -346,8 +344,8 @@ static void clear_maps(struct cts_config *cfg)
 }
 
 /* Apply one option value from the loader's current layer. */
-static int apply(struct loader *ld, const struct opt_def *o,
-                 const char *value, struct cts_error *err)
+static int apply(struct loader *ld, const struct opt_def *o, const char *value,
+                 struct cts_error *err)
 {
     struct cts_config *cfg = ld->cfg;
     const char *shown = is_secret(o->id) ? "(hidden)" : value;
@@ -361,9 +359,7 @@ static int apply(struct loader *ld, const struct opt_def *o,
         return bad_value(ld, o, shown, "empty value", err);
 
     switch (o->id) {
-    case O_HELP:
-        cfg->help = 1;
-        return 0;
+    case O_HELP: cfg->help = 1; return 0;
     case O_QUIET:
     case O_VERBOSE:
     case O_JSON:
@@ -400,18 +396,14 @@ static int apply(struct loader *ld, const struct opt_def *o,
             return bad_value(ld, o, shown, "expected v2 or v3", err);
         ld->api_set = 1;
         return 0;
-    case O_API_KEY:
-        set_str(&cfg->api_key, value);
-        return 0;
+    case O_API_KEY: set_str(&cfg->api_key, value); return 0;
     case O_TOKEN:
         set_str(&cfg->token, value);
         ld->token_layer = (int)ld->layer;
         if (ld->layer == L_ARGV)
             ld->token_argv = 1;
         return 0;
-    case O_TOKEN_FILE:
-        set_path(ld, &cfg->token_file, value);
-        return 0;
+    case O_TOKEN_FILE: set_path(ld, &cfg->token_file, value); return 0;
     case O_ACCOUNT:
         if (value[0] == '\0') {
             free(cfg->account);
@@ -434,9 +426,7 @@ static int apply(struct loader *ld, const struct opt_def *o,
         *dst = cts_xstrndup(value, n);
         return 0;
     }
-    case O_CONFIG:
-        set_str(&cfg->config_file, value);
-        return 0;
+    case O_CONFIG: set_str(&cfg->config_file, value); return 0;
     case O_TIMEOUT:
         if (parse_double(value, 0.001, 86400, &d) != 0)
             return bad_value(ld, o, shown,
@@ -448,8 +438,8 @@ static int apply(struct loader *ld, const struct opt_def *o,
             clear_lists(cfg);
             ld->lists_layer = (int)ld->layer;
         }
-        cfg->lists = cts_xrealloc(cfg->lists,
-                                  (cfg->nlists + 1) * sizeof(*cfg->lists));
+        cfg->lists =
+            cts_xrealloc(cfg->lists, (cfg->nlists + 1) * sizeof(*cfg->lists));
         cfg->lists[cfg->nlists++] = cts_xstrdup(value);
         return 0;
     case O_MODE:
@@ -483,15 +473,9 @@ static int apply(struct loader *ld, const struct opt_def *o,
             return bad_value(ld, o, shown, "expected 0 to 100", err);
         cfg->retries = l;
         return 0;
-    case O_REPORT:
-        set_path(ld, &cfg->report, value);
-        return 0;
-    case O_SUMMARY:
-        set_path(ld, &cfg->summary, value);
-        return 0;
-    case O_STATE:
-        set_path(ld, &cfg->state_dir, value);
-        return 0;
+    case O_REPORT: set_path(ld, &cfg->report, value); return 0;
+    case O_SUMMARY: set_path(ld, &cfg->summary, value); return 0;
+    case O_STATE: set_path(ld, &cfg->state_dir, value); return 0;
     case O_BULK:
         if (strcmp(value, "auto") == 0)
             cfg->bulk = CTS_BULK_AUTO;
@@ -515,8 +499,7 @@ static int apply(struct loader *ld, const struct opt_def *o,
         return 0;
     case O_DELIMITER:
         if (parse_delimiter(value, &cfg->delimiter) != 0)
-            return bad_value(ld, o, shown,
-                             "expected ',' ';' '|' or tab", err);
+            return bad_value(ld, o, shown, "expected ',' ';' '|' or tab", err);
         return 0;
     case O_ENCODING:
         if (parse_encoding(value, &cfg->encoding) != 0)
@@ -552,11 +535,8 @@ static int apply(struct loader *ld, const struct opt_def *o,
         if (ld->layer == L_ARGV)
             ld->secret_argv = 1;
         return 0;
-    case O_SCOPES:
-        set_str(&cfg->scopes, value);
-        return 0;
-    default:
-        break;
+    case O_SCOPES: set_str(&cfg->scopes, value); return 0;
+    default: break;
     }
     return cts_error_setx(err, CTS_EUSAGE, CTS_EX_SOFTWARE,
                           "option --%s is not handled", o->name);
@@ -707,8 +687,8 @@ static char *trim(char *s)
     while (*s == ' ' || *s == '\t')
         s++;
     e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
-                     e[-1] == '\n'))
+    while (e > s &&
+           (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
         *--e = '\0';
     return s;
 }
@@ -837,8 +817,7 @@ static int read_token_file(struct loader *ld, const char *path,
                               "token file '%s' does not exist; get a token "
                               "with `ctct-sync auth --api %s --api-key KEY "
                               "--token-file %s`",
-                              path, cfg->api == CTS_API_V2 ? "v2" : "v3",
-                              path);
+                              path, cfg->api == CTS_API_V2 ? "v2" : "v3", path);
     /* Same words as for the config file (ssh's), before reading a byte. */
     rc = cts_config_check_perms(path, err);
     if (rc != 0)
@@ -937,8 +916,8 @@ static int parse_argv(enum cts_command command, int argc, char **argv,
                  * secret). */
                 char name[100];
                 size_t k = strcspn(bad, "=");
-                snprintf(name, sizeof(name), "%.*s",
-                         (int)(k < 90 ? k : 90), bad);
+                snprintf(name, sizeof(name), "%.*s", (int)(k < 90 ? k : 90),
+                         bad);
                 {
                     const struct opt_def *o = opt_by_key(name + 2);
                     if (o != NULL && (o->cmds & bit) == 0)
@@ -959,8 +938,7 @@ static int parse_argv(enum cts_command command, int argc, char **argv,
             size_t k = bad != NULL ? strcspn(bad, "=") : 0;
             snprintf(name, sizeof(name), "%.*s", (int)(k < 90 ? k : 90),
                      bad != NULL ? bad : "?");
-            return usage_error(command, err, "option '%s' needs a value",
-                               name);
+            return usage_error(command, err, "option '%s' needs a value", name);
         }
         (*pairs)[*npairs].o = opt_by_id(c);
         (*pairs)[*npairs].value = optarg;
@@ -1036,8 +1014,8 @@ static int missing_credentials(const struct cts_config *cfg,
         cfg->api == CTS_API_V2 ? "the v2 API" : "`ctct-sync auth`");
 }
 
-int cts_config_load(struct cts_config *cfg, enum cts_command command,
-                    int argc, char **argv, struct cts_error *err)
+int cts_config_load(struct cts_config *cfg, enum cts_command command, int argc,
+                    char **argv, struct cts_error *err)
 {
     struct loader ld;
     struct argv_pair *pairs = NULL;
@@ -1167,8 +1145,7 @@ int cts_config_load(struct cts_config *cfg, enum cts_command command,
          * check then refreshes before anything else. */
         int have_token = cfg->token != NULL ||
                          (cfg->api == CTS_API_V3 && cfg->refresh_token != NULL);
-        if (!have_token ||
-            (cfg->api == CTS_API_V2 && cfg->api_key == NULL)) {
+        if (!have_token || (cfg->api == CTS_API_V2 && cfg->api_key == NULL)) {
             rc = missing_credentials(cfg, err);
             goto out;
         }

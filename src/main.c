@@ -184,31 +184,28 @@ static void print_usage(enum cts_command cmd, FILE *out)
               "\n",
               out);
         fputs(usage_common, out);
-        fputs(
-            "  --redirect-uri URI     the app's own callback, as registered\n"
-            "  --registered-redirect-uri URI  what the developer portal "
-            "holds (config:\n"
-            "                         redirect_uri), to explain mismatches "
-            "early\n"
-            "  --no-listen            print the URL; paste the redirected "
-            "URL on stdin\n"
-            "  --open                 open the browser\n"
-            "  --device               v3 device flow\n"
-            "  --client-secret S      v2 client secret (CTCT_CLIENT_SECRET)\n"
-            "  --scopes \"S...\"        v3 scopes (default contact_data "
-            "account_read\n"
-            "                         offline_access)\n"
-            "\n"
-            "exit status: 0 tokens saved, 64 usage, 69 server unreachable, "
-            "75 timed out\n"
-            "waiting for the browser, 77 denied or rejected, 78 "
-            "configuration error (bad\n"
-            "redirect URI, token file not writable).\n",
-            out);
+        fputs("  --redirect-uri URI     the app's own callback, as registered\n"
+              "  --registered-redirect-uri URI  what the developer portal "
+              "holds (config:\n"
+              "                         redirect_uri), to explain mismatches "
+              "early\n"
+              "  --no-listen            print the URL; paste the redirected "
+              "URL on stdin\n"
+              "  --open                 open the browser\n"
+              "  --device               v3 device flow\n"
+              "  --client-secret S      v2 client secret (CTCT_CLIENT_SECRET)\n"
+              "  --scopes \"S...\"        v3 scopes (default contact_data "
+              "account_read\n"
+              "                         offline_access)\n"
+              "\n"
+              "exit status: 0 tokens saved, 64 usage, 69 server unreachable, "
+              "75 timed out\n"
+              "waiting for the browser, 77 denied or rejected, 78 "
+              "configuration error (bad\n"
+              "redirect URI, token file not writable).\n",
+              out);
         break;
-    default:
-        fputs(usage_top, out);
-        break;
+    default: fputs(usage_top, out); break;
     }
 }
 

@@ -17,11 +17,11 @@
 
 static char tmpdir[256];
 
-static const char *const env_names[] = {
-    "CTCT_API",      "CTCT_API_KEY",  "CTCT_ACCESS_TOKEN",
-    "CTCT_TOKEN_FILE", "CTCT_ACCOUNT", "CTCT_BASE_URL",
-    "CTCT_AUTH_URL", "CTCT_CONFIG",   "CTCT_CLIENT_SECRET",
-    "CTCT_SYNC_NOW"};
+static const char *const env_names[] = {"CTCT_API",           "CTCT_API_KEY",
+                                        "CTCT_ACCESS_TOKEN",  "CTCT_TOKEN_FILE",
+                                        "CTCT_ACCOUNT",       "CTCT_BASE_URL",
+                                        "CTCT_AUTH_URL",      "CTCT_CONFIG",
+                                        "CTCT_CLIENT_SECRET", "CTCT_SYNC_NOW"};
 
 static void clear_env(void)
 {
@@ -91,7 +91,7 @@ static int load(struct cts_config *cfg, enum cts_command cmd,
     return cts_config_load(cfg, cmd, argc, argv, err);
 }
 
-#define TOK "--token", "tok-aaaaaaaaaaaaaaaaaaaa-zz99"
+#define TOK        "--token", "tok-aaaaaaaaaaaaaaaaaaaa-zz99"
 #define IMPORT_MIN TOK, "--list", "1"
 
 /* ---- the option table: every option, valid and invalid ---- */
@@ -193,8 +193,8 @@ static void test_option_table(void **state)
                          c->value != NULL ? c->value : "");
             if (err.exit_code != want)
                 fail_msg("%s %s: exit %d, want %d (%s)", c->opt,
-                         c->value != NULL ? c->value : "", err.exit_code,
-                         want, err.msg);
+                         c->value != NULL ? c->value : "", err.exit_code, want,
+                         err.msg);
             /* One line, naming the option. */
             assert_null(strchr(err.msg, '\n'));
             if (c->ok == 0 && strstr(err.msg, c->opt) == NULL)
@@ -210,10 +210,9 @@ static void test_values_parsed(void **state)
     struct cts_error err;
     (void)state;
     assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN, "--rate",
-                          "0.5", "--delimiter", "tab", "--list", "2",
-                          "--map", "cf:Size=Shoe", "--timeout", "1.5",
-                          "--base-url", "https://x.example/v3//", "a.csv",
-                          "b.csv", NULL),
+                          "0.5", "--delimiter", "tab", "--list", "2", "--map",
+                          "cf:Size=Shoe", "--timeout", "1.5", "--base-url",
+                          "https://x.example/v3//", "a.csv", "b.csv", NULL),
                      0);
     assert_true(cfg.rate > 0.49 && cfg.rate < 0.51);
     assert_int_equal(cfg.delimiter, '\t');
@@ -236,9 +235,8 @@ static void test_defaults(void **state)
     struct cts_error err;
     char want[400];
     (void)state;
-    assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN, "x.csv",
-                          NULL),
-                     0);
+    assert_int_equal(
+        load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN, "x.csv", NULL), 0);
     assert_int_equal(cfg.api, CTS_API_V3);
     assert_string_equal(cfg.base_url, "https://api.cc.email/v3");
     assert_string_equal(cfg.auth_url,
@@ -327,9 +325,8 @@ static void test_precedence(void **state)
         snprintf(other, sizeof(other), "%s/other.conf", tmpdir);
         snprintf(envc, sizeof(envc), "%s/env.conf", tmpdir);
         setenv("CTCT_CONFIG", envc, 1);
-        assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN,
-                              "a.csv", NULL),
-                         0);
+        assert_int_equal(
+            load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN, "a.csv", NULL), 0);
         assert_true(cfg.rate > 7.99 && cfg.rate < 8.01);
         assert_int_equal(cfg.api, CTS_API_V3); /* default file not read */
         cts_config_free(&cfg);
@@ -373,26 +370,23 @@ static void test_file_syntax(void **state)
     (void)state;
 
     p = write_file("bad1.conf", "# ok\nrate = 3\nthis line is wrong\n", 0600);
-    assert_int_not_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p,
-                              NULL),
-                         0);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p, NULL), 0);
     assert_int_equal(err.exit_code, 78);
     assert_non_null(strstr(err.msg, "bad1.conf:3:"));
     cts_config_free(&cfg);
 
     p = write_file("bad2.conf", "\n\nfrobnicate = 1\n", 0600);
-    assert_int_not_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p,
-                              NULL),
-                         0);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p, NULL), 0);
     assert_int_equal(err.exit_code, 78);
     assert_non_null(strstr(err.msg, "bad2.conf:3:"));
     assert_non_null(strstr(err.msg, "frobnicate"));
     cts_config_free(&cfg);
 
     p = write_file("bad3.conf", "rate = 3\nconcurrency = lots\n", 0600);
-    assert_int_not_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p,
-                              NULL),
-                         0);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p, NULL), 0);
     assert_int_equal(err.exit_code, 78);
     assert_non_null(strstr(err.msg, "bad3.conf:2"));
     assert_non_null(strstr(err.msg, "concurrency"));
@@ -403,8 +397,7 @@ static void test_file_syntax(void **state)
                    "  api_key   =   \"quoted-key-000000\"  \n"
                    "base_url = http://127.0.0.1:8080/v3\n",
                    0600);
-    assert_int_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p,
-                          NULL),
+    assert_int_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p, NULL),
                      0);
     assert_string_equal(cfg.api_key, "quoted-key-000000");
     assert_string_equal(cfg.base_url, "http://127.0.0.1:8080/v3");
@@ -428,9 +421,8 @@ static void test_file_permissions(void **state)
     char want[600];
     (void)state;
     p = write_file("open.conf", "rate = 3\n", 0644);
-    assert_int_not_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p,
-                              NULL),
-                         0);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p, NULL), 0);
     assert_int_equal(err.exit_code, 78);
     snprintf(want, sizeof(want),
              "permissions 0644 for '%s' are too open; chmod 600 %s", p, p);
@@ -438,9 +430,8 @@ static void test_file_permissions(void **state)
     cts_config_free(&cfg);
 
     p = write_file("group.conf", "rate = 3\n", 0640);
-    assert_int_not_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p,
-                              NULL),
-                         0);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_CHECK, &err, TOK, "--config", p, NULL), 0);
     assert_non_null(strstr(err.msg, "0640"));
     cts_config_free(&cfg);
 }
@@ -453,10 +444,11 @@ static void test_token_file(void **state)
     struct cts_error err;
     const char *p;
     (void)state;
-    p = write_file("tok.json",
-                   "{\"api\":\"v2\",\"access_token\":\"file-token-abcdefgh1234\","
-                   "\"expires_at\":4102444800,\"client_id\":\"cid-1\"}\n",
-                   0600);
+    p = write_file(
+        "tok.json",
+        "{\"api\":\"v2\",\"access_token\":\"file-token-abcdefgh1234\","
+        "\"expires_at\":4102444800,\"client_id\":\"cid-1\"}\n",
+        0600);
     assert_int_equal(load(&cfg, CTS_CMD_CHECK, &err, "--token-file", p,
                           "--api-key", "k-0000000000000", NULL),
                      0);
@@ -466,9 +458,8 @@ static void test_token_file(void **state)
     cts_config_free(&cfg);
 
     /* --api beats the file's api; --token beats the token file. */
-    assert_int_equal(load(&cfg, CTS_CMD_CHECK, &err, "--token-file", p,
-                          "--api", "v3", "--token", "argv-token-xxxxxxxx",
-                          NULL),
+    assert_int_equal(load(&cfg, CTS_CMD_CHECK, &err, "--token-file", p, "--api",
+                          "v3", "--token", "argv-token-xxxxxxxx", NULL),
                      0);
     assert_int_equal(cfg.api, CTS_API_V3);
     assert_string_equal(cfg.token, "argv-token-xxxxxxxx");
@@ -516,9 +507,8 @@ static void test_missing_credentials(void **state)
     assert_non_null(strstr(err.msg, "make demo"));
     cts_config_free(&cfg);
 
-    assert_int_not_equal(load(&cfg, CTS_CMD_LISTS, &err, TOK, "--api", "v2",
-                              NULL),
-                         0);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_LISTS, &err, TOK, "--api", "v2", NULL), 0);
     assert_int_equal(err.exit_code, 78);
     assert_non_null(strstr(err.msg, "developer portal"));
     cts_config_free(&cfg);
@@ -528,8 +518,7 @@ static void test_missing_credentials(void **state)
     cts_config_free(&cfg);
 
     /* Usage errors come first: import without files or lists → 64. */
-    assert_int_not_equal(load(&cfg, CTS_CMD_IMPORT, &err, "--list", "1",
-                              NULL),
+    assert_int_not_equal(load(&cfg, CTS_CMD_IMPORT, &err, "--list", "1", NULL),
                          0);
     assert_int_equal(err.exit_code, 64);
     cts_config_free(&cfg);
@@ -545,9 +534,8 @@ static void test_missing_credentials(void **state)
     cts_config_free(&cfg);
 
     /* --help wins and reads nothing else. */
-    assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, "--rate", "x",
-                          "--help", NULL),
-                     0);
+    assert_int_equal(
+        load(&cfg, CTS_CMD_IMPORT, &err, "--rate", "x", "--help", NULL), 0);
     assert_int_equal(cfg.help, 1);
     cts_config_free(&cfg);
 }
@@ -559,17 +547,16 @@ static void test_secrets_not_echoed(void **state)
     struct cts_config cfg;
     struct cts_error err;
     (void)state;
-    assert_int_not_equal(load(&cfg, CTS_CMD_CHECK, &err,
-                              "--tokn=supersecret-123456789", NULL),
-                         0);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_CHECK, &err, "--tokn=supersecret-123456789", NULL),
+        0);
     assert_int_equal(err.exit_code, 64);
     assert_null(strstr(err.msg, "supersecret"));
     assert_non_null(strstr(err.msg, "--tokn"));
     cts_config_free(&cfg);
 
-    assert_int_not_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, "--api-key",
-                              "", NULL),
-                         0);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_CHECK, &err, TOK, "--api-key", "", NULL), 0);
     assert_non_null(strstr(err.msg, "(hidden)"));
     cts_config_free(&cfg);
 }
@@ -583,22 +570,15 @@ static void test_loopback_rule(void **state)
         const char *url;
         int ok;
     } cases[] = {
-        {"https://api.cc.email/v3", 1},
-        {"http://127.0.0.1:8080/v3", 1},
-        {"http://127.9.9.9/v3", 1},
-        {"http://localhost:1234", 1},
-        {"http://LOCALHOST/v2", 1},
-        {"http://[::1]:8080/v3", 1},
-        {"http://user@127.0.0.1:99/", 1},
-        {"http://api.cc.email/v3", 0},
-        {"http://128.0.0.1/v3", 0},
-        {"http://localhost.evil.com/v3", 0},
-        {"http://127.0.0.1.evil.com/", 0},
-        {"http://[::2]/", 0},
+        {"https://api.cc.email/v3", 1},    {"http://127.0.0.1:8080/v3", 1},
+        {"http://127.9.9.9/v3", 1},        {"http://localhost:1234", 1},
+        {"http://LOCALHOST/v2", 1},        {"http://[::1]:8080/v3", 1},
+        {"http://user@127.0.0.1:99/", 1},  {"http://api.cc.email/v3", 0},
+        {"http://128.0.0.1/v3", 0},        {"http://localhost.evil.com/v3", 0},
+        {"http://127.0.0.1.evil.com/", 0}, {"http://[::2]/", 0},
         {"http://evil.com@127.0.0.1/", 1}, /* host is 127.0.0.1 */
         {"http://127.0.0.1@evil.com/", 0}, /* host is evil.com */
-        {"ftp://127.0.0.1/", 0},
-        {"https://", 0},
+        {"ftp://127.0.0.1/", 0},           {"https://", 0},
     };
     size_t i;
     (void)state;
@@ -654,9 +634,8 @@ static void test_sample_config(void **state)
     text[n] = '\0';
     p = write_file("sample.conf", text, 0600);
     setenv("HOME", tmpdir, 1);
-    assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, TOK, "--config", p,
-                          "a.csv", NULL),
-                     0);
+    assert_int_equal(
+        load(&cfg, CTS_CMD_IMPORT, &err, TOK, "--config", p, "a.csv", NULL), 0);
     assert_int_equal(cfg.api, CTS_API_V3);
     assert_int_equal(cfg.nlists, 1);
     assert_non_null(cfg.account);
@@ -694,7 +673,8 @@ static void test_log_redaction(void **state)
     fclose(f);
     buf[n] = '\0';
     assert_null(strstr(buf, "f98b207c-ta99b"));
-    assert_non_null(strstr(buf, "api_key=f98b\xe2\x80\xa6" "5420&x=f98b"));
+    assert_non_null(strstr(buf, "api_key=f98b\xe2\x80\xa6"
+                                "5420&x=f98b"));
     assert_non_null(strstr(buf, " short")); /* under 8 chars: not a secret */
 }
 
@@ -718,8 +698,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_syntax, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_file_permissions, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_file_permissions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_credentials, setup,
                                         teardown),
