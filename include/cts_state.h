@@ -125,7 +125,8 @@ void cts_state_close(struct cts_state *st);
 const char *cts_state_path(const struct cts_state *st);
 
 /* Size the email index for a run of `rows` emails: max(known, rows) plus
- * 1/8 for new ones (a nightly file is mostly the emails the store knows).
+ * 1/8 of min(known, rows) for new ones (a nightly file is mostly the
+ * emails the store knows).
  * Beyond that the index grows by 1.5x, and a growth step briefly holds the
  * old and the new table.  cts_state_params.expected_rows does the same at
  * open, before the store is loaded. */

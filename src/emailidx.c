@@ -126,11 +126,64 @@ struct cts_eslot *cts_emailidx_insert(struct cts_emailidx *ix, uint64_t key,
     return s;
 }
 
-static int cmp_slot(const void *a, const void *b)
+/*
+ * In-place quicksort by key.  Not qsort(3): glibc's qsort is a merge sort
+ * that mallocs a copy of the array (16 MB for a million slots), which
+ * would double the index's memory at the very end of a run.  Keys are
+ * hashes, so median-of-three pivots behave; recursing into the smaller
+ * side bounds the stack at log2(n) frames.
+ */
+static void slot_swap(struct cts_eslot *a, struct cts_eslot *b)
 {
-    uint64_t ka = ((const struct cts_eslot *)a)->kf >> 8;
-    uint64_t kb = ((const struct cts_eslot *)b)->kf >> 8;
-    return ka < kb ? -1 : ka > kb;
+    struct cts_eslot t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void sort_slots(struct cts_eslot *v, size_t n)
+{
+    while (n > 16) {
+        size_t mid = n / 2, i = 0, j = n - 1;
+        uint64_t pivot;
+        /* Median of three into v[mid]. */
+        if (cts_eslot_key(&v[mid]) < cts_eslot_key(&v[0]))
+            slot_swap(&v[mid], &v[0]);
+        if (cts_eslot_key(&v[n - 1]) < cts_eslot_key(&v[0]))
+            slot_swap(&v[n - 1], &v[0]);
+        if (cts_eslot_key(&v[n - 1]) < cts_eslot_key(&v[mid]))
+            slot_swap(&v[n - 1], &v[mid]);
+        pivot = cts_eslot_key(&v[mid]);
+        /* Hoare partition: [0, j] <= pivot <= [j + 1, n). */
+        for (;;) {
+            while (cts_eslot_key(&v[i]) < pivot)
+                i++;
+            while (cts_eslot_key(&v[j]) > pivot)
+                j--;
+            if (i >= j)
+                break;
+            slot_swap(&v[i], &v[j]);
+            i++;
+            j--;
+        }
+        if (j + 1 < n - (j + 1)) {
+            sort_slots(v, j + 1);
+            v += j + 1;
+            n -= j + 1;
+        } else {
+            sort_slots(v + j + 1, n - (j + 1));
+            n = j + 1;
+        }
+    }
+    /* Insertion sort for the short runs. */
+    for (size_t i = 1; i < n; i++) {
+        struct cts_eslot t = v[i];
+        size_t k = i;
+        while (k > 0 && cts_eslot_key(&v[k - 1]) > cts_eslot_key(&t)) {
+            v[k] = v[k - 1];
+            k--;
+        }
+        v[k] = t;
+    }
 }
 
 size_t cts_emailidx_sort(struct cts_emailidx *ix)
@@ -141,7 +194,6 @@ size_t cts_emailidx_sort(struct cts_emailidx *ix)
         if (ix->slots[i].kf != 0)
             ix->slots[j++] = ix->slots[i];
     }
-    if (j > 1)
-        qsort(ix->slots, j, sizeof(struct cts_eslot), cmp_slot);
+    sort_slots(ix->slots, j);
     return j;
 }

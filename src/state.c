@@ -846,11 +846,13 @@ int cts_state_bulk_pending(struct cts_state *st, const char *email,
 
 /* Entries to size the table for, for a run of `rows` emails next to
  * `known` ones.  A nightly sync mostly re-reads the emails it knows, so the
- * union is near max(known, rows), not their sum; 1/8 of slack covers new
- * ones, and a file of mostly new emails makes the table grow (1.5x). */
+ * union is near max(known, rows), not their sum; slack of 1/8 of the
+ * overlap covers new ones (none is needed with an empty store), and a file
+ * of mostly new emails makes the table grow (1.5x). */
 static size_t index_target(size_t known, size_t rows)
 {
-    return (known > rows ? known : rows) + rows / 8;
+    size_t hi = known > rows ? known : rows, lo = known > rows ? rows : known;
+    return hi + lo / 8;
 }
 
 /* ---- open / close ---- */

@@ -124,6 +124,15 @@ static void test_million(void **state)
         assert_true(after - before <= RSS_BUDGET_KIB);
     for (i = 0; i < 1000000; i += 997)
         assert_int_equal(cts_emailidx_find(&ix, key_of(i))->row, i + 1);
+    /* The commit's in-place sort: no second copy of the table. */
+    before = rss_kb();
+    assert_int_equal(cts_emailidx_sort(&ix), 1000000);
+    after = rss_kb();
+    for (i = 1; i < 1000000; i++)
+        assert_true(cts_eslot_key(&ix.slots[i - 1]) <
+                    cts_eslot_key(&ix.slots[i]));
+    if (before > 0 && after > 0)
+        assert_true(after - before <= 1024);
     cts_emailidx_free(&ix);
 }
 
