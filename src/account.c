@@ -188,11 +188,18 @@ static int check_v2(struct cts_config *cfg, struct cts_account_info *out,
     }
     auth_hint(cfg, hint, sizeof(hint));
     if (req.status == 404 || req.status == 400 || req.status == 401) {
+        json_t *jwt = NULL;
+        int v3_token = cts_jwt_payload(cfg->token, &jwt) == 0;
+        json_decref(jwt);
         rc = cts_error_setx(err, CTS_EAUTH, CTS_EX_NOPERM,
                             "the access token %s is invalid or expired "
-                            "(tokeninfo answered HTTP %ld); get a new one "
+                            "(tokeninfo answered HTTP %ld)%s; get a new one "
                             "with `%s`",
-                            cts_mask(cfg->token, m1), req.status, hint);
+                            cts_mask(cfg->token, m1), req.status,
+                            v3_token ? " — it looks like a v3 (JWT) token: "
+                                       "drop --api v2"
+                                     : "",
+                            hint);
         goto out;
     }
     if (req.status != 200) {
@@ -349,11 +356,16 @@ static int check_v3(struct cts_config *cfg, struct cts_account_info *out,
         }
     }
     if (req.status == 401) {
+        /* A common slip: a v2 token used with the default --api v3. */
         rc = cts_error_setx(err, CTS_EAUTH, CTS_EX_NOPERM,
                             "the access token %s was rejected by %s (HTTP "
-                            "401: invalid, revoked or expired); get a new "
+                            "401: invalid, revoked or expired)%s; get a new "
                             "one with `%s`",
-                            cts_mask(cfg->token, m1), url, hint);
+                            cts_mask(cfg->token, m1), url,
+                            is_jwt ? ""
+                                   : " — it is not a v3 (JWT) token; if it "
+                                     "is a v2 token, add --api v2",
+                            hint);
         goto out;
     }
     if (req.status != 200) {

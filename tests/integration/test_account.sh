@@ -138,6 +138,11 @@ CTCT_ACCESS_TOKEN=not-a-real-token-0000000000 cts check "${V2[@]}" --api-key "$D
 check "v2 invalid token (tokeninfo 404) → 77" eval '[ "$RC" = 77 ] && no_secret not-a-real-token-0000000000'
 CTCT_ACCESS_TOKEN=opaque-garbage-token-000000000 cts check "${V3[@]}"
 check "v3 invalid opaque token (401) → 77" eval '[ "$RC" = 77 ]'
+# The wrong API generation is named in the message.
+CTCT_ACCESS_TOKEN=$DEMO_V2_TOKEN cts check "${V3[@]}"
+check "v2 token used as v3 → 77 suggesting --api v2" eval '[ "$RC" = 77 ] && grep -q -- "add --api v2" "$T/err"'
+CTCT_ACCESS_TOKEN=$V3TOK cts check "${V2[@]}" --api-key "$DEMO_V2_KEY"
+check "v3 token used as v2 → 77 suggesting v3" eval '[ "$RC" = 77 ] && grep -q -- "drop --api v2" "$T/err" && no_secret "$V3TOK"'
 SHORT=$(mint v3 "$DEMO_V3_KEY" a07e1demo0001 60)
 NOW=$(date +%s)
 CTCT_SYNC_NOW=$((NOW + 3600)) CTCT_ACCESS_TOKEN=$SHORT cts check "${V3[@]}" --api-key "$DEMO_V3_KEY"
