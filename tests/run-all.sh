@@ -45,8 +45,10 @@ if [ "${INTEGRATION:-1}" = 1 ]; then
         # Each script prints "ok - NAME" / "not ok - NAME" per case (TAP-like)
         # and exits non-zero if any case failed.  A per-script timeout keeps
         # a hung case from hanging CI.
+        t0=$(date +%s)
         timeout "${CTS_TEST_TIMEOUT:-600}" bash "$t" >"$log/$name.out" 2>&1
         rc=$?
+        secs=$(( $(date +%s) - t0 ))
         n=$(grep -c '^ok ' "$log/$name.out" || true)
         f=$(grep -c '^not ok ' "$log/$name.out" || true)
         if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -55,10 +57,10 @@ if [ "${INTEGRATION:-1}" = 1 ]; then
         passed=$((passed + n))
         failed=$((failed + f))
         if [ "$f" -eq 0 ]; then
-            echo "PASS $name ($n)"
+            echo "PASS $name ($n, ${secs}s)"
         else
             failures="$failures $name"
-            echo "FAIL $name (exit $rc)"
+            echo "FAIL $name (exit $rc, ${secs}s)"
             grep -v '^ok ' "$log/$name.out" | sed 's/^/    /' | tail -60
         fi
     done
