@@ -1108,17 +1108,21 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
     case CTS_SV_SEND:
         break;
     }
-    if (job_prepare(j, &err) != 0) {
-        set_str(&j->message, err.msg);
-        job_settle(j, CTS_ST_INVALID);
-        return;
-    }
     if (cfg->dry_run) {
+        /* The mapper has validated the row against the API's limits; the
+         * request body itself is not built (it would only be thrown away,
+         * and it is most of a dry run's cost). */
         set_str(&j->message,
-                j->step == STEP_V3_SIGNUP   ? "would POST /contacts/sign_up_form"
-                : j->step == STEP_V3_CREATE ? "would POST /contacts"
-                                            : "would POST /contacts "
-                                              "(GET and PUT if it exists)");
+                cfg->bulk == CTS_BULK_ALWAYS
+                    ? "would import it in a bulk activity"
+                : cfg->api == CTS_API_V2
+                    ? (cfg->mode == CTS_MODE_CREATE
+                           ? "would POST /contacts (exists if it does)"
+                           : "would POST /contacts (GET and PUT if it "
+                             "exists)")
+                : cfg->mode == CTS_MODE_CREATE
+                    ? "would POST /contacts"
+                    : "would POST /contacts/sign_up_form");
         job_settle(j, CTS_ST_DRY_RUN);
         return;
     }
@@ -1127,7 +1131,13 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
         return;
     }
     if (p->bulk != NULL) {
+        /* cts_bulk builds its own rows: no per-contact body. */
         bulk_take(p, j);
+        return;
+    }
+    if (job_prepare(j, &err) != 0) {
+        set_str(&j->message, err.msg);
+        job_settle(j, CTS_ST_INVALID);
         return;
     }
     job_set_state(j, JS_QUEUED);

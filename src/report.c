@@ -140,6 +140,9 @@ struct cts_report *cts_report_open(const char *path, struct cts_error *err)
                        strerror(errno));
         return NULL;
     }
+    /* 64 KiB writes instead of stdio's 4 KiB: a million-row report is
+     * 16x fewer system calls.  (Errors still surface at fflush/fclose.) */
+    setvbuf(fp, NULL, _IOFBF, 64 * 1024);
     return sink_new(fp, 1, err);
 }
 
