@@ -182,7 +182,8 @@ void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h));
  * A POST that may have landed is only repeated when req->idempotent.
  * Returns 0 when an HTTP reply was received (any status: check
  * req->status), CTS_EHTTP with err filled when none was (transport
- * failure after the retries), UV_EINVAL / UV_ENOMEM.  req->resp holds the
+ * failure after the retries; the message names the URL with secrets
+ * masked, see cts_url_redact), UV_EINVAL / UV_ENOMEM.  req->resp holds the
  * last reply's body; call cts_http_req_clear afterwards.
  */
 int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
@@ -193,6 +194,11 @@ void cts_http_req_init(struct cts_http_req *req);
 /* Free what a request owns (the response body); the request may be reused
  * after cts_http_req_init.  NULL-safe. */
 void cts_http_req_clear(struct cts_http_req *req);
+
+/* Copy of url (or of a form body) with the values of secret parameters
+ * (api_key, access_token, refresh_token, client_secret, code, token, ...)
+ * masked by cts_mask, for messages and logs.  Returns an owned string. */
+char *cts_url_redact(const char *url);
 
 /* Percent-encode s for a URL query value (curl_easy_escape); returns an
  * owned string (free with free()), never NULL (aborts on OOM). */

@@ -126,6 +126,56 @@ char *cts_url_escape(const char *s)
     return out;
 }
 
+/* Query/form parameters whose values are secrets (spec §4: printed only
+ * as first 4 + last 4 characters). */
+static const char *const secret_params[] = {
+    "api_key=", "access_token=",  "refresh_token=", "client_secret=",
+    "code=",    "code_verifier=", "token=",         "device_code=",
+};
+
+/* Append s[0..n) to b with every secret parameter value masked. */
+static void redact_into(struct cts_buf *b, const char *s, size_t n)
+{
+    size_t i = 0, k;
+    while (i < n) {
+        int at_param = i == 0 || s[i - 1] == '?' || s[i - 1] == '&';
+        const char *hit = NULL;
+        if (at_param)
+            for (k = 0; k < sizeof(secret_params) / sizeof(*secret_params);
+                 k++) {
+                size_t pl = strlen(secret_params[k]);
+                if (n - i >= pl && memcmp(s + i, secret_params[k], pl) == 0) {
+                    hit = secret_params[k];
+                    break;
+                }
+            }
+        if (hit != NULL) {
+            size_t pl = strlen(hit), end = i + pl;
+            char val[512], masked[16];
+            while (end < n && s[end] != '&' && s[end] != ' ' && s[end] != '#' &&
+                   s[end] != '\r' && s[end] != '\n')
+                end++;
+            snprintf(val, sizeof(val), "%.*s", (int)(end - i - pl), s + i + pl);
+            cts_buf_append(b, s + i, pl);
+            cts_mask(val, masked);
+            cts_buf_append(b, masked, strlen(masked));
+            i = end;
+            continue;
+        }
+        cts_buf_putc(b, s[i]);
+        i++;
+    }
+}
+
+char *cts_url_redact(const char *url)
+{
+    struct cts_buf b;
+    cts_buf_init(&b, 0);
+    if (url != NULL)
+        redact_into(&b, url, strlen(url));
+    return cts_buf_detach(&b);
+}
+
 /* ---------------------------------------------------------------- */
 /* libuv side: socket polls and the libcurl timeout timer           */
 
@@ -344,15 +394,20 @@ static int cb_debug(CURL *easy, curl_infotype type, char *data, size_t size,
         n = nl != NULL ? (size_t)(nl - data) + 1 : size;
         if (n > 1 &&
             !(n >= 14 && strncasecmp(data, "authorization:", 14) == 0)) {
-            int len = (int)(n > 300 ? 300 : n);
-            while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
-                len--;
-            if (len > 0)
-                cts_log_debug("http %s %.*s",
+            /* The request line carries v2's api_key in its query. */
+            struct cts_buf line;
+            cts_buf_init(&line, 0);
+            redact_into(&line, data, n > 300 ? 300 : n);
+            while (line.len > 0 && (line.data[line.len - 1] == '\n' ||
+                                    line.data[line.len - 1] == '\r'))
+                line.data[--line.len] = '\0';
+            if (line.len > 0)
+                cts_log_debug("http %s %s",
                               type == CURLINFO_HEADER_OUT  ? ">"
                               : type == CURLINFO_HEADER_IN ? "<"
                                                            : "*",
-                              len, data);
+                              line.data);
+            cts_buf_free(&line);
         }
         data += n;
         size -= n;
@@ -947,9 +1002,14 @@ static void on_fetch_done(struct cts_http_req *req, void *arg)
             rnd = (uint32_t)uv_hrtime();
         delay = cts_retry_delay_ms(req->attempts, req->retry_after_s,
                                    f->base_ms, FETCH_CAP_MS, rnd);
-        cts_log_debug("retrying %s in %llu ms (%s, status %ld)", req->url,
-                      (unsigned long long)delay,
-                      cts_xfer_error_name(req->transport_error), req->status);
+        if (cts_log_get_level() >= CTS_LOG_DEBUG) {
+            char *u = cts_url_redact(req->url);
+            cts_log_debug("retrying %s in %llu ms (%s, status %ld)", u,
+                          (unsigned long long)delay,
+                          cts_xfer_error_name(req->transport_error),
+                          req->status);
+            free(u);
+        }
         /* The retry starts from a timer, never from inside the drain. */
         uv_timer_start(&f->backoff, on_backoff, delay, 0);
         return;
@@ -967,6 +1027,7 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
 {
     struct fetch f;
     struct cts_http_opts opts;
+    char *url;
     int rc;
 
     memset(&f, 0, sizeof(f));
@@ -994,11 +1055,12 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
     uv_timer_init(&f.loop, &f.backoff);
     f.backoff.data = &f;
 
+    /* Messages name the URL with secrets masked (v2 carries api_key in
+     * the query string). */
+    url = cts_url_redact(req->url != NULL ? req->url : "(no URL)");
     rc = cts_http_submit(&f.http, req, on_fetch_done, &f);
     if (rc != 0) {
-        cts_error_set(err, rc, "cannot send %s: %s",
-                      req->url != NULL ? req->url : "(no URL)",
-                      cts_strerror(rc));
+        cts_error_set(err, rc, "cannot send %s: %s", url, cts_strerror(rc));
     } else {
         /* Each uv_run returns when nothing is left to do; done is set by
          * the last callback, a pending backoff keeps the loop alive. */
@@ -1007,16 +1069,15 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
                 break;
         rc = f.rc;
         if (rc == 0 && !f.done)
-            rc =
-                cts_error_set(err, CTS_EHTTP, "internal: %s stalled", req->url);
+            rc = cts_error_set(err, CTS_EHTTP, "internal: %s stalled", url);
         else if (rc == 0 && req->transport_error != 0)
             rc = cts_error_set(err, CTS_EHTTP, "%s %s: %s",
-                               req->method != NULL ? req->method : "GET",
-                               req->url, req->errbuf);
+                               req->method != NULL ? req->method : "GET", url,
+                               req->errbuf);
         else if (rc != 0)
-            cts_error_set(err, rc, "cannot send %s: %s", req->url,
-                          cts_strerror(rc));
+            cts_error_set(err, rc, "cannot send %s: %s", url, cts_strerror(rc));
     }
+    free(url);
 
     uv_close((uv_handle_t *)&f.backoff, NULL);
     cts_http_close(&f.http, on_fetch_closed);

@@ -566,6 +566,50 @@ static void test_bad_method_and_escape(void **state)
     cts_http_req_clear(&r);
 }
 
+static void test_redact(void **state)
+{
+    char *r;
+    (void)state;
+    r = cts_url_redact("http://h/v2/contacts?api_key=" V2_KEY
+                       "&email=a%40b.c&access_token=" V2_TOKEN);
+    assert_null(strstr(r, V2_KEY));
+    assert_null(strstr(r, V2_TOKEN));
+    assert_non_null(strstr(r, "api_key=demo\xe2\x80\xa6"
+                              "0001&email=a%40b.c"));
+    assert_non_null(strstr(r, "access_token=demo\xe2\x80\xa6"
+                              "0001"));
+    free(r);
+    /* A form body, and names that merely end like a secret one. */
+    r = cts_url_redact("grant_type=refresh_token&refresh_token=rt-0123456789abc"
+                       "&xcode=keep");
+    assert_string_equal(r, "grant_type=refresh_token&refresh_token=rt-0"
+                           "\xe2\x80\xa6"
+                           "9abc&xcode=keep");
+    free(r);
+    r = cts_url_redact(NULL);
+    assert_string_equal(r, "");
+    free(r);
+}
+
+/* A transport failure's message names the URL, never the v2 key. */
+static void test_error_message_masks_key(void **state)
+{
+    struct cts_http_req r;
+    struct cts_error err = {0};
+    struct cts_http_opts o = {0};
+    char *url = cts_api_url("http://127.0.0.1:1/v2", "/lists", V2_KEY, NULL);
+    (void)state;
+    cts_http_req_init(&r);
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    o.fetch_retries = -1;
+    assert_int_equal(cts_http_fetch(&r, &o, &err), CTS_EHTTP);
+    assert_non_null(strstr(err.msg, "127.0.0.1:1/v2/lists?api_key=demo"));
+    assert_null(strstr(err.msg, V2_KEY));
+    cts_http_req_clear(&r);
+    free(url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +622,8 @@ int main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_close_aborts_in_flight),
         cmocka_unit_test(test_bad_method_and_escape),
+        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_error_message_masks_key),
     };
     int rc;
     signal(SIGPIPE, SIG_IGN);
