@@ -140,6 +140,46 @@ for api in $APIS; do
     check "$api connection refused: exit 69" eval '[ "$RC" = 69 ]'
 done
 
+# --- --quiet (errors only): silent when every row settled; the summary
+# line still shows when the exit code is not 0.
+sb_reset
+STATE_DIR="$T/state-quiet"
+gen 5 10
+imp --list "$LIST" --rate 0 --quiet "$T/in.csv"
+check "--quiet: exit 0 prints nothing" eval '[ "$RC" = 0 ] && [ ! -s "$T/err" ]'
+imp --list "$LIST" --rate 0 --quiet --daily-quota 1 --full "$T/in.csv"
+check "--quiet: exit 75 still prints the error and the summary line" \
+    eval '[ "$RC" = 75 ] && grep -q "summary: 5 rows" "$T/err"'
+
+# --- progress line: only on a terminal, at most 10 updates a second,
+# erased before the summary line; never when stderr is a file.
+use_api v3
+sb_reset
+STATE_DIR="$T/state-progress"
+gen 20 9
+imp --list "$LIST" --rate 10 "$T/in.csv"
+check "no progress line when stderr is not a terminal" \
+    eval '[ "$RC" = 0 ] && ! grep -q "$(printf "\r")" "$T/err"'
+if command -v script >/dev/null; then
+    sb_reset
+    rm -rf "$T/state-progress"
+    # script(1) gives ctct-sync a pseudo-terminal as stderr.
+    CTCT_ACCESS_TOKEN=$TOKEN script -qec "'$CTS' import --api v3 --api-key $KEY \
+        $(api_urls) --state '$T/state-progress' --report '$T/r.csv' \
+        --list $LIST --rate 10 '$T/in.csv'" /dev/null >"$T/pty.out" 2>&1
+    n=$(tr '\r' '\n' <"$T/pty.out" | grep -c '^.\[Krows [0-9]*/20')
+    el=$(tr '\r' '\n' <"$T/pty.out" | sed -n 's/.*summary: .*, \([0-9.]*\) s;.*/\1/p')
+    if [ "$n" -ge 2 ] && awk -v n="$n" -v s="${el:-0}" 'BEGIN { exit !(n <= 10 * s + 2) }' &&
+        tr '\r' '\n' <"$T/pty.out" | grep -q "^.\[Kctct-sync: summary: 20 rows"; then
+        ok "progress line on a terminal: $n updates in ${el}s, erased before the summary"
+    else
+        not_ok "progress line on a terminal" "$n updates in ${el}s"
+        cat -v "$T/pty.out" | head -5 | sed 's/^/#   /'
+    fi
+else
+    ok "progress line on a terminal # SKIP no script(1)"
+fi
+
 # --- the seed case: the API key of account A (acme) with a token of
 # account B (globex).  Exit 77, nothing written anywhere, and the message
 # names both keys masked, never in full.  Its own sandbox with two
