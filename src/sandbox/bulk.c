@@ -1,12 +1,12 @@
 /*
  * bulk.c — ctct-sandbox's bulk activities (spec §8, reference §1.8, §2.9):
  *
- *   v2  POST /v2/activities/addcontacts        201 {id,type,error_count,contact_count}
- *       GET  /v2/activities/{id}               status QUEUED → RUNNING → COMPLETE,
- *                                              errors[] {message,line_number,email_address}
- *   v3  POST /v3/activities/contacts_json_import  201 ActivityImport
- *       GET  /v3/activities/{id}               state initialized → processing →
- *                                              completed, activity_errors[] strings
+ *   v2  POST /v2/activities/addcontacts        201
+ * {id,type,error_count,contact_count} GET  /v2/activities/{id} status QUEUED →
+ * RUNNING → COMPLETE, errors[] {message,line_number,email_address} v3  POST
+ * /v3/activities/contacts_json_import  201 ActivityImport GET
+ * /v3/activities/{id}               state initialized → processing → completed,
+ * activity_errors[] strings
  *
  * An activity runs on its own uv timer: it is queued when posted, starts
  * after a third of --activity-ms, upserts its rows in two halves (so a poll
@@ -36,10 +36,10 @@
 #include "cts_util.h"
 #include "sb.h"
 
-#define MAX_ROWS 40000
-#define MAX_BYTES (4 * 1024 * 1024)
+#define MAX_ROWS   40000
+#define MAX_BYTES  (4 * 1024 * 1024)
 #define MAX_QUEUED 1000
-#define MAX_LISTS 50
+#define MAX_LISTS  50
 
 enum act_state { ACT_QUEUED = 0, ACT_RUNNING, ACT_DONE };
 
@@ -73,13 +73,13 @@ struct activity {
     enum sb_api api;
     struct sb_account *acct;
     enum act_state state;
-    json_t *rows;       /* owned until done */
-    size_t *lists;      /* indices in acct->lists */
+    json_t *rows;  /* owned until done */
+    size_t *lists; /* indices in acct->lists */
     size_t nlists;
-    unsigned cols;      /* v2 declared columns */
+    unsigned cols;       /* v2 declared columns */
     unsigned cf_allowed; /* v2: bit n-1 = CUSTOM FIELD n declared */
     size_t total, done, errors, imported;
-    json_t *errs;       /* v2: objects; v3: strings */
+    json_t *errs; /* v2: objects; v3: strings */
     int64_t created_at, started_at, finished_at;
 };
 
@@ -101,7 +101,10 @@ static void iso_time(int64_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
 }
 
-static void on_timer_closed(uv_handle_t *h) { free(h); }
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
 
 static void timer_release(struct activity *a)
 {
@@ -187,8 +190,8 @@ static void add_error(struct activity *a, size_t line, const char *email,
     if (a->api == SB_API_V2) {
         json_array_append_new(
             a->errs, json_pack("{s:s, s:I, s:s}", "message", what,
-                               "line_number", (json_int_t)line,
-                               "email_address", email != NULL ? email : ""));
+                               "line_number", (json_int_t)line, "email_address",
+                               email != NULL ? email : ""));
     } else {
         char *s = cts_xasprintf("Line %zu: %s", line, what);
         json_array_append_new(a->errs, json_string(s));
@@ -298,8 +301,9 @@ static const char *row_v2(struct activity *a, json_t *item, struct row *r)
 static const char *row_v3(struct activity *a, json_t *item, struct row *r,
                           char *msg, size_t msglen)
 {
-    static const char *const PHONES[] = {"phone", "work_phone", "home_phone",
-                                         "mobile_phone", "other_phone", NULL};
+    static const char *const PHONES[] = {"phone",       "work_phone",
+                                         "home_phone",  "mobile_phone",
+                                         "other_phone", NULL};
     const char *email = str_of(json_object_get(item, "email"));
     const char *key;
     json_t *v;
@@ -420,8 +424,7 @@ static void on_tick(uv_timer_t *t)
             return;
         }
         break;
-    case ACT_DONE:
-        return;
+    case ACT_DONE: return;
     }
     uv_timer_start(a->timer, on_tick, step_ms(), 0);
 }
@@ -500,8 +503,7 @@ static struct activity *act_find(struct sb_req *req, enum sb_api api)
     struct activity *a;
     const char *id = req->nparams > 0 ? req->params[0] : "";
     for (a = bulk_of(req)->acts; a != NULL; a = a->next)
-        if (a->api == api && a->acct == req->account &&
-            strcmp(a->id, id) == 0)
+        if (a->api == api && a->acct == req->account && strcmp(a->id, id) == 0)
             return a;
     return NULL;
 }
@@ -653,12 +655,9 @@ out:
 static const char *v2_status(const struct activity *a)
 {
     switch (a->state) {
-    case ACT_QUEUED:
-        return "QUEUED";
-    case ACT_RUNNING:
-        return "RUNNING";
-    default:
-        return "COMPLETE";
+    case ACT_QUEUED: return "QUEUED";
+    case ACT_RUNNING: return "RUNNING";
+    default: return "COMPLETE";
     }
 }
 
@@ -699,12 +698,9 @@ static int v2_activity(struct sb_req *req, struct sb_res *res)
 static const char *v3_state(const struct activity *a)
 {
     switch (a->state) {
-    case ACT_QUEUED:
-        return "initialized";
-    case ACT_RUNNING:
-        return "processing";
-    default:
-        return "completed";
+    case ACT_QUEUED: return "initialized";
+    case ACT_RUNNING: return "processing";
+    default: return "completed";
     }
 }
 
@@ -717,7 +713,7 @@ static json_t *v3_json(const struct activity *a)
     j = json_pack("{s:s, s:s, s:s, s:i, s:O}", "activity_id", a->id, "state",
                   v3_state(a), "created_at", t, "percent_done", percent(a),
                   "activity_errors", a->errs);
-    iso_time(a->state == ACT_DONE    ? a->finished_at
+    iso_time(a->state == ACT_DONE      ? a->finished_at
              : a->state == ACT_RUNNING ? a->started_at
                                        : a->created_at,
              t);
@@ -734,9 +730,8 @@ static json_t *v3_json(const struct activity *a)
         j, "status",
         json_pack("{s:I, s:I, s:I, s:I, s:i, s:i, s:I}", "items_total_count",
                   (json_int_t)a->total, "items_completed_count",
-                  (json_int_t)a->done, "person_count",
-                  (json_int_t)a->imported, "error_count",
-                  (json_int_t)a->errors, "correctable_count", 0,
+                  (json_int_t)a->done, "person_count", (json_int_t)a->imported,
+                  "error_count", (json_int_t)a->errors, "correctable_count", 0,
                   "cannot_add_to_list_count", 0, "list_count",
                   (json_int_t)a->nlists));
     json_object_set_new(j, "_links",

@@ -17,8 +17,8 @@
 
 #define HMAC_BLOCK 64
 
-void sbo_hmac_sha256(const void *key, size_t klen, const void *msg,
-                     size_t mlen, uint8_t out[32])
+void sbo_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+                     uint8_t out[32])
 {
     uint8_t k[HMAC_BLOCK], pad[HMAC_BLOCK], inner[CTS_SHA256_LEN];
     uint8_t *buf;
@@ -34,8 +34,8 @@ void sbo_hmac_sha256(const void *key, size_t klen, const void *msg,
 
     /* inner = H((K ^ ipad) || msg); cts_sha256 is one-shot, so the pad and
      * the message are laid out in one buffer. */
-    buf = cts_xmalloc(HMAC_BLOCK + (mlen > CTS_SHA256_LEN ? mlen
-                                                          : CTS_SHA256_LEN));
+    buf = cts_xmalloc(HMAC_BLOCK +
+                      (mlen > CTS_SHA256_LEN ? mlen : CTS_SHA256_LEN));
     for (i = 0; i < HMAC_BLOCK; i++)
         pad[i] = k[i] ^ 0x36;
     memcpy(buf, pad, HMAC_BLOCK);
@@ -316,8 +316,8 @@ int sbo_redirect_score(const char *registered, const char *given)
 {
     struct uri r, g;
     int n = 0;
-    if (registered == NULL || given == NULL ||
-        split_uri(registered, &r) != 0 || split_uri(given, &g) != 0)
+    if (registered == NULL || given == NULL || split_uri(registered, &r) != 0 ||
+        split_uri(given, &g) != 0)
         return -1;
     n += span_eq(r.scheme, r.scheme_n, g.scheme, g.scheme_n);
     n += span_eq(r.host, r.host_n, g.host, g.host_n);
@@ -326,7 +326,8 @@ int sbo_redirect_score(const char *registered, const char *given)
     n += span_eq(r.path, r.path_n, g.path, g.path_n);
     n += r.has_query == g.has_query &&
          span_eq(r.query, r.query_n, g.query, g.query_n);
-    n += r.has_frag == g.has_frag && span_eq(r.frag, r.frag_n, g.frag, g.frag_n);
+    n +=
+        r.has_frag == g.has_frag && span_eq(r.frag, r.frag_n, g.frag, g.frag_n);
     return n;
 }
 

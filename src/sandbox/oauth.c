@@ -4,11 +4,11 @@
  *
  *   v2  GET  /oauth2/oauth/siteowner/authorize   server flow, auto-approve
  *       POST /oauth2/oauth/token                  code → 10-year token
- *       POST /oauth2/tokeninfo.htm                client_id/user_name/expires_in
- *   v3  GET  /oauth2/default/v1/authorize         code (+PKCE S256)
- *       POST /oauth2/default/v1/token             code / refresh / device grants
- *       POST /oauth2/default/v1/device/authorize  device flow start
- *       GET  /oauth2/default/v1/device/verify     the "user visits" step
+ *       POST /oauth2/tokeninfo.htm client_id/user_name/expires_in v3  GET
+ * /oauth2/default/v1/authorize         code (+PKCE S256) POST
+ * /oauth2/default/v1/token             code / refresh / device grants POST
+ * /oauth2/default/v1/device/authorize  device flow start GET
+ * /oauth2/default/v1/device/verify     the "user visits" step
  *
  * There is no human in the sandbox: authorize approves at once as the
  * account named by &sandbox_user= (default: the first account), and
@@ -35,18 +35,18 @@
 #include "cts_util.h"
 #include "sb.h"
 
-#define CODE_TTL 300             /* authorization codes: 5 min, single use */
-#define V2_TOKEN_TTL 315359999LL /* v2 tokens: 10 years (tokeninfo doc) */
-#define REFRESH_IDLE (180LL * 86400) /* refresh tokens die unused 180 days */
-#define DEVICE_TTL 600           /* device codes */
-#define DEVICE_INTERVAL 5        /* seconds between polls (RFC 8628 default) */
-#define RATE_RING_MAX 1000       /* cap on --token-rate */
+#define CODE_TTL        300         /* authorization codes: 5 min, single use */
+#define V2_TOKEN_TTL    315359999LL /* v2 tokens: 10 years (tokeninfo doc) */
+#define REFRESH_IDLE    (180LL * 86400) /* refresh tokens die unused 180 days */
+#define DEVICE_TTL      600             /* device codes */
+#define DEVICE_INTERVAL 5    /* seconds between polls (RFC 8628 default) */
+#define RATE_RING_MAX   1000 /* cap on --token-rate */
 
 #define V2_AUTHORIZE "/oauth2/oauth/siteowner/authorize"
-#define V2_TOKEN "/oauth2/oauth/token"
+#define V2_TOKEN     "/oauth2/oauth/token"
 #define V2_TOKENINFO "/oauth2/tokeninfo.htm"
-#define V3_BASE "/oauth2/default/v1"
-#define V3_VERIFY V3_BASE "/device/verify"
+#define V3_BASE      "/oauth2/default/v1"
+#define V3_VERIFY    V3_BASE "/device/verify"
 
 /* Settable before sb_oauth_register() (main.c's option parser). */
 static struct sbo_options opts = {
@@ -55,7 +55,10 @@ static struct sbo_options opts = {
     .activity_ms = 500,
 };
 
-const struct sbo_options *sbo_get_options(void) { return &opts; }
+const struct sbo_options *sbo_get_options(void)
+{
+    return &opts;
+}
 
 int sbo_set_option(const char *name, const char *value)
 {
@@ -106,9 +109,9 @@ struct device {
     char *scope;
     struct sb_account *acct;
     enum device_status status;
-    int64_t expires_at;      /* sandbox clock */
-    unsigned interval;       /* seconds; grows by 5 on each slow_down */
-    uint64_t last_poll_ms;   /* monotonic; 0 = never polled */
+    int64_t expires_at;    /* sandbox clock */
+    unsigned interval;     /* seconds; grows by 5 on each slow_down */
+    uint64_t last_poll_ms; /* monotonic; 0 = never polled */
 };
 
 /* Accepted token-endpoint requests of one client id in the last second. */
@@ -131,7 +134,10 @@ static struct oauth *state_of(struct sb_req *req)
     return *sb_server_slot(req->server, SB_SLOT_OAUTH);
 }
 
-static uint64_t mono_ms(void) { return uv_hrtime() / 1000000u; }
+static uint64_t mono_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
 
 /* A random URL-safe string of n random bytes (n*4/3 characters). */
 static char *random_token(size_t n)
@@ -158,7 +164,10 @@ static const char *param(struct sb_req *req, const char *name)
     return v;
 }
 
-static int nonempty(const char *s) { return s != NULL && *s != '\0'; }
+static int nonempty(const char *s)
+{
+    return s != NULL && *s != '\0';
+}
 
 /*
  * Check uri against app's registered redirect URIs.  Returns 1 when one
@@ -355,7 +364,8 @@ static int v2_authorize(struct sb_req *req, struct sb_res *res)
         add_qp(&b, "state", st);
     sb_res_redirect(res, b.data);
     cts_buf_free(&b);
-    sb_log(req->server, "oauth v2: code for %s issued to client", acct->user_name);
+    sb_log(req->server, "oauth v2: code for %s issued to client",
+           acct->user_name);
     return SB_REPLY;
 }
 
@@ -450,7 +460,8 @@ static int v2_tokeninfo(struct sb_req *req, struct sb_res *res)
     /* 406 only for an Accept that rules JSON out (curl's default is
      * "*" "/" "*", which allows it). */
     if (accept != NULL && strstr(accept, "json") == NULL &&
-        strstr(accept, "*/*") == NULL && strstr(accept, "application/*") == NULL) {
+        strstr(accept, "*/*") == NULL &&
+        strstr(accept, "application/*") == NULL) {
         sb_res_oauth_error(res, 406, "not_acceptable",
                            "The Accept header must allow application/json.");
         return SB_REPLY;
@@ -477,8 +488,8 @@ static int v2_tokeninfo(struct sb_req *req, struct sb_res *res)
  * ------------------------------------------------------------------------ */
 
 static const char *const SCOPES[] = {
-    "contact_data", "account_read", "account_update", "campaign_data",
-    "offline_access", "openid", "profile", NULL,
+    "contact_data",   "account_read", "account_update", "campaign_data",
+    "offline_access", "openid",       "profile",        NULL,
 };
 
 /* 1 if every space-separated scope is known and there is at least one. */
@@ -493,8 +504,7 @@ static int scope_ok(const char *scope)
         int known = 0;
         if (len > 0) {
             for (i = 0; SCOPES[i] != NULL; i++)
-                if (strlen(SCOPES[i]) == len &&
-                    memcmp(SCOPES[i], s, len) == 0)
+                if (strlen(SCOPES[i]) == len && memcmp(SCOPES[i], s, len) == 0)
                     known = 1;
             if (!known)
                 return 0;
@@ -539,8 +549,7 @@ static int v3_authorize(struct sb_req *req, struct sb_res *res)
     struct cts_buf b;
 
     if (app == NULL || app->api != SB_API_V3) {
-        sb_res_oauth_error(res, 400, "invalid_client",
-                           "Unknown client_id.");
+        sb_res_oauth_error(res, 400, "invalid_client", "Unknown client_id.");
         return SB_REPLY;
     }
     if (!redirect_ok(app, redirect_uri, res))
@@ -869,8 +878,7 @@ static int grant_device(struct sb_req *req, struct sb_res *res,
         d->status = DEV_DONE;
         issue_v3(req, res, app, d->acct, d->scope, NULL, NULL, NULL);
         return SB_REPLY;
-    default:
-        break;
+    default: break;
     }
     /* RFC 8628 §3.5: slow_down is "pending, and poll less often"; the
      * interval then grows by 5 seconds. */
@@ -1005,8 +1013,7 @@ static int v3_device_verify(struct sb_req *req, struct sb_res *res)
 
     if (d == NULL || d->status != DEV_PENDING ||
         sb_now(req->server) >= d->expires_at) {
-        sb_res_text(res, 404, "text/html; charset=utf-8", BAD,
-                    sizeof(BAD) - 1);
+        sb_res_text(res, 404, "text/html; charset=utf-8", BAD, sizeof(BAD) - 1);
         return SB_REPLY;
     }
     if (denied(req)) {
@@ -1017,8 +1024,7 @@ static int v3_device_verify(struct sb_req *req, struct sb_res *res)
     }
     acct = login_account(req);
     if (acct == NULL) {
-        sb_res_text(res, 404, "text/html; charset=utf-8", BAD,
-                    sizeof(BAD) - 1);
+        sb_res_text(res, 404, "text/html; charset=utf-8", BAD, sizeof(BAD) - 1);
         return SB_REPLY;
     }
     d->acct = acct;
@@ -1081,7 +1087,7 @@ void sb_oauth_register(struct sb_server *srv)
     sb_route_add(srv, "GET", V3_BASE "/authorize", v3_authorize,
                  SB_ROUTE_PUBLIC);
     sb_route_add(srv, "POST", V3_BASE "/token", v3_token, SB_ROUTE_PUBLIC);
-    sb_route_add(srv, "POST", V3_BASE "/device/authorize",
-                 v3_device_authorize, SB_ROUTE_PUBLIC);
+    sb_route_add(srv, "POST", V3_BASE "/device/authorize", v3_device_authorize,
+                 SB_ROUTE_PUBLIC);
     sb_route_add(srv, "GET", V3_VERIFY, v3_device_verify, SB_ROUTE_PUBLIC);
 }

@@ -35,15 +35,15 @@ const struct sbo_options *sbo_get_options(void);
 /* ---- HMAC-SHA256 (RFC 2104 over cts_sha256) ---- */
 /* key and msg are borrowed; out receives the 32-byte MAC. */
 void sbo_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
-                    uint8_t out[32]);
+                     uint8_t out[32]);
 
 /* ---- HS256 JWTs ---- */
 /* Fixed signing secret of the sandbox: tokens must be reproducible (the
  * demo token is minted deterministically) and the sandbox is a test
  * server, not an identity provider. */
 #define SBO_JWT_SECRET "ctct-sandbox-hs256-signing-secret"
-#define SBO_JWT_ISS "ctct-sandbox"
-#define SBO_JWT_AUD "https://api.cc.email/v3"
+#define SBO_JWT_ISS    "ctct-sandbox"
+#define SBO_JWT_AUD    "https://api.cc.email/v3"
 /* Scopes of minted test tokens (POST /_sandbox/token, the demo token). */
 #define SBO_DEFAULT_SCOPE "contact_data account_read offline_access"
 

@@ -13,7 +13,10 @@
 /* jwt.c lives in the sandbox binary, not in libcts.a: compile it in. */
 #include "sandbox/jwt.c"
 
-static void hex_of(const uint8_t *d, char out[65]) { cts_hex(d, 32, out); }
+static void hex_of(const uint8_t *d, char out[65])
+{
+    cts_hex(d, 32, out);
+}
 
 static void test_hmac_rfc4231(void **state)
 {
@@ -26,13 +29,15 @@ static void test_hmac_rfc4231(void **state)
     sbo_hmac_sha256(key, 20, "Hi There", 8, mac);
     hex_of(mac, hex);
     assert_string_equal(
-        hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+        hex,
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
 
     /* Test case 2: short key. */
     sbo_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac);
     hex_of(mac, hex);
     assert_string_equal(
-        hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        hex,
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 
     /* Test case 6: key longer than the block is hashed first. */
     memset(key, 0xaa, 131);
@@ -41,7 +46,8 @@ static void test_hmac_rfc4231(void **state)
                     54, mac);
     hex_of(mac, hex);
     assert_string_equal(
-        hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+        hex,
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
 static void test_jwt_known_vector(void **state)
@@ -159,8 +165,7 @@ static void test_jwt_tamper(void **state)
 
     /* Signature stripped, or alg "none". */
     *(p2 - 1) = '\0';
-    assert_int_equal(sbo_jwt_decode(SBO_JWT_SECRET, t, NULL),
-                     SBO_JWT_EFORMAT);
+    assert_int_equal(sbo_jwt_decode(SBO_JWT_SECRET, t, NULL), SBO_JWT_EFORMAT);
     *(p2 - 1) = '.';
     body = cts_base64url_encode("{\"alg\":\"none\",\"typ\":\"JWT\"}", 26);
     forged = cts_xasprintf("%s.%.*s.", body, (int)(p2 - p1 - 1), p1);
@@ -174,8 +179,7 @@ static void test_jwt_tamper(void **state)
     free(body);
 
     /* Garbage. */
-    assert_int_equal(sbo_jwt_decode(SBO_JWT_SECRET, "", NULL),
-                     SBO_JWT_EFORMAT);
+    assert_int_equal(sbo_jwt_decode(SBO_JWT_SECRET, "", NULL), SBO_JWT_EFORMAT);
     assert_int_equal(sbo_jwt_decode(SBO_JWT_SECRET, "a.b.c.d", NULL),
                      SBO_JWT_EFORMAT);
     assert_int_equal(sbo_jwt_decode(SBO_JWT_SECRET,
@@ -191,24 +195,28 @@ static void test_pkce(void **state)
 {
     (void)state;
     /* RFC 7636 appendix B. */
-    assert_true(sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-                                 "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+    assert_true(
+        sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
     /* One character off in either. */
-    assert_false(sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
-                                  "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
-    assert_false(sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-                                  "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
+    assert_false(
+        sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+                         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+    assert_false(
+        sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
     /* The plain method (verifier == challenge) is not S256. */
-    assert_false(sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-                                  "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+    assert_false(
+        sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                         "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
     /* Too short, bad characters, missing. */
     assert_false(sbo_pkce_s256_ok("short", "x"));
-    assert_false(sbo_pkce_s256_ok(
-        "dBjftJeZ4CVP+mB92K27uhbUJU1p1r/wW1gFWFOEjXk",
-        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+    assert_false(
+        sbo_pkce_s256_ok("dBjftJeZ4CVP+mB92K27uhbUJU1p1r/wW1gFWFOEjXk",
+                         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
     assert_false(sbo_pkce_s256_ok(NULL, "x"));
-    assert_false(sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-                                  NULL));
+    assert_false(
+        sbo_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", NULL));
 }
 
 static void test_redirect_match(void **state)
@@ -223,8 +231,8 @@ static void test_redirect_match(void **state)
         sbo_redirect_mismatch(reg, "http://localhost:8765/callback"), "host");
     assert_string_equal(
         sbo_redirect_mismatch(reg, "http://127.0.0.1:8766/callback"), "port");
-    assert_string_equal(
-        sbo_redirect_mismatch(reg, "http://127.0.0.1/callback"), "port");
+    assert_string_equal(sbo_redirect_mismatch(reg, "http://127.0.0.1/callback"),
+                        "port");
     assert_string_equal(
         sbo_redirect_mismatch(reg, "http://127.0.0.1:8765/callback/"), "path");
     assert_string_equal(
@@ -232,17 +240,15 @@ static void test_redirect_match(void **state)
     assert_string_equal(
         sbo_redirect_mismatch(reg, "http://127.0.0.1:8765/callback?x=1"),
         "query");
-    assert_string_equal(
-        sbo_redirect_mismatch("http://127.0.0.1:8765/cb?a=1",
-                              "http://127.0.0.1:8765/cb?a=2"),
-        "query");
+    assert_string_equal(sbo_redirect_mismatch("http://127.0.0.1:8765/cb?a=1",
+                                              "http://127.0.0.1:8765/cb?a=2"),
+                        "query");
     assert_string_equal(
         sbo_redirect_mismatch(reg, "http://127.0.0.1:8765/callback#f"),
         "fragment");
     /* No normalisation: case, default ports and escapes all count. */
     assert_string_equal(
-        sbo_redirect_mismatch(reg, "HTTP://127.0.0.1:8765/callback"),
-        "scheme");
+        sbo_redirect_mismatch(reg, "HTTP://127.0.0.1:8765/callback"), "scheme");
     assert_string_equal(sbo_redirect_mismatch("https://example.com/cb",
                                               "https://example.com:443/cb"),
                         "port");
