@@ -140,6 +140,22 @@ for api in $APIS; do
     check "$api connection refused: exit 69" eval '[ "$RC" = 69 ]'
 done
 
+# --- several files: each with its own header and delimiter, one report
+# in input order, duplicates found across files.
+sb_reset
+STATE_DIR="$T/state-multi"
+"$GEN" 3 41 >"$T/fa.csv"
+printf 'E-mail;Vorname;Nachname\nuser2.s41@example.com;X;Y\nneu@example.com;Z;W\n' >"$T/fb.csv"
+imp --list "$LIST" --rate 0 "$T/fa.csv" "$T/fb.csv"
+if [ "$RC" = 0 ] && [ "$(rep_rows)" = 5 ] &&
+    [ "$(rep_body | cut -d, -f1,2,4 | tr '\n' ' ')" = "$T/fa.csv,1,created $T/fa.csv,2,created $T/fa.csv,3,created $T/fb.csv,1,duplicate $T/fb.csv,2,created " ] &&
+    rep_body | grep -q "same email as $T/fa.csv row 2" &&
+    [ "$(sb_emails | wc -l)" = 4 ]; then
+    ok "two files: one report in input order, duplicate across files named"
+else
+    not_ok "two files: one report in input order, duplicate across files named"; explain
+fi
+
 # --- --quiet (errors only): silent when every row settled; the summary
 # line still shows when the exit code is not 0.
 sb_reset
