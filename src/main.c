@@ -39,20 +39,28 @@ static const char usage_top[] =
     "Run 'ctct-sync COMMAND --help' for a command's options; see "
     "ctct-sync(1).\n";
 
-static const char usage_common[] =
-    "credentials and configuration (precedence: command line > environment "
-    "> config file > defaults):\n"
+/* Credentials first (the account check is the point of the tool), then
+ * the options every command shares.  `auth` has no --token. */
+static const char usage_creds[] =
+    "credentials (command line > environment > config file > defaults):\n"
     "  --api v2|v3            API generation (CTCT_API; default v3)\n"
     "  --api-key KEY          v2 api_key / v3 OAuth client id "
     "(CTCT_API_KEY)\n"
     "  --token-file FILE      file holding the token, mode 0600 "
-    "(CTCT_TOKEN_FILE)\n"
+    "(CTCT_TOKEN_FILE)\n";
+
+static const char usage_token[] =
+    "  --token TOKEN          access token (CTCT_ACCESS_TOKEN; visible in "
+    "ps: prefer\n"
+    "                         --token-file or the environment)\n";
+
+static const char usage_common[] =
     "  --account ID           expected account: v2 user_name, v3 "
     "encoded_account_id\n"
     "                         (CTCT_ACCOUNT)\n"
-    "  --base-url URL         API base (CTCT_BASE_URL; default "
-    "https://api.cc.email/v3\n"
-    "                         or https://api.constantcontact.com/v2)\n"
+    "  --base-url URL         API base (CTCT_BASE_URL; default\n"
+    "                         https://api.cc.email/v3, or for v2\n"
+    "                         https://api.constantcontact.com/v2)\n"
     "  --auth-url URL         OAuth base (CTCT_AUTH_URL)\n"
     "  --config FILE          config file (CTCT_CONFIG; default\n"
     "                         $XDG_CONFIG_HOME/ctct-sync/config)\n"
@@ -60,11 +68,6 @@ static const char usage_common[] =
     "  -q, --quiet            errors only\n"
     "  -v, --verbose          debug messages (secrets stay masked)\n"
     "  -h, --help             this help\n";
-
-static const char usage_token[] =
-    "  --token TOKEN          access token (CTCT_ACCESS_TOKEN; visible in "
-    "ps: prefer\n"
-    "                         --token-file or the environment)\n";
 
 static const char usage_exit_import[] =
     "exit status: 0 every row settled, 1 some rows failed, 64 usage, 65 "
@@ -97,8 +100,9 @@ static void print_usage(enum cts_command cmd, FILE *out)
               "report.\n"
               "\n",
               out);
-        fputs(usage_common, out);
+        fputs(usage_creds, out);
         fputs(usage_token, out);
+        fputs(usage_common, out);
         fputs(
             "\n"
             "sending:\n"
@@ -151,8 +155,9 @@ static void print_usage(enum cts_command cmd, FILE *out)
               "to.  Writes nothing.\n"
               "\n",
               out);
-        fputs(usage_common, out);
+        fputs(usage_creds, out);
         fputs(usage_token, out);
+        fputs(usage_common, out);
         fputs("  --json                 print the result as JSON\n\n", out);
         fputs(usage_exit_check, out);
         break;
@@ -166,8 +171,9 @@ static void print_usage(enum cts_command cmd, FILE *out)
               "'ctct-sync import --list ID' takes.\n"
               "\n",
               out);
-        fputs(usage_common, out);
+        fputs(usage_creds, out);
         fputs(usage_token, out);
+        fputs(usage_common, out);
         fputs("  --json                 print a JSON array of {id, name, "
               "member_count}\n\n",
               out);
@@ -183,6 +189,7 @@ static void print_usage(enum cts_command cmd, FILE *out)
               "the device flow.\n"
               "\n",
               out);
+        fputs(usage_creds, out);
         fputs(usage_common, out);
         fputs("  --redirect-uri URI     the app's own callback, as registered\n"
               "  --registered-redirect-uri URI  what the developer portal "
