@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -50,6 +51,12 @@
  * the loop alive), and any event on it then just stops it: an idle
  * connection only becomes readable when the server closes it, and libcurl
  * finds that out itself before reusing it.
+ *
+ * Only connection sockets get this treatment: they are created in
+ * cb_opensocket and closed in cb_closesocket, so no context ever outlives
+ * its fd.  Other sockets libcurl may ask us to watch (the threaded
+ * resolver's socketpair, closed with a plain close() right after REMOVE)
+ * are closed on REMOVE, as in multi-uv.c.
  */
 struct sock_ctx {
     uv_poll_t poll;
@@ -59,6 +66,9 @@ struct sock_ctx {
                                      stopped */
     int active;                   /* libcurl is watching it (between the
                                      first IN/OUT and REMOVE) */
+    int conn;                     /* a connection socket: opened through
+                                     cb_opensocket, so its close is sure to
+                                     come through cb_closesocket */
     struct sock_ctx *prev, *next; /* h->socks list: lookup and shutdown */
 };
 
@@ -248,6 +258,31 @@ static void on_timeout(uv_timer_t *timer)
     drain_done(h);
 }
 
+/* A context watching fd s, linked into h->socks.  NULL on failure (a
+ * libcurl callback reports failure instead of aborting, so this one
+ * allocation is checked, not cts_x*). */
+static struct sock_ctx *sock_new(struct cts_http *h, curl_socket_t s)
+{
+    struct sock_ctx *ctx = calloc(1, sizeof(*ctx));
+    int rc;
+    if (ctx == NULL)
+        return NULL;
+    rc = uv_poll_init_socket(h->loop, &ctx->poll, s);
+    if (rc != 0) {
+        cts_log_error("uv_poll_init_socket: %s", uv_strerror(rc));
+        free(ctx);
+        return NULL;
+    }
+    ctx->fd = s;
+    ctx->http = h;
+    ctx->poll.data = ctx;
+    ctx->next = h->socks;
+    if (ctx->next != NULL)
+        ctx->next->prev = ctx;
+    h->socks = ctx;
+    return ctx;
+}
+
 /*
  * CURLMOPT_SOCKETFUNCTION.  libcurl forbids calling socket_action (or
  * anything that drives transfers) from here; curl_multi_assign is allowed.
@@ -261,45 +296,34 @@ static int cb_socket(CURL *easy, curl_socket_t s, int action, void *userp,
 
     (void)easy;
     if (action == CURL_POLL_REMOVE) {
-        if (ctx != NULL) {
-            curl_multi_assign(h->multi, s, NULL);
-            ctx->active = 0;
-            /* Idle between transfers: keep the poll (see struct sock_ctx)
-             * but never let it keep the loop alive, and never poll for
-             * writable on an idle socket (always true: a busy loop). */
-            uv_unref((uv_handle_t *)&ctx->poll);
-            if (ctx->events & UV_WRITABLE) {
-                uv_poll_stop(&ctx->poll);
-                ctx->events = 0;
-            }
+        if (ctx == NULL)
+            return 0;
+        curl_multi_assign(h->multi, s, NULL);
+        ctx->active = 0;
+        if (!ctx->conn) {
+            sock_unlink_close(h, ctx);
+            return 0;
+        }
+        /* An idle connection: keep the poll (see struct sock_ctx) but never
+         * let it keep the loop alive, and never poll an idle socket for
+         * writable (always true: a busy loop). */
+        uv_unref((uv_handle_t *)&ctx->poll);
+        if (ctx->events & UV_WRITABLE) {
+            uv_poll_stop(&ctx->poll);
+            ctx->events = 0;
         }
         return 0;
     }
     if (ctx == NULL) {
-        /* A connection libcurl used before: its context is still here. */
+        /* A connection libcurl opened (cb_opensocket) or used before. */
         for (ctx = h->socks; ctx != NULL; ctx = ctx->next)
             if (ctx->fd == s)
                 break;
     }
     if (ctx == NULL) {
-        /* A callback from libcurl reports failure with -1 instead of
-         * aborting, so this one allocation is checked, not cts_x*. */
-        ctx = calloc(1, sizeof(*ctx));
+        ctx = sock_new(h, s);
         if (ctx == NULL)
             return -1;
-        rc = uv_poll_init_socket(h->loop, &ctx->poll, s);
-        if (rc != 0) {
-            cts_log_error("uv_poll_init_socket: %s", uv_strerror(rc));
-            free(ctx);
-            return -1;
-        }
-        ctx->fd = s;
-        ctx->http = h;
-        ctx->poll.data = ctx;
-        ctx->next = h->socks;
-        if (ctx->next != NULL)
-            ctx->next->prev = ctx;
-        h->socks = ctx;
     }
     if (!ctx->active) {
         ctx->active = 1;
@@ -327,9 +351,34 @@ static int cb_socket(CURL *easy, curl_socket_t s, int action, void *userp,
 }
 
 /*
+ * CURLOPT_OPENSOCKETFUNCTION: create the connection socket and its poll
+ * context now, marked as a connection (see struct sock_ctx).
+ */
+static curl_socket_t cb_opensocket(void *clientp, curlsocktype purpose,
+                                   struct curl_sockaddr *address)
+{
+    struct cts_http *h = clientp;
+    struct sock_ctx *ctx;
+    curl_socket_t s;
+
+    (void)purpose;
+    s = socket(address->family, address->socktype, address->protocol);
+    if (s == CURL_SOCKET_BAD)
+        return CURL_SOCKET_BAD;
+    ctx = sock_new(h, s);
+    if (ctx == NULL) {
+        close(s);
+        return CURL_SOCKET_BAD;
+    }
+    ctx->conn = 1;
+    return s;
+}
+
+/*
  * CURLOPT_CLOSESOCKETFUNCTION: the only reliable "this fd is gone" signal
- * (REMOVE also means "idle").  libuv forbids closing an fd under an
- * active poll, so the poll is stopped and closed first, then the fd.
+ * for a connection (REMOVE also means "idle").  libuv forbids closing an
+ * fd under an active poll, so the poll is stopped and closed first, then
+ * the fd.
  */
 static int cb_closesocket(void *clientp, curl_socket_t item)
 {
@@ -445,6 +494,8 @@ static CURL *easy_new(struct cts_http *h)
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_OPENSOCKETFUNCTION, cb_opensocket);
+    SET(CURLOPT_OPENSOCKETDATA, h);
     SET(CURLOPT_CLOSESOCKETFUNCTION, cb_closesocket);
     SET(CURLOPT_CLOSESOCKETDATA, h);
     /* TLS verification stays at libcurl's secure defaults: never turned
