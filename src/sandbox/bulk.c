@@ -311,6 +311,12 @@ static const char *row_v3(struct activity *a, json_t *item, struct row *r,
     int n;
 
     r->in.f[SB_CF_EMAIL] = email;
+    if ((email == NULL || *email == '\0') &&
+        str_of(json_object_get(item, "sms_number")) != NULL)
+        /* The real API takes SMS-only contacts; the sandbox's store is
+         * keyed by email, so it says so instead of pretending. */
+        return "SMS-only contacts (sms_number without email) are not "
+               "supported by the sandbox";
     if (email == NULL || *email == '\0')
         return "Email address is required";
     if (!email_ok(email))

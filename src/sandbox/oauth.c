@@ -521,7 +521,9 @@ static int has_scope(const char *scope, const char *want)
 {
     size_t wl = strlen(want);
     const char *s = scope;
-    while (s != NULL && *s != '\0') {
+    if (s == NULL)
+        return 0;
+    while (*s != '\0') {
         size_t len = strcspn(s, " ");
         if (len == wl && memcmp(s, want, wl) == 0)
             return 1;
