@@ -55,18 +55,18 @@ struct cts_pipeline_params {
     /* Borrowed.  cfg->token may be replaced when a 401 triggers the one
      * refresh the run allows (cts_oauth_refresh). */
     struct cts_config *cfg;
-    struct cts_report *report;      /* borrowed: the sink */
-    struct cts_state *state;        /* borrowed, required (email index) */
-    const struct cts_cf_ids *cf;    /* borrowed; v3 custom field ids; NULL
-                                       when no cf: mapping */
-    long expected_rows;             /* estimate for the progress line;
-                                       0 = unknown */
-    int preflight;                  /* requests just made for this key
-                                       (account check, lists): the server
-                                       counts them in the same 1-second
-                                       window as the first rows */
-    uint64_t preflight_done_ms;     /* when they ended, uv_hrtime()/1e6
-                                       (the loop's clock); 0 = now */
+    struct cts_report *report;   /* borrowed: the sink */
+    struct cts_state *state;     /* borrowed, required (email index) */
+    const struct cts_cf_ids *cf; /* borrowed; v3 custom field ids; NULL
+                                    when no cf: mapping */
+    long expected_rows;          /* estimate for the progress line;
+                                    0 = unknown */
+    int preflight;               /* requests just made for this key
+                                    (account check, lists): the server
+                                    counts them in the same 1-second
+                                    window as the first rows */
+    uint64_t preflight_done_ms;  /* when they ended, uv_hrtime()/1e6
+                                    (the loop's clock); 0 = now */
 };
 
 struct cts_pipeline_outcome {

@@ -29,10 +29,10 @@
 
 /* The counts that end a run (summary JSON and stderr line). */
 struct cts_report_counts {
-    long input_rows;              /* rows written to the report */
-    long status[CTS_ST__COUNT];   /* rows per final status */
-    long requests;                /* HTTP requests made (set by the caller) */
-    long retries;                 /* retried requests (set by the caller) */
+    long input_rows;            /* rows written to the report */
+    long status[CTS_ST__COUNT]; /* rows per final status */
+    long requests;              /* HTTP requests made (set by the caller) */
+    long retries;               /* retried requests (set by the caller) */
 };
 
 struct cts_report;
@@ -83,10 +83,9 @@ int cts_report_close(struct cts_report *r, struct cts_error *err);
  * null).  Returns 0, or a negative code with err filled (exit code 73).
  */
 int cts_report_write_summary(const char *path,
-                             const struct cts_report_counts *c,
-                             const char *api, const char *account,
-                             double elapsed_s, int exit_code,
-                             struct cts_error *err);
+                             const struct cts_report_counts *c, const char *api,
+                             const char *account, double elapsed_s,
+                             int exit_code, struct cts_error *err);
 
 /*
  * Format the one-line summary (without prefix or newline) into out:
@@ -99,10 +98,10 @@ char *cts_report_summary_line(const struct cts_report_counts *c,
 
 /* ---- progress line (a terminal only; the caller decides) ---- */
 struct cts_progress {
-    FILE *fp;           /* borrowed, normally stderr */
-    uint64_t last_ms;   /* time of the last drawn update */
-    uint64_t start_ms;  /* time the run started */
-    int shown;          /* a line is on the screen and must be cleared */
+    FILE *fp;          /* borrowed, normally stderr */
+    uint64_t last_ms;  /* time of the last drawn update */
+    uint64_t start_ms; /* time the run started */
+    int shown;         /* a line is on the screen and must be cleared */
 };
 
 /* Prepare p for drawing on fp (borrowed) from now_ms on. */

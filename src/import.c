@@ -92,8 +92,7 @@ static int check_inputs(const struct cts_config *cfg, long *expected)
 
 /* v3 --map cf:NAME=HEADER: resolve every NAME to its custom_field_id before
  * the first write (an unknown name is a data error, exit 65). */
-static int resolve_custom_fields(struct cts_config *cfg,
-                                 struct cts_cf_ids *out)
+static int resolve_custom_fields(struct cts_config *cfg, struct cts_cf_ids *out)
 {
     struct cts_http_req req;
     struct cts_error err = {0};
@@ -107,8 +106,8 @@ static int resolve_custom_fields(struct cts_config *cfg,
             nwanted++;
     if (nwanted == 0 || cfg->api != CTS_API_V3)
         return 0;
-    url = cts_api_url(cfg->base_url, "/contact_custom_fields", NULL,
-                      "limit=100");
+    url =
+        cts_api_url(cfg->base_url, "/contact_custom_fields", NULL, "limit=100");
     cts_http_req_init(&req);
     req.method = "GET";
     req.url = url;
@@ -130,7 +129,7 @@ static int resolve_custom_fields(struct cts_config *cfg,
         cts_log_error("cannot read the account's custom fields (HTTP %ld)",
                       req.status);
         ex = req.status >= 500 || req.status == 0 ? CTS_EX_UNAVAILABLE
-                                                   : CTS_EX_DATAERR;
+                                                  : CTS_EX_DATAERR;
         goto out;
     }
     cts_buf_init(&known, 4096);
@@ -176,8 +175,7 @@ static int exit_code_for(int run_rc, const struct cts_error *run_err,
                          const struct cts_report_counts *c)
 {
     if (run_rc != 0)
-        return run_err->exit_code != 0 ? run_err->exit_code
-                                       : CTS_EX_SOFTWARE;
+        return run_err->exit_code != 0 ? run_err->exit_code : CTS_EX_SOFTWARE;
     if (po->stop == CTS_STOP_AUTH)
         return CTS_EX_NOPERM;
     if (po->stop == CTS_STOP_QUOTA || po->stop == CTS_STOP_SIGNAL ||
@@ -223,10 +221,8 @@ int cts_cmd_import(struct cts_config *cfg)
     /* v3: a token that would expire during the run is refreshed now, when
      * nothing is in flight (the planned duration is the row estimate at
      * the configured rate). */
-    rc = cts_oauth_ensure_fresh(cfg,
-                                cfg->rate > 0 ? (long)(expected / cfg->rate)
-                                              : 0,
-                                &err);
+    rc = cts_oauth_ensure_fresh(
+        cfg, cfg->rate > 0 ? (long)(expected / cfg->rate) : 0, &err);
     if (rc != 0) {
         cts_log_error("%s", err.msg);
         ex = err.exit_code != 0 ? err.exit_code : CTS_EX_NOPERM;
@@ -306,9 +302,8 @@ int cts_cmd_import(struct cts_config *cfg)
      * just counted against this key. */
     pp.preflight = 2 + (cfg->nlists > 0) + (cf.n > 0);
     pp.preflight_done_ms = preflight_done_ms;
-    pp.expected_rows = expected > (long)cfg->ninputs
-                           ? expected - (long)cfg->ninputs
-                           : 0;
+    pp.expected_rows =
+        expected > (long)cfg->ninputs ? expected - (long)cfg->ninputs : 0;
     memset(&err, 0, sizeof(err));
     rc = cts_pipeline_run(&pp, &po, &err);
     if (rc != 0)

@@ -29,12 +29,12 @@
 #include "cts_retry.h"
 #include "cts_state.h"
 
-#define READ_CHUNK    (64 * 1024)
-#define TICK_MS       100  /* progress redraw and journal flush period */
-#define FLUSH_EVERY   2    /* journal fdatasync every 2 ticks (200 ms) */
-#define GRACE_MIN_MS  5000 /* SIGINT: in-flight requests get this long */
-#define GATE_MARGIN_MS 5   /* ms rounding of uv_now vs the server's clock */
-#define WAIT_REPLY    UINT64_MAX
+#define READ_CHUNK     (64 * 1024)
+#define TICK_MS        100  /* progress redraw and journal flush period */
+#define FLUSH_EVERY    2    /* journal fdatasync every 2 ticks (200 ms) */
+#define GRACE_MIN_MS   5000 /* SIGINT: in-flight requests get this long */
+#define GATE_MARGIN_MS 5    /* ms rounding of uv_now vs the server's clock */
+#define WAIT_REPLY     UINT64_MAX
 
 /* ---- the job state machine (style C7) ---- */
 
@@ -49,9 +49,9 @@ enum job_state {
     JS_REPORTED
 };
 
-static const char *const state_names[] = {
-    "READ",    "MAPPED",  "QUEUED", "WAIT_TOKEN",
-    "IN_FLIGHT", "BACKOFF", "DONE",   "REPORTED"};
+static const char *const state_names[] = {"READ",       "MAPPED",    "QUEUED",
+                                          "WAIT_TOKEN", "IN_FLIGHT", "BACKOFF",
+                                          "DONE",       "REPORTED"};
 
 #define B(s) (1u << (s))
 /* legal[from] is the set of states a job may move to from `from`. */
@@ -80,28 +80,28 @@ struct pipeline;
 struct cts_job {
     TAILQ_ENTRY(cts_job) link; /* on send_q, retry_q or backoff_q */
     struct pipeline *p;
-    uint64_t seq;              /* 0-based over the run: report order */
-    long row;                  /* 1-based data row in its file */
-    const char *file;          /* borrowed from cfg->inputs */
+    uint64_t seq;     /* 0-based over the run: report order */
+    long row;         /* 1-based data row in its file */
+    const char *file; /* borrowed from cfg->inputs */
     enum job_state state;
     enum job_step step;
-    struct cts_contact c;      /* owned, mapped */
-    uint32_t fp;               /* fingerprint (cts_state) */
-    char *body;                /* owned; the POSTFIELDS of the current step
-                                  belong to the job until done_cb runs */
-    char *url;                 /* owned; per-row URLs (v2 GET/PUT) */
-    int attempts;              /* HTTP requests made for this row */
-    int step_tries;            /* tries of the current step (retry budget) */
-    uint64_t step_start_ms;    /* first try of the current step */
-    int maybe_landed;          /* a create whose reply was lost may exist */
-    int journaled;             /* cts_state_journal_begin done */
-    int timer_inited;          /* backoff timer initialised (lazily) */
-    uv_timer_t timer;          /* per-job backoff; closed before free */
+    struct cts_contact c;   /* owned, mapped */
+    uint32_t fp;            /* fingerprint (cts_state) */
+    char *body;             /* owned; the POSTFIELDS of the current step
+                               belong to the job until done_cb runs */
+    char *url;              /* owned; per-row URLs (v2 GET/PUT) */
+    int attempts;           /* HTTP requests made for this row */
+    int step_tries;         /* tries of the current step (retry budget) */
+    uint64_t step_start_ms; /* first try of the current step */
+    int maybe_landed;       /* a create whose reply was lost may exist */
+    int journaled;          /* cts_state_journal_begin done */
+    int timer_inited;       /* backoff timer initialised (lazily) */
+    uv_timer_t timer;       /* per-job backoff; closed before free */
     struct cts_http_req req;
     /* result */
     enum cts_status status;
     int http_status;
-    int permanent;             /* failed with a permanent error */
+    int permanent; /* failed with a permanent error */
     char *contact_id;
     char *error_key;
     char *message;
@@ -128,10 +128,10 @@ struct pipeline {
     uv_signal_t sigint, sigterm;
     int handles_inited;
     int handles_closing;
-    struct job_q send_q;   /* QUEUED, in input order */
-    struct job_q retry_q;  /* WAIT_TOKEN again: retries and next steps */
+    struct job_q send_q;    /* QUEUED, in input order */
+    struct job_q retry_q;   /* WAIT_TOKEN again: retries and next steps */
     struct job_q backoff_q; /* BACKOFF: timer armed */
-    long live;             /* jobs allocated and not yet freed */
+    long live;              /* jobs allocated and not yet freed */
 
     /* reader */
     size_t file_idx;
@@ -139,8 +139,8 @@ struct pipeline {
     int fd_open;
     struct cts_reader *reader;
     struct cts_mapper *mapper;
-    uint64_t file_first_seq;   /* seq of data row 1 of the current file */
-    uint64_t *file_seq;        /* first seq of each file (dup messages) */
+    uint64_t file_first_seq; /* seq of data row 1 of the current file */
+    uint64_t *file_seq;      /* first seq of each file (dup messages) */
     uv_fs_t read_req;
     char *rbuf;
     int read_pending;
@@ -148,7 +148,7 @@ struct pipeline {
     int paused;
     int reading_done;
     uint64_t next_seq;
-    uint64_t high, low;        /* backpressure marks, unreported rows */
+    uint64_t high, low; /* backpressure marks, unreported rows */
 
     /* arrival gate: completion times of the last n requests (see
      * gate_wait); n = the limiter's starts per window, 0 = off */
@@ -156,13 +156,13 @@ struct pipeline {
     unsigned done_n, done_head, done_count;
 
     /* sending */
-    char *url_create;          /* shared URL of the row's first request */
-    char *bearer;              /* current access token (copy) */
-    char *old_bearer;          /* kept alive for requests still using it */
+    char *url_create; /* shared URL of the row's first request */
+    char *bearer;     /* current access token (copy) */
+    char *old_bearer; /* kept alive for requests still using it */
     int refreshed;
     long requests;
     long retries;
-    long quota_credit;         /* requests already counted, not yet made */
+    long quota_credit; /* requests already counted, not yet made */
     uint64_t rng;
 
     /* stopping */
@@ -178,7 +178,7 @@ struct pipeline {
 
     /* bulk (--bulk always; see the "bulk" section below) */
     struct cts_bulk_run *bulk;
-    struct job_q bulk_q;   /* QUEUED rows handed to bulk, in input order */
+    struct job_q bulk_q; /* QUEUED rows handed to bulk, in input order */
 
     /* progress */
     int show_progress;
@@ -193,9 +193,8 @@ static void bulk_start(struct pipeline *p);
 static void read_next(struct pipeline *p);
 static void maybe_finish(struct pipeline *p);
 static void job_settle(struct cts_job *j, enum cts_status st);
-static void stop_sending(struct pipeline *p, enum cts_stop why,
-                         const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void stop_sending(struct pipeline *p, enum cts_stop why, const char *fmt,
+                         ...) __attribute__((format(printf, 3, 4)));
 static void cancel_backoffs(struct pipeline *p);
 static void abort_soon(struct pipeline *p);
 
@@ -304,13 +303,11 @@ static void job_report(struct cts_job *j)
     /* cts_state: the journal learns how the row settled before its report
      * line can exist, so a crash never leaves a reported row unjournaled. */
     if (j->journaled) {
-        rc = cts_state_journal_done(p->st, j->c.f[CTS_F_EMAIL],
-                                    (uint32_t)(j->seq + 1), j->fp,
-                                    j->status, j->permanent, j->http_status,
-                                    j->error_key, j->message);
+        rc = cts_state_journal_done(
+            p->st, j->c.f[CTS_F_EMAIL], (uint32_t)(j->seq + 1), j->fp,
+            j->status, j->permanent, j->http_status, j->error_key, j->message);
         if (rc != 0)
-            fatal(p, rc, CTS_EX_CANTCREAT,
-                  "cannot write the state journal");
+            fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
     }
     memset(&res, 0, sizeof(res));
     res.file = j->file;
@@ -368,8 +365,8 @@ static void job_defer(struct cts_job *j)
 
 /* ---- stopping ---- */
 
-static void stop_sending(struct pipeline *p, enum cts_stop why,
-                         const char *fmt, ...)
+static void stop_sending(struct pipeline *p, enum cts_stop why, const char *fmt,
+                         ...)
 {
     struct cts_job *j;
     va_list ap;
@@ -431,8 +428,8 @@ static int job_prepare(struct cts_job *j, struct cts_error *err)
     if (cfg->api == CTS_API_V3) {
         if (cfg->mode == CTS_MODE_CREATE) {
             j->step = STEP_V3_CREATE;
-            j->body = cts_api_v3_contact_body(&j->c, cfg->lists,
-                                              cfg->nlists, p->cf, err);
+            j->body = cts_api_v3_contact_body(&j->c, cfg->lists, cfg->nlists,
+                                              p->cf, err);
         } else {
             j->step = STEP_V3_SIGNUP;
             j->body = cts_api_v3_signup_body(&j->c, cfg->lists, cfg->nlists,
@@ -440,12 +437,10 @@ static int job_prepare(struct cts_job *j, struct cts_error *err)
         }
     } else {
         j->step = STEP_V2_POST;
-        j->body = cts_api_v2_contact_body(&j->c, cfg->lists, cfg->nlists,
-                                          err);
+        j->body = cts_api_v2_contact_body(&j->c, cfg->lists, cfg->nlists, err);
     }
     return j->body != NULL ? 0 : CTS_EDATA;
 }
-
 
 static void on_http_done(struct cts_http_req *req, void *arg);
 
@@ -520,8 +515,7 @@ static int quota_take(struct pipeline *p)
 /* Start one job's request if the limiter and the quota allow.  Returns 1
  * when the job left the queue (started, or settled), 0 when the limiter
  * said wait (the job stays at the head in WAIT_TOKEN). */
-static int try_start(struct pipeline *p, struct cts_job *j,
-                     struct job_q *q)
+static int try_start(struct pipeline *p, struct cts_job *j, struct job_q *q)
 {
     int rc;
 
@@ -626,9 +620,9 @@ static uint64_t gate_wait(struct pipeline *p)
     /* The k-th oldest of the recent replies must leave the window. */
     k = in_flight + recent - p->done_n; /* 0-based */
     {
-        uint64_t t = p->done_ring[(p->done_head + (p->done_count - recent) +
-                                   k) %
-                                  p->done_n];
+        uint64_t t =
+            p->done_ring[(p->done_head + (p->done_count - recent) + k) %
+                         p->done_n];
         return t + win > now ? t + win - now : 1;
     }
 }
@@ -739,8 +733,7 @@ static void handle_retry(struct cts_job *j, const struct cts_http_req *req,
             /* Throttling is per API key: every request would meet it, so
              * hold all starts, not only this row's. */
             cts_limiter_pause(&p->lim, req->retry_after_s >= 0
-                                           ? (uint64_t)req->retry_after_s *
-                                                 1000
+                                           ? (uint64_t)req->retry_after_s * 1000
                                            : 1000);
         }
         cts_log_debug("%s:%ld: %s (%s), retry %d in %" PRIu64 " ms", j->file,
@@ -779,8 +772,8 @@ static void handle_auth(struct cts_job *j, const struct cts_http_req *req,
         requeue(j);
         return;
     }
-    if (!p->refreshed && cfg->api == CTS_API_V3 &&
-        cfg->refresh_token != NULL && p->stop == CTS_STOP_NONE) {
+    if (!p->refreshed && cfg->api == CTS_API_V3 && cfg->refresh_token != NULL &&
+        p->stop == CTS_STOP_NONE) {
         p->refreshed = 1;
         /* Blocking, on the OAuth module's private loop: a token call is
          * rare (once per run at most) and other rows would meet the same
@@ -805,8 +798,7 @@ static void handle_auth(struct cts_job *j, const struct cts_http_req *req,
 }
 
 /* A 409 on a create: the email is already in the account. */
-static void handle_conflict(struct cts_job *j, const char *ek,
-                            const char *em)
+static void handle_conflict(struct cts_job *j, const char *ek, const char *em)
 {
     struct pipeline *p = j->p;
     const struct cts_config *cfg = p->cfg;
@@ -867,8 +859,7 @@ static void handle_ok(struct cts_job *j, const struct cts_http_req *req)
         job_settle(j, CTS_ST_CREATED);
         return;
     case STEP_V2_GET:
-        if (cts_api_v2_parse_search(body, req->resp.len, &id, &existing) !=
-                0 ||
+        if (cts_api_v2_parse_search(body, req->resp.len, &id, &existing) != 0 ||
             id == NULL) {
             free(id);
             free(existing);
@@ -898,9 +889,7 @@ static void handle_ok(struct cts_job *j, const struct cts_http_req *req)
         j->contact_id = id;
         next_step(j, STEP_V2_PUT);
         return;
-    case STEP_V2_PUT:
-        job_settle(j, CTS_ST_UPDATED);
-        return;
+    case STEP_V2_PUT: job_settle(j, CTS_ST_UPDATED); return;
     }
 }
 
@@ -938,15 +927,10 @@ static void on_http_done(struct cts_http_req *req, void *arg)
             goto out;
         }
     }
-    oc = cts_retry_classify(p->cfg->api, req->status, req->transport_error,
-                            ek);
+    oc = cts_retry_classify(p->cfg->api, req->status, req->transport_error, ek);
     switch (oc) {
-    case CTS_OC_OK:
-        handle_ok(j, req);
-        break;
-    case CTS_OC_AUTH:
-        handle_auth(j, req, ek);
-        break;
+    case CTS_OC_OK: handle_ok(j, req); break;
+    case CTS_OC_AUTH: handle_auth(j, req, ek); break;
     case CTS_OC_QUOTA:
         cts_state_quota_exhausted(p->st);
         stop_sending(p, CTS_STOP_QUOTA,
@@ -957,14 +941,12 @@ static void on_http_done(struct cts_http_req *req, void *arg)
         job_defer(j);
         break;
     case CTS_OC_THROTTLED:
-    case CTS_OC_TRANSIENT:
-        handle_retry(j, req, oc, ek, em);
-        break;
+    case CTS_OC_TRANSIENT: handle_retry(j, req, oc, ek, em); break;
     case CTS_OC_PERMANENT:
     default:
         describe_failure(req, key, sizeof(key), msg, sizeof(msg));
-        job_fail(j, req->transport_error == CTS_XE_NONE,
-                 ek != NULL ? ek : key, em != NULL ? em : msg);
+        job_fail(j, req->transport_error == CTS_XE_NONE, ek != NULL ? ek : key,
+                 em != NULL ? em : msg);
         break;
     }
 out:
@@ -1046,8 +1028,8 @@ static int on_header(struct pipeline *p, const struct cts_row *row)
         cts_buf_init(&b, 4096);
         for (i = 0; i < n; i++)
             cts_buf_appendf(&b, "%s\"%s\"", i > 0 ? ", " : "", names[i]);
-        cts_log_info("%s: ignoring columns that map to no field: %s",
-                     row->file, b.data != NULL ? b.data : "");
+        cts_log_info("%s: ignoring columns that map to no field: %s", row->file,
+                     b.data != NULL ? b.data : "");
         cts_buf_free(&b);
     }
     if (cfg->dry_run && !cfg->quiet) {
@@ -1105,8 +1087,7 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
          * on a create is our own contact, not a failure. */
         j->maybe_landed = 1;
         break;
-    case CTS_SV_SEND:
-        break;
+    case CTS_SV_SEND: break;
     }
     if (cfg->dry_run) {
         /* The mapper has validated the row against the API's limits; the
@@ -1254,8 +1235,8 @@ static void end_of_file(struct pipeline *p)
         char msg[700];
         if (p->fatal_rc == 0) {
             snprintf(msg, sizeof(msg), "%s", err.msg);
-            fatal(p, rc,
-                  err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
+            fatal(p, rc, err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
+                  msg);
         }
         finish_reading(p);
         return;
@@ -1264,7 +1245,7 @@ static void end_of_file(struct pipeline *p)
     if (enc != NULL && strstr(enc, "convert") != NULL)
         cts_log_info("%s: read as %s", name, enc);
     if (enc != NULL)
-        p->encoding = strstr(enc, "utf-16") != NULL ? "utf-16 (converted)"
+        p->encoding = strstr(enc, "utf-16") != NULL   ? "utf-16 (converted)"
                       : strstr(enc, "cp1252") != NULL ? "cp1252 (converted)"
                       : strstr(enc, "latin1") != NULL ? "latin1 (converted)"
                                                       : "utf-8";
@@ -1315,8 +1296,8 @@ static void on_read(uv_fs_t *req)
         if (p->fatal_rc == 0) {
             char msg[700];
             snprintf(msg, sizeof(msg), "%s", err.msg);
-            fatal(p, rc,
-                  err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
+            fatal(p, rc, err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
+                  msg);
         }
         finish_reading(p);
         return;
@@ -1352,7 +1333,8 @@ static void bulk_on_result(void *arg, const struct cts_bulk_result *r)
     struct cts_job *j;
 
     /* Results come mostly in input order: the search is short. */
-    TAILQ_FOREACH(j, &p->bulk_q, link) {
+    TAILQ_FOREACH(j, &p->bulk_q, link)
+    {
         if ((uint32_t)(j->seq + 1) == r->row)
             break;
     }
@@ -1366,13 +1348,12 @@ static void bulk_on_result(void *arg, const struct cts_bulk_result *r)
     if (r->status == CTS_ST_DEFERRED && p->stop == CTS_STOP_NONE) {
         enum cts_bulk_stop why = cts_bulk_stopped(p->bulk);
         if (why == CTS_BULK_STOP_QUOTA)
-            stop_sending(p, CTS_STOP_QUOTA, "%s", r->message != NULL
-                                                      ? r->message
-                                                      : "daily quota exhausted");
+            stop_sending(p, CTS_STOP_QUOTA, "%s",
+                         r->message != NULL ? r->message
+                                            : "daily quota exhausted");
         else if (why == CTS_BULK_STOP_AUTH)
-            stop_sending(p, CTS_STOP_AUTH, "%s", r->message != NULL
-                                                     ? r->message
-                                                     : "401");
+            stop_sending(p, CTS_STOP_AUTH, "%s",
+                         r->message != NULL ? r->message : "401");
     }
     job_settle(j, r->status);
 }
@@ -1389,8 +1370,7 @@ static void bulk_take(struct pipeline *p, struct cts_job *j)
     TAILQ_INSERT_TAIL(&p->bulk_q, j, link);
     if (j->maybe_landed &&
         cts_state_bulk_pending(p->st, j->c.f[CTS_F_EMAIL], j->fp, &id, &line))
-        rc = cts_bulk_adopt(p->bulk, tag, j->c.f[CTS_F_EMAIL], j->fp, id,
-                            line);
+        rc = cts_bulk_adopt(p->bulk, tag, j->c.f[CTS_F_EMAIL], j->fp, id, line);
     else
         rc = cts_bulk_add(p->bulk, tag, &j->c, j->fp, &err);
     if (rc == 0)
@@ -1581,9 +1561,8 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
          * as the server counts them).  They enter the gate with the time
          * they ended (uv_now is uv_hrtime in ms: the same clock). */
         for (int i = 0; i < pp->preflight; i++)
-            note_done_at(p, pp->preflight_done_ms != 0
-                                ? pp->preflight_done_ms
-                                : clock_now(&p->loop));
+            note_done_at(p, pp->preflight_done_ms != 0 ? pp->preflight_done_ms
+                                                       : clock_now(&p->loop));
     }
     memset(&ho, 0, sizeof(ho));
     ho.max_in_flight = cfg->concurrency;

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uv.h>
 #include <jansson.h>
+#include <uv.h>
 
 /* A result that arrived before an earlier row: owned copies of its text. */
 struct held {
@@ -195,9 +195,8 @@ static int drain(struct cts_report *r)
         int rc;
         if (!h->used)
             return r->err;
-        rc = write_line(r, h->file, h->row, h->email, h->status,
-                        h->http_status, h->attempts, h->contact_id,
-                        h->error_key, h->message);
+        rc = write_line(r, h->file, h->row, h->email, h->status, h->http_status,
+                        h->attempts, h->contact_id, h->error_key, h->message);
         held_clear(h);
         r->nheld--;
         r->next++;
@@ -287,9 +286,9 @@ int cts_report_close(struct cts_report *r, struct cts_error *err)
     if (r->owns_fp && fclose(r->fp) != 0 && r->err == 0)
         r->err = errno != 0 ? -errno : UV_EIO;
     if (r->err != 0)
-        rc = cts_error_setx(err, r->err, CTS_EX_CANTCREAT,
-                            "cannot write the report: %s",
-                            cts_strerror(r->err));
+        rc =
+            cts_error_setx(err, r->err, CTS_EX_CANTCREAT,
+                           "cannot write the report: %s", cts_strerror(r->err));
     else if (gap)
         rc = cts_error_setx(err, CTS_EUSAGE, CTS_EX_SOFTWARE,
                             "internal error: report rows missing");
@@ -301,16 +300,15 @@ int cts_report_close(struct cts_report *r, struct cts_error *err)
 /* ---- summary ---- */
 
 int cts_report_write_summary(const char *path,
-                             const struct cts_report_counts *c,
-                             const char *api, const char *account,
-                             double elapsed_s, int exit_code,
-                             struct cts_error *err)
+                             const struct cts_report_counts *c, const char *api,
+                             const char *account, double elapsed_s,
+                             int exit_code, struct cts_error *err)
 {
     /* Key order is the spec's (§7); JSON_PRESERVE_ORDER keeps it. */
     static const enum cts_status order[] = {
-        CTS_ST_CREATED, CTS_ST_UPDATED, CTS_ST_IMPORTED, CTS_ST_UNCHANGED,
-        CTS_ST_EXISTS,  CTS_ST_INVALID, CTS_ST_DUPLICATE, CTS_ST_FAILED,
-        CTS_ST_DEFERRED};
+        CTS_ST_CREATED,   CTS_ST_UPDATED, CTS_ST_IMPORTED,
+        CTS_ST_UNCHANGED, CTS_ST_EXISTS,  CTS_ST_INVALID,
+        CTS_ST_DUPLICATE, CTS_ST_FAILED,  CTS_ST_DEFERRED};
     json_t *o = json_object();
     FILE *fp = NULL;
     int rc = 0;
@@ -342,7 +340,8 @@ int cts_report_write_summary(const char *path,
         goto out;
     }
     if (json_dumpf(o, fp,
-                   JSON_PRESERVE_ORDER | JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0 ||
+                   JSON_PRESERVE_ORDER | JSON_INDENT(2) |
+                       JSON_REAL_PRECISION(12)) != 0 ||
         fputc('\n', fp) == EOF || fflush(fp) != 0 || ferror(fp)) {
         rc = cts_error_setx(err, UV_EIO, CTS_EX_CANTCREAT,
                             "cannot write the summary %s: %s", path,
@@ -367,8 +366,8 @@ char *cts_report_summary_line(const struct cts_report_counts *c,
     cts_buf_appendf(&b, "%ld rows:", c->input_rows);
     for (s = 0; s < CTS_ST__COUNT; s++) {
         /* Always show created/updated/failed so a glance gives the gist. */
-        if (c->status[s] == 0 && s != CTS_ST_CREATED &&
-            s != CTS_ST_UPDATED && s != CTS_ST_FAILED)
+        if (c->status[s] == 0 && s != CTS_ST_CREATED && s != CTS_ST_UPDATED &&
+            s != CTS_ST_FAILED)
             continue;
         cts_buf_appendf(&b, " %ld %s,", c->status[s], cts_status_name(s));
     }

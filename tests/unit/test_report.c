@@ -67,10 +67,9 @@ static void test_header_and_bom(void **state)
     struct cts_report *r = cts_report_open_stream(f->fp, &err);
     assert_non_null(r);
     fflush(f->fp);
-    assert_string_equal(f->buf,
-                        "\xef\xbb\xbf"
-                        "file,row,email,status,http_status,attempts,"
-                        "contact_id,error_key,message\r\n");
+    assert_string_equal(f->buf, "\xef\xbb\xbf"
+                                "file,row,email,status,http_status,attempts,"
+                                "contact_id,error_key,message\r\n");
     assert_int_equal(cts_report_close(r, &err), 0);
 }
 
@@ -229,10 +228,10 @@ static void test_summary_json(void **state)
     struct cts_error err = {0};
     char path[] = "/tmp/cts-summary-XXXXXX";
     static const char *keys[] = {
-        "api",     "account", "input_rows", "created",   "updated",
-        "imported", "unchanged", "exists",  "invalid",   "duplicate",
-        "failed",  "deferred", "requests",  "retries",   "elapsed_s",
-        "exit_code"};
+        "api",      "account",   "input_rows", "created",
+        "updated",  "imported",  "unchanged",  "exists",
+        "invalid",  "duplicate", "failed",     "deferred",
+        "requests", "retries",   "elapsed_s",  "exit_code"};
     json_t *j;
     json_error_t jerr;
     const char *k;
@@ -250,13 +249,13 @@ static void test_summary_json(void **state)
     c.status[CTS_ST_DEFERRED] = 1;
     c.requests = 9;
     c.retries = 2;
-    assert_int_equal(cts_report_write_summary(path, &c, "v3", "acct1", 1.25,
-                                              75, &err),
-                     0);
+    assert_int_equal(
+        cts_report_write_summary(path, &c, "v3", "acct1", 1.25, 75, &err), 0);
     j = json_load_file(path, JSON_PRESERVE_ORDER, &jerr);
     assert_non_null(j);
     assert_int_equal(json_object_size(j), sizeof(keys) / sizeof(keys[0]));
-    json_object_foreach(j, k, v) {
+    json_object_foreach(j, k, v)
+    {
         assert_string_equal(k, keys[i]);
         i++;
     }
@@ -315,11 +314,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_header_and_bom, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_in_order_from_out_of_order,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ring_growth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ring_interleaved, setup,
+        cmocka_unit_test_setup_teardown(test_in_order_from_out_of_order, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_ring_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quoting_and_neutralising, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gap_at_close, setup, teardown),
