@@ -102,7 +102,7 @@ char *cts_oauth_pkce_challenge(const char *verifier);
 /* A parsed absolute URI.  All strings owned (NULL when absent); free with
  * cts_uri_clear.  host is lower-cased; IPv6 hosts keep their brackets. */
 struct cts_uri {
-    char *scheme;   /* lower-cased, e.g. "http" */
+    char *scheme; /* lower-cased, e.g. "http" */
     char *host;
     char *port_str; /* as written, NULL when absent */
     long port;      /* explicit or the scheme's default (80/443), -1 */
@@ -135,7 +135,7 @@ enum cts_redirect_problem {
     CTS_REDIR_PORT,
     CTS_REDIR_PATH,
     CTS_REDIR_QUERY,
-    CTS_REDIR_DIFFERENT       /* same parts, different text (case, %XX) */
+    CTS_REDIR_DIFFERENT /* same parts, different text (case, %XX) */
 };
 
 /*

@@ -23,13 +23,13 @@
 /* The contents of a token file.  All strings are owned by the struct (NULL
  * when absent) and released by cts_tokens_free(). */
 struct cts_tokens {
-    char *api;           /* "v2", "v3" or NULL (bare token, or not stated) */
-    char *access_token;  /* NULL only when a refresh token is present */
-    char *refresh_token; /* v3 only */
-    long expires_at;     /* unix time the access token expires, 0 = unknown */
-    char *client_id;     /* the API key the tokens were issued for */
+    char *api;            /* "v2", "v3" or NULL (bare token, or not stated) */
+    char *access_token;   /* NULL only when a refresh token is present */
+    char *refresh_token;  /* v3 only */
+    long expires_at;      /* unix time the access token expires, 0 = unknown */
+    char *client_id;      /* the API key the tokens were issued for */
     long last_refresh_at; /* unix time of our last token-endpoint call, 0 */
-    int bare;            /* 1 when the file held a bare one-line token */
+    int bare;             /* 1 when the file held a bare one-line token */
 };
 
 /*

@@ -27,11 +27,11 @@
 #include "cts_http.h"
 #include "cts_tokenfile.h"
 
-#define DEFAULT_SCOPES "contact_data account_read offline_access"
-#define BROWSER_WAIT_S 300
+#define DEFAULT_SCOPES         "contact_data account_read offline_access"
+#define BROWSER_WAIT_S         300
 #define DEFAULT_REQ_TIMEOUT_MS 30000 /* config.c's default for --timeout */
-#define CALLBACK_MAX 16384           /* a browser's request head */
-#define CRASH_HOOK "CTCT_SYNC_TEST_CRASH_AFTER_REFRESH"
+#define CALLBACK_MAX           16384 /* a browser's request head */
+#define CRASH_HOOK             "CTCT_SYNC_TEST_CRASH_AFTER_REFRESH"
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
@@ -263,7 +263,8 @@ struct token_resp {
     char *access_token, *refresh_token, *error, *error_description;
     long expires_in; /* 0 when absent */
     long interval;   /* device flow, 0 when absent */
-    char *device_code, *user_code, *verification_uri, *verification_uri_complete;
+    char *device_code, *user_code, *verification_uri,
+        *verification_uri_complete;
 };
 
 static void token_resp_clear(struct token_resp *r)
@@ -395,7 +396,8 @@ static int post_form(const struct cts_config *cfg, const char *url,
 static long new_expiry(const struct cts_config *cfg, const struct token_resp *r)
 {
     long exp = 0;
-    if (r->access_token != NULL && cts_oauth_jwt_exp(r->access_token, &exp) == 0)
+    if (r->access_token != NULL &&
+        cts_oauth_jwt_exp(r->access_token, &exp) == 0)
         return exp;
     if (r->expires_in > 0)
         return cts_config_now(cfg) + r->expires_in;
@@ -452,8 +454,8 @@ static void intent_read(const char *path, struct intent *in)
     json_decref(root);
 }
 
-static int intent_write(const char *path, const char *refresh_token,
-                        long now, struct cts_error *err)
+static int intent_write(const char *path, const char *refresh_token, long now,
+                        struct cts_error *err)
 {
     char id[17], text[256];
     int n;
@@ -485,9 +487,8 @@ static int fresh_enough(const struct cts_tokens *tok, long need_until)
 }
 
 static int refresh_failed(const struct cts_config *cfg,
-                          const struct token_resp *r,
-                          const struct intent *prev, const char *spent_id,
-                          struct cts_error *err)
+                          const struct token_resp *r, const struct intent *prev,
+                          const char *spent_id, struct cts_error *err)
 {
     struct cts_buf b;
     cts_buf_init(&b, 0);
@@ -497,8 +498,7 @@ static int refresh_failed(const struct cts_config *cfg,
         time_t t = (time_t)prev->started_at;
         struct tm tm;
         if (prev->started_at > 0 && gmtime_r(&t, &tm) != NULL)
-            strftime(when, sizeof(when), "a run at %Y-%m-%d %H:%M:%S UTC",
-                     &tm);
+            strftime(when, sizeof(when), "a run at %Y-%m-%d %H:%M:%S UTC", &tm);
         cts_buf_appendf(
             &b,
             "the refresh token in %s was refused (invalid_grant): %s was "
@@ -509,25 +509,23 @@ static int refresh_failed(const struct cts_config *cfg,
             cfg->token_file, when);
         auth_hint(cfg, &b);
     } else if (r->error != NULL && strcmp(r->error, "invalid_grant") == 0) {
-        cts_buf_appendf(&b,
-                        "the refresh token in %s was refused (invalid_grant"
-                        "%s%s): it was revoked, already used, or unused for "
-                        "180 days. Get new tokens: ",
-                        cfg->token_file,
-                        r->error_description != NULL ? ": " : "",
-                        r->error_description != NULL ? r->error_description
-                                                     : "");
+        cts_buf_appendf(
+            &b,
+            "the refresh token in %s was refused (invalid_grant"
+            "%s%s): it was revoked, already used, or unused for "
+            "180 days. Get new tokens: ",
+            cfg->token_file, r->error_description != NULL ? ": " : "",
+            r->error_description != NULL ? r->error_description : "");
         auth_hint(cfg, &b);
     } else {
-        cts_buf_appendf(&b,
-                        "refreshing the v3 access token failed (HTTP %ld, "
-                        "%s%s%s). Check --api-key%s; to get new tokens, ",
-                        r->status, r->error != NULL ? r->error : "no error code",
-                        r->error_description != NULL ? ": " : "",
-                        r->error_description != NULL ? r->error_description
-                                                     : "",
-                        cfg->client_secret != NULL ? " and --client-secret"
-                                                   : "");
+        cts_buf_appendf(
+            &b,
+            "refreshing the v3 access token failed (HTTP %ld, "
+            "%s%s%s). Check --api-key%s; to get new tokens, ",
+            r->status, r->error != NULL ? r->error : "no error code",
+            r->error_description != NULL ? ": " : "",
+            r->error_description != NULL ? r->error_description : "",
+            cfg->client_secret != NULL ? " and --client-secret" : "");
         auth_hint(cfg, &b);
     }
     return set_err_buf(err, CTS_EAUTH, CTS_EX_NOPERM, &b);
@@ -573,9 +571,10 @@ static int refresh_locked(struct cts_config *cfg, int force, long need_until,
     }
     if (tok.refresh_token == NULL) {
         cts_buf_init(&msg, 0);
-        cts_buf_appendf(&msg, "the v3 access token has expired (or expires "
-                              "during this run) and %s holds no refresh "
-                              "token; get new tokens: ",
+        cts_buf_appendf(&msg,
+                        "the v3 access token has expired (or expires "
+                        "during this run) and %s holds no refresh "
+                        "token; get new tokens: ",
                         cfg->token_file);
         auth_hint(cfg, &msg);
         rc = set_err_buf(err, CTS_EAUTH, CTS_EX_NOPERM, &msg);
@@ -783,8 +782,9 @@ int cts_oauth_ensure_fresh(struct cts_config *cfg, long planned_seconds,
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
         else
             snprintf(when, sizeof(when), "%ld", exp);
-        cts_buf_appendf(&b, "the v3 access token expired at %s and %s; get new "
-                            "tokens: ",
+        cts_buf_appendf(&b,
+                        "the v3 access token expired at %s and %s; get new "
+                        "tokens: ",
                         when,
                         cfg->token_file != NULL
                             ? "the token file holds no refresh token"
@@ -813,9 +813,9 @@ struct auth {
     const char *registered; /* borrowed, may be NULL */
     struct cts_uri ru;      /* parsed redirect */
     char *state;
-    char *verifier;         /* v3 PKCE */
-    int exit_code;          /* result */
-    struct cts_buf msg;     /* the result's explanation (stderr and page) */
+    char *verifier;     /* v3 PKCE */
+    int exit_code;      /* result */
+    struct cts_buf msg; /* the result's explanation (stderr and page) */
 };
 
 /* Exchange code for tokens and write the token file.  Fills a->exit_code
@@ -861,8 +861,8 @@ static void exchange_code(struct auth *a, const char *code)
         a->exit_code = r.status >= 500   ? CTS_EX_UNAVAILABLE
                        : r.status == 429 ? CTS_EX_TEMPFAIL
                                          : CTS_EX_NOPERM;
-        cts_buf_appendf(&a->msg, "exchanging the code failed (HTTP %ld): ",
-                        r.status);
+        cts_buf_appendf(&a->msg,
+                        "exchanging the code failed (HTTP %ld): ", r.status);
         cts_oauth_explain(r.error != NULL ? r.error : "(no error code)",
                           r.error_description, a->redirect, a->registered,
                           &a->msg);
@@ -899,14 +899,13 @@ static void exchange_code(struct auth *a, const char *code)
         if (tok.expires_at > 0 && gmtime_r(&t, &tm) != NULL)
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
         a->exit_code = CTS_EX_OK;
-        cts_buf_appendf(&a->msg,
-                        "tokens saved to %s (mode 0600): access token %s, "
-                        "expires %s%s%s",
-                        cfg->token_file, cts_mask(tok.access_token, m1), when,
-                        tok.refresh_token != NULL ? ", refresh token " : "",
-                        tok.refresh_token != NULL
-                            ? cts_mask(tok.refresh_token, m2)
-                            : "");
+        cts_buf_appendf(
+            &a->msg,
+            "tokens saved to %s (mode 0600): access token %s, "
+            "expires %s%s%s",
+            cfg->token_file, cts_mask(tok.access_token, m1), when,
+            tok.refresh_token != NULL ? ", refresh token " : "",
+            tok.refresh_token != NULL ? cts_mask(tok.refresh_token, m2) : "");
     }
     cts_tokens_free(&tok);
     token_resp_clear(&r);
@@ -1002,9 +1001,8 @@ static void respond(struct conn *c, int code, const char *reason,
     uv_buf_t buf;
 
     cts_buf_init(&page, 0);
-    cts_buf_appendf(&page,
-                    "<!doctype html><html><head><meta charset=\"utf-8\">"
-                    "<title>ctct-sync: ");
+    cts_buf_appendf(&page, "<!doctype html><html><head><meta charset=\"utf-8\">"
+                           "<title>ctct-sync: ");
     html_escape(&page, title);
     cts_buf_appendf(&page, "</title></head><body style=\"font-family:sans-"
                            "serif;max-width:40em;margin:3em auto\"><h1>");
@@ -1060,7 +1058,8 @@ static void on_request(struct conn *c)
     plen = (size_t)((q != NULL ? q : sp2) - (sp1 + 1));
     /* Only the registered path is the callback; a browser also asks for
      * /favicon.ico, which must not end the wait. */
-    if (l->finished || plen != strlen(a->ru.path[0] != '\0' ? a->ru.path : "/") ||
+    if (l->finished ||
+        plen != strlen(a->ru.path[0] != '\0' ? a->ru.path : "/") ||
         memcmp(sp1 + 1, a->ru.path[0] != '\0' ? a->ru.path : "/", plen) != 0) {
         respond(c, 404, "Not Found", "Not found",
                 l->finished ? "ctct-sync has already received the "
@@ -1311,9 +1310,8 @@ static int run_paste(struct auth *a, const char *auth_url_text)
         /* A full URL: it must be our redirect URI (else the user pasted
          * the authorization URL or another page). */
         size_t plen = (size_t)(q - line);
-        if (plen != strlen(a->redirect) - (a->ru.query != NULL
-                                               ? strlen(a->ru.query) + 1
-                                               : 0) ||
+        if (plen != strlen(a->redirect) -
+                        (a->ru.query != NULL ? strlen(a->ru.query) + 1 : 0) ||
             strncmp(line, a->redirect, plen) != 0)
             cts_log_warn("the pasted URL does not start with the redirect "
                          "URI %s; using its query anyway",
@@ -1372,12 +1370,10 @@ static void on_device_tick(uv_timer_t *t)
             unlink(intent);
             free(intent);
             a->exit_code = CTS_EX_OK;
-            cts_buf_appendf(&a->msg,
-                            "tokens saved to %s (mode 0600): access token %s%s",
-                            a->cfg->token_file, cts_mask(tok.access_token, m),
-                            tok.refresh_token != NULL
-                                ? ", with a refresh token"
-                                : "");
+            cts_buf_appendf(
+                &a->msg, "tokens saved to %s (mode 0600): access token %s%s",
+                a->cfg->token_file, cts_mask(tok.access_token, m),
+                tok.refresh_token != NULL ? ", with a refresh token" : "");
         }
         cts_tokens_free(&tok);
         goto stop;
@@ -1394,8 +1390,8 @@ static void on_device_tick(uv_timer_t *t)
         d->interval_s += 1;
     } else {
         a->exit_code = r.status >= 500 ? CTS_EX_UNAVAILABLE : CTS_EX_NOPERM;
-        cts_buf_appendf(&a->msg, "device authorization failed (HTTP %ld): ",
-                        r.status);
+        cts_buf_appendf(&a->msg,
+                        "device authorization failed (HTTP %ld): ", r.status);
         cts_oauth_explain(r.error, r.error_description, NULL, NULL, &a->msg);
         goto stop;
     }
@@ -1442,8 +1438,9 @@ static int run_device(struct auth *a)
         return CTS_EX_UNAVAILABLE;
     }
     if (r.status != 200 || r.device_code == NULL || r.user_code == NULL) {
-        cts_buf_appendf(&a->msg, "starting the device flow failed (HTTP "
-                                 "%ld): ",
+        cts_buf_appendf(&a->msg,
+                        "starting the device flow failed (HTTP "
+                        "%ld): ",
                         r.status);
         cts_oauth_explain(r.error != NULL ? r.error : "(no device code)",
                           r.error_description, NULL, NULL, &a->msg);
@@ -1480,8 +1477,8 @@ static int run_device(struct auth *a)
         uv_timer_init(&loop, &d.timer);
         d.timer.data = &d;
         /* RFC 8628 3.4: wait the interval before the first poll. */
-        uv_timer_start(&d.timer, on_device_tick,
-                       (uint64_t)d.interval_s * 1000u, 0);
+        uv_timer_start(&d.timer, on_device_tick, (uint64_t)d.interval_s * 1000u,
+                       0);
         if (cfg->open_browser && r.verification_uri_complete != NULL)
             open_browser(&loop, r.verification_uri_complete);
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -51,9 +51,8 @@ int cts_uri_parse(const char *s, struct cts_uri *out)
             return CTS_EUSAGE;
     if (!isalpha((unsigned char)s[0]))
         return CTS_EUSAGE;
-    for (p = s; isalnum((unsigned char)*p) || *p == '+' || *p == '-' ||
-                *p == '.';
-         p++)
+    for (p = s;
+         isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.'; p++)
         ;
     if (strncmp(p, "://", 3) != 0)
         return CTS_EUSAGE; /* relative, or "host:port/..." without scheme */
@@ -163,9 +162,9 @@ int cts_uri_is_loopback(const struct cts_uri *u)
 /* Hosts of Constant Contact's authorization servers, past and present
  * (reference §1.5, §2.6, §2.7). */
 static const char *const cc_auth_hosts[] = {
-    "oauth2.constantcontact.com", "authz.constantcontact.com",
+    "oauth2.constantcontact.com",   "authz.constantcontact.com",
     "identity.constantcontact.com", "idfed.constantcontact.com",
-    "login.constantcontact.com", NULL};
+    "login.constantcontact.com",    NULL};
 
 /* Append "  label: uri" twice and a caret under the first difference. */
 static void side_by_side(struct cts_buf *why, const char *given,
@@ -207,18 +206,19 @@ static int streq0(const char *a, const char *b)
 
 #define EXAMPLE_URI "http://127.0.0.1:53682/callback"
 
-static enum cts_redirect_problem
-compare_registered(const char *given, const struct cts_uri *g,
-                   const char *registered, const struct cts_uri *r,
-                   struct cts_buf *why)
+static enum cts_redirect_problem compare_registered(const char *given,
+                                                    const struct cts_uri *g,
+                                                    const char *registered,
+                                                    const struct cts_uri *r,
+                                                    struct cts_buf *why)
 {
     enum cts_redirect_problem pb;
     const char *what;
 
     if (strcmp(given, registered) == 0)
         return CTS_REDIR_OK;
-    if (g->host != NULL && r->host != NULL &&
-        is_loopback_host(g->host) && is_loopback_host(r->host) &&
+    if (g->host != NULL && r->host != NULL && is_loopback_host(g->host) &&
+        is_loopback_host(r->host) &&
         (strcmp(g->host, "localhost") == 0) !=
             (strcmp(r->host, "localhost") == 0)) {
         pb = CTS_REDIR_LOCALHOST;
@@ -276,27 +276,30 @@ enum cts_redirect_problem cts_redirect_check(const char *redirect_uri,
     if (redirect_uri == NULL || redirect_uri[0] == '\0') {
         if (why != NULL)
             cts_buf_appendf(
-                why, "no redirect URI: pass --redirect-uri with your "
-                     "application's own callback, exactly as registered for "
-                     "your API key in the developer portal, e.g. %s",
+                why,
+                "no redirect URI: pass --redirect-uri with your "
+                "application's own callback, exactly as registered for "
+                "your API key in the developer portal, e.g. %s",
                 EXAMPLE_URI);
         return CTS_REDIR_MISSING;
     }
     if (cts_uri_parse(redirect_uri, &g) != 0) {
         if (why != NULL)
             cts_buf_appendf(
-                why, "--redirect-uri \"%s\" is not an absolute http:// or "
-                     "https:// URI (scheme://host[:port]/path, no spaces); "
-                     "it must be your application's callback exactly as "
-                     "registered, e.g. %s",
+                why,
+                "--redirect-uri \"%s\" is not an absolute http:// or "
+                "https:// URI (scheme://host[:port]/path, no spaces); "
+                "it must be your application's callback exactly as "
+                "registered, e.g. %s",
                 redirect_uri, EXAMPLE_URI);
         return CTS_REDIR_MALFORMED;
     }
     if (g.has_userinfo) {
         pb = CTS_REDIR_MALFORMED;
         if (why != NULL)
-            cts_buf_appendf(why, "--redirect-uri %s contains user:password@; "
-                                 "a redirect URI never carries credentials",
+            cts_buf_appendf(why,
+                            "--redirect-uri %s contains user:password@; "
+                            "a redirect URI never carries credentials",
                             redirect_uri);
         goto out;
     }

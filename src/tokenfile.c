@@ -166,8 +166,7 @@ int cts_tokenfile_read(const char *path, struct cts_tokens *out,
                     strerror(errno));
     /* fstat the descriptor we read, not the name: no race with a swap. */
     if (fstat(fd, &st) != 0) {
-        rc = fail(err, "cannot stat token file %s: %s", path,
-                  strerror(errno));
+        rc = fail(err, "cannot stat token file %s: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -181,8 +180,7 @@ int cts_tokenfile_read(const char *path, struct cts_tokens *out,
                  "must be accessible only by you; run: chmod 600 ",
                  (unsigned)(st.st_mode & 07777));
         rc = cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
-                            "UNPROTECTED TOKEN FILE %s: %s%s", path, why,
-                            path);
+                            "UNPROTECTED TOKEN FILE %s: %s%s", path, why, path);
         goto out;
     }
     rc = slurp(fd, path, &text, &len, err);
@@ -211,8 +209,7 @@ static int set_str(json_t *obj, const char *key, const char *val)
     if (val == NULL)
         return 0;
     /* json_object_set_new takes the value even when it fails. */
-    return json_object_set_new(obj, key, json_string(val)) == 0 ? 0
-                                                                 : UV_ENOMEM;
+    return json_object_set_new(obj, key, json_string(val)) == 0 ? 0 : UV_ENOMEM;
 }
 
 static int set_long(json_t *obj, const char *key, long val)
@@ -220,7 +217,7 @@ static int set_long(json_t *obj, const char *key, long val)
     if (val <= 0)
         return 0;
     return json_object_set_new(obj, key, json_integer(val)) == 0 ? 0
-                                                                  : UV_ENOMEM;
+                                                                 : UV_ENOMEM;
 }
 
 static int write_all(int fd, const char *p, size_t n)

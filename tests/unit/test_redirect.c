@@ -13,7 +13,7 @@
 
 #define V3_AUTH "https://authz.constantcontact.com/oauth2/default/v1"
 #define V2_AUTH "https://oauth2.constantcontact.com/oauth2"
-#define GOOD "http://127.0.0.1:53682/callback"
+#define GOOD    "http://127.0.0.1:53682/callback"
 
 static void test_parse(void **state)
 {
@@ -49,11 +49,22 @@ static void test_parse(void **state)
     assert_false(cts_uri_is_loopback(&u));
     cts_uri_clear(&u);
 
-    static const char *const bad[] = {
-        "", "/callback", "callback", "127.0.0.1:8080/cb", "ftp://h/x",
-        "http://", "http://:80/x", "http://h:/x", "http://h:0/x",
-        "http://h:65536/x", "http://h:8a/x", "http://h x/", "http://h/ x",
-        "http://h/x\n", "http://[::1/x", "mailto:a@b"};
+    static const char *const bad[] = {"",
+                                      "/callback",
+                                      "callback",
+                                      "127.0.0.1:8080/cb",
+                                      "ftp://h/x",
+                                      "http://",
+                                      "http://:80/x",
+                                      "http://h:/x",
+                                      "http://h:0/x",
+                                      "http://h:65536/x",
+                                      "http://h:8a/x",
+                                      "http://h x/",
+                                      "http://h/ x",
+                                      "http://h/x\n",
+                                      "http://[::1/x",
+                                      "mailto:a@b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(cts_uri_parse(bad[i], &u), CTS_EUSAGE);
         assert_null(u.host);
@@ -98,16 +109,16 @@ static void test_auth_server(void **state)
     char *t;
     (void)state;
     /* The seed's mistake, with the real v2 and v3 servers... */
-    assert_int_equal(chk(V2_AUTH "/oauth/siteowner/authorize", NULL, V2_AUTH,
-                         &t),
-                     CTS_REDIR_AUTH_SERVER);
+    assert_int_equal(
+        chk(V2_AUTH "/oauth/siteowner/authorize", NULL, V2_AUTH, &t),
+        CTS_REDIR_AUTH_SERVER);
     assert_non_null(strstr(t, "authorization server"));
     assert_non_null(strstr(t, "OWN callback"));
     assert_non_null(strstr(t, GOOD));
     free(t);
-    assert_int_equal(chk("https://authz.constantcontact.com/callback", NULL,
-                         NULL, &t),
-                     CTS_REDIR_AUTH_SERVER);
+    assert_int_equal(
+        chk("https://authz.constantcontact.com/callback", NULL, NULL, &t),
+        CTS_REDIR_AUTH_SERVER);
     free(t);
     /* ... a known CC host even when --auth-url points elsewhere ... */
     assert_int_equal(chk("https://oauth2.constantcontact.com/cb", NULL,
