@@ -183,12 +183,30 @@ check "device flow exit 0" [ "$AUTH_RC" = 0 ]
 check "device flow token file" jqe '.api=="v3" and (.refresh_token|length>10)' "$T/t-dev.json"
 check "device token file mode 0600" [ "$(mode_of "$T/t-dev.json")" = 600 ]
 
-# ---- timeout ----
-CTCT_SYNC_AUTH_TIMEOUT=1 auth_bg --api v3 --api-key "$V3" --token-file "$T/t-to.json" \
-    --redirect-uri "$RURI" --auth-url "$AUTH3"
+# ---- --open: a fake xdg-open first on PATH plays the browser ----
+mkdir -p "$T/bin"
+cat >"$T/bin/xdg-open" <<EOF
+#!/bin/sh
+echo "\$1" >>"$T/opened"
+loc=\$(curl -s -o /dev/null -w '%{redirect_url}' "\$1&sandbox_user=demo")
+curl -s "\$loc" >/dev/null
+EOF
+chmod +x "$T/bin/xdg-open"
+PATH="$T/bin:$PATH" auth_bg --api v3 --api-key "$V3" --token-file "$T/t-open.json" \
+    --redirect-uri "$RURI" --auth-url "$AUTH3" --open
+auth_wait
+check "--open: flow completes through xdg-open" [ "$AUTH_RC" = 0 ]
+check "--open: xdg-open got the authorize URL once" \
+    [ "$(grep -c '/authorize?client_id=' "$T/opened" 2>/dev/null)" = 1 ]
+rm -f "$T/opened"
+
+# ---- timeout; and no browser is opened without --open ----
+PATH="$T/bin:$PATH" CTCT_SYNC_AUTH_TIMEOUT=1 auth_bg --api v3 --api-key "$V3" \
+    --token-file "$T/t-to.json" --redirect-uri "$RURI" --auth-url "$AUTH3"
 auth_wait
 check "no browser: timeout exit 75" [ "$AUTH_RC" = 75 ]
 check "timeout explained" grep -q "no redirect arrived" "$T/a.err"
+check "no --open: xdg-open never run" [ ! -e "$T/opened" ]
 
 # ---- redirect-URI diagnoses: exit 78, nothing sent ----
 before=$(requests)
