@@ -190,6 +190,33 @@ static void test_write_roundtrip(void **state)
     assert_int_equal(entries, 1);
 }
 
+/* The file is replaced by rename, never rewritten in place: a reader that
+ * opened the old file keeps seeing the old contents in full. */
+static void test_write_replaces_atomically(void **state)
+{
+    struct fx *f = *state;
+    struct cts_tokens in = {0};
+    struct cts_error err = {0};
+    struct stat before, after;
+    char buf[64];
+    ssize_t n;
+    int fd;
+
+    put(f->path, "old-token-value\n", 0600);
+    assert_int_equal(stat(f->path, &before), 0);
+    fd = open(f->path, O_RDONLY);
+    assert_true(fd >= 0);
+    in.access_token = "new-token-value";
+    assert_int_equal(cts_tokenfile_write(f->path, &in, &err), 0);
+    assert_int_equal(stat(f->path, &after), 0);
+    assert_true(before.st_ino != after.st_ino);
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "old-token-value\n");
+}
+
 static void test_write_fails_cleanly(void **state)
 {
     struct fx *f = *state;
@@ -226,6 +253,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permissions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_replaces_atomically, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_write_fails_cleanly, setup,
                                         teardown),
     };
