@@ -55,9 +55,9 @@ static int h_faults(struct sb_req *req, struct sb_res *res)
         return SB_REPLY;
     }
     json_decref(j);
-    sb_res_json(res, 200,
-                json_pack("{s:I}", "pending",
-                          (json_int_t)sb_faults_pending(f)));
+    sb_res_json(
+        res, 200,
+        json_pack("{s:I}", "pending", (json_int_t)sb_faults_pending(f)));
     return SB_REPLY;
 }
 
@@ -96,11 +96,11 @@ char *sb_mint_v3(struct sb_server *srv, const char *client_id,
 {
     if (sb_jwt_mint)
         return sb_jwt_mint(srv, client_id, acct, iat, exp);
-    json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "aud",
-                          "https://api.cc.email/v3", "cid", client_id, "sub",
-                          acct->user_name, "platform_user_id",
-                          acct->encoded_account_id, "iat", (json_int_t)iat,
-                          "exp", (json_int_t)exp);
+    json_t *p =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "aud", "https://api.cc.email/v3",
+                  "cid", client_id, "sub", acct->user_name, "platform_user_id",
+                  acct->encoded_account_id, "iat", (json_int_t)iat, "exp",
+                  (json_int_t)exp);
     char *ps = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(p);
     char *h = cts_base64url_encode("{\"alg\":\"none\",\"typ\":\"JWT\"}", 27);
@@ -142,7 +142,8 @@ static int h_token(struct sb_req *req, struct sb_res *res)
     const char *acc = json_string_value(json_object_get(j, "account"));
     json_t *ei = json_object_get(j, "expires_in");
     int v2 = api && strcmp(api, "v2") == 0;
-    if (!api || (!v2 && strcmp(api, "v3") != 0) || (ei && !json_is_integer(ei))) {
+    if (!api || (!v2 && strcmp(api, "v3") != 0) ||
+        (ei && !json_is_integer(ei))) {
         json_decref(j);
         sb_res_error_v3(res, 400, "bad_request",
                         "expected {\"api\":\"v2\"|\"v3\",\"api_key\":...,"
@@ -173,16 +174,16 @@ static int h_token(struct sb_req *req, struct sb_res *res)
         }
     }
     int64_t now = sb_now(req->server);
-    int64_t expires_in = ei ? (int64_t)json_integer_value(ei)
-                            : (v2 ? 315359999 : 86400);
+    int64_t expires_in =
+        ei ? (int64_t)json_integer_value(ei) : (v2 ? 315359999 : 86400);
     int64_t exp = now + expires_in;
     char *tok = v2 ? random_token("sbx2-")
                    : sb_mint_v3(req->server, app->api_key, acct, now, exp);
     sb_token_add(m, tok, k, app->api_key, acct, now, exp);
-    json_t *out = json_pack("{s:s,s:s,s:I,s:s,s:s}", "access_token", tok,
-                            "token_type", "Bearer", "expires_in",
-                            (json_int_t)expires_in, "api_key", app->api_key,
-                            "account", acct->encoded_account_id);
+    json_t *out =
+        json_pack("{s:s,s:s,s:I,s:s,s:s}", "access_token", tok, "token_type",
+                  "Bearer", "expires_in", (json_int_t)expires_in, "api_key",
+                  app->api_key, "account", acct->encoded_account_id);
     if (!v2) {
         char *rt = random_token("sbx3r-");
         sb_refresh_add(m, rt, app->api_key, acct,

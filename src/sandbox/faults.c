@@ -187,4 +187,7 @@ uint64_t sb_faults_count(const struct sb_faults *f, enum sb_fault k)
     return (unsigned)k < SB_FAULT__COUNT ? f->count[k] : 0;
 }
 
-size_t sb_faults_pending(const struct sb_faults *f) { return f->len; }
+size_t sb_faults_pending(const struct sb_faults *f)
+{
+    return f->len;
+}

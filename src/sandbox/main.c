@@ -40,7 +40,8 @@ static const char usage_text[] =
     "  --latency-ms N    delay every API reply by N ms\n"
     "  --slow-ms N       delay of a 'slow' fault (default 3000)\n"
     "  --state-dump FILE write /_sandbox/state JSON there on exit\n"
-    "  --faults FILE     queue scripted faults ({\"faults\":[...],\"match\":...})\n"
+    "  --faults FILE     queue scripted faults "
+    "({\"faults\":[...],\"match\":...})\n"
     "  --token-rate N    v3 token endpoint requests/s per client (default 1;\n"
     "                    0 = off)\n"
     "  --token-ttl S     v3 access token lifetime in seconds (default 86400)\n"
@@ -258,8 +259,7 @@ int main(int argc, char **argv)
     if (opt.faults_file) {
         json_error_t jerr;
         json_t *j = json_load_file(opt.faults_file, 0, &jerr);
-        if (!j ||
-            sb_faults_load_json(sb_server_faults(a.srv), j, &err) != 0) {
+        if (!j || sb_faults_load_json(sb_server_faults(a.srv), j, &err) != 0) {
             fprintf(stderr, "ctct-sandbox: %s: %s\n", opt.faults_file,
                     j ? err.msg : jerr.text);
             json_decref(j);

@@ -21,14 +21,14 @@
 #define SB_MAX_LISTS 64
 
 struct sb_contact {
-    char *blob;          /* SB_CF__COUNT strings, then (idx+1, value)* 0 */
-    uint64_t lists;      /* bit i = member of acct->lists[i] */
-    uint32_t hash;       /* low bits of the email hash */
+    char *blob;     /* SB_CF__COUNT strings, then (idx+1, value)* 0 */
+    uint64_t lists; /* bit i = member of acct->lists[i] */
+    uint32_t hash;  /* low bits of the email hash */
     uint32_t writes;
     uint32_t created_at; /* UNIX seconds (fits until 2106) */
     uint32_t updated_at;
     uint8_t bmonth, bday;
-    uint8_t by_visitor;  /* v2 opt_in_source */
+    uint8_t by_visitor; /* v2 opt_in_source */
     uint8_t deleted;
 };
 
@@ -56,8 +56,8 @@ struct sb_model {
     size_t napps;
     struct sb_account **accts;
     size_t naccts;
-    struct tok_map tokens;   /* struct sb_token */
-    struct tok_map refresh;  /* struct sb_refresh */
+    struct tok_map tokens;  /* struct sb_token */
+    struct tok_map refresh; /* struct sb_refresh */
     uint64_t writes;
 };
 
@@ -234,7 +234,10 @@ struct sb_app *sb_model_app_at(struct sb_model *m, size_t i)
     return i < m->napps ? m->apps[i] : NULL;
 }
 
-size_t sb_model_app_count(const struct sb_model *m) { return m->napps; }
+size_t sb_model_app_count(const struct sb_model *m)
+{
+    return m->napps;
+}
 
 static struct sb_app *app_add(struct sb_model *m, const char *key,
                               const char *secret, enum sb_api api)
@@ -254,8 +257,8 @@ static struct sb_app *app_add(struct sb_model *m, const char *key,
 
 static void app_add_redirect(struct sb_app *a, const char *uri)
 {
-    a->redirect_uris = cts_xrealloc(a->redirect_uris,
-                                    (a->nredirect + 1) * sizeof(char *));
+    a->redirect_uris =
+        cts_xrealloc(a->redirect_uris, (a->nredirect + 1) * sizeof(char *));
     a->redirect_uris[a->nredirect++] = cts_xstrdup(uri);
 }
 
@@ -272,7 +275,10 @@ struct sb_account *sb_account_find(struct sb_model *m, const char *name_or_id)
     return NULL;
 }
 
-size_t sb_account_count(const struct sb_model *m) { return m->naccts; }
+size_t sb_account_count(const struct sb_model *m)
+{
+    return m->naccts;
+}
 
 struct sb_account *sb_account_at(struct sb_model *m, size_t i)
 {
@@ -410,16 +416,19 @@ long sb_cfield_find(const struct sb_account *acct, const char *s)
 }
 
 static const char *const cf_names[SB_CF__COUNT] = {
-    "email",       "first_name", "last_name", "company_name",
-    "job_title",   "phone",      "street",    "city",
-    "state",       "postal_code", "country",  "anniversary"};
+    "email",     "first_name",  "last_name", "company_name",
+    "job_title", "phone",       "street",    "city",
+    "state",     "postal_code", "country",   "anniversary"};
 
 const char *sb_cf_name(enum sb_cf f)
 {
     return (unsigned)f < SB_CF__COUNT ? cf_names[f] : "?";
 }
 
-uint64_t sb_model_writes(const struct sb_model *m) { return m->writes; }
+uint64_t sb_model_writes(const struct sb_model *m)
+{
+    return m->writes;
+}
 
 void sb_model_reset(struct sb_model *m)
 {
@@ -585,10 +594,10 @@ static uint64_t v2_base(const struct sb_account *acct)
 static void v3_id(const struct sb_account *acct, size_t idx, char out[40])
 {
     uint64_t r = cts_hash64(&idx, sizeof idx, acct->store->salt);
-    snprintf(out, 40, "%08x-%04x-4%03x-%x%03x-%012llx",
-             (unsigned)(r >> 32), (unsigned)((r >> 16) & 0xffff),
-             (unsigned)(r & 0xfff), 8 + (unsigned)((r >> 12) & 3),
-             (unsigned)((r >> 20) & 0xfff), (unsigned long long)(idx + 1));
+    snprintf(out, 40, "%08x-%04x-4%03x-%x%03x-%012llx", (unsigned)(r >> 32),
+             (unsigned)((r >> 16) & 0xffff), (unsigned)(r & 0xfff),
+             8 + (unsigned)((r >> 12) & 3), (unsigned)((r >> 20) & 0xfff),
+             (unsigned long long)(idx + 1));
 }
 
 int sb_contact_by_id(struct sb_account *acct, const char *id,
@@ -869,9 +878,8 @@ static json_t *render_v2(struct sb_account *acct, sb_contact_ref r,
     set_str(o, "status", c->deleted ? "OPTOUT" : "ACTIVE");
     set_str(o, "fax", "");
     json_t *addrs = json_array();
-    if (v->f[SB_CF_STREET][0] || v->f[SB_CF_CITY][0] ||
-        v->f[SB_CF_STATE][0] || v->f[SB_CF_POSTAL_CODE][0] ||
-        v->f[SB_CF_COUNTRY][0]) {
+    if (v->f[SB_CF_STREET][0] || v->f[SB_CF_CITY][0] || v->f[SB_CF_STATE][0] ||
+        v->f[SB_CF_POSTAL_CODE][0] || v->f[SB_CF_COUNTRY][0]) {
         json_t *a = json_object();
         set_str(a, "line1", v->f[SB_CF_STREET]);
         set_str(a, "line2", "");
@@ -1003,9 +1011,8 @@ static json_t *render_v3(struct sb_account *acct, sb_contact_ref r,
     }
     json_object_set_new(o, "phone_numbers", phones);
     json_t *addrs = json_array();
-    if (v->f[SB_CF_STREET][0] || v->f[SB_CF_CITY][0] ||
-        v->f[SB_CF_STATE][0] || v->f[SB_CF_POSTAL_CODE][0] ||
-        v->f[SB_CF_COUNTRY][0]) {
+    if (v->f[SB_CF_STREET][0] || v->f[SB_CF_CITY][0] || v->f[SB_CF_STATE][0] ||
+        v->f[SB_CF_POSTAL_CODE][0] || v->f[SB_CF_COUNTRY][0]) {
         json_t *a = json_object();
         set_str(a, "kind", "work");
         set_nonempty(a, "street", v->f[SB_CF_STREET]);
@@ -1020,8 +1027,7 @@ static json_t *render_v3(struct sb_account *acct, sb_contact_ref r,
 }
 
 static json_t *render_state(struct sb_account *acct, sb_contact_ref r,
-                            const struct sb_contact *c,
-                            const struct cview *v)
+                            const struct sb_contact *c, const struct cview *v)
 {
     char id[40];
     json_t *o = json_object();
@@ -1117,8 +1123,8 @@ static int load_app(struct sb_model *m, json_t *j, struct cts_error *err)
                              "app needs api_key and api \"v2\"|\"v3\"");
     if (sb_app_find(m, key))
         return cts_error_set(err, CTS_ECONFIG, "duplicate app %s", key);
-    struct sb_app *a =
-        app_add(m, key, jstr(j, "secret"), api[1] == '2' ? SB_API_V2 : SB_API_V3);
+    struct sb_app *a = app_add(m, key, jstr(j, "secret"),
+                               api[1] == '2' ? SB_API_V2 : SB_API_V3);
     json_t *uris = json_object_get(j, "redirect_uris");
     size_t i;
     json_t *u;
@@ -1147,9 +1153,8 @@ static int load_account(struct sb_model *m, json_t *j, struct cts_error *err)
                              "account needs user_name and encoded_account_id");
     if (sb_account_find(m, user) || sb_account_find(m, enc))
         return cts_error_set(err, CTS_ECONFIG, "duplicate account %s", user);
-    struct sb_account *a = account_add(m, user, enc,
-                                       jstr(j, "organization_name"),
-                                       jstr(j, "contact_email"));
+    struct sb_account *a = account_add(
+        m, user, enc, jstr(j, "organization_name"), jstr(j, "contact_email"));
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(j, "lists"), i, v)

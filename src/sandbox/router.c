@@ -117,17 +117,20 @@ static uint64_t match(const char *pattern, const char *path,
     return score;
 }
 
-size_t sb_router_count(const struct sb_router *r) { return r->n; }
+size_t sb_router_count(const struct sb_router *r)
+{
+    return r->n;
+}
 
 struct sb_route *sb_router_at(struct sb_router *r, size_t i)
 {
     return i < r->n ? &r->r[i] : NULL;
 }
 
-int sb_router_match(struct sb_router *r, const char *method,
-                    const char *path, struct sb_route **route,
-                    const char **params, size_t *nparams, char *scratch,
-                    size_t scratch_len, char *allow, size_t allow_len)
+int sb_router_match(struct sb_router *r, const char *method, const char *path,
+                    struct sb_route **route, const char **params,
+                    size_t *nparams, char *scratch, size_t scratch_len,
+                    char *allow, size_t allow_len)
 {
     struct sb_route *best = NULL;
     uint64_t best_score = 0;

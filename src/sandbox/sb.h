@@ -34,9 +34,9 @@ struct sb_conn;
 
 enum sb_api { SB_API_NONE = 0, SB_API_V2 = 2, SB_API_V3 = 3 };
 
-#define SB_MAX_PARAMS  4
-#define SB_HEADER_CAP  (16 * 1024)        /* request line + headers: 431/400 */
-#define SB_BODY_CAP    (16 * 1024 * 1024) /* Content-Length above: 413 */
+#define SB_MAX_PARAMS 4
+#define SB_HEADER_CAP (16 * 1024)        /* request line + headers: 431/400 */
+#define SB_BODY_CAP   (16 * 1024 * 1024) /* Content-Length above: 413 */
 
 struct sb_header {
     const char *name;  /* as received, NUL-terminated */
@@ -45,14 +45,14 @@ struct sb_header {
 
 struct sb_req {
     struct sb_server *server;
-    const char *method;  /* "GET", "POST", ... */
-    const char *path;    /* raw path, without the query ("/v2/contacts") */
-    const char *query;   /* raw query after '?', "" when none (never NULL) */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* raw path, without the query ("/v2/contacts") */
+    const char *query;  /* raw query after '?', "" when none (never NULL) */
     const struct sb_header *headers;
     size_t nheaders;
-    const char *body;    /* NUL-terminated for convenience; "" when none */
+    const char *body; /* NUL-terminated for convenience; "" when none */
     size_t body_len;
-    int peer_loopback;   /* 1 when the peer is 127.0.0.0/8 or ::1 */
+    int peer_loopback; /* 1 when the peer is 127.0.0.0/8 or ::1 */
     /* Captures of "{name}" segments of the matched route pattern, in order,
      * %xx-decoded ("/v2/activities/{id}" → params[0] = the id). */
     const char *params[SB_MAX_PARAMS];
@@ -88,12 +88,12 @@ json_t *sb_req_json(const struct sb_req *req);
  * ------------------------------------------------------------------------ */
 
 struct sb_res {
-    int status;              /* default 200 */
-    char content_type[64];   /* default "application/json" */
-    struct cts_buf body;     /* owned by the server; append freely */
-    struct cts_buf headers;  /* extra lines "Name: value\r\n" */
-    int close;               /* 1: "Connection: close" then close */
-    int drop;                /* 1: close the socket without replying */
+    int status;             /* default 200 */
+    char content_type[64];  /* default "application/json" */
+    struct cts_buf body;    /* owned by the server; append freely */
+    struct cts_buf headers; /* extra lines "Name: value\r\n" */
+    int close;              /* 1: "Connection: close" then close */
+    int drop;               /* 1: close the socket without replying */
 };
 
 /* Add a header line (value printf-formatted).  Do not add Content-Length,
@@ -135,13 +135,13 @@ typedef int (*sb_handler_fn)(struct sb_req *req, struct sb_res *res);
 
 /* Route flags: what the server does before calling the handler. */
 enum {
-    SB_ROUTE_PUBLIC = 0,  /* nothing (OAuth endpoints, tokeninfo) */
-    SB_ROUTE_V2 = 1 << 0, /* ?api_key= + Bearer v2 token; v2 error shapes;
-                             rate limit, daily quota, faults, --latency-ms */
-    SB_ROUTE_V3 = 1 << 1, /* Bearer v3 JWT known and unexpired; v3 shapes;
-                             rate limit, daily quota, faults, --latency-ms */
-    SB_ROUTE_ADMIN = 1 << 2, /* /_sandbox/ paths: loopback peers only, not counted
-                                in by_endpoint or rate/quota */
+    SB_ROUTE_PUBLIC = 0,        /* nothing (OAuth endpoints, tokeninfo) */
+    SB_ROUTE_V2 = 1 << 0,       /* ?api_key= + Bearer v2 token; v2 error shapes;
+                                   rate limit, daily quota, faults, --latency-ms */
+    SB_ROUTE_V3 = 1 << 1,       /* Bearer v3 JWT known and unexpired; v3 shapes;
+                                   rate limit, daily quota, faults, --latency-ms */
+    SB_ROUTE_ADMIN = 1 << 2,    /* /_sandbox/ paths: loopback peers only, not
+                                   counted    in by_endpoint or rate/quota */
     SB_ROUTE_JSON_BODY = 1 << 3 /* POST/PUT must be application/json: else
                                    415 in the route's error shape */
 };
@@ -196,19 +196,19 @@ void sb_log(const struct sb_server *srv, const char *fmt, ...)
 enum sb_refresh_mode { SB_REFRESH_ROTATING = 0, SB_REFRESH_LONG_LIVED };
 
 struct sb_app {
-    char *api_key;  /* v2 API key or v3 client id */
-    char *secret;   /* client secret ("" when none) */
+    char *api_key; /* v2 API key or v3 client id */
+    char *secret;  /* client secret ("" when none) */
     enum sb_api api;
     char **redirect_uris; /* registered, exact-match */
     size_t nredirect;
     enum sb_refresh_mode refresh;
-    int device_flow;      /* 1 if the app may use the device flow */
+    int device_flow;        /* 1 if the app may use the device flow */
     struct sb_limit *limit; /* rate/quota state (limits.c) */
 };
 
 struct sb_list {
-    char *id;       /* v2 numeric id as a string ("1") */
-    char *list_id;  /* v3 uuid */
+    char *id;      /* v2 numeric id as a string ("1") */
+    char *list_id; /* v3 uuid */
     char *name;
     size_t membership_count; /* maintained by the contact store */
 };
@@ -217,7 +217,7 @@ struct sb_custom_field {
     char *custom_field_id; /* v3 uuid */
     char *name;            /* v3 name; v2 uses "CustomField1".. by position */
     char *label;
-    char *type;            /* "string" */
+    char *type; /* "string" */
 };
 
 struct sb_account {
@@ -230,18 +230,18 @@ struct sb_account {
     size_t nlists;
     struct sb_custom_field *cfields;
     size_t ncfields;
-    struct sb_store *store;   /* contacts (model.c) */
-    size_t index;             /* position in the model */
+    struct sb_store *store; /* contacts (model.c) */
+    size_t index;           /* position in the model */
 };
 
 struct sb_token {
-    char *token;          /* the access token string */
+    char *token; /* the access token string */
     enum sb_api api;
-    char *api_key;        /* v2 key / v3 client id it was issued to */
+    char *api_key; /* v2 key / v3 client id it was issued to */
     struct sb_account *account;
     int64_t issued_at;
-    int64_t expires_at;   /* UNIX seconds; 0 = never */
-    int revoked;          /* set by oauth.c if it revokes */
+    int64_t expires_at; /* UNIX seconds; 0 = never */
+    int revoked;        /* set by oauth.c if it revokes */
 };
 
 /* Refresh tokens (v3 OAuth).  `used` is set when a rotating token has been
@@ -250,7 +250,7 @@ struct sb_refresh {
     char *token;
     char *api_key;
     struct sb_account *account;
-    char *scope;          /* may be "" */
+    char *scope; /* may be "" */
     int64_t issued_at;
     int64_t last_used_at; /* expiry: unused for 180 days */
     int used;
@@ -312,12 +312,12 @@ struct sb_contact_in {
     const char *f[SB_CF__COUNT]; /* NULL = not given; "" = given empty */
     int birthday_month;          /* 0 = not given */
     int birthday_day;
-    const size_t *lists;         /* list indices in acct->lists */
+    const size_t *lists; /* list indices in acct->lists */
     size_t nlists;
-    const size_t *cf_idx;        /* custom field indices in acct->cfields */
+    const size_t *cf_idx; /* custom field indices in acct->cfields */
     const char *const *cf_values;
     size_t ncf;
-    const char *source;          /* "v2", "v3", "bulk", ... (for logs) */
+    const char *source; /* "v2", "v3", "bulk", ... (for logs) */
 };
 
 enum sb_upsert_mode {
@@ -328,7 +328,7 @@ enum sb_upsert_mode {
     SB_UPSERT_REPLACE     /* update by id only: all fields replaced (absent =
                              cleared), lists replaced (v2/v3 PUT) */
 };
-#define SB_EEXIST   (-21001) /* email already in the account */
+#define SB_EEXIST    (-21001) /* email already in the account */
 #define SB_ENOTFOUND (-21002) /* contact id unknown */
 
 /* Opaque handle of a stored contact (index in the account's store). */

@@ -29,19 +29,19 @@ enum sb_http_rc {
 
 struct sb_http_msg {
     /* Scan state: callers zero the struct before each new request. */
-    size_t scanned;     /* bytes already searched for the header end */
-    size_t header_len;  /* bytes of request line + headers incl. CRLFCRLF */
+    size_t scanned;    /* bytes already searched for the header end */
+    size_t header_len; /* bytes of request line + headers incl. CRLFCRLF */
     size_t content_length;
-    int parsed;         /* headers parsed in place */
+    int parsed; /* headers parsed in place */
     /* Results (point into the caller's buffer, NUL-terminated in place). */
     char *method, *target, *path, *query;
-    int minor;          /* HTTP/1.minor */
+    int minor; /* HTTP/1.minor */
     struct sb_header headers[SB_MAX_HEADERS];
     size_t nheaders;
-    int keep_alive;     /* per version and Connection header */
+    int keep_alive; /* per version and Connection header */
     int expect_continue;
     char *body;
-    size_t total_len;   /* header_len + content_length when DONE */
+    size_t total_len; /* header_len + content_length when DONE */
     /* offsets from the request start of the fields above, so the caller may
      * move its buffer between SB_HTTP_HEADERS and SB_HTTP_DONE */
     size_t o_method, o_path, o_query, o_target;
@@ -76,9 +76,9 @@ struct sb_limit {
     struct sb_ring arrived;  /* arrivals in the last second (busiest_1s) */
     uint64_t requests;       /* arrivals */
     uint64_t busiest_1s;
-    uint64_t throttled;      /* rejected by rate or quota */
+    uint64_t throttled; /* rejected by rate or quota */
     uint64_t daily_used;
-    int64_t day;             /* UTC day number daily_used counts */
+    int64_t day; /* UTC day number daily_used counts */
 };
 
 enum sb_limit_rc { SB_LIMIT_OK = 0, SB_LIMIT_RATE = 1, SB_LIMIT_QUOTA = 2 };
@@ -155,8 +155,8 @@ struct sb_options {
     const char *host;
     int port;
     const char *accounts;
-    long rate;          /* per key per second, 0 = off */
-    long daily_quota;   /* per key per UTC day, 0 = off */
+    long rate;        /* per key per second, 0 = off */
+    long daily_quota; /* per key per UTC day, 0 = off */
     double fault_rate;
     uint64_t fault_seed;
     long latency_ms;
@@ -203,10 +203,10 @@ struct sb_route *sb_router_at(struct sb_router *r, size_t i);
 /* Match method+path.  On OK sets *route and params (decoded copies written
  * into the scratch buffer `scratch` of size `scratch_len`); on NOMETHOD
  * writes the allowed methods ("GET, PUT") into allow.  Returns SB_MATCH_*. */
-int sb_router_match(struct sb_router *r, const char *method,
-                    const char *path, struct sb_route **route,
-                    const char **params, size_t *nparams, char *scratch,
-                    size_t scratch_len, char *allow, size_t allow_len);
+int sb_router_match(struct sb_router *r, const char *method, const char *path,
+                    struct sb_route **route, const char **params,
+                    size_t *nparams, char *scratch, size_t scratch_len,
+                    char *allow, size_t allow_len);
 
 /* ---- validation helpers (valid.c) ------------------------------------ */
 

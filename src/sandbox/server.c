@@ -45,12 +45,12 @@ struct conn {
     struct cts_buf out, outw; /* filling / being written */
     int writing;
     int reading;
-    int busy;          /* a request is being served */
-    int ext_pending;   /* the handler deferred; waiting for sb_req_done */
-    int in_process;    /* inside conn_process's loop (no recursion) */
-    int close_after;   /* close once out is flushed */
-    int closing;       /* uv_close issued */
-    int handles_open;  /* tcp + timer */
+    int busy;         /* a request is being served */
+    int ext_pending;  /* the handler deferred; waiting for sb_req_done */
+    int in_process;   /* inside conn_process's loop (no recursion) */
+    int close_after;  /* close once out is flushed */
+    int closing;      /* uv_close issued */
+    int handles_open; /* tcp + timer */
     int sent_continue;
     int peer_loopback;
     /* the request being served */
@@ -58,8 +58,8 @@ struct conn {
     struct sb_res res;
     struct sb_route *route;
     enum sb_fault fault;
-    char saved;        /* byte overwritten by the body's NUL */
-    char **allocs;     /* strings handed to the handler, freed at finish */
+    char saved;    /* byte overwritten by the body's NUL */
+    char **allocs; /* strings handed to the handler, freed at finish */
     size_t nallocs, callocs;
     char scratch[SCRATCH_LEN];
     char *claim_email; /* sign_up_form in-flight claim */
@@ -76,7 +76,7 @@ struct sb_server {
     struct sb_faults *faults;
     char base_url[64];
     int port;
-    int64_t clock;     /* 0 = real time */
+    int64_t clock; /* 0 = real time */
     int closing;
     struct conn *conns;
     uint64_t total;
@@ -105,22 +105,27 @@ void sb_server_set_clock(struct sb_server *srv, int64_t now)
     srv->clock = now;
 }
 
-struct sb_model *sb_server_model(struct sb_server *srv) { return srv->model; }
+struct sb_model *sb_server_model(struct sb_server *srv)
+{
+    return srv->model;
+}
 
 const char *sb_server_base_url(const struct sb_server *srv)
 {
     return srv->base_url;
 }
 
-struct uv_loop_s *sb_server_loop(struct sb_server *srv) { return srv->loop; }
+struct uv_loop_s *sb_server_loop(struct sb_server *srv)
+{
+    return srv->loop;
+}
 
 void **sb_server_slot(struct sb_server *srv, enum sb_slot slot)
 {
     return &srv->slots[(unsigned)slot < SB_SLOT__COUNT ? slot : 0];
 }
 
-static void hook_add(struct hook **v, size_t *n, void (*fn)(void *),
-                     void *arg)
+static void hook_add(struct hook **v, size_t *n, void (*fn)(void *), void *arg)
 {
     *v = cts_xrealloc(*v, (*n + 1) * sizeof **v);
     (*v)[*n].fn = fn;
@@ -160,10 +165,13 @@ const struct sb_options *sb_server_options(const struct sb_server *srv)
     return &srv->opt;
 }
 
-int sb_server_port(const struct sb_server *srv) { return srv->port; }
+int sb_server_port(const struct sb_server *srv)
+{
+    return srv->port;
+}
 
-int sb_route_add(struct sb_server *srv, const char *method,
-                 const char *pattern, sb_handler_fn handler, unsigned flags)
+int sb_route_add(struct sb_server *srv, const char *method, const char *pattern,
+                 sb_handler_fn handler, unsigned flags)
 {
     return sb_router_add(srv->router, method, pattern, handler, flags);
 }
@@ -263,8 +271,7 @@ void sb_res_text(struct sb_res *res, int status, const char *content_type,
 void sb_res_json(struct sb_res *res, int status, json_t *json)
 {
     res->status = status;
-    snprintf(res->content_type, sizeof res->content_type,
-             "application/json");
+    snprintf(res->content_type, sizeof res->content_type, "application/json");
     cts_buf_reset(&res->body);
     if (!json) {
         cts_buf_append(&res->body, "null", 4);
@@ -280,8 +287,8 @@ void sb_res_json(struct sb_res *res, int status, json_t *json)
 
 static json_t *err_obj(const char *key, const char *msg)
 {
-    return json_pack("{s:s,s:s}", "error_key", key ? key : "",
-                     "error_message", msg ? msg : "");
+    return json_pack("{s:s,s:s}", "error_key", key ? key : "", "error_message",
+                     msg ? msg : "");
 }
 
 void sb_res_error_v2(struct sb_res *res, int status, const char *key,
@@ -344,8 +351,7 @@ static const char *http_date(struct sb_server *srv)
     if (now != srv->date_at) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT",
-                 &tm);
+        strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
         srv->date_at = now;
     }
     return srv->date;
@@ -357,8 +363,7 @@ static void serialize(struct conn *c, const struct sb_res *res)
     cts_buf_appendf(o,
                     "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: ctct-sandbox\r\n"
                     "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                    res->status, sb_http_reason(res->status),
-                    http_date(c->srv),
+                    res->status, sb_http_reason(res->status), http_date(c->srv),
                     res->content_type[0] ? res->content_type : "text/plain",
                     res->body.len);
     if (res->headers.len)
@@ -544,15 +549,17 @@ void sb_req_done(struct sb_req *req)
 static void reset_res(struct sb_res *res)
 {
     res->status = 200;
-    snprintf(res->content_type, sizeof res->content_type,
-             "application/json");
+    snprintf(res->content_type, sizeof res->content_type, "application/json");
     cts_buf_reset(&res->body);
     cts_buf_reset(&res->headers);
     res->close = 0;
     res->drop = 0;
 }
 
-static int is_v2_path(const char *p) { return strncmp(p, "/v2/", 4) == 0; }
+static int is_v2_path(const char *p)
+{
+    return strncmp(p, "/v2/", 4) == 0;
+}
 
 static void err_for(struct conn *c, int api, int status, const char *key,
                     const char *msg)
@@ -593,14 +600,12 @@ static int authenticate(struct conn *c)
     } else {
         if (!tok || tok->api != SB_API_V3 || tok->revoked ||
             (tok->expires_at && tok->expires_at <= now)) {
-            sb_res_error_v3_obj(&c->res, 401, "unauthorized",
-                                "Unauthorized");
+            sb_res_error_v3_obj(&c->res, 401, "unauthorized", "Unauthorized");
             return -1;
         }
         req->app = sb_app_find(srv->model, tok->api_key);
         if (!req->app) {
-            sb_res_error_v3_obj(&c->res, 401, "unauthorized",
-                                "Unauthorized");
+            sb_res_error_v3_obj(&c->res, 401, "unauthorized", "Unauthorized");
             return -1;
         }
     }
@@ -618,8 +623,8 @@ static int apply_limits(struct conn *c)
 {
     struct sb_server *srv = c->srv;
     int v2 = (c->route->flags & SB_ROUTE_V2) != 0;
-    int rc = sb_limit_check(c->req.app->limit, uv_hrtime() / 1000,
-                            sb_now(srv), srv->opt.rate, srv->opt.daily_quota);
+    int rc = sb_limit_check(c->req.app->limit, uv_hrtime() / 1000, sb_now(srv),
+                            srv->opt.rate, srv->opt.daily_quota);
     if (rc == SB_LIMIT_OK)
         return 0;
     if (rc == SB_LIMIT_RATE) {
@@ -628,8 +633,7 @@ static int apply_limits(struct conn *c)
                             "The Mashery account associated with this "
                             "request is over its queries-per-second quota.");
         else
-            sb_res_error_v3_obj(&c->res, 429, "throttled",
-                                "Too Many Requests");
+            sb_res_error_v3_obj(&c->res, 429, "throttled", "Too Many Requests");
     } else {
         if (v2)
             sb_res_error_v2(&c->res, 403,
@@ -728,8 +732,7 @@ static void serve(struct conn *c)
             return;
         case SB_FAULT_429:
             if (api == SB_API_V2)
-                sb_res_error_v2(&c->res, 403,
-                                "mashery.not.authorized.over.qps",
+                sb_res_error_v2(&c->res, 403, "mashery.not.authorized.over.qps",
                                 "The Mashery account associated with this "
                                 "request is over its queries-per-second "
                                 "quota.");
@@ -738,8 +741,7 @@ static void serve(struct conn *c)
                                     "Too Many Requests");
             reply_ready(c);
             return;
-        default:
-            break;
+        default: break;
         }
     }
     if ((fl & SB_ROUTE_JSON_BODY) &&
@@ -964,9 +966,9 @@ int sb_server_listen(struct sb_server *srv, struct cts_error *err)
                              srv->opt.port, uv_strerror(rc));
     int len = sizeof ss;
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-    srv->port = ntohs(ss.ss_family == AF_INET6
-                          ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                          : ((struct sockaddr_in *)&ss)->sin_port);
+    srv->port =
+        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                       : ((struct sockaddr_in *)&ss)->sin_port);
     if (ss.ss_family == AF_INET6)
         snprintf(srv->base_url, sizeof srv->base_url, "http://[%s]:%d", host,
                  srv->port);
@@ -1035,7 +1037,8 @@ json_t *sb_server_state(struct sb_server *srv, int with_contacts,
                 json_array_append_new(cs,
                                       sb_contact_json(a, r, SB_RENDER_STATE));
         }
-        json_object_set_new(ja, "contact_count", json_integer((json_int_t)live));
+        json_object_set_new(ja, "contact_count",
+                            json_integer((json_int_t)live));
         if (cs)
             json_object_set_new(ja, "contacts", cs);
         json_array_append_new(accts, ja);
@@ -1065,23 +1068,22 @@ json_t *sb_server_state(struct sb_server *srv, int with_contacts,
     for (size_t i = 0; i < sb_model_app_count(srv->model); i++) {
         struct sb_app *app = sb_model_app_at(srv->model, i);
         struct sb_limit *l = app->limit;
-        json_object_set_new(
-            keys, app->api_key,
-            json_pack("{s:I,s:I,s:I,s:I}", "requests", (json_int_t)l->requests,
-                      "busiest_1s", (json_int_t)l->busiest_1s, "throttled",
-                      (json_int_t)l->throttled, "daily_used",
-                      (json_int_t)l->daily_used));
+        json_object_set_new(keys, app->api_key,
+                            json_pack("{s:I,s:I,s:I,s:I}", "requests",
+                                      (json_int_t)l->requests, "busiest_1s",
+                                      (json_int_t)l->busiest_1s, "throttled",
+                                      (json_int_t)l->throttled, "daily_used",
+                                      (json_int_t)l->daily_used));
     }
     json_object_set_new(st, "keys", keys);
 
     json_t *f = json_object();
     for (int k = SB_FAULT_500; k < SB_FAULT__COUNT; k++)
-        json_object_set_new(
-            f, sb_fault_name((enum sb_fault)k),
-            json_integer((json_int_t)sb_faults_count(srv->faults,
-                                                     (enum sb_fault)k)));
-    json_object_set_new(f, "pending",
-                        json_integer((json_int_t)sb_faults_pending(srv->faults)));
+        json_object_set_new(f, sb_fault_name((enum sb_fault)k),
+                            json_integer((json_int_t)sb_faults_count(
+                                srv->faults, (enum sb_fault)k)));
+    json_object_set_new(
+        f, "pending", json_integer((json_int_t)sb_faults_pending(srv->faults)));
     json_object_set_new(st, "faults", f);
     json_object_set_new(st, "writes",
                         json_integer((json_int_t)sb_model_writes(srv->model)));

@@ -50,8 +50,8 @@ static const char *first_of(json_t *o, const char *const *names, size_t max,
                             json_t *errs)
 {
     for (; *names; names++) {
-        const char *v = sb_jfield(o, *names, max, errs, "json.max.length.exceeded",
-                                  "");
+        const char *v =
+            sb_jfield(o, *names, max, errs, "json.max.length.exceeded", "");
         if (v && *v)
             return v;
     }
@@ -156,8 +156,8 @@ static int contact_in(struct sb_account *acct, json_t *o,
                         name ? name : "(missing name)");
                 break;
             }
-            const char *val = sb_jfield(v, "value", 50, errs,
-                                        "json.max.length.exceeded", "");
+            const char *val =
+                sb_jfield(v, "value", 50, errs, "json.max.length.exceeded", "");
             cfi[in->ncf] = (size_t)ci;
             cfv[in->ncf++] = val ? val : "";
         }
@@ -179,8 +179,7 @@ static int h_contacts_post(struct sb_req *req, struct sb_res *res)
     size_t lists[64], cfi[16];
     const char *cfv[16];
     memset(&in, 0, sizeof in);
-    if (contact_in(acct, o, &in, lists, cfi, cfv, errs) == 0 &&
-        in.nlists == 0)
+    if (contact_in(acct, o, &in, lists, cfi, cfv, errs) == 0 && in.nlists == 0)
         sb_verr(errs, "json.field.lists.missing",
                 "A contact must be assigned to at least one contact list.");
     if (json_array_size(errs)) {
@@ -324,8 +323,8 @@ static int h_contacts_get(struct sb_req *req, struct sb_res *res)
         }
     }
     sb_res_json(res, 200,
-                json_pack("{s:{s:o},s:o}", "meta", "pagination", pag,
-                          "results", results));
+                json_pack("{s:{s:o},s:o}", "meta", "pagination", pag, "results",
+                          results));
     return SB_REPLY;
 }
 
@@ -335,8 +334,8 @@ static json_t *list_json(const struct sb_list *l)
     json_t *id = cts_parse_long(l->id, 0, 999999999999L, &n) == 0
                      ? json_integer(n)
                      : json_string(l->id);
-    return json_pack("{s:o,s:s,s:s,s:I,s:b,s:s,s:s}", "id", id, "name",
-                     l->name, "status", "ACTIVE", "contact_count",
+    return json_pack("{s:o,s:s,s:s,s:I,s:b,s:s,s:s}", "id", id, "name", l->name,
+                     "status", "ACTIVE", "contact_count",
                      (json_int_t)l->membership_count, "opt_in_default", 0,
                      "created_date", "2024-01-01T00:00:00.000Z",
                      "modified_date", "2024-01-01T00:00:00.000Z");

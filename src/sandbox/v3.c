@@ -86,15 +86,17 @@ static int list_ids(struct sb_account *acct, json_t *arr, size_t *out,
     }
     json_array_foreach(arr, i, v)
     {
-        long li = json_is_string(v) ? sb_list_find(acct, json_string_value(v))
-                                    : -1;
+        long li =
+            json_is_string(v) ? sb_list_find(acct, json_string_value(v)) : -1;
         /* v3 names lists by uuid only (sb_list_find also takes v2 ids) */
-        if (li >= 0 && strcasecmp(acct->lists[li].list_id,
-                                  json_string_value(v)) != 0)
+        if (li >= 0 &&
+            strcasecmp(acct->lists[li].list_id, json_string_value(v)) != 0)
             li = -1;
         if (li < 0) {
-            sb_verr(errs, VALID, "list_memberships[%zu] is not a list of this "
-                                 "account.", i);
+            sb_verr(errs, VALID,
+                    "list_memberships[%zu] is not a list of this "
+                    "account.",
+                    i);
             return -1;
         }
         out[(*n)++] = (size_t)li;
@@ -120,16 +122,18 @@ static int custom_fields(struct sb_account *acct, json_t *arr, size_t max,
     }
     json_array_foreach(arr, i, v)
     {
-        const char *id = json_string_value(json_object_get(v, "custom_field_id"));
+        const char *id =
+            json_string_value(json_object_get(v, "custom_field_id"));
         long ci = id ? sb_cfield_find(acct, id) : -1;
         if (ci < 0) {
             sb_verr(errs, VALID,
                     "custom_fields[%zu].custom_field_id is not a custom field "
-                    "of this account.", i);
+                    "of this account.",
+                    i);
             return -1;
         }
-        const char *val = sb_jfield(v, "value", 255, errs, VALID,
-                                    "custom_fields[].");
+        const char *val =
+            sb_jfield(v, "value", 255, errs, VALID, "custom_fields[].");
         if (!val && json_array_size(errs))
             return -1;
         idx[*n] = (size_t)ci;
@@ -190,14 +194,15 @@ static int h_sign_up_form(struct sb_req *req, struct sb_res *res)
         if (!json_is_object(sa)) {
             sb_verr(errs, VALID, "street_address must be an object.");
         } else {
-            const char *kind = sb_jfield(sa, "kind", 0, errs, VALID,
-                                         "street_address.");
+            const char *kind =
+                sb_jfield(sa, "kind", 0, errs, VALID, "street_address.");
             if (!kind || (strcmp(kind, "home") && strcmp(kind, "work") &&
                           strcmp(kind, "other")))
-                sb_verr(errs, VALID, "street_address.kind is required "
-                                     "(home, work or other).");
-            in.f[SB_CF_STREET] = sb_jfield(sa, "street", 255, errs, VALID,
-                                           "street_address.");
+                sb_verr(errs, VALID,
+                        "street_address.kind is required "
+                        "(home, work or other).");
+            in.f[SB_CF_STREET] =
+                sb_jfield(sa, "street", 255, errs, VALID, "street_address.");
             in.f[SB_CF_CITY] =
                 sb_jfield(sa, "city", 50, errs, VALID, "street_address.");
             in.f[SB_CF_STATE] =
@@ -244,9 +249,9 @@ static int h_sign_up_form(struct sb_req *req, struct sb_res *res)
         return SB_REPLY;
     }
     json_t *c = sb_contact_json(acct, ref, SB_RENDER_V3);
-    json_t *out = json_pack("{s:O,s:s}", "contact_id",
-                            json_object_get(c, "contact_id"), "action",
-                            created ? "created" : "updated");
+    json_t *out =
+        json_pack("{s:O,s:s}", "contact_id", json_object_get(c, "contact_id"),
+                  "action", created ? "created" : "updated");
     json_decref(c);
     sb_res_json(res, created ? 201 : 200, out);
     return SB_REPLY;
@@ -265,40 +270,41 @@ static int contact_body(struct sb_account *acct, json_t *o,
     in->f[SB_CF_JOB_TITLE] = sb_jfield(o, "job_title", 50, errs, VALID, "");
     in->f[SB_CF_COMPANY_NAME] =
         sb_jfield(o, "company_name", 50, errs, VALID, "");
-    in->f[SB_CF_ANNIVERSARY] =
-        sb_jfield(o, "anniversary", 10, errs, VALID, "");
+    in->f[SB_CF_ANNIVERSARY] = sb_jfield(o, "anniversary", 10, errs, VALID, "");
     birthday(o, in, errs);
     json_t *ph = json_object_get(o, "phone_numbers");
     if (ph && !json_is_null(ph)) {
         if (!json_is_array(ph) || json_array_size(ph) > 3)
-            sb_verr(errs, VALID, "phone_numbers must be an array of at most "
-                                 "3 items.");
+            sb_verr(errs, VALID,
+                    "phone_numbers must be an array of at most "
+                    "3 items.");
         else if (json_array_size(ph))
-            in->f[SB_CF_PHONE] = sb_jfield(json_array_get(ph, 0),
-                                           "phone_number", 25, errs, VALID,
-                                           "phone_numbers[].");
+            in->f[SB_CF_PHONE] =
+                sb_jfield(json_array_get(ph, 0), "phone_number", 25, errs,
+                          VALID, "phone_numbers[].");
     }
     json_t *sa = json_object_get(o, "street_addresses");
     if (sa && !json_is_null(sa)) {
         if (!json_is_array(sa) || json_array_size(sa) > 3) {
-            sb_verr(errs, VALID, "street_addresses must be an array of at "
-                                 "most 3 items.");
+            sb_verr(errs, VALID,
+                    "street_addresses must be an array of at "
+                    "most 3 items.");
         } else if (json_array_size(sa)) {
             json_t *a = json_array_get(sa, 0);
-            const char *kind = sb_jfield(a, "kind", 0, errs, VALID,
-                                         "street_addresses[].");
+            const char *kind =
+                sb_jfield(a, "kind", 0, errs, VALID, "street_addresses[].");
             if (!kind)
                 sb_verr(errs, VALID, "street_addresses[].kind is required.");
-            in->f[SB_CF_STREET] = sb_jfield(a, "street", 255, errs, VALID,
-                                            "street_addresses[].");
-            in->f[SB_CF_CITY] = sb_jfield(a, "city", 50, errs, VALID,
-                                          "street_addresses[].");
-            in->f[SB_CF_STATE] = sb_jfield(a, "state", 50, errs, VALID,
-                                           "street_addresses[].");
-            in->f[SB_CF_POSTAL_CODE] = sb_jfield(
-                a, "postal_code", 50, errs, VALID, "street_addresses[].");
-            in->f[SB_CF_COUNTRY] = sb_jfield(a, "country", 50, errs, VALID,
-                                             "street_addresses[].");
+            in->f[SB_CF_STREET] =
+                sb_jfield(a, "street", 255, errs, VALID, "street_addresses[].");
+            in->f[SB_CF_CITY] =
+                sb_jfield(a, "city", 50, errs, VALID, "street_addresses[].");
+            in->f[SB_CF_STATE] =
+                sb_jfield(a, "state", 50, errs, VALID, "street_addresses[].");
+            in->f[SB_CF_POSTAL_CODE] = sb_jfield(a, "postal_code", 50, errs,
+                                                 VALID, "street_addresses[].");
+            in->f[SB_CF_COUNTRY] =
+                sb_jfield(a, "country", 50, errs, VALID, "street_addresses[].");
         }
     }
     json_t *lm = json_object_get(o, "list_memberships");
@@ -327,8 +333,7 @@ static int h_contacts_post(struct sb_req *req, struct sb_res *res)
     memset(&in, 0, sizeof in);
     const char *cs = sb_jfield(o, "create_source", 0, errs, VALID, "");
     if (!cs || (strcmp(cs, "Contact") && strcmp(cs, "Account")))
-        sb_verr(errs, VALID,
-                "create_source is required (Contact or Account).");
+        sb_verr(errs, VALID, "create_source is required (Contact or Account).");
     contact_body(acct, o, &in, lists, cfi, cfv, errs);
     /* the sandbox keys contacts by email: an email is required here (the
      * real API also accepts a name or SMS channel alone) */
@@ -377,8 +382,7 @@ static int h_contact_put(struct sb_req *req, struct sb_res *res)
     memset(&in, 0, sizeof in);
     const char *us = sb_jfield(o, "update_source", 0, errs, VALID, "");
     if (!us || (strcmp(us, "Contact") && strcmp(us, "Account")))
-        sb_verr(errs, VALID,
-                "update_source is required (Contact or Account).");
+        sb_verr(errs, VALID, "update_source is required (Contact or Account).");
     contact_body(acct, o, &in, lists, cfi, cfv, errs);
     if (!in.f[SB_CF_EMAIL] && !json_array_size(errs))
         sb_verr(errs, VALID, "email_address.address is required.");
@@ -509,13 +513,12 @@ static int h_contact_lists(struct sb_req *req, struct sb_res *res)
     json_t *arr = json_array();
     for (size_t i = 0; i < a->nlists; i++) {
         json_array_append_new(
-            arr,
-            json_pack("{s:s,s:s,s:s,s:b,s:s,s:s,s:I}", "list_id",
-                      a->lists[i].list_id, "name", a->lists[i].name,
-                      "description", "", "favorite", 0, "created_at",
-                      "2024-01-01T00:00:00Z", "updated_at",
-                      "2024-01-01T00:00:00Z", "membership_count",
-                      (json_int_t)a->lists[i].membership_count));
+            arr, json_pack("{s:s,s:s,s:s,s:b,s:s,s:s,s:I}", "list_id",
+                           a->lists[i].list_id, "name", a->lists[i].name,
+                           "description", "", "favorite", 0, "created_at",
+                           "2024-01-01T00:00:00Z", "updated_at",
+                           "2024-01-01T00:00:00Z", "membership_count",
+                           (json_int_t)a->lists[i].membership_count));
     }
     sb_res_json(res, 200,
                 json_pack("{s:o,s:I}", "lists", arr, "lists_count",
@@ -535,8 +538,7 @@ static int h_list_get(struct sb_req *req, struct sb_res *res)
     sb_res_json(res, 200,
                 json_pack("{s:s,s:s,s:s,s:b,s:I}", "list_id",
                           a->lists[i].list_id, "name", a->lists[i].name,
-                          "description", "", "favorite", 0,
-                          "membership_count",
+                          "description", "", "favorite", 0, "membership_count",
                           (json_int_t)a->lists[i].membership_count));
     return SB_REPLY;
 }
@@ -547,12 +549,12 @@ static int h_custom_fields(struct sb_req *req, struct sb_res *res)
     json_t *arr = json_array();
     for (size_t i = 0; i < a->ncfields; i++)
         json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "custom_field_id",
-                           a->cfields[i].custom_field_id, "name",
-                           a->cfields[i].name, "label", a->cfields[i].label,
-                           "type", a->cfields[i].type, "created_at",
-                           "2024-01-01T00:00:00Z", "updated_at",
-                           "2024-01-01T00:00:00Z"));
+            arr,
+            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "custom_field_id",
+                      a->cfields[i].custom_field_id, "name", a->cfields[i].name,
+                      "label", a->cfields[i].label, "type", a->cfields[i].type,
+                      "created_at", "2024-01-01T00:00:00Z", "updated_at",
+                      "2024-01-01T00:00:00Z"));
     sb_res_json(res, 200, json_pack("{s:o}", "custom_fields", arr));
     return SB_REPLY;
 }
@@ -569,10 +571,8 @@ void sb_v3_register(struct sb_server *srv)
                  SB_ROUTE_V3);
     sb_route_add(srv, "GET", "/v3/account/summary", h_account_summary,
                  SB_ROUTE_V3);
-    sb_route_add(srv, "GET", "/v3/contact_lists", h_contact_lists,
-                 SB_ROUTE_V3);
-    sb_route_add(srv, "GET", "/v3/contact_lists/{id}", h_list_get,
-                 SB_ROUTE_V3);
+    sb_route_add(srv, "GET", "/v3/contact_lists", h_contact_lists, SB_ROUTE_V3);
+    sb_route_add(srv, "GET", "/v3/contact_lists/{id}", h_list_get, SB_ROUTE_V3);
     sb_route_add(srv, "GET", "/v3/contact_custom_fields", h_custom_fields,
                  SB_ROUTE_V3);
 }

@@ -22,15 +22,15 @@ static size_t utf8_next(const unsigned char *s, uint32_t *cp)
     }
     if ((s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 &&
         (s[2] & 0xc0) == 0x80) {
-        *cp = ((uint32_t)(s[0] & 0x0f) << 12) |
-              ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+        *cp = ((uint32_t)(s[0] & 0x0f) << 12) | ((uint32_t)(s[1] & 0x3f) << 6) |
+              (s[2] & 0x3f);
         return *cp >= 0x800 ? 3 : 0;
     }
     if ((s[0] & 0xf8) == 0xf0 && (s[1] & 0xc0) == 0x80 &&
         (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80) {
         *cp = ((uint32_t)(s[0] & 0x07) << 18) |
-              ((uint32_t)(s[1] & 0x3f) << 12) |
-              ((uint32_t)(s[2] & 0x3f) << 6) | (s[3] & 0x3f);
+              ((uint32_t)(s[1] & 0x3f) << 12) | ((uint32_t)(s[2] & 0x3f) << 6) |
+              (s[3] & 0x3f);
         return *cp >= 0x10000 && *cp <= 0x10ffff ? 4 : 0;
     }
     return 0;
@@ -70,8 +70,7 @@ int sb_json_latin1(json_t *j)
     const char *k;
     json_t *v;
     switch (json_typeof(j)) {
-    case JSON_STRING:
-        return sb_is_latin1(json_string_value(j));
+    case JSON_STRING: return sb_is_latin1(json_string_value(j));
     case JSON_ARRAY:
         json_array_foreach(j, i, v)
         {
@@ -86,8 +85,7 @@ int sb_json_latin1(json_t *j)
                 return 0;
         }
         return 1;
-    default:
-        return 1;
+    default: return 1;
     }
 }
 
@@ -108,8 +106,8 @@ int sb_email_ok(const char *s)
     const char *dot = strrchr(dom, '.');
     if (!dot || dot == dom || dot[1] == '\0' || strlen(dot + 1) < 2)
         return 0;
-    if (dom[0] == '.' || strstr(dom, "..") || s[0] == '.' ||
-        at[-1] == '.' || strstr(s, ".."))
+    if (dom[0] == '.' || strstr(dom, "..") || s[0] == '.' || at[-1] == '.' ||
+        strstr(s, ".."))
         return 0;
     return 1;
 }
@@ -121,8 +119,8 @@ void sb_verr(json_t *errs, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_array_append_new(errs, json_pack("{s:s,s:s}", "error_key", key,
-                                          "error_message", msg));
+    json_array_append_new(
+        errs, json_pack("{s:s,s:s}", "error_key", key, "error_message", msg));
 }
 
 const char *sb_jfield(json_t *obj, const char *name, size_t max, json_t *errs,

@@ -21,14 +21,14 @@ struct seen {
     int headers_before_body; /* SB_HTTP_HEADERS seen for a request */
     int expect;
     int keep_alive_last;
-    int error;       /* first negative rc */
+    int error; /* first negative rc */
 };
 
 static void describe(struct seen *s, const struct sb_http_msg *m)
 {
     char one[2048];
-    int o = snprintf(one, sizeof one, "%s %s ?%s", m->method, m->path,
-                     m->query);
+    int o =
+        snprintf(one, sizeof one, "%s %s ?%s", m->method, m->path, m->query);
     for (size_t i = 0; i < m->nheaders && o < (int)sizeof one; i++)
         o += snprintf(one + o, sizeof one - (size_t)o, " |%s=%s",
                       m->headers[i].name, m->headers[i].value);
@@ -161,10 +161,8 @@ static void test_bad_requests(void **state)
     expect_error("GET /x HTTP/1.1\r\n: empty\r\n\r\n", SB_HTTP_BAD);
     expect_error("GET /x HTTP/1.1\r\nA: 1\r\n folded\r\n\r\n", SB_HTTP_BAD);
     expect_error("GET /x HTTP/1.1\r\nBad Name: 1\r\n\r\n", SB_HTTP_BAD);
-    expect_error("POST /x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
-                 SB_HTTP_BAD);
-    expect_error("POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-                 SB_HTTP_BAD);
+    expect_error("POST /x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", SB_HTTP_BAD);
+    expect_error("POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", SB_HTTP_BAD);
     expect_error("POST /x HTTP/1.1\r\nContent-Length: 1\r\n"
                  "Content-Length: 2\r\n\r\nab",
                  SB_HTTP_BAD);

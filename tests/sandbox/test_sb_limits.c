@@ -14,7 +14,7 @@
 #include "sandbox/faults.c"
 #include "sandbox/limits.c"
 
-#define MS 1000ull
+#define MS   1000ull
 #define DAY0 (20000LL * 86400) /* some UTC midnight */
 
 static void test_rate_window(void **state)
@@ -29,8 +29,7 @@ static void test_rate_window(void **state)
     assert_int_equal(sb_limit_check(&l, 1000 * MS + 500 * MS, DAY0, 4, 0),
                      SB_LIMIT_RATE);
     /* the window is (now - 1 s, now]: at exactly +1 s the first one left */
-    assert_int_equal(sb_limit_check(&l, 1999 * MS, DAY0, 4, 0),
-                     SB_LIMIT_RATE);
+    assert_int_equal(sb_limit_check(&l, 1999 * MS, DAY0, 4, 0), SB_LIMIT_RATE);
     assert_int_equal(sb_limit_check(&l, 2000 * MS, DAY0, 4, 0), SB_LIMIT_OK);
     assert_int_equal(sb_limit_check(&l, 2000 * MS + 1, DAY0, 4, 0),
                      SB_LIMIT_RATE);
@@ -58,8 +57,7 @@ static void test_busiest_counts_arrivals(void **state)
     struct sb_limit p;
     memset(&p, 0, sizeof p);
     for (int i = 0; i < 100; i++)
-        assert_int_equal(sb_limit_check(&p, (uint64_t)i * 250 * MS, DAY0, 4,
-                                        0),
+        assert_int_equal(sb_limit_check(&p, (uint64_t)i * 250 * MS, DAY0, 4, 0),
                          SB_LIMIT_OK);
     assert_int_equal(p.busiest_1s, 4);
     assert_int_equal(p.throttled, 0);
@@ -73,9 +71,9 @@ static void test_quota_per_utc_day(void **state)
     (void)state;
     memset(&l, 0, sizeof l);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(sb_limit_check(&l, (uint64_t)i * 2000 * MS,
-                                        DAY0 + 3600, 0, 3),
-                         SB_LIMIT_OK);
+        assert_int_equal(
+            sb_limit_check(&l, (uint64_t)i * 2000 * MS, DAY0 + 3600, 0, 3),
+            SB_LIMIT_OK);
     assert_int_equal(sb_limit_check(&l, 10000 * MS, DAY0 + 86399, 0, 3),
                      SB_LIMIT_QUOTA);
     /* quota wins over rate when both are exceeded */
@@ -112,31 +110,31 @@ static void test_fault_queue(void **state)
     sb_faults_push(f, SB_FAULT_500, NULL);
     assert_int_equal(sb_faults_pending(f), 3);
     /* in order; a matched entry waits for its endpoint */
-    assert_int_equal(sb_faults_next(f, "GET", "/v3/contact_lists",
-                                     "/v3/contact_lists"),
-                     SB_FAULT_503);
-    assert_int_equal(sb_faults_next(f, "GET", "/v3/contact_lists",
-                                     "/v3/contact_lists"),
-                     SB_FAULT_500);
-    assert_int_equal(sb_faults_next(f, "GET", "/v3/contact_lists",
-                                     "/v3/contact_lists"),
-                     SB_FAULT_NONE);
+    assert_int_equal(
+        sb_faults_next(f, "GET", "/v3/contact_lists", "/v3/contact_lists"),
+        SB_FAULT_503);
+    assert_int_equal(
+        sb_faults_next(f, "GET", "/v3/contact_lists", "/v3/contact_lists"),
+        SB_FAULT_500);
+    assert_int_equal(
+        sb_faults_next(f, "GET", "/v3/contact_lists", "/v3/contact_lists"),
+        SB_FAULT_NONE);
     assert_int_equal(sb_faults_next(f, "POST", "/v3/contacts/sign_up_form",
-                                     "/v3/contacts/sign_up_form"),
+                                    "/v3/contacts/sign_up_form"),
                      SB_FAULT_DROP_AFTER);
     assert_int_equal(sb_faults_pending(f), 0);
     /* match by route pattern or by concrete path */
     sb_faults_push(f, SB_FAULT_SLOW, "PUT /v3/contacts/{id}");
     sb_faults_push(f, SB_FAULT_429, "PUT /v2/contacts/7");
-    assert_int_equal(sb_faults_next(f, "PUT", "/v2/contacts/{id}",
-                                     "/v2/contacts/7"),
-                     SB_FAULT_429);
-    assert_int_equal(sb_faults_next(f, "GET", "/v3/contacts/{id}",
-                                     "/v3/contacts/x"),
-                     SB_FAULT_NONE);
-    assert_int_equal(sb_faults_next(f, "PUT", "/v3/contacts/{id}",
-                                     "/v3/contacts/x"),
-                     SB_FAULT_SLOW);
+    assert_int_equal(
+        sb_faults_next(f, "PUT", "/v2/contacts/{id}", "/v2/contacts/7"),
+        SB_FAULT_429);
+    assert_int_equal(
+        sb_faults_next(f, "GET", "/v3/contacts/{id}", "/v3/contacts/x"),
+        SB_FAULT_NONE);
+    assert_int_equal(
+        sb_faults_next(f, "PUT", "/v3/contacts/{id}", "/v3/contacts/x"),
+        SB_FAULT_SLOW);
     assert_int_equal(sb_faults_count(f, SB_FAULT_503), 1);
     assert_int_equal(sb_faults_count(f, SB_FAULT_SLOW), 1);
     sb_faults_clear(f);
@@ -150,7 +148,8 @@ static void test_fault_json(void **state)
     struct sb_faults *f = sb_faults_new(0, 1);
     struct cts_error err = {0};
     json_t *j = json_loads("{\"faults\":[\"500\",\"drop_before\"],"
-                           "\"match\":\"POST /v2/contacts\"}", 0, NULL);
+                           "\"match\":\"POST /v2/contacts\"}",
+                           0, NULL);
     assert_int_equal(sb_faults_load_json(f, j, &err), 0);
     json_decref(j);
     assert_int_equal(sb_faults_pending(f), 2);

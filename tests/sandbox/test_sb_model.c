@@ -38,7 +38,8 @@ static void test_demo_model(void **state)
     assert_null(sb_account_find(m, "nobody"));
     assert_int_equal(a->nlists, 2);
     assert_int_equal(sb_list_find(a, "2"), 1);
-    assert_int_equal(sb_list_find(a, "8C2B2D3E-0001-4000-8000-000000000001"), 0);
+    assert_int_equal(sb_list_find(a, "8C2B2D3E-0001-4000-8000-000000000001"),
+                     0);
     assert_int_equal(sb_list_find(a, "3"), -1);
     assert_int_equal(sb_cfield_find(a, "favorite_color"), 0);
     assert_int_equal(sb_cfield_find(a, "CustomField2"), 1);
@@ -50,15 +51,16 @@ static void test_demo_model(void **state)
     assert_true(app->device_flow);
     assert_true(sb_app_redirect_ok(app, "http://127.0.0.1:53682/callback"));
     assert_false(sb_app_redirect_ok(app, "https://127.0.0.1:53682/callback"));
-    struct sb_token *t = sb_token_find(m, "demo-v2-token-000000000000000000001");
+    struct sb_token *t =
+        sb_token_find(m, "demo-v2-token-000000000000000000001");
     assert_non_null(t);
     assert_ptr_equal(t->account, a);
     assert_int_equal(t->api, SB_API_V2);
     /* tokens: add, replace, find */
-    sb_token_add(m, "tok-1", SB_API_V3, "demo-v3-client-00000000000001", a,
-                 10, 20);
-    sb_token_add(m, "tok-1", SB_API_V3, "demo-v3-client-00000000000001", a,
-                 10, 30);
+    sb_token_add(m, "tok-1", SB_API_V3, "demo-v3-client-00000000000001", a, 10,
+                 20);
+    sb_token_add(m, "tok-1", SB_API_V3, "demo-v3-client-00000000000001", a, 10,
+                 30);
     assert_int_equal(sb_token_find(m, "tok-1")->expires_at, 30);
     for (int i = 0; i < 500; i++) {
         char name[32];
@@ -106,15 +108,19 @@ static void test_create_merge_replace(void **state)
     struct sb_model *m = demo(&a);
 
     assert_int_equal(upsert(m, a, "Ann@Example.COM", "Ann", NULL, 0,
-                            SB_UPSERT_CREATE, NULL, &created), 0);
+                            SB_UPSERT_CREATE, NULL, &created),
+                     0);
     assert_int_equal(created, 1);
     assert_int_equal(upsert(m, a, "ann@example.com", "X", NULL, 0,
-                            SB_UPSERT_CREATE, NULL, NULL), SB_EEXIST);
-    assert_int_equal(upsert(m, a, NULL, "X", NULL, 0, SB_UPSERT_MERGE, NULL,
-                            NULL), CTS_EDATA);
+                            SB_UPSERT_CREATE, NULL, NULL),
+                     SB_EEXIST);
+    assert_int_equal(
+        upsert(m, a, NULL, "X", NULL, 0, SB_UPSERT_MERGE, NULL, NULL),
+        CTS_EDATA);
     /* merge: given fields overwrite, absent ones stay, lists append */
     assert_int_equal(upsert(m, a, "ANN@example.com", NULL, "Lee", 1,
-                            SB_UPSERT_MERGE, NULL, &created), 0);
+                            SB_UPSERT_MERGE, NULL, &created),
+                     0);
     assert_int_equal(created, 0);
     json_t *j = state_of(a, "ann@example.com");
     assert_string_equal(json_string_value(json_object_get(j, "email")),
@@ -131,7 +137,8 @@ static void test_create_merge_replace(void **state)
     /* an identical merge changes nothing: no write counted */
     uint64_t w = sb_model_writes(m);
     assert_int_equal(upsert(m, a, "ann@example.com", "Ann", NULL, 1,
-                            SB_UPSERT_MERGE, NULL, NULL), 0);
+                            SB_UPSERT_MERGE, NULL, NULL),
+                     0);
     assert_int_equal(sb_model_writes(m), w);
 
     /* custom fields append / overwrite by field */
@@ -143,12 +150,12 @@ static void test_create_merge_replace(void **state)
     in.cf_idx = cfi;
     in.cf_values = cfv;
     in.ncf = 1;
-    assert_int_equal(sb_contact_upsert(m, a, &in, SB_UPSERT_MERGE, NULL, NULL,
-                                       NULL), 0);
+    assert_int_equal(
+        sb_contact_upsert(m, a, &in, SB_UPSERT_MERGE, NULL, NULL, NULL), 0);
     cfv[0] = "2021";
     in.ncf = 2;
-    assert_int_equal(sb_contact_upsert(m, a, &in, SB_UPSERT_MERGE, NULL, NULL,
-                                       NULL), 0);
+    assert_int_equal(
+        sb_contact_upsert(m, a, &in, SB_UPSERT_MERGE, NULL, NULL, NULL), 0);
     j = state_of(a, "ann@example.com");
     json_t *cf = json_object_get(j, "custom_fields");
     assert_string_equal(json_string_value(json_object_get(cf, "member_since")),
@@ -176,16 +183,18 @@ static void test_create_merge_replace(void **state)
 
     /* replace: absent fields cleared, lists as given, email may change */
     assert_int_equal(upsert(m, a, "bob@example.com", "Bob", NULL, 0,
-                            SB_UPSERT_CREATE, NULL, NULL), 0);
+                            SB_UPSERT_CREATE, NULL, NULL),
+                     0);
     assert_int_equal(upsert(m, a, "bob@example.com", "Ann2", NULL, 1,
-                            SB_UPSERT_REPLACE, v2s, NULL), SB_EEXIST);
+                            SB_UPSERT_REPLACE, v2s, NULL),
+                     SB_EEXIST);
     assert_int_equal(upsert(m, a, "ann.new@example.com", "Ann2", NULL, 1,
-                            SB_UPSERT_REPLACE, v2s, NULL), 0);
+                            SB_UPSERT_REPLACE, v2s, NULL),
+                     0);
     assert_null(state_of(a, "ann@example.com"));
     j = state_of(a, "ann.new@example.com");
     assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(j, "last_name")),
-                        "");
+    assert_string_equal(json_string_value(json_object_get(j, "last_name")), "");
     assert_int_equal(json_array_size(json_object_get(j, "lists_v2")), 1);
     assert_string_equal(
         json_string_value(json_array_get(json_object_get(j, "lists_v2"), 0)),
@@ -203,7 +212,8 @@ static void test_create_merge_replace(void **state)
     assert_int_equal(sb_contact_delete(m, a, r), SB_ENOTFOUND);
     assert_int_equal(a->lists[1].membership_count, 0);
     assert_int_equal(upsert(m, a, "ann.new@example.com", NULL, NULL, 0,
-                            SB_UPSERT_MERGE, NULL, &created), 0);
+                            SB_UPSERT_MERGE, NULL, &created),
+                     0);
     assert_int_equal(created, 0);
     assert_false(sb_contact_is_deleted(a, r));
     assert_int_equal(sb_contact_count(a), 2);
@@ -211,11 +221,11 @@ static void test_create_merge_replace(void **state)
     /* renderers */
     j = sb_contact_json(a, r, SB_RENDER_V2);
     assert_true(json_is_integer(json_object_get(j, "id")));
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(j, "email_addresses"),
-                                           0),
-                            "email_address")),
-                        "ann.new@example.com");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(j, "email_addresses"), 0),
+            "email_address")),
+        "ann.new@example.com");
     json_decref(j);
     j = sb_contact_json(a, r, SB_RENDER_V3);
     assert_true(json_is_string(json_object_get(j, "contact_id")));
@@ -241,7 +251,8 @@ static void test_large_store(void **state)
     for (int i = 0; i < n; i++) {
         snprintf(email, sizeof email, "user%d@example.com", i);
         assert_int_equal(upsert(m, a, email, "F", "L", (size_t)(i % 2),
-                                SB_UPSERT_MERGE, NULL, NULL), 0);
+                                SB_UPSERT_MERGE, NULL, NULL),
+                         0);
     }
     assert_int_equal(sb_contact_count(a), n);
     for (int i = 0; i < n; i += 997) {
@@ -250,15 +261,15 @@ static void test_large_store(void **state)
         assert_int_equal(sb_contact_by_email(a, email, &r), 0);
         assert_int_equal(r, (size_t)i);
     }
-    assert_int_equal(a->lists[0].membership_count + a->lists[1].membership_count,
-                     n);
+    assert_int_equal(
+        a->lists[0].membership_count + a->lists[1].membership_count, n);
     /* email changes move index entries (back-shift deletion) */
     for (int i = 0; i < 1000; i++) {
         char id[32], ne[64];
         snprintf(id, sizeof id, "%llu", 100000000ull + (unsigned)i + 1);
         snprintf(ne, sizeof ne, "moved%d@example.com", i);
-        assert_int_equal(upsert(m, a, ne, "F", "L", 0, SB_UPSERT_REPLACE, id,
-                                NULL), 0);
+        assert_int_equal(
+            upsert(m, a, ne, "F", "L", 0, SB_UPSERT_REPLACE, id, NULL), 0);
     }
     for (int i = 0; i < n; i += 101) {
         sb_contact_ref r;
@@ -301,7 +312,9 @@ static void test_accounts_file(void **state)
     sb_model_free(m);
 
     const char *bad[] = {
-        "[]", "{\"accounts\":[]}", "{\"accounts\":[{\"user_name\":\"u\"}]}",
+        "[]",
+        "{\"accounts\":[]}",
+        "{\"accounts\":[{\"user_name\":\"u\"}]}",
         "{\"apps\":[{\"api_key\":\"k\",\"api\":\"v9\"}],\"accounts\":[]}",
         "{\"accounts\":[{\"user_name\":\"u\",\"encoded_account_id\":\"e\","
         "\"lists\":[{\"id\":\"1\"}]}]}",
@@ -343,8 +356,8 @@ static void test_router(void **state)
     char scratch[256], allow[64];
 
     assert_int_equal(sb_router_add(r, "GET", "/v3/contacts/{id}", h_a, 0), 0);
-    assert_int_equal(sb_router_add(r, "POST", "/v3/contacts/sign_up_form",
-                                   h_b, 0), 0);
+    assert_int_equal(
+        sb_router_add(r, "POST", "/v3/contacts/sign_up_form", h_b, 0), 0);
     assert_int_equal(sb_router_add(r, "PUT", "/v3/contacts/{id}", h_b, 0), 0);
     assert_int_equal(sb_router_add(r, "GET", "/static/*", h_b, 0), 0);
     assert_int_equal(sb_router_add(r, "GET", "/a/{x}/b/{y}", h_a, 0), 0);
@@ -380,18 +393,18 @@ static void test_router(void **state)
                                      sizeof allow),
                      SB_MATCH_OK);
     /* 405 with Allow, 404 */
-    assert_int_equal(sb_router_match(r, "DELETE", "/v3/contacts/1", &rt,
-                                     params, &np, scratch, sizeof scratch,
-                                     allow, sizeof allow),
+    assert_int_equal(sb_router_match(r, "DELETE", "/v3/contacts/1", &rt, params,
+                                     &np, scratch, sizeof scratch, allow,
+                                     sizeof allow),
                      SB_MATCH_NOMETHOD);
     assert_string_equal(allow, "GET, PUT");
     assert_int_equal(sb_router_match(r, "GET", "/v3/contacts/", &rt, params,
                                      &np, scratch, sizeof scratch, allow,
                                      sizeof allow),
                      SB_MATCH_NOPATH);
-    assert_int_equal(sb_router_match(r, "GET", "/v3/contacts/1/x", &rt,
-                                     params, &np, scratch, sizeof scratch,
-                                     allow, sizeof allow),
+    assert_int_equal(sb_router_match(r, "GET", "/v3/contacts/1/x", &rt, params,
+                                     &np, scratch, sizeof scratch, allow,
+                                     sizeof allow),
                      SB_MATCH_NOPATH);
     /* re-registering replaces the handler */
     assert_int_equal(sb_router_add(r, "GET", "/v3/contacts/{id}", h_b, 0), 0);
