@@ -840,6 +840,9 @@ static void handle_ok(struct cts_job *j, const struct cts_http_req *req)
     char *id = NULL, *action = NULL, *existing = NULL, *merged, *path, *esc;
     struct cts_error err = {0};
 
+    /* A 2xx is a settled write even when the reply cannot be parsed: the
+     * contact id is then left empty rather than the row failed (a retry
+     * would only write the same data again). */
     switch (j->step) {
     case STEP_V3_SIGNUP:
         /* sign_up_form: 201 created, 200 updated (reference §2.3). */
@@ -859,6 +862,8 @@ static void handle_ok(struct cts_job *j, const struct cts_http_req *req)
         job_settle(j, CTS_ST_CREATED);
         return;
     case STEP_V2_GET:
+        /* The 409's contact: merge our fields and lists into what the
+         * account holds (a v2 PUT replaces the whole contact). */
         if (cts_api_v2_parse_search(body, req->resp.len, &id, &existing) != 0 ||
             id == NULL) {
             free(id);
@@ -902,8 +907,12 @@ static void on_http_done(struct cts_http_req *req, void *arg)
     char key[64], msg[300];
     enum cts_outcome_class oc;
 
+    /* First, before anything can start another request: the reply frees an
+     * arrival-gate slot one window from now. */
     note_done(p);
     j->http_status = (int)req->status;
+    /* Sticky: once a create may have landed, a later 409 on this row is
+     * our own contact (reference §5: libcurl itself may resend a POST). */
     if (req->maybe_landed && j->step != STEP_V2_GET)
         j->maybe_landed = 1;
     if (req->transport_error == CTS_XE_ABORTED) {
@@ -912,6 +921,8 @@ static void on_http_done(struct cts_http_req *req, void *arg)
         job_defer(j);
         goto out;
     }
+    /* Error bodies come in both shapes (array, single object for v3 429);
+     * the error_key decides throttling vs quota for the classifier. */
     if (req->transport_error == CTS_XE_NONE && req->status >= 300)
         cts_api_parse_error(req->resp.data != NULL ? req->resp.data : "",
                             req->resp.len, &ek, &em);
@@ -957,6 +968,8 @@ out:
 
 /* ---- reading ---- */
 
+/* Close the current input and drop its reader and mapper (each file has
+ * its own header, delimiter and encoding). */
 static void close_file(struct pipeline *p)
 {
     uv_fs_t req;
@@ -1174,6 +1187,8 @@ static int open_file(struct pipeline *p)
         p->fd = rc;
     }
     p->fd_open = 1;
+    /* A new reader per file: row numbers restart at 1 and the header row
+     * builds that file's mapping (on_header). */
     memset(&o, 0, sizeof(o));
     o.file = name;
     o.delimiter = cfg->delimiter;
@@ -1540,6 +1555,9 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     cts_retry_policy_default(&p->policy);
     p->policy.max_retries = cfg->retries >= 0 ? (int)cfg->retries : 0;
 
+    /* A private loop, not uv_default_loop(): the account check and OAuth
+     * calls run their own loops, and this one must close to 0 at the end
+     * (style C6.7) whatever they did. */
     rc = uv_loop_init(&p->loop);
     if (rc != 0) {
         cts_error_setx(err, rc, CTS_EX_SOFTWARE, "cannot start the loop: %s",
@@ -1612,6 +1630,8 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     else
         finish_reading(p);
 
+    /* Everything happens in callbacks from here; uv_run returns once the
+     * last handle is closed (shutdown_handles, from maybe_finish). */
     uv_run(&p->loop, UV_RUN_DEFAULT);
 
 out:
