@@ -173,7 +173,9 @@ static int fsync_dir(const char *dir)
     int rc = 0;
     if (fd < 0)
         return -errno;
-    if (fsync(fd) != 0)
+    /* Some file systems cannot fsync a directory (EINVAL): the renames are
+     * then as durable as that file system makes them. */
+    if (fsync(fd) != 0 && errno != EINVAL)
         rc = -errno;
     close(fd);
     return rc;
