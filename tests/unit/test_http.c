@@ -610,6 +610,141 @@ static void test_error_message_masks_key(void **state)
     free(url);
 }
 
+/* v2 throttling (403 over.qps) is retried by the blocking fetch. */
+static void test_fetch_retries_throttle(void **state)
+{
+    struct cts_http_req r;
+    struct cts_error err = {0};
+    struct cts_http_opts o = {0};
+    char *url;
+    NEED_SANDBOX();
+
+    add_faults("[\"429\"]", "GET /v2/lists");
+    url = v2_url("/lists");
+    cts_http_req_init(&r);
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    o.fetch_base_ms = 5;
+    assert_int_equal(cts_http_fetch(&r, &o, &err), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.attempts, 2);
+    cts_http_req_clear(&r);
+    free(url);
+}
+
+/*
+ * Retry-After, against a one-shot scripted peer on the test's own loop
+ * (the sandbox never sends the header): each connection gets the next
+ * canned reply and is closed.
+ */
+struct canned {
+    uv_tcp_t server;
+    uv_tcp_t client;
+    uv_write_t wr;
+    const char *reply;
+    char buf[4096];
+    size_t got;
+    int closed_count;
+};
+
+static void on_canned_closed(uv_handle_t *h)
+{
+    struct canned *c = h->data;
+    c->closed_count++;
+}
+
+static void on_canned_written(uv_write_t *w, int status)
+{
+    struct canned *c = w->data;
+    (void)status;
+    uv_close((uv_handle_t *)&c->client, on_canned_closed);
+}
+
+static void canned_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    struct canned *c = h->data;
+    (void)sz;
+    *b = uv_buf_init(c->buf + c->got, (unsigned)(sizeof(c->buf) - c->got - 1));
+}
+
+static void on_canned_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct canned *c = st->data;
+    uv_buf_t out;
+    (void)b;
+    if (n < 0) {
+        uv_close((uv_handle_t *)&c->client, on_canned_closed);
+        return;
+    }
+    c->got += (size_t)n;
+    c->buf[c->got] = '\0';
+    if (strstr(c->buf, "\r\n\r\n") == NULL)
+        return;
+    uv_read_stop(st);
+    out = uv_buf_init((char *)c->reply, (unsigned)strlen(c->reply));
+    c->wr.data = c;
+    uv_write(&c->wr, st, &out, 1, on_canned_written);
+}
+
+static void on_canned_conn(uv_stream_t *srv, int status)
+{
+    struct canned *c = srv->data;
+    assert_int_equal(status, 0);
+    uv_tcp_init(srv->loop, &c->client);
+    c->client.data = c;
+    c->got = 0;
+    assert_int_equal(uv_accept(srv, (uv_stream_t *)&c->client), 0);
+    uv_read_start((uv_stream_t *)&c->client, canned_alloc, on_canned_read);
+}
+
+static long retry_after_of(const char *reply)
+{
+    struct harness hs;
+    struct canned c;
+    struct sockaddr_in sa;
+    int len = sizeof(sa);
+    char url[64];
+    struct cts_http_req r;
+    long ra;
+
+    memset(&c, 0, sizeof(c));
+    c.reply = reply;
+    harness_init(&hs, 1, 0);
+    uv_tcp_init(&hs.loop, &c.server);
+    c.server.data = &c;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&c.server, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&c.server, 4, on_canned_conn), 0);
+    uv_tcp_getsockname(&c.server, (struct sockaddr *)&sa, &len);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(sa.sin_port));
+    cts_http_req_init(&r);
+    r.url = url;
+    assert_int_equal(cts_http_submit(&hs.http, &r, on_done_count, &hs), 0);
+    while (hs.done == 0)
+        uv_run(&hs.loop, UV_RUN_ONCE);
+    assert_int_equal(r.status, 429);
+    assert_int_equal(r.transport_error, 0);
+    assert_string_equal(r.resp.data, "{}");
+    ra = r.retry_after_s;
+    cts_http_req_clear(&r);
+    uv_close((uv_handle_t *)&c.server, NULL);
+    harness_close(&hs);
+    return ra;
+}
+
+static void test_retry_after_header(void **state)
+{
+    (void)state;
+#define REPLY(extra)                                                           \
+    "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n" extra            \
+    "Connection: close\r\n\r\n{}"
+    assert_int_equal(retry_after_of(REPLY("Retry-After: 7\r\n")), 7);
+    /* Present but zero is not the same as absent. */
+    assert_int_equal(retry_after_of(REPLY("Retry-After: 0\r\n")), 0);
+    assert_int_equal(retry_after_of(REPLY("")), -1);
+#undef REPLY
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +758,8 @@ int main(void)
         cmocka_unit_test(test_close_aborts_in_flight),
         cmocka_unit_test(test_bad_method_and_escape),
         cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_fetch_retries_throttle),
+        cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_error_message_masks_key),
     };
     int rc;
