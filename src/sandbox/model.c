@@ -4,7 +4,7 @@
  * store per account.
  *
  * The contact store must hold a million contacts compactly: a contact is a
- * 32-byte record plus one packed allocation ("blob") holding its strings
+ * 40-byte record plus one packed allocation ("blob") holding its strings
  * back to back, NUL-separated, then its custom-field values; list
  * memberships are a 64-bit mask over the account's lists (so an account has
  * at most 64 lists).  Emails are indexed by an open-addressing table of

@@ -530,6 +530,8 @@ static int h_list_get(struct sb_req *req, struct sb_res *res)
 {
     struct sb_account *a = req->account;
     long i = sb_list_find(a, req->params[0]);
+    if (i >= 0 && strcasecmp(a->lists[i].list_id, req->params[0]) != 0)
+        i = -1; /* v3 names lists by uuid only */
     if (i < 0) {
         sb_res_error_v3(res, 404, "contact_lists.api.not_found",
                         "List not found.");

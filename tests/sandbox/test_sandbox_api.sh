@@ -139,6 +139,11 @@ st "v3 with a v2 token 401" 401
 req GET /v3/account/summary "" -H "Authorization: Bearer acme-v3-token-0000000000000000000001"
 jqt "v3 token decides the account" '.encoded_account_id=="a07e1acme0002"'
 
+v3 GET "/v3/contact_lists/$L2"
+st "v3 GET one list 200" 200
+jqt "v3 one list shape" ".list_id==\"$L2\" and .name==\"Newsletter\" and .membership_count>=1"
+v3 GET "/v3/contact_lists/2"
+st "v3 list by v2 id is unknown (uuids only) 404" 404
 v3 DELETE /v3/contact_lists
 st "v3 wrong method 405" 405
 v3 GET /v3/nothing-here
@@ -194,6 +199,23 @@ st "v2 PUT 200" 200
 jqt "v2 PUT full replace, lists as given" '.first_name=="Karl" and .last_name=="" and ([.lists[].id]|sort)==[1,2]'
 v2 PUT "/v2/contacts/999" '{"email_addresses":[{"email_address":"carl@example.com"}],"lists":[{"id":"1"}]}'
 st "v2 PUT unknown id 404" 404
+v2 GET "/v2/contacts/$CARL"
+st "v2 GET contact by id 200" 200
+jqt "v2 GET contact by id" ".id==$CARL and .first_name==\"Karl\""
+v2 GET "/v2/contacts/12345"
+st "v2 GET unknown contact 404" 404
+jqt "v2 404 error array" '.[0].error_key=="http.status.not_found"'
+v2 GET /v2/lists/2
+st "v2 GET one list 200" 200
+jqt "v2 one list shape" '.id==2 and .name=="Newsletter" and (.contact_count|type)=="number"'
+v2 GET /v2/contacts
+jqt "v2 GET contacts without email lists them" '(.results|length)>=3'
+v2 DELETE "/v2/contacts/$CARL"
+st "v2 DELETE (opt-out) 204" 204
+v2 GET "/v2/contacts?email=carl@example.com"
+jqt "v2 opted-out contact: OPTOUT, no lists" '.results[0].status=="OPTOUT" and .results[0].lists==[]'
+v2 POST /v2/contacts "$C2"
+st "v2 POST on an opted-out email still 409" 409
 v2 DELETE /v2/contacts
 st "v2 wrong method 405" 405
 
@@ -211,7 +233,7 @@ jqt "v2 key A + token B serves B's lists" '.[0].name=="Everyone"'
 
 # ---------------------------------------------------------------- state
 sb_state > "$T/state"
-jqf "state contact count" "$T/state" '.accounts[]|select(.user_name=="demo")|.contact_count==6'
+jqf "state contact count" "$T/state" '.accounts[]|select(.user_name=="demo")|.contact_count==5'
 jqf "state contact fields" "$T/state" '[.accounts[0].contacts[]|select(.email=="ann@example.com")][0]|.first_name=="Ann" and .custom_fields.favorite_color=="blue" and (.lists_v3|length)==2 and (.lists_v2|sort)==["1","2"] and .writes==2'
 jqf "state by_endpoint" "$T/state" '.requests.by_endpoint["POST /v3/contacts/sign_up_form"]>=8'
 jqf "state by_status" "$T/state" '.requests.by_status["201"]>=4 and .requests.by_status["409"]>=3'
