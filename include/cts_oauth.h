@@ -51,6 +51,9 @@
 /* Seconds of slack added to the planned run duration when deciding
  * whether an access token must be refreshed before a run. */
 #define CTS_OAUTH_MARGIN_S 120
+/* Planned durations are capped at 20 h: v3 access tokens live 24 h, so a
+ * longer run needs the mid-run refresh (cts_oauth_refresh) anyway. */
+#define CTS_OAUTH_MAX_PLAN_S (20L * 3600)
 
 /*
  * `ctct-sync auth`: validate the redirect URI (exit 78 before any request
@@ -65,9 +68,9 @@ int cts_cmd_auth(struct cts_config *cfg);
 /*
  * Before a run expected to last planned_seconds: when cfg->api is v3 and
  * the access token (JWT "exp", else cfg->token_expires_at) has expired or
- * expires before now + planned_seconds + CTS_OAUTH_MARGIN_S, and the token
- * file holds a refresh token, refresh once (see above) and update cfg
- * (token, refresh_token, token_expires_at).  Does nothing and returns 0
+ * expires before now + planned_seconds (at most CTS_OAUTH_MAX_PLAN_S) +
+ * CTS_OAUTH_MARGIN_S, and the token file holds a refresh token, refresh
+ * once (see above) and update cfg (token, refresh_token, token_expires_at).  Does nothing and returns 0
  * for v2, for a token that is fresh enough, and for a token whose expiry
  * is unknown (an opaque token is then checked by the account call).
  * An expired token without a refresh token: CTS_EAUTH, exit 77, with the

@@ -757,6 +757,11 @@ int cts_oauth_ensure_fresh(struct cts_config *cfg, long planned_seconds,
     now = cts_config_now(cfg);
     if (planned_seconds < 0)
         planned_seconds = 0;
+    /* v3 access tokens live 24 h: a run planned longer than that cannot be
+     * covered by any token, and refreshing a nearly new token at every
+     * start would only spend calls.  The pipeline refreshes on a 401. */
+    if (planned_seconds > CTS_OAUTH_MAX_PLAN_S)
+        planned_seconds = CTS_OAUTH_MAX_PLAN_S;
     need_until = now + planned_seconds + CTS_OAUTH_MARGIN_S;
     exp = token_expiry(cfg);
     if (cfg->token != NULL && exp == 0)
