@@ -226,6 +226,9 @@ static void on_bulk_closed(void *arg)
     ((struct run *)arg)->closed = 1;
 }
 
+static long quota_for_next_open;  /* 0 = unlimited */
+static long now_for_next_open = 1893456000;
+
 static void run_open(struct run *x, enum cts_api api, size_t max_rows)
 {
     struct cts_state_params sp;
@@ -249,7 +252,8 @@ static void run_open(struct run *x, enum cts_api api, size_t max_rows)
     sp.api = api;
     sp.api_key = x->cfg.api_key;
     sp.account = "demo";
-    sp.now = 1893456000;
+    sp.now = now_for_next_open;
+    sp.daily_quota = quota_for_next_open;
     assert_int_equal(cts_state_open(&sp, &x->st, &err), 0);
     memset(&bp, 0, sizeof(bp));
     bp.loop = &x->loop;
@@ -460,6 +464,57 @@ static void test_resume_polls_activity(void **state)
     run_close(&x, 1);
 }
 
+/* The local daily quota runs out while the activity is running: its rows
+ * are deferred but stay journalled across the commit; the next day's run
+ * polls the activity (no second POST) and reports them imported. */
+static void test_quota_while_polling(void **state)
+{
+    struct run x;
+    long posts0;
+    const char *id = NULL;
+    uint32_t line = 0;
+    int i;
+    NEED_SANDBOX();
+    posts0 = endpoint_count("POST /v3/activities/contacts_json_import");
+    quota_for_next_open = 1; /* the POST, and no poll */
+    run_open(&x, CTS_API_V3, 0);
+    add(&x, 1, "quota1@example.com", "Q1");
+    add(&x, 2, "quota2@example.com", "Q2");
+    cts_bulk_flush(x.b);
+    run_until_idle(&x);
+    assert_int_equal(cts_bulk_stopped(x.b), CTS_BULK_STOP_QUOTA);
+    for (i = 1; i <= 2; i++) {
+        assert_int_equal(x.got[i], 1);
+        assert_int_equal(x.status[i], CTS_ST_DEFERRED);
+    }
+    run_close(&x, 1); /* a clean end: the journal keeps the open activity */
+    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 1);
+
+    /* Next day; room for several polls (the activity may still run). */
+    now_for_next_open += 86400;
+    quota_for_next_open = 50;
+    run_open(&x, CTS_API_V3, 0);
+    for (i = 1; i <= 2; i++) {
+        char email[64];
+        snprintf(email, sizeof(email), "quota%d@example.com", i);
+        assert_int_equal(cts_state_bulk_pending(x.st, email, (uint32_t)i * 7u,
+                                                &id, &line), 1);
+        assert_int_equal(cts_bulk_adopt(x.b, (uint32_t)i, email,
+                                        (uint32_t)i * 7u, id, line), 0);
+    }
+    cts_bulk_flush(x.b);
+    run_until_idle(&x);
+    for (i = 1; i <= 2; i++) {
+        if (x.status[i] != CTS_ST_IMPORTED)
+            print_message("row %d: %s\n", i, x.msg[i]);
+        assert_int_equal(x.status[i], CTS_ST_IMPORTED);
+    }
+    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 1);
+    run_close(&x, 1);
+    quota_for_next_open = 0;
+    now_for_next_open = 1893456000;
+}
+
 static void test_choose(void **state)
 {
     struct cts_config cfg;
@@ -485,6 +540,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_v2_error_objects, state_setup, state_teardown),
         cmocka_unit_test_setup_teardown(test_post_503_retried, state_setup, state_teardown),
         cmocka_unit_test_setup_teardown(test_resume_polls_activity, state_setup, state_teardown),
+        cmocka_unit_test_setup_teardown(test_quota_while_polling, state_setup, state_teardown),
     };
     cts_http_global_init();
     return cmocka_run_group_tests_name("bulk", tests, setup, teardown);
