@@ -687,6 +687,8 @@ static int refresh_locked(struct cts_config *cfg, int force, long need_until,
         unlink(intent_path);
 out:
     token_resp_clear(&r);
+    if (body.data != NULL)
+        memset(body.data, 0, body.len); /* it held the refresh token */
     cts_buf_free(&body);
     free(url);
     free(intent_path);
