@@ -77,6 +77,21 @@ c0=$(token_calls)
 check_v3
 check "fresh token: no refresh" [ "$RC" = 0 -a "$(token_calls)" = "$c0" ]
 
+# ---- import refreshes an expiring token by itself, once, then writes ----
+mint 30
+RTI=$(jq -r .refresh_token "$TF")
+printf 'email,first_name\nann@example.com,Ann\nbob@example.com,Bob\n' >"$T/in.csv"
+c0=$(token_calls)
+t0=$(throttled)
+cts import --api v3 --api-key "$V3" --token-file "$TF" --base-url "$SB_URL/v3" \
+    --auth-url "$AUTH3" --list 8c2b2d3e-0001-4000-8000-000000000001 \
+    --report "$T/in.report.csv" --state "$T/state" "$T/in.csv"
+check "import with an expiring token: exit 0" [ "$RC" = 0 ]
+check "import refreshed once" [ "$(($(token_calls) - c0 - ($(throttled) - t0)))" = 1 ]
+check "import saved the rotated refresh token" [ "$(jq -r .refresh_token "$TF")" != "$RTI" ]
+check "import wrote the contacts" \
+    [ "$(sb_state | jq '[.accounts[].contacts[] | select(.email=="ann@example.com" or .email=="bob@example.com")] | length')" = 2 ]
+
 # ---- 1 request/s: two refreshes back to back are spaced, no 429 ----
 mint 30
 check_v3
