@@ -48,7 +48,10 @@ enum cts_stop {
     CTS_STOP_QUOTA,  /* daily quota spent: rest deferred, exit 75 */
     CTS_STOP_AUTH,   /* 401 without a (working) refresh: rest deferred, 77 */
     CTS_STOP_SIGNAL, /* SIGINT/SIGTERM: rest deferred, exit 75 */
-    CTS_STOP_FATAL   /* run error (report write, CSV header, input): err */
+    CTS_STOP_FATAL,  /* run error (report write, CSV header, input): err */
+    CTS_STOP_UNREACHABLE /* a row used up its retries without a single
+                            reply from the API (connection refused, name
+                            unknown): rest deferred, exit 69 */
 };
 
 struct cts_pipeline_params {

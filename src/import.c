@@ -167,8 +167,9 @@ static char *default_state_dir(void)
 
 /*
  * The one place where a run's outcome becomes its §7 exit code.  Order:
- * a run error first, then credentials (77), then "try later" (75), then a
- * malformed CSV tail (65), then failed rows (1).
+ * a run error first, then credentials (77), the API gone away mid-run
+ * (69), then "try later" (75), then a malformed CSV tail (65), then
+ * failed rows (1).
  */
 static int exit_code_for(int run_rc, const struct cts_error *run_err,
                          const struct cts_pipeline_outcome *po,
@@ -178,6 +179,8 @@ static int exit_code_for(int run_rc, const struct cts_error *run_err,
         return run_err->exit_code != 0 ? run_err->exit_code : CTS_EX_SOFTWARE;
     if (po->stop == CTS_STOP_AUTH)
         return CTS_EX_NOPERM;
+    if (po->stop == CTS_STOP_UNREACHABLE)
+        return CTS_EX_UNAVAILABLE;
     if (po->stop == CTS_STOP_QUOTA || po->stop == CTS_STOP_SIGNAL ||
         c->status[CTS_ST_DEFERRED] > 0)
         return CTS_EX_TEMPFAIL;

@@ -162,7 +162,8 @@ struct pipeline {
     int refreshed;
     long requests;
     long retries;
-    long quota_credit; /* requests already counted, not yet made */
+    long quota_credit;      /* requests already counted, not yet made */
+    uint64_t last_reply_ms; /* last HTTP reply of any kind */
     uint64_t rng;
 
     /* stopping */
@@ -752,6 +753,21 @@ static void handle_retry(struct cts_job *j, const struct cts_http_req *req,
         uv_timer_start(&j->timer, on_backoff, delay, 0);
         return;
     }
+    if ((req->transport_error == CTS_XE_CONNECT ||
+         req->transport_error == CTS_XE_RESOLVE) &&
+        p->last_reply_ms < j->step_start_ms) {
+        /* The API went away: not one reply, from any request, since this
+         * row's first try.  Every other row would now spend its whole
+         * retry budget the same way (minutes each), so stop here: the
+         * rest is deferred and the run exits 69. */
+        stop_sending(p, CTS_STOP_UNREACHABLE,
+                     "not sent: the API stopped answering (%s); run again "
+                     "later",
+                     msg);
+        set_str(&j->error_key, key);
+        job_defer(j);
+        return;
+    }
     {
         char full[512];
         snprintf(full, sizeof(full), "gave up after %d attempts: %s",
@@ -910,6 +926,8 @@ static void on_http_done(struct cts_http_req *req, void *arg)
     /* First, before anything can start another request: the reply frees an
      * arrival-gate slot one window from now. */
     note_done(p);
+    if (req->status > 0)
+        p->last_reply_ms = uv_now(&p->loop);
     j->http_status = (int)req->status;
     /* Sticky: once a create may have landed, a later 409 on this row is
      * our own contact (reference §5: libcurl itself may resend a POST). */
@@ -1348,7 +1366,7 @@ static void bulk_on_result(void *arg, const struct cts_bulk_result *r)
     struct cts_job *j;
 
     /* Results come mostly in input order: the search is short. */
-    TAILQ_FOREACH(j, &p->bulk_q, link)
+    for (j = TAILQ_FIRST(&p->bulk_q); j != NULL; j = TAILQ_NEXT(j, link))
     {
         if ((uint32_t)(j->seq + 1) == r->row)
             break;
