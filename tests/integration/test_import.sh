@@ -156,6 +156,21 @@ else
     not_ok "two files: one report in input order, duplicate across files named"; explain
 fi
 
+# --- malformed CSV: a quote opened in the last row and never closed.
+# The rows before it are sent, the broken tail is reported `invalid`, and
+# the run exits 65 (data error) with the file and row named.
+sb_reset
+STATE_DIR="$T/state-badcsv"
+printf 'Email,First Name\na1@example.com,A\na2@example.com,B\na3@example.com,"C\n' >"$T/bad.csv"
+imp --list "$LIST" --rate 0 "$T/bad.csv"
+if [ "$RC" = 65 ] && [ "$(rep_rows)" = 3 ] && [ "$(rep_count created)" = 2 ] &&
+    [ "$(rep_status 3)" = invalid ] && grep -q "bad.csv.*row 3" "$T/err" &&
+    [ "$(sum exit_code)" = 65 ]; then
+    ok "unterminated quote at the end: earlier rows sent, tail invalid, exit 65"
+else
+    not_ok "unterminated quote at the end: earlier rows sent, tail invalid, exit 65"; explain
+fi
+
 # --- --quiet (errors only): silent when every row settled; the summary
 # line still shows when the exit code is not 0.
 sb_reset
