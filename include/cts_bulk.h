@@ -1,6 +1,7 @@
 /*
- * cts_bulk.h — bulk imports (spec §8): v3 POST /activities/contacts_json_import,
- * v2 POST /activities/addcontacts, polled with GET /activities/{id} every
+ * cts_bulk.h — bulk imports (spec §8): v3 POST
+ * /activities/contacts_json_import, v2 POST /activities/addcontacts, polled
+ * with GET /activities/{id} every
  * --poll-interval on a uv timer, errors mapped back to rows, every step
  * journalled through cts_state so a resumed run polls the activity it
  * already started instead of posting the rows again.
@@ -13,15 +14,14 @@
  *         cts_bulk_adopt(b, row, email, fp, id, line)   (killed run's activity)
  *     else
  *         cts_bulk_add(b, row, contact, fp)             (copied; CTS_EDATA ->
- *                                                        report the row invalid)
- *   end of input:                        cts_bulk_flush()
- *   on_result(row, status, ...)          exactly once per row handed in:
- *       imported  — in a completed activity without an error;
- *       failed    — the activity named the row (permanent: the state keeps a
- *                   failed fingerprint), or the activity/post failed
- *                   (transient: the next run sends it again);
- *       deferred  — quota, 401 or cts_bulk_stop() before the row settled.
- *   when cts_bulk_outstanding() == 0 (on_idle runs then): cts_bulk_close()
+ *                                                        report the row
+ * invalid) end of input:                        cts_bulk_flush() on_result(row,
+ * status, ...)          exactly once per row handed in: imported  — in a
+ * completed activity without an error; failed    — the activity named the row
+ * (permanent: the state keeps a failed fingerprint), or the activity/post
+ * failed (transient: the next run sends it again); deferred  — quota, 401 or
+ * cts_bulk_stop() before the row settled. when cts_bulk_outstanding() == 0
+ * (on_idle runs then): cts_bulk_close()
  *
  * The bulk module journals its rows itself (cts_state_bulk_begin /
  * bulk_started / journal_done): the pipeline must not journal them.  Each
@@ -55,13 +55,13 @@ struct cts_state;
 
 /* One row's outcome.  Strings borrowed for the duration of the call. */
 struct cts_bulk_result {
-    uint32_t row;          /* the tag given to add/adopt */
-    enum cts_status status; /* imported, failed or deferred */
-    int http_status;       /* last HTTP status of the row's activity */
-    int attempts;          /* requests that carried this row (POSTs) */
+    uint32_t row;            /* the tag given to add/adopt */
+    enum cts_status status;  /* imported, failed or deferred */
+    int http_status;         /* last HTTP status of the row's activity */
+    int attempts;            /* requests that carried this row (POSTs) */
     const char *activity_id; /* may be NULL (never accepted) */
-    const char *error_key;  /* may be NULL */
-    const char *message;    /* may be NULL */
+    const char *error_key;   /* may be NULL */
+    const char *message;     /* may be NULL */
 };
 
 typedef void (*cts_bulk_result_cb)(void *arg, const struct cts_bulk_result *r);
@@ -76,19 +76,19 @@ enum cts_bulk_stop {
 };
 
 struct cts_bulk_params {
-    uv_loop_t *loop;               /* borrowed */
+    uv_loop_t *loop; /* borrowed */
     /* Borrowed for the object's life: api, base_url, api_key, token (read
      * at each request, so a refresh by the pipeline is seen), lists,
      * poll_interval_s, retries, timeout_ms, verbose. */
     const struct cts_config *cfg;
-    struct cts_state *state;       /* borrowed: journal and quota */
-    cts_bulk_result_cb on_result;  /* required */
-    cts_bulk_idle_cb on_idle;      /* may be NULL */
+    struct cts_state *state;      /* borrowed: journal and quota */
+    cts_bulk_result_cb on_result; /* required */
+    cts_bulk_idle_cb on_idle;     /* may be NULL */
     void *arg;
-    size_t max_rows;               /* 0 = 40000 */
-    size_t max_bytes;              /* 0 = 4000000 */
-    uint64_t poll_ms;              /* 0 = cfg->poll_interval_s * 1000 */
-    uint64_t retry_base_ms;        /* 0 = 1000 (tests use less) */
+    size_t max_rows;        /* 0 = 40000 */
+    size_t max_bytes;       /* 0 = 4000000 */
+    uint64_t poll_ms;       /* 0 = cfg->poll_interval_s * 1000 */
+    uint64_t retry_base_ms; /* 0 = 1000 (tests use less) */
 };
 
 /*
@@ -138,12 +138,13 @@ size_t cts_bulk_outstanding(const struct cts_bulk_run *b);
 enum cts_bulk_stop cts_bulk_stopped(const struct cts_bulk_run *b);
 
 struct cts_bulk_stats {
-    long requests;   /* POSTs and polls */
+    long requests; /* POSTs and polls */
     long retries;
     long activities; /* accepted by the server */
     long imported, failed, deferred;
 };
-void cts_bulk_get_stats(const struct cts_bulk_run *b, struct cts_bulk_stats *out);
+void cts_bulk_get_stats(const struct cts_bulk_run *b,
+                        struct cts_bulk_stats *out);
 
 /*
  * Close: stops (as cts_bulk_stop, but rows still outstanding are NOT
@@ -152,6 +153,7 @@ void cts_bulk_get_stats(const struct cts_bulk_run *b, struct cts_bulk_stats *out
  * handle is closed, after which b is freed.  b must not be used after
  * this call.
  */
-void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg), void *arg);
+void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg),
+                    void *arg);
 
 #endif /* CTS_BULK_H */

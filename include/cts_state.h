@@ -9,8 +9,8 @@
  *                            12 bytes per contact + 32-byte header; replaced
  *                            atomically (write tmp, fsync, rename, fsync dir)
  *   DIR/<api>-<h>/failed     permanent failures: key, http status, error
- *                            key and message (text; small), replaced the same way
- *   DIR/<api>-<h>/journal    append-only records of the current/killed run
+ *                            key and message (text; small), replaced the same
+ * way DIR/<api>-<h>/journal    append-only records of the current/killed run
  *   DIR/quota-<k>            requests used today by this API key (shared by
  *                            every account that uses the key; flock'd)
  * where <h> = hex of sha256(api \0 api_key \0 account)[0..8] and
@@ -84,21 +84,21 @@
 struct cts_state;
 
 struct cts_state_params {
-    const char *dir;     /* --state DIR (borrowed); created 0700 if missing */
+    const char *dir; /* --state DIR (borrowed); created 0700 if missing */
     enum cts_api api;
     const char *api_key; /* borrowed; only its hash is kept */
     /* The account as VERIFIED by the account check (v2 user_name, v3
      * encoded_account_id), so runs with and without --account share
      * state.  Borrowed; NULL is treated as "". */
     const char *account;
-    long now;            /* cts_config_now(cfg): honours CTCT_SYNC_NOW */
-    long daily_quota;    /* cfg->daily_quota; <= 0 = unlimited */
+    long now;             /* cts_config_now(cfg): honours CTCT_SYNC_NOW */
+    long daily_quota;     /* cfg->daily_quota; <= 0 = unlimited */
     size_t expected_rows; /* sizing hint for the email index; 0 = unknown */
     /* --dry-run: no lock, nothing created or written; the store and a
      * leftover journal are read (so `unchanged` is predicted right), the
      * quota is read but never taken.  A missing DIR is an empty state. */
     int dry_run;
-    int full;            /* --full: lookup never says UNCHANGED/FAILED_BEFORE */
+    int full; /* --full: lookup never says UNCHANGED/FAILED_BEFORE */
 };
 
 /*
@@ -147,9 +147,9 @@ uint64_t cts_state_email_key(const char *email);
  * Memory: open addressing, 16 bytes a slot (56-bit email key + 8 flag bits,
  * 32-bit fingerprint, 32-bit row), load factor <= 0.85; emails known from
  * the store share the table: 18.8 bytes an email at full load, and a
- * reserve for one million (1.125 M with slack) is 21.2 MB.  Two different emails with the same 56-bit key
- * (probability ~ n^2 / 2^57: 7e-6 at one million) would be treated as the
- * same email: the second reported `duplicate`.
+ * reserve for one million (1.125 M with slack) is 21.2 MB.  Two different
+ * emails with the same 56-bit key (probability ~ n^2 / 2^57: 7e-6 at one
+ * million) would be treated as the same email: the second reported `duplicate`.
  */
 int cts_state_seen(struct cts_state *st, const char *email, uint32_t row,
                    uint32_t *first_row);
@@ -162,8 +162,8 @@ int cts_state_seen(struct cts_state *st, const char *email, uint32_t row,
  * sorted by name, and the list ids sorted.  contact and lists borrowed.
  * A change goes unnoticed with probability 2^-32 per changed row.
  */
-uint32_t cts_state_fingerprint(const struct cts_contact *c,
-                               char *const *lists, size_t nlists);
+uint32_t cts_state_fingerprint(const struct cts_contact *c, char *const *lists,
+                               size_t nlists);
 
 enum cts_state_verdict {
     CTS_SV_SEND = 0,      /* new or changed: send */
@@ -184,8 +184,8 @@ struct cts_state_prev {
 
 /* Decide what to do with a row whose email is `email` and fingerprint fp.
  * prev may be NULL. */
-enum cts_state_verdict cts_state_lookup(struct cts_state *st,
-                                        const char *email, uint32_t fp,
+enum cts_state_verdict cts_state_lookup(struct cts_state *st, const char *email,
+                                        uint32_t fp,
                                         struct cts_state_prev *prev);
 /* Shorthands: lookup(...) == UNCHANGED, lookup(...) == SEND_IN_DOUBT. */
 int cts_state_unchanged(struct cts_state *st, const char *email, uint32_t fp);
@@ -216,11 +216,10 @@ int cts_state_journal_done(struct cts_state *st, const char *email,
                            const char *error_key, const char *message);
 
 /* The same, for a row known by its email key (cts_state_email_key). */
-int cts_state_journal_done_key(struct cts_state *st, uint64_t key,
-                               uint32_t row, uint32_t fp,
-                               enum cts_status status, int permanent,
-                               int http_status, const char *error_key,
-                               const char *message);
+int cts_state_journal_done_key(struct cts_state *st, uint64_t key, uint32_t row,
+                               uint32_t fp, enum cts_status status,
+                               int permanent, int http_status,
+                               const char *error_key, const char *message);
 
 /* fdatasync the journal if records were written since the last sync.
  * Call from a ~200 ms timer; cheap when nothing changed. */
@@ -259,9 +258,8 @@ uint32_t cts_state_bulk_serial(struct cts_state *st);
  * makes the row in doubt like cts_state_journal_begin.  Settle it with
  * cts_state_journal_done.  0 or negative errno; no-op in dry-run.
  */
-int cts_state_bulk_begin(struct cts_state *st, const char *email,
-                         uint32_t row, uint32_t fp, uint32_t serial,
-                         uint32_t line);
+int cts_state_bulk_begin(struct cts_state *st, const char *email, uint32_t row,
+                         uint32_t fp, uint32_t serial, uint32_t line);
 /* The server accepted chunk `serial` as activity `activity_id` (borrowed):
  * a resumed run polls it instead of posting the rows again. */
 int cts_state_bulk_started(struct cts_state *st, uint32_t serial,
@@ -273,17 +271,16 @@ int cts_state_bulk_started(struct cts_state *st, uint32_t serial,
  * result.  0 otherwise.  (Such a row's lookup verdict is SEND_IN_DOUBT;
  * without bulk it may simply be sent again: imports are upserts.)
  */
-int cts_state_bulk_pending(struct cts_state *st, const char *email,
-                           uint32_t fp, const char **activity_id,
-                           uint32_t *line);
+int cts_state_bulk_pending(struct cts_state *st, const char *email, uint32_t fp,
+                           const char **activity_id, uint32_t *line);
 
 /* ---- figures for logs and the summary ---- */
 struct cts_state_stats {
-    size_t known;          /* emails with a stored fingerprint */
-    size_t resumed;        /* rows confirmed by a killed run (journal) */
-    size_t in_doubt;       /* rows a killed run had in flight */
+    size_t known;           /* emails with a stored fingerprint */
+    size_t resumed;         /* rows confirmed by a killed run (journal) */
+    size_t in_doubt;        /* rows a killed run had in flight */
     size_t journal_records; /* replayed from a leftover journal */
-    size_t index_bytes;    /* memory of the email index */
+    size_t index_bytes;     /* memory of the email index */
 };
 void cts_state_get_stats(const struct cts_state *st,
                          struct cts_state_stats *out);

@@ -1,4 +1,5 @@
-/* bulk.c — bulk activities: chunking, posting, polling, error mapping (cts_bulk.h). */
+/* bulk.c — bulk activities: chunking, posting, polling, error mapping
+ * (cts_bulk.h). */
 #include "cts_bulk.h"
 
 #include <ctype.h>
@@ -8,21 +9,21 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include <uv.h>
 #include <jansson.h>
+#include <uv.h>
 
 #include "cts_api.h"
 #include "cts_http.h"
 #include "cts_retry.h"
 #include "cts_state.h"
 
-#define DEF_MAX_ROWS 40000
+#define DEF_MAX_ROWS  40000
 #define DEF_MAX_BYTES 4000000
 
 /* A row of a chunk: 24 bytes, kept until it is reported. */
 struct brow {
-    uint64_t key;  /* cts_state_email_key */
-    uint32_t row;  /* the pipeline's tag */
+    uint64_t key; /* cts_state_email_key */
+    uint32_t row; /* the pipeline's tag */
     uint32_t fp;
     uint32_t line; /* 1-based position in the activity's import_data */
     uint32_t pad;
@@ -49,29 +50,29 @@ struct chunk {
     struct cts_bulk_run *b;
     enum ch_state state;
     uint32_t serial;
-    int adopted;          /* a killed run's activity: never posted here */
-    int retired;          /* removed from the list, close pending */
+    int adopted; /* a killed run's activity: never posted here */
+    int retired; /* removed from the list, close pending */
     struct brow *rows;
     size_t n, cap, reported;
-    struct cts_buf body;  /* import_data items so far (no head/tail) */
-    unsigned v2_cf_mask;  /* v2: CUSTOM FIELD n columns used (bit n) */
-    char *post_body;      /* the full body while the POST is in flight */
+    struct cts_buf body; /* import_data items so far (no head/tail) */
+    unsigned v2_cf_mask; /* v2: CUSTOM FIELD n columns used (bit n) */
+    char *post_body;     /* the full body while the POST is in flight */
     char *activity_id;
-    char *url;            /* POST */
-    char *poll_url;       /* GET /activities/{id} */
-    int attempts;         /* POSTs */
+    char *url;      /* POST */
+    char *poll_url; /* GET /activities/{id} */
+    int attempts;   /* POSTs */
     int poll_errors;
-    uint64_t first_ms;    /* first POST, for the retry time budget */
-    int req_busy;         /* req submitted, done_cb pending */
-    uv_timer_t timer;     /* backoff and poll timer; data = chunk */
+    uint64_t first_ms; /* first POST, for the retry time budget */
+    int req_busy;      /* req submitted, done_cb pending */
+    uv_timer_t timer;  /* backoff and poll timer; data = chunk */
     struct cts_http_req req;
     /* outcome */
     enum cts_status fin_status; /* for rows without their own error */
     int fin_permanent;
-    int fin_journal;      /* journal_done the rows (0: keep them pending) */
+    int fin_journal; /* journal_done the rows (0: keep them pending) */
     int fin_http;
     char *fin_key, *fin_msg;
-    struct rowerr *errs;  /* sorted by line */
+    struct rowerr *errs; /* sorted by line */
     struct rowerr **errs_by_key;
     size_t nerrs, nerrs_key;
 };
@@ -90,12 +91,12 @@ struct cts_bulk_run {
     struct cts_retry_policy policy;
     struct cts_http http;
     int http_ready;
-    uv_timer_t kick;       /* deferred deliveries (never synchronous) */
+    uv_timer_t kick; /* deferred deliveries (never synchronous) */
     struct chunk_list chunks;
     struct chunk *filling;
-    char *head, *tail_v3;  /* body pieces */
-    size_t tail_max;       /* longest tail, for the size check */
-    size_t in, out;        /* rows handed in / reported */
+    char *head, *tail_v3; /* body pieces */
+    size_t tail_max;      /* longest tail, for the size check */
+    size_t in, out;       /* rows handed in / reported */
     int flushed, closing, idle_signalled;
     enum cts_bulk_stop stop;
     unsigned pending_closes;
@@ -136,8 +137,7 @@ int cts_bulk_choose(const struct cts_config *cfg, long rows_to_send,
         return 0;
     /* Per-contact costs at least one request a row: when the quota cannot
      * carry that, one bulk request per 40,000 rows can. */
-    return rows_to_send > cfg->bulk_threshold ||
-           rows_to_send > quota_remaining;
+    return rows_to_send > cfg->bulk_threshold || rows_to_send > quota_remaining;
 }
 
 /* ---- JSON of one contact ---- */
@@ -185,9 +185,10 @@ static int v2_cf_number(const char *name)
 static json_t *item_v3(const struct cts_contact *c)
 {
     static const char *const names[CTS_F__COUNT] = {
-        "email", "first_name", "last_name", "company_name", "job_title",
-        "phone", "street", "city", "state", "zip", "country",
-        "birthday_month", "birthday_day", "anniversary"};
+        "email",        "first_name", "last_name", "company_name",
+        "job_title",    "phone",      "street",    "city",
+        "state",        "zip",        "country",   "birthday_month",
+        "birthday_day", "anniversary"};
     json_t *o = json_object();
     size_t i;
     int rc = 0;
@@ -287,10 +288,11 @@ static char *make_tail(const struct cts_bulk_run *b, unsigned cf_mask)
     }
     {
         static const char *const base[] = {
-            "EMAIL", "FIRST NAME", "LAST NAME", "COMPANY NAME", "JOB TITLE",
-            "WORK PHONE", "ADDRESS LINE 1", "CITY", "US STATE/CA PROVINCE",
-            "ZIP/POSTAL CODE", "COUNTRY", "BIRTHDAY_MONTH", "BIRTHDAY_DAY",
-            "ANNIVERSARY"};
+            "EMAIL",           "FIRST NAME", "LAST NAME",
+            "COMPANY NAME",    "JOB TITLE",  "WORK PHONE",
+            "ADDRESS LINE 1",  "CITY",       "US STATE/CA PROVINCE",
+            "ZIP/POSTAL CODE", "COUNTRY",    "BIRTHDAY_MONTH",
+            "BIRTHDAY_DAY",    "ANNIVERSARY"};
         int n;
         cols = json_array();
         for (i = 0; i < sizeof(base) / sizeof(base[0]); i++)
@@ -423,8 +425,8 @@ static void finish(struct chunk *c, enum cts_status st, int permanent,
     kick(c->b);
 }
 
-static void stop_all(struct cts_bulk_run *b, enum cts_bulk_stop why,
-                     int http, const char *msg)
+static void stop_all(struct cts_bulk_run *b, enum cts_bulk_stop why, int http,
+                     const char *msg)
 {
     struct chunk *c;
     if (b->stop == CTS_BULK_STOP_NONE)
@@ -433,7 +435,8 @@ static void stop_all(struct cts_bulk_run *b, enum cts_bulk_stop why,
         b->filling->state = CH_READY;
         b->filling = NULL;
     }
-    TAILQ_FOREACH(c, &b->chunks, link) {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
+    {
         if (c->state == CH_FINISHED)
             continue;
         /* Rows of an accepted activity stay journalled: the next run polls
@@ -468,7 +471,8 @@ static void add_err(struct chunk *c, uint32_t line, uint64_t key,
     c->errs = cts_xrealloc(c->errs, (c->nerrs + 1) * sizeof(*c->errs));
     c->errs[c->nerrs].line = line;
     c->errs[c->nerrs].key = key;
-    c->errs[c->nerrs].msg = cts_xstrdup(msg != NULL ? msg : "rejected by the bulk activity");
+    c->errs[c->nerrs].msg =
+        cts_xstrdup(msg != NULL ? msg : "rejected by the bulk activity");
     c->nerrs++;
 }
 
@@ -496,14 +500,16 @@ static void parse_errors(struct chunk *c, json_t *arr)
     json_t *e;
     if (!json_is_array(arr))
         return;
-    json_array_foreach(arr, i, e) {
+    json_array_foreach(arr, i, e)
+    {
         if (json_is_string(e)) {
             const char *rest;
             uint32_t line = parse_line_prefix(json_string_value(e), &rest);
             add_err(c, line, 0, rest);
         } else if (json_is_object(e)) {
             json_t *ln = json_object_get(e, "line_number");
-            const char *em = json_string_value(json_object_get(e, "email_address"));
+            const char *em =
+                json_string_value(json_object_get(e, "email_address"));
             const char *msg = json_string_value(json_object_get(e, "message"));
             uint32_t line = 0;
             if (json_is_integer(ln) && json_integer_value(ln) > 0)
@@ -535,8 +541,7 @@ static void parse_errors(struct chunk *c, json_t *arr)
               cmp_err_key);
 }
 
-static const struct rowerr *err_for(const struct chunk *c,
-                                    const struct brow *r)
+static const struct rowerr *err_for(const struct chunk *c, const struct brow *r)
 {
     size_t lo = 0, hi = c->nerrs_key;
     /* By email first: an error naming the address is unambiguous. */
@@ -597,10 +602,9 @@ static void deliver_chunk(struct cts_bulk_run *b, struct chunk *c)
             else
                 b->stats.deferred++;
             if (c->fin_journal)
-                cts_state_journal_done_key(b->st, r->key, r->row, r->fp,
-                                           res.status, c->fin_permanent,
-                                           res.http_status, res.error_key,
-                                           res.message);
+                cts_state_journal_done_key(
+                    b->st, r->key, r->row, r->fp, res.status, c->fin_permanent,
+                    res.http_status, res.error_key, res.message);
         }
         b->out++;
         b->on_result(b->arg, &res);
@@ -616,8 +620,7 @@ static void deliver(struct cts_bulk_run *b)
             continue;
         deliver_chunk(b, c);
         /* Adopted chunks stay: more of their rows may still be read. */
-        if (!c->adopted && c->reported == c->n && !c->req_busy &&
-            !b->closing) {
+        if (!c->adopted && c->reported == c->n && !c->req_busy && !b->closing) {
             TAILQ_REMOVE(&b->chunks, c, link);
             c->retired = 1;
             b->pending_closes++;
@@ -650,8 +653,8 @@ static char *url_for(const struct cts_bulk_run *b, const char *path)
 }
 
 static enum cts_outcome_class classify(const struct cts_bulk_run *b,
-                                       struct cts_http_req *req,
-                                       char **ekey, char **msg)
+                                       struct cts_http_req *req, char **ekey,
+                                       char **msg)
 {
     *ekey = NULL;
     *msg = NULL;
@@ -697,11 +700,13 @@ static void post_next(struct cts_bulk_run *b)
     char *tail;
     if (b->closing || b->stop != CTS_BULK_STOP_NONE)
         return;
-    TAILQ_FOREACH(c, &b->chunks, link) {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
+    {
         if (c->state == CH_POSTING || c->state == CH_BACKOFF)
             return; /* one POST at a time */
     }
-    TAILQ_FOREACH(c, &b->chunks, link) {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
+    {
         if (c->state == CH_READY)
             break;
     }
@@ -753,8 +758,8 @@ static void on_post_done(struct cts_http_req *req, void *arg)
         const char *id = json_string_value(json_object_get(
             j, b->cfg->api == CTS_API_V3 ? "activity_id" : "id"));
         if (id == NULL || *id == '\0') {
-            finish(c, CTS_ST_FAILED, 0, 1, (int)req->status,
-                   "bulk.bad_reply", "the bulk reply had no activity id");
+            finish(c, CTS_ST_FAILED, 0, 1, (int)req->status, "bulk.bad_reply",
+                   "the bulk reply had no activity id");
         } else {
             c->activity_id = cts_xstrdup(id);
             c->fin_http = (int)req->status;
@@ -778,8 +783,8 @@ static void on_post_done(struct cts_http_req *req, void *arg)
         stop_all(b, CTS_BULK_STOP_AUTH, (int)req->status,
                  "the access token was rejected (401)");
     } else if (cts_retry_next(&b->policy, oc, c->attempts,
-                              uv_now(b->loop) - c->first_ms,
-                              req->retry_after_s, rnd32(b), &delay)) {
+                              uv_now(b->loop) - c->first_ms, req->retry_after_s,
+                              rnd32(b), &delay)) {
         b->stats.retries++;
         c->state = CH_BACKOFF;
         uv_timer_start(&c->timer, on_timer, delay, 0);
@@ -787,8 +792,9 @@ static void on_post_done(struct cts_http_req *req, void *arg)
         char m[300];
         snprintf(m, sizeof(m), "bulk import not accepted: %s",
                  msg != NULL ? msg
-                 : req->transport_error ? cts_xfer_error_name(req->transport_error)
-                                        : "HTTP error");
+                 : req->transport_error
+                     ? cts_xfer_error_name(req->transport_error)
+                     : "HTTP error");
         /* A refused chunk is not a verdict on each row's data: transient,
          * so the next run sends the rows again. */
         finish(c, CTS_ST_FAILED, 0, 1, (int)req->status, ekey, m);
@@ -832,8 +838,8 @@ static void on_poll_done(struct cts_http_req *req, void *arg)
     if (oc == CTS_OC_OK) {
         json_t *j = json_loadb(req->resp.data ? req->resp.data : "",
                                req->resp.len, 0, NULL);
-        const char *state = json_string_value(json_object_get(
-            j, b->cfg->api == CTS_API_V3 ? "state" : "status"));
+        const char *state = json_string_value(
+            json_object_get(j, b->cfg->api == CTS_API_V3 ? "state" : "status"));
         c->poll_errors = 0;
         if (state == NULL) {
             c->poll_errors++;
@@ -915,7 +921,8 @@ int cts_bulk_new(const struct cts_bulk_params *p, struct cts_bulk_run **out,
     b->poll_ms = p->poll_ms ? p->poll_ms
                             : (uint64_t)(p->cfg->poll_interval_s > 0
                                              ? p->cfg->poll_interval_s
-                                             : 10) * 1000;
+                                             : 10) *
+                                  1000;
     cts_retry_policy_default(&b->policy);
     if (p->cfg->retries >= 0)
         b->policy.max_retries = (int)p->cfg->retries;
@@ -970,9 +977,9 @@ int cts_bulk_add(struct cts_bulk_run *b, uint32_t row,
                              "the contact alone exceeds the bulk size limit");
     }
     ch = b->filling;
-    if (ch != NULL &&
-        (ch->n >= b->max_rows ||
-         strlen(b->head) + ch->body.len + 1 + len + b->tail_max >= b->max_bytes)) {
+    if (ch != NULL && (ch->n >= b->max_rows ||
+                       strlen(b->head) + ch->body.len + 1 + len + b->tail_max >=
+                           b->max_bytes)) {
         seal(b);
         ch = NULL;
     }
@@ -1001,7 +1008,8 @@ int cts_bulk_adopt(struct cts_bulk_run *b, uint32_t row, const char *email,
     struct chunk *c;
     if (b->stop != CTS_BULK_STOP_NONE || b->closing)
         return UV_ECANCELED;
-    TAILQ_FOREACH(c, &b->chunks, link) {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
+    {
         if (c->adopted && strcmp(c->activity_id, activity_id) == 0)
             break;
     }
@@ -1051,7 +1059,8 @@ enum cts_bulk_stop cts_bulk_stopped(const struct cts_bulk_run *b)
     return b->stop;
 }
 
-void cts_bulk_get_stats(const struct cts_bulk_run *b, struct cts_bulk_stats *out)
+void cts_bulk_get_stats(const struct cts_bulk_run *b,
+                        struct cts_bulk_stats *out)
 {
     *out = b->stats;
 }
@@ -1065,19 +1074,22 @@ static void on_kick_closed(uv_handle_t *h)
 
 static void on_http_closed(struct cts_http *h)
 {
-    struct cts_bulk_run *b = (struct cts_bulk_run *)((char *)h -
-                                             offsetof(struct cts_bulk_run, http));
+    struct cts_bulk_run *b =
+        (struct cts_bulk_run *)((char *)h -
+                                offsetof(struct cts_bulk_run, http));
     b->pending_closes--;
     maybe_closed(b);
 }
 
-void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg), void *arg)
+void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg),
+                    void *arg)
 {
     struct chunk *c;
     b->closing = 1;
     b->closed = closed;
     b->closed_arg = arg;
-    TAILQ_FOREACH(c, &b->chunks, link) {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
+    {
         uv_timer_stop(&c->timer);
         b->pending_closes++;
         uv_close((uv_handle_t *)&c->timer, on_chunk_closed);

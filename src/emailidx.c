@@ -9,7 +9,7 @@
 /* Load factor 0.85 as a fraction, so sizing stays in integers. */
 #define LOAD_NUM 85
 #define LOAD_DEN 100
-#define MIN_CAP 1024
+#define MIN_CAP  1024
 
 __extension__ typedef unsigned __int128 u128;
 
@@ -77,8 +77,7 @@ void cts_emailidx_reserve(struct cts_emailidx *ix, size_t total)
     rehash(ix, cap_for(total));
 }
 
-struct cts_eslot *cts_emailidx_find(const struct cts_emailidx *ix,
-                                    uint64_t key)
+struct cts_eslot *cts_emailidx_find(const struct cts_emailidx *ix, uint64_t key)
 {
     size_t pos;
     if (ix->cap == 0)

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CTS_EIX_KEY_BITS 56
+#define CTS_EIX_KEY_BITS  56
 #define CTS_EIX_FLAG_MASK 0xffu
 
 struct cts_eslot {

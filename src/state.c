@@ -16,16 +16,16 @@
 
 /* Slot flags (low 8 bits of kf).  CONF and FAIL are persisted in the
  * store; the others live for one run. */
-#define F_CONF 0x01u   /* fp = fingerprint of the last confirmed send */
-#define F_FAIL 0x02u   /* fp = fingerprint of a permanent failure */
-#define F_DOUBT 0x04u  /* a killed run began it without settling it */
-#define F_RES_SHIFT 3  /* 2 bits: status confirmed by the killed run */
-#define F_RES_MASK (3u << F_RES_SHIFT)
-#define F_BULK 0x20u   /* the killed run's last record: part of a bulk chunk */
-#define F_PERSIST (F_CONF | F_FAIL)
+#define F_CONF      0x01u /* fp = fingerprint of the last confirmed send */
+#define F_FAIL      0x02u /* fp = fingerprint of a permanent failure */
+#define F_DOUBT     0x04u /* a killed run began it without settling it */
+#define F_RES_SHIFT 3     /* 2 bits: status confirmed by the killed run */
+#define F_RES_MASK  (3u << F_RES_SHIFT)
+#define F_BULK      0x20u /* the killed run's last record: part of a bulk chunk */
+#define F_PERSIST   (F_CONF | F_FAIL)
 
 #define EMAIL_SEED 0x63747373656d6c31ULL /* "ctssem l1" */
-#define FP_SEED 0x6374737366703031ULL
+#define FP_SEED    0x6374737366703031ULL
 
 /* ---- on-disk formats (native byte order: the state is machine-local) ---- */
 
@@ -39,22 +39,28 @@ struct store_hdr {
 #define STORE_REC 12 /* uint64 kf (persisted flags only) + uint32 fp */
 
 #define J_MAGIC 0x314a5443u /* "CTJ1" */
-enum { J_OPEN = 1, J_BEGIN = 2, J_DONE = 3, J_BULK_BEGIN = 4, J_BULK_START = 5 };
+enum {
+    J_OPEN = 1,
+    J_BEGIN = 2,
+    J_DONE = 3,
+    J_BULK_BEGIN = 4,
+    J_BULK_START = 5
+};
 /* J_BULK_BEGIN: like BEGIN, http = chunk serial, payload = uint32 line of
  * the row in the chunk.  J_BULK_START: key = serial, payload = the
  * activity id the server returned. */
 struct jrec {
     uint32_t magic;
     uint8_t type;
-    uint8_t status;  /* DONE: enum cts_status; bit 7 = permanent failure */
-    uint16_t len;    /* payload bytes that follow */
+    uint8_t status; /* DONE: enum cts_status; bit 7 = permanent failure */
+    uint16_t len;   /* payload bytes that follow */
     uint32_t row;
     uint32_t fp;
-    uint64_t key;    /* email key; OPEN: the run id */
+    uint64_t key; /* email key; OPEN: the run id */
     int32_t http;
-    uint32_t check;  /* hash of the record with check = 0, then payload */
+    uint32_t check; /* hash of the record with check = 0, then payload */
 };
-#define J_PERMANENT 0x80u
+#define J_PERMANENT  0x80u
 #define J_SYNC_EVERY 256
 
 struct failure {
@@ -82,11 +88,11 @@ struct cts_state {
     int dry_run, full;
     long now;
     long daily_quota;
-    char *dir;     /* DIR/<api>-<h> */
-    char *qpath;   /* DIR/quota-<k> */
-    int lock_fd;   /* -1 in dry-run */
-    int jfd;       /* journal, O_APPEND; -1 in dry-run */
-    int qfd;       /* quota file; -1 if absent in dry-run */
+    char *dir;   /* DIR/<api>-<h> */
+    char *qpath; /* DIR/quota-<k> */
+    int lock_fd; /* -1 in dry-run */
+    int jfd;     /* journal, O_APPEND; -1 in dry-run */
+    int qfd;     /* quota file; -1 if absent in dry-run */
     unsigned unsynced;
     uint64_t run_id;
     int committed;
@@ -150,7 +156,7 @@ static int mkdir_p(const char *path)
     char *tmp = cts_xstrdup(path);
     char *p;
     int rc = 0;
-    for (p = tmp + 1; ; p++) {
+    for (p = tmp + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
@@ -181,8 +187,7 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-static void hash_name(const char *a, const char *b, const char *c,
-                      char out[17])
+static void hash_name(const char *a, const char *b, const char *c, char out[17])
 {
     struct cts_buf in;
     uint8_t d[CTS_SHA256_LEN];
@@ -239,8 +244,7 @@ static void fails_sort(struct cts_state *st)
 }
 
 /* The latest failure recorded for key among the sorted ones, or NULL. */
-static const struct failure *fail_find(const struct cts_state *st,
-                                       uint64_t key)
+static const struct failure *fail_find(const struct cts_state *st, uint64_t key)
 {
     size_t lo = 0, hi = st->sorted_fails;
     while (lo < hi) {
@@ -296,7 +300,8 @@ static int load_failed(struct cts_state *st, const char *path)
         if (end != t2)
             continue;
         fail_add(st, (uint64_t)key, (int)http, NULL, NULL);
-        st->fails[st->nfails - 1].error_key = dup_field(t2 + 1, (size_t)(t3 - t2 - 1));
+        st->fails[st->nfails - 1].error_key =
+            dup_field(t2 + 1, (size_t)(t3 - t2 - 1));
         st->fails[st->nfails - 1].message = dup_field(t3 + 1, strlen(t3 + 1));
     }
     free(line);
@@ -359,8 +364,8 @@ static int af_close(struct atomic_file *af, int commit)
 
 /* ---- store ---- */
 
-static int load_store(struct cts_state *st, const char *path,
-                      uint64_t *run_id, struct cts_error *err)
+static int load_store(struct cts_state *st, const char *path, uint64_t *run_id,
+                      struct cts_error *err)
 {
     struct store_hdr h;
     struct stat sb;
@@ -519,8 +524,8 @@ static void apply_record(struct cts_state *st, const struct jrec *r,
 static int next_record(int fd, struct jrec *r, char *payload)
 {
     ssize_t got = read_full(fd, r, sizeof(*r));
-    if (got != (ssize_t)sizeof(*r) || r->magic != J_MAGIC ||
-        r->type < J_OPEN || r->type > J_BULK_START)
+    if (got != (ssize_t)sizeof(*r) || r->magic != J_MAGIC || r->type < J_OPEN ||
+        r->type > J_BULK_START)
         return 0;
     if (r->len > 0 && read_full(fd, payload, r->len) != (ssize_t)r->len)
         return 0;
@@ -748,8 +753,7 @@ void cts_state_set_now(struct cts_state *st, long now)
 
 /* ---- bulk pending rows (replay) ---- */
 
-static const char *bulk_activity_id(const struct cts_state *st,
-                                    uint32_t serial)
+static const char *bulk_activity_id(const struct cts_state *st, uint32_t serial)
 {
     size_t i;
     for (i = st->nba; i > 0; i--) {
@@ -795,9 +799,8 @@ uint32_t cts_state_bulk_serial(struct cts_state *st)
     return st->next_serial++;
 }
 
-int cts_state_bulk_begin(struct cts_state *st, const char *email,
-                         uint32_t row, uint32_t fp, uint32_t serial,
-                         uint32_t line)
+int cts_state_bulk_begin(struct cts_state *st, const char *email, uint32_t row,
+                         uint32_t fp, uint32_t serial, uint32_t line)
 {
     uint64_t key;
     int rc;
@@ -824,9 +827,8 @@ int cts_state_bulk_started(struct cts_state *st, uint32_t serial,
                       strlen(activity_id), 1, NULL, NULL);
 }
 
-int cts_state_bulk_pending(struct cts_state *st, const char *email,
-                           uint32_t fp, const char **activity_id,
-                           uint32_t *line)
+int cts_state_bulk_pending(struct cts_state *st, const char *email, uint32_t fp,
+                           const char **activity_id, uint32_t *line)
 {
     uint64_t key = cts_state_email_key(email);
     size_t lo = 0, hi = st->nbp;
@@ -901,7 +903,8 @@ static int take_lock(struct cts_state *st, struct cts_error *err)
         } else {
             rc = cts_error_setx(err, CTS_ELOCKED, CTS_EX_TEMPFAIL,
                                 "another run holds the state lock %s (it is "
-                                "starting); try again later", path);
+                                "starting); try again later",
+                                path);
         }
         close(fd);
         goto out;
@@ -952,8 +955,8 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
         rc = mkdir_p(st->dir);
         if (rc != 0) {
             cts_error_setx(err, rc, CTS_EX_CANTCREAT,
-                           "cannot create the state directory %s: %s",
-                           st->dir, strerror(-rc));
+                           "cannot create the state directory %s: %s", st->dir,
+                           strerror(-rc));
             goto fail;
         }
         rc = take_lock(st, err);
@@ -976,7 +979,8 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
          * later growth would hold the old and the new table at once. */
         struct stat sb;
         size_t known = 0;
-        if (stat(path, &sb) == 0 && sb.st_size > (off_t)sizeof(struct store_hdr))
+        if (stat(path, &sb) == 0 &&
+            sb.st_size > (off_t)sizeof(struct store_hdr))
             known = (size_t)(sb.st_size - (off_t)sizeof(struct store_hdr)) /
                     STORE_REC;
         if (known > 0 || p->expected_rows > 0)
@@ -1134,21 +1138,22 @@ static int cmp_str(const void *a, const void *b)
 
 static int cmp_cf(const void *a, const void *b)
 {
-    const struct cts_custom_field *x = *(const struct cts_custom_field *const *)a;
-    const struct cts_custom_field *y = *(const struct cts_custom_field *const *)b;
+    const struct cts_custom_field *x =
+        *(const struct cts_custom_field *const *)a;
+    const struct cts_custom_field *y =
+        *(const struct cts_custom_field *const *)b;
     return strcmp(x->name ? x->name : "", y->name ? y->name : "");
 }
 
-uint32_t cts_state_fingerprint(const struct cts_contact *c,
-                               char *const *lists, size_t nlists)
+uint32_t cts_state_fingerprint(const struct cts_contact *c, char *const *lists,
+                               size_t nlists)
 {
     uint64_t h = FP_SEED;
     size_t i;
     for (i = 0; i < CTS_F__COUNT; i++)
         h = hstr(h, cts_field_name((enum cts_field)i), c->f[i]);
     if (c->ncf > 0) {
-        const struct cts_custom_field **cf =
-            cts_xmalloc(c->ncf * sizeof(*cf));
+        const struct cts_custom_field **cf = cts_xmalloc(c->ncf * sizeof(*cf));
         for (i = 0; i < c->ncf; i++)
             cf[i] = &c->cf[i];
         qsort(cf, c->ncf, sizeof(*cf), cmp_cf);
@@ -1169,13 +1174,13 @@ uint32_t cts_state_fingerprint(const struct cts_contact *c,
     return (uint32_t)(h ^ (h >> 32));
 }
 
-enum cts_state_verdict cts_state_lookup(struct cts_state *st,
-                                        const char *email, uint32_t fp,
+enum cts_state_verdict cts_state_lookup(struct cts_state *st, const char *email,
+                                        uint32_t fp,
                                         struct cts_state_prev *prev)
 {
     uint64_t key = cts_state_email_key(email);
-    const struct cts_eslot *s = st->committed ? NULL
-                                              : cts_emailidx_find(&st->ix, key);
+    const struct cts_eslot *s =
+        st->committed ? NULL : cts_emailidx_find(&st->ix, key);
     unsigned f, res;
     if (prev != NULL)
         memset(prev, 0, sizeof(*prev));
@@ -1233,8 +1238,8 @@ int cts_state_journal_begin(struct cts_state *st, const char *email,
 {
     if (st->dry_run || st->jfd < 0)
         return 0;
-    return jwrite(st, J_BEGIN, 0, cts_state_email_key(email), row, fp, 0,
-                  NULL, NULL);
+    return jwrite(st, J_BEGIN, 0, cts_state_email_key(email), row, fp, 0, NULL,
+                  NULL);
 }
 
 int cts_state_journal_done(struct cts_state *st, const char *email,
@@ -1243,15 +1248,14 @@ int cts_state_journal_done(struct cts_state *st, const char *email,
                            const char *error_key, const char *message)
 {
     return cts_state_journal_done_key(st, cts_state_email_key(email), row, fp,
-                                      status, permanent, http_status,
-                                      error_key, message);
+                                      status, permanent, http_status, error_key,
+                                      message);
 }
 
-int cts_state_journal_done_key(struct cts_state *st, uint64_t key,
-                               uint32_t row, uint32_t fp,
-                               enum cts_status status, int permanent,
-                               int http_status, const char *error_key,
-                               const char *message)
+int cts_state_journal_done_key(struct cts_state *st, uint64_t key, uint32_t row,
+                               uint32_t fp, enum cts_status status,
+                               int permanent, int http_status,
+                               const char *error_key, const char *message)
 {
     struct cts_eslot *s;
     unsigned flags;
@@ -1407,8 +1411,8 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
         rc = collect_open_bulk(st, &carry);
     if (rc != 0) {
         cts_buf_free(&carry);
-        return cts_error_setx(err, rc, CTS_EX_CANTCREAT,
-                              "%s/failed: %s", st->dir, cts_strerror(rc));
+        return cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s/failed: %s",
+                              st->dir, cts_strerror(rc));
     }
     st->committed = 1;
     n = cts_emailidx_sort(&st->ix);

@@ -29,9 +29,9 @@
 #include "cts_state.h"
 #include "cts_util.h"
 
-#define V3_CID "demo-v3-client-00000000000001"
-#define V3_L1 "8c2b2d3e-0001-4000-8000-000000000001"
-#define V2_KEY "demo-v2-key-0000000000000001"
+#define V3_CID   "demo-v3-client-00000000000001"
+#define V3_L1    "8c2b2d3e-0001-4000-8000-000000000001"
+#define V2_KEY   "demo-v2-key-0000000000000001"
 #define V2_TOKEN "demo-v2-token-000000000000000000001"
 
 static pid_t sb_pid = -1;
@@ -174,14 +174,17 @@ static long endpoint_count(const char *ep)
 static char *stored_first_name(const char *email)
 {
     json_t *s = admin("GET", "/_sandbox/state?account=demo", NULL);
-    json_t *cs = json_object_get(json_array_get(json_object_get(s, "accounts"), 0),
-                                 "contacts"),
+    json_t *cs = json_object_get(
+               json_array_get(json_object_get(s, "accounts"), 0), "contacts"),
            *c;
     size_t i;
     char *out = NULL;
-    json_array_foreach(cs, i, c) {
-        if (strcmp(json_string_value(json_object_get(c, "email")), email) == 0) {
-            const char *fn = json_string_value(json_object_get(c, "first_name"));
+    json_array_foreach(cs, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "email")), email) ==
+            0) {
+            const char *fn =
+                json_string_value(json_object_get(c, "first_name"));
             out = cts_xstrdup(fn != NULL ? fn : "");
         }
     }
@@ -226,7 +229,7 @@ static void on_bulk_closed(void *arg)
     ((struct run *)arg)->closed = 1;
 }
 
-static long quota_for_next_open;  /* 0 = unlimited */
+static long quota_for_next_open; /* 0 = unlimited */
 static long now_for_next_open = 1893456000;
 
 static void run_open(struct run *x, enum cts_api api, size_t max_rows)
@@ -237,7 +240,8 @@ static void run_open(struct run *x, enum cts_api api, size_t max_rows)
     memset(x, 0, sizeof(*x));
     assert_int_equal(uv_loop_init(&x->loop), 0);
     x->cfg.api = api;
-    snprintf(base, sizeof(base), "%s/%s", sb_url, api == CTS_API_V3 ? "v3" : "v2");
+    snprintf(base, sizeof(base), "%s/%s", sb_url,
+             api == CTS_API_V3 ? "v3" : "v2");
     x->cfg.base_url = base;
     x->cfg.api_key = api == CTS_API_V3 ? V3_CID : V2_KEY;
     x->cfg.token = api == CTS_API_V3 ? v3_token : V2_TOKEN;
@@ -346,7 +350,8 @@ static void test_v3_chunks_and_errors(void **state)
     assert_int_equal(stats.activities, 3);
     assert_int_equal(stats.imported, 6);
     assert_int_equal(stats.failed, 1);
-    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 3);
+    assert_int_equal(
+        endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 3);
     fn = stored_first_name("bulk7@example.com");
     assert_non_null(fn);
     assert_string_equal(fn, "Seven");
@@ -409,7 +414,9 @@ static void test_post_503_retried(void **state)
      * may itself repeat a request whose kept-alive connection was
      * dropped); the server saw all three. */
     assert_true(x.attempts[1] >= 2);
-    assert_true(endpoint_count("POST /v3/activities/contacts_json_import") - posts0 >= 3);
+    assert_true(endpoint_count("POST /v3/activities/contacts_json_import") -
+                    posts0 >=
+                3);
     run_close(&x, 1);
 }
 
@@ -448,11 +455,13 @@ static void test_resume_polls_activity(void **state)
         snprintf(email, sizeof(email), "res%d@example.com", i);
         assert_int_equal(cts_state_lookup(x.st, email, (uint32_t)i * 7u, NULL),
                          CTS_SV_SEND_IN_DOUBT);
-        assert_int_equal(cts_state_bulk_pending(x.st, email, (uint32_t)i * 7u,
-                                                &id, &line), 1);
+        assert_int_equal(
+            cts_state_bulk_pending(x.st, email, (uint32_t)i * 7u, &id, &line),
+            1);
         assert_int_equal(line, (uint32_t)i);
-        assert_int_equal(cts_bulk_adopt(x.b, (uint32_t)i, email,
-                                        (uint32_t)i * 7u, id, line), 0);
+        assert_int_equal(
+            cts_bulk_adopt(x.b, (uint32_t)i, email, (uint32_t)i * 7u, id, line),
+            0);
     }
     cts_bulk_flush(x.b);
     run_until_idle(&x);
@@ -460,7 +469,8 @@ static void test_resume_polls_activity(void **state)
         assert_int_equal(x.got[i], 1);
         assert_int_equal(x.status[i], CTS_ST_IMPORTED);
     }
-    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import"), posts1);
+    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import"),
+                     posts1);
     run_close(&x, 1);
 }
 
@@ -488,7 +498,8 @@ static void test_quota_while_polling(void **state)
         assert_int_equal(x.status[i], CTS_ST_DEFERRED);
     }
     run_close(&x, 1); /* a clean end: the journal keeps the open activity */
-    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 1);
+    assert_int_equal(
+        endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 1);
 
     /* Next day; room for several polls (the activity may still run). */
     now_for_next_open += 86400;
@@ -497,10 +508,12 @@ static void test_quota_while_polling(void **state)
     for (i = 1; i <= 2; i++) {
         char email[64];
         snprintf(email, sizeof(email), "quota%d@example.com", i);
-        assert_int_equal(cts_state_bulk_pending(x.st, email, (uint32_t)i * 7u,
-                                                &id, &line), 1);
-        assert_int_equal(cts_bulk_adopt(x.b, (uint32_t)i, email,
-                                        (uint32_t)i * 7u, id, line), 0);
+        assert_int_equal(
+            cts_state_bulk_pending(x.st, email, (uint32_t)i * 7u, &id, &line),
+            1);
+        assert_int_equal(
+            cts_bulk_adopt(x.b, (uint32_t)i, email, (uint32_t)i * 7u, id, line),
+            0);
     }
     cts_bulk_flush(x.b);
     run_until_idle(&x);
@@ -509,7 +522,8 @@ static void test_quota_while_polling(void **state)
             print_message("row %d: %s\n", i, x.msg[i]);
         assert_int_equal(x.status[i], CTS_ST_IMPORTED);
     }
-    assert_int_equal(endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 1);
+    assert_int_equal(
+        endpoint_count("POST /v3/activities/contacts_json_import") - posts0, 1);
     run_close(&x, 1);
     quota_for_next_open = 0;
     now_for_next_open = 1893456000;
@@ -536,11 +550,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choose),
-        cmocka_unit_test_setup_teardown(test_v3_chunks_and_errors, state_setup, state_teardown),
-        cmocka_unit_test_setup_teardown(test_v2_error_objects, state_setup, state_teardown),
-        cmocka_unit_test_setup_teardown(test_post_503_retried, state_setup, state_teardown),
-        cmocka_unit_test_setup_teardown(test_resume_polls_activity, state_setup, state_teardown),
-        cmocka_unit_test_setup_teardown(test_quota_while_polling, state_setup, state_teardown),
+        cmocka_unit_test_setup_teardown(test_v3_chunks_and_errors, state_setup,
+                                        state_teardown),
+        cmocka_unit_test_setup_teardown(test_v2_error_objects, state_setup,
+                                        state_teardown),
+        cmocka_unit_test_setup_teardown(test_post_503_retried, state_setup,
+                                        state_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_polls_activity, state_setup,
+                                        state_teardown),
+        cmocka_unit_test_setup_teardown(test_quota_while_polling, state_setup,
+                                        state_teardown),
     };
     cts_http_global_init();
     return cmocka_run_group_tests_name("bulk", tests, setup, teardown);

@@ -1,5 +1,6 @@
 /* test_state.c — lock, journal replay (every torn length), store merge,
- * failures, fingerprints, dry-run and the daily quota with an injected clock. */
+ * failures, fingerprints, dry-run and the daily quota with an injected clock.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,7 +76,7 @@ static int teardown(void **state)
 static struct cts_state *must_open(const struct cts_state_params *p)
 {
     struct cts_state *st = NULL;
-    struct cts_error err = { 0 };
+    struct cts_error err = {0};
     int rc = cts_state_open(p, &st, &err);
     if (rc != 0)
         print_message("open: %s\n", err.msg);
@@ -86,7 +87,7 @@ static struct cts_state *must_open(const struct cts_state_params *p)
 
 static void commit_close(struct cts_state *st)
 {
-    struct cts_error err = { 0 };
+    struct cts_error err = {0};
     assert_int_equal(cts_state_commit(st, &err), 0);
     cts_state_close(st);
 }
@@ -108,7 +109,7 @@ static void test_lock_second_open(void **state)
 {
     struct fx *f = *state;
     struct cts_state *a = must_open(&f->p), *b = NULL;
-    struct cts_error err = { 0 };
+    struct cts_error err = {0};
     char pid[32];
     assert_int_equal(cts_state_open(&f->p, &b, &err), CTS_ELOCKED);
     assert_null(b);
@@ -132,7 +133,7 @@ static void test_lock_dead_holder(void **state)
 {
     struct fx *f = *state;
     struct cts_state *st = NULL;
-    struct cts_error err = { 0 };
+    struct cts_error err = {0};
     int ready[2], status;
     char c, pid[32];
     pid_t child;
@@ -193,9 +194,9 @@ static void test_seen(void **state)
 static void test_fingerprint(void **state)
 {
     struct cts_contact c;
-    struct cts_custom_field cf[2] = { { "A", "1" }, { "B", "2" } };
-    struct cts_custom_field cf2[2] = { { "B", "2" }, { "A", "1" } };
-    char *l1[] = { "1", "2" }, *l2[] = { "2", "1" }, *l3[] = { "1" };
+    struct cts_custom_field cf[2] = {{"A", "1"}, {"B", "2"}};
+    struct cts_custom_field cf2[2] = {{"B", "2"}, {"A", "1"}};
+    char *l1[] = {"1", "2"}, *l2[] = {"2", "1"}, *l3[] = {"1"};
     uint32_t base, fp;
     (void)state;
     memset(&c, 0, sizeof(c));
@@ -235,22 +236,29 @@ static void test_store_merge(void **state)
     /* Run 1: a and b confirmed, c deferred. */
     assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL), CTS_SV_SEND);
     cts_state_journal_begin(st, "a@x.com", 1, 11);
-    cts_state_journal_done(st, "a@x.com", 1, 11, CTS_ST_CREATED, 0, 201, NULL, NULL);
+    cts_state_journal_done(st, "a@x.com", 1, 11, CTS_ST_CREATED, 0, 201, NULL,
+                           NULL);
     cts_state_journal_begin(st, "b@x.com", 2, 22);
-    cts_state_journal_done(st, "b@x.com", 2, 22, CTS_ST_UPDATED, 0, 200, NULL, NULL);
-    cts_state_journal_done(st, "c@x.com", 3, 33, CTS_ST_DEFERRED, 0, 0, NULL, NULL);
+    cts_state_journal_done(st, "b@x.com", 2, 22, CTS_ST_UPDATED, 0, 200, NULL,
+                           NULL);
+    cts_state_journal_done(st, "c@x.com", 3, 33, CTS_ST_DEFERRED, 0, 0, NULL,
+                           NULL);
     store = spath(st, "store");
     commit_close(st);
     assert_int_equal(file_size(store), 32 + 2 * 12);
 
     /* Run 2: a changed and confirmed, d new; b untouched stays. */
     st = must_open(&f->p);
-    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL), CTS_SV_UNCHANGED);
-    assert_int_equal(cts_state_lookup(st, "b@x.com", 22, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL),
+                     CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "b@x.com", 22, NULL),
+                     CTS_SV_UNCHANGED);
     assert_int_equal(cts_state_lookup(st, "c@x.com", 33, NULL), CTS_SV_SEND);
     assert_int_equal(cts_state_lookup(st, "a@x.com", 12, NULL), CTS_SV_SEND);
-    cts_state_journal_done(st, "a@x.com", 1, 12, CTS_ST_UPDATED, 0, 200, NULL, NULL);
-    cts_state_journal_done(st, "d@x.com", 4, 44, CTS_ST_CREATED, 0, 200, NULL, NULL);
+    cts_state_journal_done(st, "a@x.com", 1, 12, CTS_ST_UPDATED, 0, 200, NULL,
+                           NULL);
+    cts_state_journal_done(st, "d@x.com", 4, 44, CTS_ST_CREATED, 0, 200, NULL,
+                           NULL);
     commit_close(st);
     assert_int_equal(file_size(store), 32 + 3 * 12);
 
@@ -258,9 +266,12 @@ static void test_store_merge(void **state)
     cts_state_get_stats(st, &stats);
     assert_int_equal(stats.known, 3);
     assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL), CTS_SV_SEND);
-    assert_int_equal(cts_state_lookup(st, "a@x.com", 12, NULL), CTS_SV_UNCHANGED);
-    assert_int_equal(cts_state_lookup(st, "b@x.com", 22, NULL), CTS_SV_UNCHANGED);
-    assert_int_equal(cts_state_lookup(st, "d@x.com", 44, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "a@x.com", 12, NULL),
+                     CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "b@x.com", 22, NULL),
+                     CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "d@x.com", 44, NULL),
+                     CTS_SV_UNCHANGED);
     cts_state_close(st);
 
     /* --full sends everything. */
@@ -279,7 +290,7 @@ static void test_store_merge(void **state)
     }
     {
         struct cts_state *bad = NULL;
-        struct cts_error err = { 0 };
+        struct cts_error err = {0};
         assert_int_equal(cts_state_open(&f->p, &bad, &err), CTS_EDATA);
         assert_non_null(strstr(err.msg, "corrupt"));
     }
@@ -310,10 +321,12 @@ static void test_failures(void **state)
     assert_int_equal(cts_state_lookup(st, "bad@x.com", 7, NULL), CTS_SV_SEND);
     assert_int_equal(cts_state_lookup(st, "flaky@x.com", 6, NULL), CTS_SV_SEND);
     /* Success later supersedes the failure. */
-    cts_state_journal_done(st, "bad@x.com", 1, 7, CTS_ST_UPDATED, 0, 200, NULL, NULL);
+    cts_state_journal_done(st, "bad@x.com", 1, 7, CTS_ST_UPDATED, 0, 200, NULL,
+                           NULL);
     commit_close(st);
     st = must_open(&f->p);
-    assert_int_equal(cts_state_lookup(st, "bad@x.com", 7, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "bad@x.com", 7, NULL),
+                     CTS_SV_UNCHANGED);
     assert_int_equal(cts_state_lookup(st, "bad@x.com", 5, NULL), CTS_SV_SEND);
     cts_state_close(st);
 }
@@ -325,12 +338,14 @@ static char *killed_run(struct fx *f, long *jsize)
     struct cts_state *st = must_open(&f->p);
     char *j = spath(st, "journal");
     cts_state_journal_begin(st, "r1@x.com", 1, 101);
-    cts_state_journal_done(st, "r1@x.com", 1, 101, CTS_ST_CREATED, 0, 200, NULL, NULL);
+    cts_state_journal_done(st, "r1@x.com", 1, 101, CTS_ST_CREATED, 0, 200, NULL,
+                           NULL);
     cts_state_journal_begin(st, "r2@x.com", 2, 102);
     cts_state_journal_done(st, "r2@x.com", 2, 102, CTS_ST_FAILED, 1, 400,
                            "json.max.length.violation", "too long");
     cts_state_journal_begin(st, "r3@x.com", 3, 103);
-    cts_state_journal_done(st, "r3@x.com", 3, 103, CTS_ST_UPDATED, 0, 200, NULL, NULL);
+    cts_state_journal_done(st, "r3@x.com", 3, 103, CTS_ST_UPDATED, 0, 200, NULL,
+                           NULL);
     cts_state_journal_begin(st, "r4@x.com", 4, 104); /* in flight */
     cts_state_close(st);
     *jsize = file_size(j);
@@ -348,26 +363,35 @@ static void test_resume(void **state)
     cts_state_get_stats(st, &stats);
     assert_int_equal(stats.resumed, 2);
     assert_int_equal(stats.in_doubt, 1);
-    assert_int_equal(cts_state_lookup(st, "r1@x.com", 101, &prev), CTS_SV_RESUMED);
+    assert_int_equal(cts_state_lookup(st, "r1@x.com", 101, &prev),
+                     CTS_SV_RESUMED);
     assert_int_equal(prev.status, CTS_ST_CREATED);
-    assert_int_equal(cts_state_lookup(st, "r3@x.com", 103, &prev), CTS_SV_RESUMED);
+    assert_int_equal(cts_state_lookup(st, "r3@x.com", 103, &prev),
+                     CTS_SV_RESUMED);
     assert_int_equal(prev.status, CTS_ST_UPDATED);
-    assert_int_equal(cts_state_lookup(st, "r2@x.com", 102, &prev), CTS_SV_FAILED_BEFORE);
+    assert_int_equal(cts_state_lookup(st, "r2@x.com", 102, &prev),
+                     CTS_SV_FAILED_BEFORE);
     assert_string_equal(prev.error_key, "json.max.length.violation");
-    assert_int_equal(cts_state_lookup(st, "r4@x.com", 104, NULL), CTS_SV_SEND_IN_DOUBT);
+    assert_int_equal(cts_state_lookup(st, "r4@x.com", 104, NULL),
+                     CTS_SV_SEND_IN_DOUBT);
     assert_true(cts_state_in_doubt(st, "r4@x.com"));
     assert_false(cts_state_in_doubt(st, "r1@x.com"));
     /* Changed since the killed run: sent normally. */
     assert_int_equal(cts_state_lookup(st, "r1@x.com", 999, NULL), CTS_SV_SEND);
-    cts_state_journal_done(st, "r4@x.com", 4, 104, CTS_ST_UPDATED, 0, 200, NULL, NULL);
+    cts_state_journal_done(st, "r4@x.com", 4, 104, CTS_ST_UPDATED, 0, 200, NULL,
+                           NULL);
     commit_close(st);
     assert_int_equal(file_size(j), -1); /* journal removed at commit */
 
     st = must_open(&f->p);
-    assert_int_equal(cts_state_lookup(st, "r1@x.com", 101, NULL), CTS_SV_UNCHANGED);
-    assert_int_equal(cts_state_lookup(st, "r3@x.com", 103, NULL), CTS_SV_UNCHANGED);
-    assert_int_equal(cts_state_lookup(st, "r4@x.com", 104, NULL), CTS_SV_UNCHANGED);
-    assert_int_equal(cts_state_lookup(st, "r2@x.com", 102, NULL), CTS_SV_FAILED_BEFORE);
+    assert_int_equal(cts_state_lookup(st, "r1@x.com", 101, NULL),
+                     CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "r3@x.com", 103, NULL),
+                     CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "r4@x.com", 104, NULL),
+                     CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "r2@x.com", 102, NULL),
+                     CTS_SV_FAILED_BEFORE);
     cts_state_close(st);
     free(j);
 }
@@ -382,7 +406,8 @@ static void test_commit_then_crash(void **state)
     char buf[4096];
     ssize_t n;
     int in, out;
-    cts_state_journal_done(st, "z@x.com", 1, 9, CTS_ST_CREATED, 0, 200, NULL, NULL);
+    cts_state_journal_done(st, "z@x.com", 1, 9, CTS_ST_CREATED, 0, 200, NULL,
+                           NULL);
     cts_state_flush(st);
     copy = cts_xasprintf("%s.copy", j);
     in = open(j, O_RDONLY);
@@ -395,7 +420,8 @@ static void test_commit_then_crash(void **state)
     commit_close(st);
     assert_int_equal(rename(copy, j), 0);
     st = must_open(&f->p);
-    assert_int_equal(cts_state_lookup(st, "z@x.com", 9, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "z@x.com", 9, NULL),
+                     CTS_SV_UNCHANGED);
     cts_state_close(st);
     free(copy);
     free(j);
@@ -480,8 +506,10 @@ static void test_dry_run(void **state)
     holder = must_open(&f->p);
     f->p.dry_run = 1;
     st = must_open(&f->p);
-    assert_int_equal(cts_state_lookup(st, "r1@x.com", 101, NULL), CTS_SV_RESUMED);
-    cts_state_journal_done(st, "q@x.com", 1, 1, CTS_ST_CREATED, 0, 200, NULL, NULL);
+    assert_int_equal(cts_state_lookup(st, "r1@x.com", 101, NULL),
+                     CTS_SV_RESUMED);
+    cts_state_journal_done(st, "q@x.com", 1, 1, CTS_ST_CREATED, 0, 200, NULL,
+                           NULL);
     commit_close(st);
     cts_state_close(holder);
     f->p.dry_run = 0;
@@ -512,25 +540,30 @@ static void test_bulk_resume(void **state)
     assert_true(s2 > s1);
     /* Chunk 2 was never accepted (killed during its POST). */
     assert_int_equal(cts_state_bulk_begin(st, "d@x.com", 4, 14, s2, 1), 0);
-    cts_state_journal_done(st, "a@x.com", 1, 11, CTS_ST_IMPORTED, 0, 0, NULL, NULL);
+    cts_state_journal_done(st, "a@x.com", 1, 11, CTS_ST_IMPORTED, 0, 0, NULL,
+                           NULL);
     cts_state_close(st); /* killed */
 
     st = must_open(&f->p);
-    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, &prev), CTS_SV_RESUMED);
+    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, &prev),
+                     CTS_SV_RESUMED);
     assert_int_equal(prev.status, CTS_ST_IMPORTED);
     assert_int_equal(cts_state_bulk_pending(st, "a@x.com", 11, &id, &line), 0);
     assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 12, &id, &line), 1);
     assert_string_equal(id, "act-0001");
     assert_int_equal(line, 2);
     assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 99, NULL, NULL), 0);
-    assert_int_equal(cts_state_lookup(st, "c@x.com", 13, NULL), CTS_SV_SEND_IN_DOUBT);
+    assert_int_equal(cts_state_lookup(st, "c@x.com", 13, NULL),
+                     CTS_SV_SEND_IN_DOUBT);
     /* Not accepted: just in doubt, sent again (imports are upserts). */
     assert_int_equal(cts_state_bulk_pending(st, "d@x.com", 14, NULL, NULL), 0);
-    assert_int_equal(cts_state_lookup(st, "d@x.com", 14, NULL), CTS_SV_SEND_IN_DOUBT);
+    assert_int_equal(cts_state_lookup(st, "d@x.com", 14, NULL),
+                     CTS_SV_SEND_IN_DOUBT);
     /* Serials stay unique across the resume. */
     assert_true(cts_state_bulk_serial(st) > s2);
     /* This run collects b and dies too. */
-    cts_state_journal_done(st, "b@x.com", 2, 12, CTS_ST_IMPORTED, 0, 0, NULL, NULL);
+    cts_state_journal_done(st, "b@x.com", 2, 12, CTS_ST_IMPORTED, 0, 0, NULL,
+                           NULL);
     cts_state_close(st);
 
     st = must_open(&f->p);
@@ -539,14 +572,16 @@ static void test_bulk_resume(void **state)
     assert_int_equal(cts_state_bulk_pending(st, "c@x.com", 13, &id, &line), 1);
     assert_int_equal(line, 3);
     /* A failed activity settles its rows (transient): no longer pending. */
-    cts_state_journal_done(st, "c@x.com", 3, 13, CTS_ST_FAILED, 0, 0, NULL, NULL);
+    cts_state_journal_done(st, "c@x.com", 3, 13, CTS_ST_FAILED, 0, 0, NULL,
+                           NULL);
     cts_state_close(st);
     st = must_open(&f->p);
     assert_int_equal(cts_state_bulk_pending(st, "c@x.com", 13, NULL, NULL), 0);
     commit_close(st);
     st = must_open(&f->p);
     assert_int_equal(cts_state_bulk_pending(st, "c@x.com", 13, NULL, NULL), 0);
-    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL),
+                     CTS_SV_UNCHANGED);
     cts_state_close(st);
 }
 
@@ -560,26 +595,32 @@ static void test_bulk_open_at_commit(void **state)
     uint32_t s1, line = 0;
     s1 = cts_state_bulk_serial(st);
     cts_state_journal_begin(st, "p@x.com", 1, 1);
-    cts_state_journal_done(st, "p@x.com", 1, 1, CTS_ST_CREATED, 0, 200, NULL, NULL);
+    cts_state_journal_done(st, "p@x.com", 1, 1, CTS_ST_CREATED, 0, 200, NULL,
+                           NULL);
     cts_state_bulk_begin(st, "a@x.com", 2, 11, s1, 1);
     cts_state_bulk_begin(st, "b@x.com", 3, 12, s1, 2);
     cts_state_bulk_started(st, s1, "act-open");
-    cts_state_journal_done(st, "a@x.com", 2, 11, CTS_ST_IMPORTED, 0, 0, NULL, NULL);
+    cts_state_journal_done(st, "a@x.com", 2, 11, CTS_ST_IMPORTED, 0, 0, NULL,
+                           NULL);
     commit_close(st);
 
     st = must_open(&f->p);
     /* Committed rows are plain unchanged (not "resumed"). */
-    assert_int_equal(cts_state_lookup(st, "p@x.com", 1, NULL), CTS_SV_UNCHANGED);
-    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "p@x.com", 1, NULL),
+                     CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "a@x.com", 11, NULL),
+                     CTS_SV_UNCHANGED);
     assert_int_equal(cts_state_bulk_pending(st, "a@x.com", 11, NULL, NULL), 0);
     assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 12, &id, &line), 1);
     assert_string_equal(id, "act-open");
     assert_int_equal(line, 2);
-    cts_state_journal_done(st, "b@x.com", 3, 12, CTS_ST_IMPORTED, 0, 0, NULL, NULL);
+    cts_state_journal_done(st, "b@x.com", 3, 12, CTS_ST_IMPORTED, 0, 0, NULL,
+                           NULL);
     commit_close(st);
     st = must_open(&f->p);
     assert_int_equal(cts_state_bulk_pending(st, "b@x.com", 12, NULL, NULL), 0);
-    assert_int_equal(cts_state_lookup(st, "b@x.com", 12, NULL), CTS_SV_UNCHANGED);
+    assert_int_equal(cts_state_lookup(st, "b@x.com", 12, NULL),
+                     CTS_SV_UNCHANGED);
     {
         char *j = spath(st, "journal");
         cts_state_close(st);
@@ -653,11 +694,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_commit_then_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_then_crash, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_torn_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_open_at_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_open_at_commit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_quota_days, setup, teardown),
     };
     return cmocka_run_group_tests_name("state", tests, NULL, NULL);
