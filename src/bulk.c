@@ -19,6 +19,10 @@
 
 #define DEF_MAX_ROWS  40000
 #define DEF_MAX_BYTES 4000000
+/* Activities take 30 s to 15 min (reference §1.8); one still running after
+ * this long is left to the next run (its rows stay journalled), so a stuck
+ * activity cannot hold a cron job forever. */
+#define MAX_POLL_MS (4ULL * 3600 * 1000)
 
 /* A row of a chunk: 24 bytes, kept until it is reported. */
 struct brow {
@@ -62,9 +66,10 @@ struct chunk {
     char *poll_url; /* GET /activities/{id} */
     int attempts;   /* POSTs */
     int poll_errors;
-    uint64_t first_ms; /* first POST, for the retry time budget */
-    int req_busy;      /* req submitted, done_cb pending */
-    uv_timer_t timer;  /* backoff and poll timer; data = chunk */
+    uint64_t first_ms;      /* first POST, for the retry time budget */
+    uint64_t poll_since_ms; /* polling began (0: not yet) */
+    int req_busy;           /* req submitted, done_cb pending */
+    uv_timer_t timer;       /* backoff and poll timer; data = chunk */
     struct cts_http_req req;
     /* outcome */
     enum cts_status fin_status; /* for rows without their own error */
@@ -435,8 +440,7 @@ static void stop_all(struct cts_bulk_run *b, enum cts_bulk_stop why, int http,
         b->filling->state = CH_READY;
         b->filling = NULL;
     }
-    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
-    {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link)) {
         if (c->state == CH_FINISHED)
             continue;
         /* Rows of an accepted activity stay journalled: the next run polls
@@ -700,13 +704,11 @@ static void post_next(struct cts_bulk_run *b)
     char *tail;
     if (b->closing || b->stop != CTS_BULK_STOP_NONE)
         return;
-    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
-    {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link)) {
         if (c->state == CH_POSTING || c->state == CH_BACKOFF)
             return; /* one POST at a time */
     }
-    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
-    {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link)) {
         if (c->state == CH_READY)
             break;
     }
@@ -737,6 +739,15 @@ static void post_next(struct cts_bulk_run *b)
 
 static void start_polling(struct chunk *c, uint64_t delay)
 {
+    uint64_t now = uv_now(c->b->loop);
+    if (c->poll_since_ms == 0)
+        c->poll_since_ms = now ? now : 1;
+    else if (now - c->poll_since_ms > MAX_POLL_MS) {
+        finish(c, CTS_ST_DEFERRED, 0, 0, c->fin_http, "bulk.activity_slow",
+               "the bulk activity is still running; the next run collects "
+               "its result");
+        return;
+    }
     c->state = CH_POLLING;
     uv_timer_start(&c->timer, on_timer, delay, 0);
 }
@@ -1008,8 +1019,7 @@ int cts_bulk_adopt(struct cts_bulk_run *b, uint32_t row, const char *email,
     struct chunk *c;
     if (b->stop != CTS_BULK_STOP_NONE || b->closing)
         return UV_ECANCELED;
-    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
-    {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link)) {
         if (c->adopted && strcmp(c->activity_id, activity_id) == 0)
             break;
     }
@@ -1088,8 +1098,7 @@ void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg),
     b->closing = 1;
     b->closed = closed;
     b->closed_arg = arg;
-    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
-    {
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link)) {
         uv_timer_stop(&c->timer);
         b->pending_closes++;
         uv_close((uv_handle_t *)&c->timer, on_chunk_closed);
