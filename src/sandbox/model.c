@@ -255,6 +255,12 @@ static struct sb_app *app_add(struct sb_model *m, const char *key,
     return a;
 }
 
+struct sb_app *sb_model_app_ensure(struct sb_model *m, const char *api_key,
+                                   enum sb_api api)
+{
+    return app_add(m, api_key, "", api);
+}
+
 static void app_add_redirect(struct sb_app *a, const char *uri)
 {
     a->redirect_uris =

@@ -133,6 +133,9 @@ int sb_model_load_demo(struct sb_model *m);
 int sb_model_load_file(struct sb_model *m, const char *path,
                        struct cts_error *err);
 struct sb_app *sb_model_app_at(struct sb_model *m, size_t i);
+/* The app of api_key, registered (no secret, no redirect URIs) if new. */
+struct sb_app *sb_model_app_ensure(struct sb_model *m, const char *api_key,
+                                   enum sb_api api);
 size_t sb_model_app_count(const struct sb_model *m);
 /* Empty every store (contacts, counters); keeps accounts, apps, tokens. */
 void sb_model_reset(struct sb_model *m);

@@ -253,6 +253,13 @@ jqt "minted v3 token works for its account" '.encoded_account_id=="a07e1globex03
 curl -s -X POST -d '{"api":"v2","api_key":"acme-v2-key-00000000000000001","account":"acme"}' "$SB_URL/_sandbox/token" > "$T/tok"
 req GET "/v2/lists?api_key=acme-v2-key-00000000000000001" "" -H "Authorization: Bearer $(jq -r .access_token "$T/tok")"
 jqt "minted v2 token works" '.[0].name=="Customers"'
+curl -s -X POST -d '{"api":"v3","api_key":"stray-client-0001","account":"acme"}' "$SB_URL/_sandbox/token" > "$T/tok"
+req GET /v3/account/summary "" -H "Authorization: Bearer $(jq -r .access_token "$T/tok")"
+jqf "token for a key not in the accounts file works" "$T/body" '.encoded_account_id=="a07e1acme0002"'
+sb_state "contacts=0" > "$T/state"
+jqf "its requests are counted under that key" "$T/state" '.keys["stray-client-0001"].requests==1'
+S=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"api":"v3","account":"nobody"}' "$SB_URL/_sandbox/token")
+check "token for an unknown account 404" test "$S" = 404
 # clock: a token minted with expires_in 60 is dead 2 minutes later
 curl -s -X POST -d '{"api":"v3","account":"demo","expires_in":60}' "$SB_URL/_sandbox/token" > "$T/tok"
 NOW=$(date +%s)
