@@ -309,15 +309,22 @@ const char *sb_cf_name(enum sb_cf f); /* "email", "first_name", ... */
 
 /* A write to the contact store (all borrowed by the call). */
 struct sb_contact_in {
-    const char *f[SB_CF__COUNT]; /* NULL = not given; "" = given empty */
-    int birthday_month;          /* 0 = not given */
+    /* NULL = not given.  MERGE keeps the stored value for NULL and "";
+     * REPLACE clears it for both. */
+    const char *f[SB_CF__COUNT];
+    int birthday_month; /* 0 = not given */
     int birthday_day;
-    const size_t *lists; /* list indices in acct->lists */
+    /* list indices in acct->lists; lists == NULL means "not given" (REPLACE
+     * then keeps the stored lists), non-NULL with nlists 0 means "none" */
+    const size_t *lists;
     size_t nlists;
-    const size_t *cf_idx; /* custom field indices in acct->cfields */
+    /* custom field indices in acct->cfields + values; cf_idx NULL = not
+     * given (same rule as lists) */
+    const size_t *cf_idx;
     const char *const *cf_values;
     size_t ncf;
-    const char *source; /* "v2", "v3", "bulk", ... (for logs) */
+    /* "v2", "v3", "bulk"...; "v2-visitor" records ACTION_BY_VISITOR */
+    const char *source;
 };
 
 enum sb_upsert_mode {
@@ -326,7 +333,8 @@ enum sb_upsert_mode {
     SB_UPSERT_MERGE,      /* create, or update: given fields overwrite, lists
                              and custom fields appended (sign_up_form, bulk) */
     SB_UPSERT_REPLACE     /* update by id only: all fields replaced (absent =
-                             cleared), lists replaced (v2/v3 PUT) */
+                             cleared); lists / custom fields replaced when
+                             given (v2/v3 PUT); revives a deleted contact */
 };
 #define SB_EEXIST    (-21001) /* email already in the account */
 #define SB_ENOTFOUND (-21002) /* contact id unknown */
