@@ -243,6 +243,10 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err);
 int cts_state_quota_take(struct cts_state *st, long n);
 /* Requests left today (LONG_MAX when unlimited). */
 long cts_state_quota_remaining(struct cts_state *st);
+/* Give back n requests taken with cts_state_quota_take but never made
+ * (a caller that takes blocks returns the unused rest at the end).  Same
+ * UTC day only; never below 0. */
+void cts_state_quota_release(struct cts_state *st, long n);
 /* The server said the daily quota is spent: remember it for today. */
 void cts_state_quota_exhausted(struct cts_state *st);
 /* Change the clock (tests, and a run that crosses midnight UTC). */

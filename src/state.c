@@ -729,6 +729,21 @@ long cts_state_quota_remaining(struct cts_state *st)
     return left < 0 ? 0 : left;
 }
 
+void cts_state_quota_release(struct cts_state *st, long n)
+{
+    long day, used;
+    int exh;
+    if (st->dry_run || st->qfd < 0 || n <= 0)
+        return;
+    if (flock(st->qfd, LOCK_EX) != 0)
+        return;
+    quota_read(st->qfd, &day, &used, &exh);
+    /* Only today's count: after midnight the taken block was yesterday's. */
+    if (day == st->now / 86400)
+        quota_write(st->qfd, day, used > n ? used - n : 0, exh);
+    flock(st->qfd, LOCK_UN);
+}
+
 void cts_state_quota_exhausted(struct cts_state *st)
 {
     long day, used;

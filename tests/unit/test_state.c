@@ -655,6 +655,14 @@ static void test_quota_days(void **state)
     assert_int_equal(cts_state_quota_take(st, 1), CTS_EQUOTA);
     assert_int_equal(cts_state_quota_remaining(st), 0);
 
+    /* A block taken but not all used is given back (same day only). */
+    cts_state_quota_release(st, 1);
+    assert_int_equal(cts_state_quota_remaining(st), 1);
+    assert_int_equal(cts_state_quota_take(st, 1), 0);
+    cts_state_quota_release(st, 100); /* never below zero */
+    assert_int_equal(cts_state_quota_remaining(st), 5);
+    assert_int_equal(cts_state_quota_take(st, 5), 0);
+
     /* Next UTC day: a fresh count. */
     cts_state_set_now(st, DAY0 + 86400);
     assert_int_equal(cts_state_quota_remaining(st), 5);
