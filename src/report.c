@@ -32,6 +32,7 @@ struct cts_report {
     struct held *ring; /* slot (seq % cap) holds row seq while waiting */
     size_t cap;        /* power of two */
     struct cts_report_counts counts;
+    struct cts_buf line; /* reused for every line */
 };
 
 static const char header[] =
@@ -76,29 +77,30 @@ static int write_line(struct cts_report *r, const char *file, long row,
                       int http_status, int attempts, const char *contact_id,
                       const char *error_key, const char *message)
 {
-    struct cts_buf b;
+    /* One line buffer for the whole report: no allocation per row once it
+     * has grown to the longest line. */
+    struct cts_buf *b = &r->line;
 
     if (r->err != 0)
         return r->err;
-    cts_buf_init(&b, 0);
-    put_cell(&b, file);
-    cts_buf_appendf(&b, ",%ld,", row);
-    put_cell(&b, email);
-    cts_buf_appendf(&b, ",%s,", cts_status_name(status));
+    cts_buf_reset(b);
+    put_cell(b, file);
+    cts_buf_appendf(b, ",%ld,", row);
+    put_cell(b, email);
+    cts_buf_appendf(b, ",%s,", cts_status_name(status));
     if (http_status > 0)
-        cts_buf_appendf(&b, "%d", http_status);
-    cts_buf_appendf(&b, ",%d,", attempts);
-    put_cell(&b, contact_id);
-    cts_buf_putc(&b, ',');
-    put_cell(&b, error_key);
-    cts_buf_putc(&b, ',');
-    put_cell(&b, message);
-    cts_buf_append(&b, "\r\n", 2);
+        cts_buf_appendf(b, "%d", http_status);
+    cts_buf_appendf(b, ",%d,", attempts);
+    put_cell(b, contact_id);
+    cts_buf_putc(b, ',');
+    put_cell(b, error_key);
+    cts_buf_putc(b, ',');
+    put_cell(b, message);
+    cts_buf_append(b, "\r\n", 2);
     /* stdio buffers; ferror() is checked again at close, but a failed
      * fwrite is caught here so the run can stop early (exit 73). */
-    if (fwrite(b.data, 1, b.len, r->fp) != b.len)
+    if (fwrite(b->data, 1, b->len, r->fp) != b->len)
         r->err = errno != 0 ? -errno : UV_EIO;
-    cts_buf_free(&b);
     if (r->err == 0) {
         r->counts.input_rows++;
         if ((unsigned)status < CTS_ST__COUNT)
@@ -115,6 +117,7 @@ static struct cts_report *sink_new(FILE *fp, int owns, struct cts_error *err)
     r->owns_fp = owns;
     r->cap = 64;
     r->ring = cts_xcalloc(r->cap, sizeof(*r->ring));
+    cts_buf_init(&r->line, 0);
     /* The BOM tells Excel the file is UTF-8 (it assumes the ANSI code page
      * otherwise and garbles every accented name). */
     if (fwrite("\xef\xbb\xbf", 1, 3, fp) != 3 ||
@@ -278,6 +281,7 @@ int cts_report_close(struct cts_report *r, struct cts_error *err)
     for (i = 0; i < r->cap; i++)
         if (r->ring[i].used)
             held_clear(&r->ring[i]);
+    cts_buf_free(&r->line);
     /* jq's rule: a write error surfaces at flush or close, check both. */
     if (fflush(r->fp) != 0 && r->err == 0)
         r->err = errno != 0 ? -errno : UV_EIO;
