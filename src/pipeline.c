@@ -177,8 +177,10 @@ struct pipeline {
     const char *encoding;
     int finishing;
 
-    /* bulk (--bulk always; see the "bulk" section below) */
+    /* bulk (--bulk always, or auto once it pays; see "bulk" below) */
     struct cts_bulk_run *bulk;
+    int bulk_decided;   /* --bulk auto: the choice has been made */
+    uint64_t to_send;   /* rows that reached the send decision */
     struct job_q bulk_q; /* QUEUED rows handed to bulk, in input order */
 
     /* progress */
@@ -191,6 +193,7 @@ struct pipeline {
 static void pump(struct pipeline *p);
 static void bulk_take(struct pipeline *p, struct cts_job *j);
 static void bulk_start(struct pipeline *p);
+static void bulk_maybe_start(struct pipeline *p);
 static void read_next(struct pipeline *p);
 static void maybe_finish(struct pipeline *p);
 static void job_settle(struct cts_job *j, enum cts_status st);
@@ -1142,6 +1145,9 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
         job_defer(j);
         return;
     }
+    p->to_send++;
+    if (p->bulk == NULL && !p->bulk_decided && cfg->bulk == CTS_BULK_AUTO)
+        bulk_maybe_start(p);
     if (p->bulk != NULL) {
         /* cts_bulk builds its own rows: no per-contact body. */
         bulk_take(p, j);
@@ -1354,8 +1360,9 @@ static void on_read(uv_fs_t *req)
  * send queue: QUEUED on bulk_q until their activity settles them (bulk.c
  * journals them itself, so j->journaled stays 0).  Rows of a killed run's
  * activity are adopted: their result is polled, not posted again.
- * --bulk auto is not wired yet (cts_bulk_choose implements the spec's
- * rule; turning it on changes the per-contact tests above 1000 rows).
+ * --bulk auto switches to bulk as soon as the rows to send are expected to
+ * exceed --bulk-threshold or the remaining daily quota (cts_bulk_choose,
+ * spec §8); see bulk_maybe_start for how "rows to send" is estimated.
  */
 
 #define BULK_PIPE_ROWS 5000 /* rows per chunk here: bounds the jobs held */
@@ -1438,6 +1445,48 @@ static void bulk_start(struct pipeline *p)
     /* Two chunks may wait for their activities while a third fills. */
     p->high = 2 * BULK_PIPE_ROWS + 256;
     p->low = BULK_PIPE_ROWS;
+}
+
+/*
+ * --bulk auto.  The rows to send are not known in advance: an incremental
+ * run sends only what changed.  So estimate them from what has been seen:
+ * the rows that reached the send decision so far, plus the rows still to
+ * read at the same proportion (expected_rows counts the input's lines).
+ * With no stored fingerprint at all (a first import, or --full) every valid
+ * row will be sent, and the estimate is trusted at once; otherwise only
+ * after a sample of rows.  Evaluated at each row to send until it says
+ * bulk: a first import of a big file goes to bulk from its first row, a
+ * nightly sync that changes a handful of rows stays per-contact, and one
+ * that changes thousands moves to bulk after the sample (rows already
+ * queued still go per-contact).
+ */
+#define BULK_SAMPLE_ROWS 256
+
+static void bulk_maybe_start(struct pipeline *p)
+{
+    const struct cts_config *cfg = p->cfg;
+    struct cts_state_stats ss;
+    uint64_t read = p->next_seq, left, estimate;
+    long quota;
+
+    cts_state_get_stats(p->st, &ss);
+    if (ss.known > 0 && !cfg->full && read < BULK_SAMPLE_ROWS &&
+        !p->reading_done &&
+        (p->expected_rows <= 0 || read < (uint64_t)p->expected_rows))
+        return;
+    left = p->expected_rows > 0 && (uint64_t)p->expected_rows > read
+               ? (uint64_t)p->expected_rows - read
+               : 0;
+    estimate = p->to_send + (read > 0 ? left * p->to_send / read : 0);
+    quota = cfg->daily_quota > 0 ? cts_state_quota_remaining(p->st)
+                                 : (long)estimate;
+    if (!cts_bulk_choose(cfg, (long)estimate, quota))
+        return;
+    p->bulk_decided = 1;
+    cts_log_info("about %llu rows to send: importing them in bulk "
+                 "activities (--bulk never sends contact by contact)",
+                 (unsigned long long)estimate);
+    bulk_start(p);
 }
 
 /* ---- timers, signals, shutdown ---- */

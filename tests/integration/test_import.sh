@@ -178,7 +178,7 @@ STATE_DIR="$T/state-quiet"
 gen 5 10
 imp --list "$LIST" --rate 0 --quiet "$T/in.csv"
 check "--quiet: exit 0 prints nothing" eval '[ "$RC" = 0 ] && [ ! -s "$T/err" ]'
-imp --list "$LIST" --rate 0 --quiet --daily-quota 1 --full "$T/in.csv"
+imp --list "$LIST" --rate 0 --quiet --daily-quota 1 --bulk never --full "$T/in.csv"
 check "--quiet: exit 75 still prints the error and the summary line" \
     eval '[ "$RC" = 75 ] && grep -q "summary: 5 rows" "$T/err"'
 

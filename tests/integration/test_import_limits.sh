@@ -61,14 +61,14 @@ for api in $APIS; do
     use_api $api
     STATE_DIR="$T/state-$api-lquota"
     gen 12 23
-    imp --list "$LIST" --rate 0 --concurrency 1 --daily-quota 5 "$T/in.csv"
+    imp --list "$LIST" --rate 0 --concurrency 1 --daily-quota 5 --bulk never "$T/in.csv"
     if [ "$RC" = 75 ] && [ "$(rep_count created)" = 5 ] &&
         [ "$(rep_count deferred)" = 7 ] && [ "$(sum requests)" = 5 ]; then
         ok "$api local quota: 5 requests, 7 deferred, exit 75"
     else
         not_ok "$api local quota: 5 requests, 7 deferred, exit 75"; explain
     fi
-    imp --list "$LIST" --rate 0 --daily-quota 5 "$T/in.csv"
+    imp --list "$LIST" --rate 0 --daily-quota 5 --bulk never "$T/in.csv"
     check "$api local quota spent: next run sends nothing, exit 75" \
         eval '[ "$RC" = 75 ] && [ "$(sum requests)" = 0 ] && [ "$(rep_count deferred)" = 7 ]'
     sb_reset

@@ -44,7 +44,7 @@ NINVALID=$((N / 100))
 NDUP=$(awk -F, 'NR > 1 && $1 ~ /@/ && seen[$1]++' "$T/in.csv" | wc -l)
 
 ARGS=(import --api v3 --api-key "$CID" --base-url "$SB_URL/v3" --list "$L1"
-    --rate 0 --concurrency 4 --retries 10 --state "$T/state" --report "$T/report.csv" "$T/in.csv")
+    --rate 0 --concurrency 4 --retries 10 --bulk never --state "$T/state" --report "$T/report.csv" "$T/in.csv")
 
 demo_contacts() { # "email first_name writes" per contact, sorted
     sb_state "account=demo" | jq -r '.accounts[0].contacts[] | "\(.email) \(.first_name) \(.writes)"' | sort

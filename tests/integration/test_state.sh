@@ -126,7 +126,7 @@ fi
 # ---------------------------------------------------------------- local daily quota, next-day resume
 curl -fsS -X POST -d "{\"now\":$DAY1}" "$SB_URL/_sandbox/clock" >/dev/null
 make_csv "$T/q.csv" 30 q
-CTCT_SYNC_NOW=$DAY1 imp "$T/st3" "$T/rq1.csv" --daily-quota 12 "$T/q.csv"
+CTCT_SYNC_NOW=$DAY1 imp "$T/st3" "$T/rq1.csv" --daily-quota 12 --bulk never "$T/q.csv"
 if [ "$RC" = 75 ] && [ "$(count "$T/rq1.csv" deferred)" = 18 ] &&
     [ $(($(count "$T/rq1.csv" created) + $(count "$T/rq1.csv" updated))) = 12 ]; then
     ok "quota 12 of 30 rows: 12 sent, 18 deferred, exit 75"
@@ -135,15 +135,15 @@ else
 fi
 check "the run said the quota would not cover the plan" grep -qi "quota" "$T/err"
 w0=$(writes)
-CTCT_SYNC_NOW=$((DAY1 + 3600)) imp "$T/st3" "$T/rq2.csv" --daily-quota 12 "$T/q.csv"
+CTCT_SYNC_NOW=$((DAY1 + 3600)) imp "$T/st3" "$T/rq2.csv" --daily-quota 12 --bulk never "$T/q.csv"
 w1=$(writes)
 check "same day again: nothing sent, 18 still deferred, exit 75" \
     eval '[ "$RC" = 75 ] && [ "$(count "$T/rq2.csv" deferred)" = 18 ] && [ "$(count "$T/rq2.csv" unchanged)" = 12 ] && [ "$w0" = "$w1" ]'
 curl -fsS -X POST -d "{\"now\":$DAY2}" "$SB_URL/_sandbox/clock" >/dev/null
-CTCT_SYNC_NOW=$DAY2 imp "$T/st3" "$T/rq3.csv" --daily-quota 12 "$T/q.csv"
+CTCT_SYNC_NOW=$DAY2 imp "$T/st3" "$T/rq3.csv" --daily-quota 12 --bulk never "$T/q.csv"
 check "next day: 12 more sent, 6 deferred" \
     eval '[ "$RC" = 75 ] && [ "$(count "$T/rq3.csv" deferred)" = 6 ] && [ "$(count "$T/rq3.csv" unchanged)" = 12 ]'
-CTCT_SYNC_NOW=$((DAY2 + 86400)) imp "$T/st3" "$T/rq4.csv" --daily-quota 12 "$T/q.csv"
+CTCT_SYNC_NOW=$((DAY2 + 86400)) imp "$T/st3" "$T/rq4.csv" --daily-quota 12 --bulk never "$T/q.csv"
 check "third day: the last 6 sent, exit 0" \
     eval '[ "$RC" = 0 ] && [ "$(count "$T/rq4.csv" unchanged)" = 24 ] && [ "$(count "$T/rq4.csv" deferred)" = 0 ]'
 n=$(sb_state | jq '[.accounts[] | select(.user_name == "demo")][0].contacts | map(select(.first_name // "" | test("^First[0-9]+q$"))) | length')

@@ -84,4 +84,47 @@ if [ "$RC" = 0 ] && [ "$(count "$T/rv.csv" imported)" = 20 ] && [ "$n" = 20 ]; t
 else
     not_ok "v2 bulk" "rc=$RC imported=$(count "$T/rv.csv" imported) stored=$n $(head -c 300 "$T/err")"
 fi
+# ---------------------------------------------------------------- --bulk auto (spec §8)
+# auto3 STATE REPORT ARGS...: v3 import with the default --bulk auto.
+auto3() {
+    local state=$1 report=$2
+    shift 2
+    CTCT_ACCESS_TOKEN="$TOKEN" cts import --api v3 --api-key "$CID" --base-url "$SB_URL/v3" \
+        --list "$L1" --rate 0 --poll-interval 1 --state "$state" --report "$report" "$@"
+}
+make_csv "$T/auto.csv" 60 autob
+p0=$(ep "POST /v3/activities/contacts_json_import")
+s0=$(ep "POST /v3/contacts/sign_up_form")
+auto3 "$T/sta" "$T/ra1.csv" --bulk-threshold 30 "$T/auto.csv"
+if [ "$RC" = 0 ] && [ "$(count "$T/ra1.csv" imported)" = 60 ] &&
+    [ "$(ep "POST /v3/activities/contacts_json_import")" = $((p0 + 1)) ] &&
+    [ "$(ep "POST /v3/contacts/sign_up_form")" = "$s0" ]; then
+    ok "auto: 60 rows to send over --bulk-threshold 30 go in one activity"
+else
+    not_ok "bulk auto over threshold" "rc=$RC imported=$(count "$T/ra1.csv" imported) $(head -c 300 "$T/err")"
+fi
+# The nightly case: three rows changed; sending them one by one is cheaper.
+sed -e 's/^autob7@example.com,F7/autob7@example.com,G7/' \
+    -e 's/^autob33@example.com,F33/autob33@example.com,G33/' \
+    -e 's/^autob59@example.com,F59/autob59@example.com,G59/' "$T/auto.csv" >"$T/auto2.csv"
+p0=$(ep "POST /v3/activities/contacts_json_import")
+s0=$(ep "POST /v3/contacts/sign_up_form")
+auto3 "$T/sta" "$T/ra2.csv" --bulk-threshold 30 "$T/auto2.csv"
+if [ "$RC" = 0 ] && [ "$(count "$T/ra2.csv" updated)" = 3 ] && [ "$(count "$T/ra2.csv" unchanged)" = 57 ] &&
+    [ "$(ep "POST /v3/activities/contacts_json_import")" = "$p0" ] &&
+    [ "$(ep "POST /v3/contacts/sign_up_form")" = $((s0 + 3)) ]; then
+    ok "auto: 3 changed rows of 60 are sent contact by contact, no activity"
+else
+    not_ok "bulk auto incremental" "rc=$RC updated=$(count "$T/ra2.csv" updated) $(head -c 300 "$T/err")"
+fi
+# More rows than the day's quota can carry one by one: bulk.
+make_csv "$T/autoq.csv" 40 autoq
+p0=$(ep "POST /v3/activities/contacts_json_import")
+auto3 "$T/stq" "$T/raq.csv" --daily-quota 20 "$T/autoq.csv"
+if [ "$RC" = 0 ] && [ "$(count "$T/raq.csv" imported)" = 40 ] &&
+    [ "$(ep "POST /v3/activities/contacts_json_import")" = $((p0 + 1)) ]; then
+    ok "auto: 40 rows and 20 requests left today go in one activity"
+else
+    not_ok "bulk auto over quota" "rc=$RC imported=$(count "$T/raq.csv" imported) $(head -c 300 "$T/err")"
+fi
 finish
