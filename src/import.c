@@ -279,12 +279,24 @@ int cts_cmd_import(struct cts_config *cfg)
     }
     if (expected > 0)
         cts_state_reserve(st, (size_t)expected);
-    if (!cfg->dry_run && cfg->daily_quota > 0 &&
-        cts_state_quota_remaining(st) < expected - (long)cfg->ninputs)
-        cts_log_warn("up to %ld rows to send and %ld requests left of "
-                     "today's quota; rows beyond it will be deferred",
-                     expected - (long)cfg->ninputs,
-                     cts_state_quota_remaining(st));
+    /* The plan (spec §8): what this run may cost against today's quota.
+     * Rows are counted by lines, so this is an upper bound; unchanged rows
+     * cost nothing, and bulk costs one request per chunk plus polls. */
+    if (!cfg->dry_run && cfg->daily_quota > 0) {
+        long rows = expected > (long)cfg->ninputs
+                        ? expected - (long)cfg->ninputs
+                        : 0;
+        long left = cts_state_quota_remaining(st);
+        if (left < rows)
+            cts_log_warn("plan: up to %ld rows to send, %ld requests left of "
+                         "today's quota of %ld; rows beyond it will be "
+                         "deferred (exit 75) unless bulk is used",
+                         rows, left, cfg->daily_quota);
+        else
+            cts_log_info("plan: up to %ld rows to send, %ld requests left "
+                         "of today's quota of %ld: enough",
+                         rows, left, cfg->daily_quota);
+    }
 
     report_path = cfg->report != NULL
                       ? cts_xstrdup(cfg->report)
