@@ -80,16 +80,42 @@ void cts_sha256(const void *data, size_t len, uint8_t out[CTS_SHA256_LEN])
     }
 }
 
+static uint64_t rotl64(uint64_t x, int r)
+{
+    return x << r | x >> (64 - r);
+}
+
+/* Murmur3-style mixing of one 64-bit word. */
+static uint64_t mix_word(uint64_t w)
+{
+    w *= 0x87c37b91114253d5ULL;
+    w = rotl64(w, 31);
+    return w * 0x4cf5ad432745937fULL;
+}
+
 uint64_t cts_hash64(const void *data, size_t len, uint64_t seed)
 {
+    /* Eight bytes a step (byte-wise FNV was a fifth of a dry run's time:
+     * every row hashes its email and its fingerprint).  Words are read
+     * little-endian so stored keys mean the same on every machine. */
     const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    uint64_t h = seed ^ (0x9e3779b97f4a7c15ULL * ((uint64_t)len + 1)), w;
     size_t i;
-    for (i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
+
+    while (len >= 8) {
+        w = 0;
+        for (i = 0; i < 8; i++)
+            w |= (uint64_t)p[i] << (8 * i);
+        h ^= mix_word(w);
+        h = rotl64(h, 27) * 5 + 0x52dce729;
+        p += 8;
+        len -= 8;
     }
-    /* splitmix64 finaliser: FNV alone mixes the high bits poorly. */
+    w = 0;
+    for (i = 0; i < len; i++)
+        w |= (uint64_t)p[i] << (8 * i);
+    h ^= mix_word(w);
+    /* splitmix64 finaliser: full avalanche of the last word. */
     h ^= h >> 30;
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 27;

@@ -49,25 +49,26 @@ static const char header[] =
  */
 static void put_cell(struct cts_buf *b, const char *s)
 {
-    int quote = 0;
-    const char *p;
+    size_t n;
+    int quote;
+    const char *q;
 
     if (s == NULL || *s == '\0')
         return;
-    for (p = s; *p != '\0'; p++)
-        if (*p == ',' || *p == '"' || *p == '\r' || *p == '\n') {
-            quote = 1;
-            break;
-        }
+    n = strlen(s);
+    quote = strpbrk(s, ",\"\r\n") != NULL;
     if (quote)
         cts_buf_putc(b, '"');
     if (strchr("=+-@\t\r", *s) != NULL)
         cts_buf_putc(b, '\'');
-    for (p = s; *p != '\0'; p++) {
-        if (*p == '"')
-            cts_buf_putc(b, '"');
-        cts_buf_putc(b, *p);
+    /* Whole spans between quotes: the report is written for every row. */
+    while ((q = memchr(s, '"', n)) != NULL) {
+        cts_buf_append(b, s, (size_t)(q - s) + 1);
+        cts_buf_putc(b, '"');
+        n -= (size_t)(q - s) + 1;
+        s = q + 1;
     }
+    cts_buf_append(b, s, n);
     if (quote)
         cts_buf_putc(b, '"');
 }
