@@ -229,6 +229,31 @@ void sb_verr(json_t *errs, const char *key, const char *fmt, ...)
 const char *sb_jfield(json_t *obj, const char *name, size_t max, json_t *errs,
                       const char *key, const char *prefix);
 
+/* ---- contact handlers both API generations share (contacts.c) --------- */
+/* What differs between v2 and v3 for one contact by id: the rendering and
+ * the error vocabulary. */
+struct sb_dialect {
+    enum sb_render render;
+    void (*error)(struct sb_res *res, int status, const char *key,
+                  const char *msg);
+    const char *not_found_key, *not_found_msg;
+    const char *conflict_key, *conflict_msg;
+};
+extern const struct sb_dialect sb_dialect_v2, sb_dialect_v3;
+/* GET /contacts/{id}: 200 with the contact, or 404. */
+int sb_reply_contact_get(struct sb_req *req, struct sb_res *res,
+                         const struct sb_dialect *d);
+/* DELETE /contacts/{id}: 204, or 404. */
+int sb_reply_contact_delete(struct sb_req *req, struct sb_res *res,
+                            const struct sb_dialect *d);
+/* PUT /contacts/{id} once the body is validated: replace the contact's
+ * fields with *in (borrowed; its strings must outlive the call), then 200
+ * with the contact, 409 when the new email belongs to another contact, or
+ * 404. */
+int sb_reply_contact_replace(struct sb_req *req, struct sb_res *res,
+                             const struct sb_dialect *d,
+                             struct sb_contact_in *in);
+
 /* ---- handler registration per module ---------------------------------- */
 void sb_v2_register(struct sb_server *srv);
 void sb_v3_register(struct sb_server *srv);

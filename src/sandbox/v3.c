@@ -368,8 +368,8 @@ static int h_contact_put(struct sb_req *req, struct sb_res *res)
     struct sb_account *acct = req->account;
     sb_contact_ref ref;
     if (sb_contact_by_id(acct, req->params[0], &ref) != 0) {
-        sb_res_error_v3(res, 404, "contacts.api.not_found",
-                        "Contact not found.");
+        sb_dialect_v3.error(res, 404, sb_dialect_v3.not_found_key,
+                            sb_dialect_v3.not_found_msg);
         return SB_REPLY;
     }
     json_t *o = body_object(req, res);
@@ -393,47 +393,19 @@ static int h_contact_put(struct sb_req *req, struct sb_res *res)
     }
     json_decref(errs);
     in.source = "v3";
-    int rc = sb_contact_upsert(sb_server_model(req->server), acct, &in,
-                               SB_UPSERT_REPLACE, req->params[0], &ref, NULL);
-    json_decref(o);
-    if (rc == SB_EEXIST) {
-        sb_res_error_v3(res, 409, "contacts.api.conflict",
-                        "Validation failed: EmailAddress is not unique");
-        return SB_REPLY;
-    }
-    if (rc != 0) {
-        sb_res_error_v3(res, 404, "contacts.api.not_found",
-                        "Contact not found.");
-        return SB_REPLY;
-    }
-    sb_res_json(res, 200, sb_contact_json(acct, ref, SB_RENDER_V3));
-    return SB_REPLY;
+    int rc = sb_reply_contact_replace(req, res, &sb_dialect_v3, &in);
+    json_decref(o); /* after the store: in's strings point into o */
+    return rc;
 }
 
 static int h_contact_get(struct sb_req *req, struct sb_res *res)
 {
-    sb_contact_ref ref;
-    if (sb_contact_by_id(req->account, req->params[0], &ref) != 0) {
-        sb_res_error_v3(res, 404, "contacts.api.not_found",
-                        "Contact not found.");
-        return SB_REPLY;
-    }
-    sb_res_json(res, 200, sb_contact_json(req->account, ref, SB_RENDER_V3));
-    return SB_REPLY;
+    return sb_reply_contact_get(req, res, &sb_dialect_v3);
 }
 
 static int h_contact_delete(struct sb_req *req, struct sb_res *res)
 {
-    sb_contact_ref ref;
-    if (sb_contact_by_id(req->account, req->params[0], &ref) != 0 ||
-        sb_contact_delete(sb_server_model(req->server), req->account, ref) !=
-            0) {
-        sb_res_error_v3(res, 404, "contacts.api.not_found",
-                        "Contact not found.");
-        return SB_REPLY;
-    }
-    sb_res_text(res, 204, "application/json", "", 0);
-    return SB_REPLY;
+    return sb_reply_contact_delete(req, res, &sb_dialect_v3);
 }
 
 static int h_contacts_get(struct sb_req *req, struct sb_res *res)
