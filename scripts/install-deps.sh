@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="gcc make pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev \
-libcsv-dev libcmocka-dev jq curl ca-certificates ${CTS_DEPS_EXTRA:-}"
+libcsv-dev libcmocka-dev jq curl ca-certificates valgrind ${CTS_DEPS_EXTRA:-}"
 
 missing=""
 for p in $PKGS; do
