@@ -61,6 +61,9 @@ int cts_error_set(struct cts_error *err, int code, const char *fmt, ...)
 /* Like cts_error_set, also recording the exit code the failure maps to. */
 int cts_error_setx(struct cts_error *err, int code, int exit_code,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The va_list form of cts_error_setx, for wrappers. */
+int cts_error_vsetx(struct cts_error *err, int code, int exit_code,
+                    const char *fmt, va_list ap);
 /* Static text for a project or libuv error code. */
 const char *cts_strerror(int code);
 

@@ -36,6 +36,12 @@ int cts_error_setx(struct cts_error *err, int code, int exit_code,
     return code;
 }
 
+int cts_error_vsetx(struct cts_error *err, int code, int exit_code,
+                    const char *fmt, va_list ap)
+{
+    return vset(err, code, exit_code, fmt, ap);
+}
+
 const char *cts_strerror(int code)
 {
     switch (code) {

@@ -22,12 +22,12 @@ static int fail(struct cts_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static int fail(struct cts_error *err, const char *fmt, ...)
 {
-    char msg[sizeof(err->msg)];
     va_list ap;
+    int rc;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rc = cts_error_vsetx(err, CTS_ECONFIG, CTS_EX_CONFIG, fmt, ap);
     va_end(ap);
-    return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG, "%s", msg);
+    return rc;
 }
 
 /* Read the whole (small) file from fd into an owned buffer. */
