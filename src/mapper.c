@@ -34,7 +34,12 @@ struct cts_mapper {
     size_t nunmapped;
 };
 
-/* Aliases, already normalised (spec §5 plus a few obvious spellings). */
+/* Aliases, already normalised (spec §5 plus a few obvious spellings, and
+ * the headers of common exports: Outlook "E-mail Address", Google Contacts
+ * "E-mail 1 - Value" / "Address 1 - Street", HubSpot "State/Region",
+ * Salesforce "Mailing City").  Only names that cannot mean another field:
+ * "Business Phone" and "Mobile Phone" stay unmapped (--map picks one), as
+ * two columns claiming one field is an error, never a guess. */
 static const struct {
     enum cts_field f;
     const char *norm;
@@ -67,6 +72,41 @@ static const struct {
     {CTS_F_BIRTHDAY_MONTH, "birthdaymonth"},
     {CTS_F_BIRTHDAY_DAY, "birthdayday"},
     {CTS_F_ANNIVERSARY, "anniversary"},
+    /* exports */
+    {CTS_F_EMAIL, "email1value"},
+    {CTS_F_EMAIL, "primaryemail"},
+    {CTS_F_FIRST_NAME, "first"},
+    {CTS_F_FIRST_NAME, "fname"},
+    {CTS_F_FIRST_NAME, "forename"},
+    {CTS_F_LAST_NAME, "last"},
+    {CTS_F_LAST_NAME, "lname"},
+    {CTS_F_COMPANY_NAME, "organizationname"},
+    {CTS_F_COMPANY_NAME, "organization1name"},
+    {CTS_F_COMPANY_NAME, "employer"},
+    {CTS_F_JOB_TITLE, "position"},
+    {CTS_F_JOB_TITLE, "organization1title"},
+    {CTS_F_PHONE, "telephone"},
+    {CTS_F_PHONE, "phone1value"},
+    {CTS_F_PHONE, "primaryphone"},
+    {CTS_F_STREET, "address"},
+    {CTS_F_STREET, "address1"},
+    {CTS_F_STREET, "addressline1"},
+    {CTS_F_STREET, "address1street"},
+    {CTS_F_STREET, "mailingstreet"},
+    {CTS_F_CITY, "town"},
+    {CTS_F_CITY, "address1city"},
+    {CTS_F_CITY, "mailingcity"},
+    {CTS_F_STATE, "state/region"},
+    {CTS_F_STATE, "state/province"},
+    {CTS_F_STATE, "region"},
+    {CTS_F_STATE, "address1region"},
+    {CTS_F_STATE, "mailingstate/province"},
+    {CTS_F_POSTAL_CODE, "zip/postalcode"},
+    {CTS_F_POSTAL_CODE, "address1postalcode"},
+    {CTS_F_POSTAL_CODE, "mailingzip/postalcode"},
+    {CTS_F_COUNTRY, "country/region"},
+    {CTS_F_COUNTRY, "address1country"},
+    {CTS_F_COUNTRY, "mailingcountry"},
 };
 
 size_t cts_field_max(enum cts_api api, enum cts_field f)

@@ -107,6 +107,74 @@ static void test_aliases_and_describe(void **state)
     cts_mapper_free(m);
 }
 
+/* Headers as real exports write them: each maps without --map, and the
+ * columns that could mean several fields stay unmapped. */
+static void test_export_headers(void **state)
+{
+    static const char *const expect[][2] = {
+        {"\"E-mail Address\" -> email\n", "outlook"},
+        {"\"Business Phone\" -> (ignored)\n", "outlook"},
+        {"\"E-mail 1 - Value\" -> email\n", "google"},
+        {"\"Address 1 - Street\" -> street\n", "google"},
+        {"\"Organization 1 - Name\" -> company_name\n", "google"},
+        {"\"State/Region\" -> state\n", "hubspot"},
+        {"\"Country/Region\" -> country\n", "hubspot"},
+        {"\"Mailing Zip/Postal Code\" -> postal_code\n", "salesforce"},
+    };
+    struct fake_row h;
+    struct cts_error err;
+    struct cts_mapper *m[4];
+    char *text[4] = {NULL};
+    size_t len, i, k;
+    FILE *f;
+    (void)state;
+    m[0] = new_mapper(CTS_API_V3, NULL, 0,
+                      mkrow(&h, 0, "First Name", "Last Name", "Company",
+                            "Job Title", "Business Phone", "Mobile Phone",
+                            "E-mail Address", NULL),
+                      &err);
+    assert_non_null(m[0]);
+    m[1] = new_mapper(CTS_API_V3, NULL, 0,
+                      mkrow(&h, 0, "Given Name", "Family Name",
+                            "E-mail 1 - Value", "Phone 1 - Value",
+                            "Organization 1 - Name", "Organization 1 - Title",
+                            "Address 1 - Street", "Address 1 - City", NULL),
+                      &err);
+    assert_non_null(m[1]);
+    m[2] = new_mapper(CTS_API_V3, NULL, 0,
+                      mkrow(&h, 0, "Email", "First Name", "Last Name",
+                            "Phone Number", "Street Address", "City",
+                            "State/Region", "Postal Code", "Country/Region",
+                            NULL),
+                      &err);
+    assert_non_null(m[2]);
+    m[3] = new_mapper(CTS_API_V3, NULL, 0,
+                      mkrow(&h, 0, "Salutation", "First Name", "Last Name",
+                            "Title", "Email", "Mailing Street", "Mailing City",
+                            "Mailing State/Province", "Mailing Zip/Postal Code",
+                            "Mailing Country", NULL),
+                      &err);
+    assert_non_null(m[3]);
+    for (i = 0; i < 4; i++) {
+        f = open_memstream(&text[i], &len);
+        cts_mapper_describe(m[i], f);
+        fclose(f);
+    }
+    for (k = 0; k < sizeof(expect) / sizeof(expect[0]); k++) {
+        i = strcmp(expect[k][1], "outlook") == 0  ? 0
+            : strcmp(expect[k][1], "google") == 0 ? 1
+            : strcmp(expect[k][1], "hubspot") == 0 ? 2
+                                                   : 3;
+        if (strstr(text[i], expect[k][0]) == NULL)
+            fail_msg("%s export: missing %s in\n%s", expect[k][1],
+                     expect[k][0], text[i]);
+    }
+    for (i = 0; i < 4; i++) {
+        free(text[i]);
+        cts_mapper_free(m[i]);
+    }
+}
+
 static void test_map_option(void **state)
 {
     struct fake_row h, r;
@@ -451,6 +519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_aliases_and_describe),
+        cmocka_unit_test(test_export_headers),
         cmocka_unit_test(test_map_option),
         cmocka_unit_test(test_header_errors),
         cmocka_unit_test(test_validation),
