@@ -120,11 +120,20 @@ static void test_export_headers(void **state)
         {"\"State/Region\" -> state\n", "hubspot"},
         {"\"Country/Region\" -> country\n", "hubspot"},
         {"\"Mailing Zip/Postal Code\" -> postal_code\n", "salesforce"},
+        {"\"Prénom\" -> first_name\n", "french"},
+        {"\"NOM\" -> last_name\n", "french"},
+        {"\"Société\" -> company_name\n", "french"},
+        {"\"Code postal\" -> postal_code\n", "french"},
+        {"\"E-Mail-Adresse\" -> email\n", "german"},
+        {"\"PLZ\" -> postal_code\n", "german"},
+        {"\"Straße\" -> street\n", "german"},
+        {"\"Correo electrónico\" -> email\n", "spanish"},
+        {"\"Código Postal\" -> postal_code\n", "spanish"},
     };
     struct fake_row h;
     struct cts_error err;
-    struct cts_mapper *m[4];
-    char *text[4] = {NULL};
+    struct cts_mapper *m[7];
+    char *text[7] = {NULL};
     size_t len, i, k;
     FILE *f;
     (void)state;
@@ -155,21 +164,38 @@ static void test_export_headers(void **state)
                             "Mailing Country", NULL),
                       &err);
     assert_non_null(m[3]);
-    for (i = 0; i < 4; i++) {
+    m[4] = new_mapper(CTS_API_V3, NULL, 0,
+                      mkrow(&h, 0, "Courriel", "Prénom", "NOM", "Société",
+                            "Ville", "Code postal", "Pays", NULL),
+                      &err);
+    assert_non_null(m[4]);
+    m[5] = new_mapper(CTS_API_V3, NULL, 0,
+                      mkrow(&h, 0, "Vorname", "Nachname", "E-Mail-Adresse",
+                            "Firma", "Straße", "PLZ", "Ort", "Land", NULL),
+                      &err);
+    assert_non_null(m[5]);
+    m[6] = new_mapper(CTS_API_V3, NULL, 0,
+                      mkrow(&h, 0, "Nombre", "Apellidos", "Correo electrónico",
+                            "Empresa", "Teléfono", "Código Postal", "País",
+                            NULL),
+                      &err);
+    assert_non_null(m[6]);
+    for (i = 0; i < 7; i++) {
         f = open_memstream(&text[i], &len);
         cts_mapper_describe(m[i], f);
         fclose(f);
     }
     for (k = 0; k < sizeof(expect) / sizeof(expect[0]); k++) {
-        i = strcmp(expect[k][1], "outlook") == 0  ? 0
-            : strcmp(expect[k][1], "google") == 0 ? 1
-            : strcmp(expect[k][1], "hubspot") == 0 ? 2
-                                                   : 3;
+        static const char *const kinds[] = {"outlook", "google", "hubspot",
+                                            "salesforce", "french", "german",
+                                            "spanish"};
+        for (i = 0; strcmp(kinds[i], expect[k][1]) != 0; i++)
+            ;
         if (strstr(text[i], expect[k][0]) == NULL)
             fail_msg("%s export: missing %s in\n%s", expect[k][1],
                      expect[k][0], text[i]);
     }
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 7; i++) {
         free(text[i]);
         cts_mapper_free(m[i]);
     }
