@@ -1136,14 +1136,50 @@ int cts_state_seen(struct cts_state *st, const char *email, uint32_t row,
     return 0;
 }
 
-static uint64_t hstr(uint64_t h, const char *tag, const char *s)
+/*
+ * The fingerprint hashes one canonical serialisation of the contact: per
+ * item a tag byte, then the value and a NUL, or 0xff for an absent value,
+ * so ("ab","c") and ("a","bc") and NULL vs "" all differ.  Bytes gather in
+ * a small buffer hashed (chained) when it fills: one hash per row, not two
+ * per field (it was a tenth of a million-row dry run).
+ */
+struct fpbuf {
+    uint64_t h;
+    size_t n;
+    unsigned char b[512];
+};
+
+static void fp_flush(struct fpbuf *f)
 {
-    /* Tag + NUL + value + NUL, and a distinct marker for an absent value,
-     * so ("ab","c") and ("a","bc") and NULL vs "" all differ. */
-    h = cts_hash64(tag, strlen(tag) + 1, h);
-    if (s == NULL)
-        return cts_hash64("\xff", 1, h);
-    return cts_hash64(s, strlen(s) + 1, h);
+    f->h = cts_hash64(f->b, f->n, f->h);
+    f->n = 0;
+}
+
+static void fp_bytes(struct fpbuf *f, const void *p, size_t len)
+{
+    const unsigned char *c = p;
+    while (len > 0) {
+        size_t take = sizeof(f->b) - f->n;
+        if (take > len)
+            take = len;
+        memcpy(f->b + f->n, c, take);
+        f->n += take;
+        c += take;
+        len -= take;
+        if (f->n == sizeof(f->b))
+            fp_flush(f);
+    }
+}
+
+static void hstr(struct fpbuf *f, unsigned char tag, const char *s)
+{
+    fp_bytes(f, &tag, 1);
+    if (s == NULL) {
+        static const unsigned char absent = 0xff;
+        fp_bytes(f, &absent, 1);
+        return;
+    }
+    fp_bytes(f, s, strlen(s) + 1);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1163,18 +1199,22 @@ static int cmp_cf(const void *a, const void *b)
 uint32_t cts_state_fingerprint(const struct cts_contact *c, char *const *lists,
                                size_t nlists)
 {
-    uint64_t h = FP_SEED;
+    struct fpbuf f;
     size_t i;
+
+    f.h = FP_SEED;
+    f.n = 0;
+    /* Tags: the field's index for fields, then 0xf0.. for the others. */
     for (i = 0; i < CTS_F__COUNT; i++)
-        h = hstr(h, cts_field_name((enum cts_field)i), c->f[i]);
+        hstr(&f, (unsigned char)i, c->f[i]);
     if (c->ncf > 0) {
         const struct cts_custom_field **cf = cts_xmalloc(c->ncf * sizeof(*cf));
         for (i = 0; i < c->ncf; i++)
             cf[i] = &c->cf[i];
         qsort(cf, c->ncf, sizeof(*cf), cmp_cf);
         for (i = 0; i < c->ncf; i++) {
-            h = hstr(h, "cf:", cf[i]->name);
-            h = hstr(h, "=", cf[i]->value);
+            hstr(&f, 0xf0, cf[i]->name);
+            hstr(&f, 0xf1, cf[i]->value);
         }
         free(cf);
     }
@@ -1183,10 +1223,11 @@ uint32_t cts_state_fingerprint(const struct cts_contact *c, char *const *lists,
         memcpy(l, lists, nlists * sizeof(*l));
         qsort(l, nlists, sizeof(*l), cmp_str);
         for (i = 0; i < nlists; i++)
-            h = hstr(h, "list", l[i]);
+            hstr(&f, 0xf2, l[i]);
         free(l);
     }
-    return (uint32_t)(h ^ (h >> 32));
+    fp_flush(&f);
+    return (uint32_t)(f.h ^ (f.h >> 32));
 }
 
 enum cts_state_verdict cts_state_lookup(struct cts_state *st, const char *email,
