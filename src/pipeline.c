@@ -864,11 +864,17 @@ static void handle_ok(struct cts_job *j, const struct cts_http_req *req)
      * would only write the same data again). */
     switch (j->step) {
     case STEP_V3_SIGNUP:
-        /* sign_up_form: 201 created, 200 updated (reference §2.3). */
+        /* sign_up_form: 201 created, 200 updated (reference §2.3).  The
+         * body's `action` has no documented values; a server that answers
+         * 200 with an action naming a creation is believed too. */
         cts_api_v3_parse_signup(body, req->resp.len, &id, &action);
         j->contact_id = id;
-        free(action);
-        job_settle(j, req->status == 201 ? CTS_ST_CREATED : CTS_ST_UPDATED);
+        {
+            int created = req->status == 201 ||
+                          (action != NULL && strstr(action, "creat") != NULL);
+            free(action);
+            job_settle(j, created ? CTS_ST_CREATED : CTS_ST_UPDATED);
+        }
         return;
     case STEP_V3_CREATE:
         cts_api_v3_parse_contact_id(body, req->resp.len, &id);
