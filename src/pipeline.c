@@ -496,8 +496,9 @@ static int start_request(struct cts_job *j)
  * (cts_state: flock, read, write, unlock per call), which costs more than
  * the request itself at thousands per second; so without a rate limit (or
  * above 50/s) requests are counted in blocks of 16 while more than 64
- * remain.  A run can then over-count by at most 15 requests, never
- * under-count.
+ * remain; the unused rest of the last block is given back at the end of
+ * the run.  A run killed before that over-counts by at most 15 requests,
+ * never under-counts.
  */
 static int quota_take(struct pipeline *p)
 {
@@ -1706,6 +1707,13 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     /* Everything happens in callbacks from here; uv_run returns once the
      * last handle is closed (shutdown_handles, from maybe_finish). */
     uv_run(&p->loop, UV_RUN_DEFAULT);
+
+    /* Requests counted in a block (quota_take) but never made go back to
+     * today's count, so a run over-counts by nothing. */
+    if (p->quota_credit > 0) {
+        cts_state_quota_release(p->st, p->quota_credit);
+        p->quota_credit = 0;
+    }
 
 out:
     if (p->show_progress) {

@@ -149,6 +149,21 @@ check "third day: the last 6 sent, exit 0" \
 n=$(sb_state | jq '[.accounts[] | select(.user_name == "demo")][0].contacts | map(select(.first_name // "" | test("^First[0-9]+q$"))) | length')
 check "the sandbox holds all 30 quota-test contacts" test "$n" = 30
 
+# ---------------------------------------------------------------- exact local count
+# Without a rate limit the quota is taken in blocks of 16; the unused rest
+# goes back at the end, so 20 rows cost exactly 20 of the day's requests.
+{
+    echo "email,first name"
+    for i in $(seq 1 20); do echo "exact$i@example.com,E$i"; done
+} >"$T/exact.csv"
+imp "$T/st-exact" "$T/rx1.csv" --daily-quota 1000 "$T/exact.csv"
+sed 's/,E/,F/' "$T/exact.csv" >"$T/exact2.csv"
+imp "$T/st-exact" "$T/rx2.csv" --daily-quota 1000 "$T/exact2.csv"
+if [ "$RC" = 0 ] && grep -q 'plan: up to 20 rows to send, 980 requests left' "$T/err"; then
+    ok "local quota: 20 rows sent without a rate limit count exactly 20 requests"
+else
+    not_ok "local quota exact count" "rc=$RC $(head -c 400 "$T/err")"
+fi
 # ---------------------------------------------------------------- the server's quota_exceeded
 sb_stop
 sb_start --token-rate 0 --rate 0 --daily-quota 15 || { not_ok "sandbox with a daily quota starts"; finish; }
