@@ -28,6 +28,7 @@
 #include "cts_http.h"
 #include "cts_state.h"
 #include "cts_util.h"
+#include "testutil.h"
 
 #define V3_CID   "demo-v3-client-00000000000001"
 #define V3_L1    "8c2b2d3e-0001-4000-8000-000000000001"
@@ -38,23 +39,13 @@ static pid_t sb_pid = -1;
 static char sb_url[300], sb_path[1024], v3_token[2048], base[400];
 static char state_dir[64];
 
-static const char *sandbox_path(void)
-{
-    const char *env = getenv("CTS_SANDBOX"), *build = getenv("BUILD");
-    if (env != NULL && *env != '\0')
-        return env;
-    snprintf(sb_path, sizeof(sb_path), "%s/ctct-sandbox",
-             build != NULL && *build != '\0' ? build : "build");
-    return sb_path;
-}
-
 static int setup(void **state)
 {
-    char out[] = "/tmp/cts-test-bulk.XXXXXX";
-    char line[256], *cmd;
-    const char *path = sandbox_path();
+    static const char *const args[] = {"--rate", "0", "--daily-quota", "0",
+                                        "--activity-ms", "100", NULL};
+    const char *path = tu_sandbox_path(sb_path, sizeof(sb_path)), *why;
+    char *cmd;
     FILE *p;
-    int fd, tries;
     *state = NULL;
     if (access(path, X_OK) != 0) {
         fprintf(stderr, "# SKIP: sandbox binary %s not found\n", path);
@@ -70,35 +61,11 @@ static int setup(void **state)
     }
     pclose(p);
     v3_token[strcspn(v3_token, "\r\n")] = '\0';
-    fd = mkstemp(out);
-    if (fd < 0)
+    sb_pid = tu_sandbox_start(path, args, sb_url, sizeof(sb_url), &why);
+    if (sb_pid < 0) {
+        fprintf(stderr, "# %s: %s\n", path, why);
         return -1;
-    sb_pid = fork();
-    if (sb_pid == 0) {
-        dup2(fd, 1);
-        close(fd);
-        execl(path, path, "--port", "0", "--rate", "0", "--daily-quota", "0",
-              "--activity-ms", "100", (char *)NULL);
-        _exit(127);
     }
-    close(fd);
-    /* Start-up wait only (up to 30 s on a loaded machine). */
-    line[0] = '\0';
-    for (tries = 0; tries < 3000; tries++) {
-        FILE *f = fopen(out, "r");
-        int got = f != NULL && fgets(line, sizeof(line), f) != NULL &&
-                  strchr(line, '\n') != NULL;
-        if (f != NULL)
-            fclose(f);
-        if (got || waitpid(sb_pid, NULL, WNOHANG) != 0)
-            break;
-        usleep(10000);
-    }
-    unlink(out);
-    if (strncmp(line, "listening on http://127.0.0.1:", 30) != 0)
-        return -1;
-    line[strcspn(line, "\r\n")] = '\0';
-    snprintf(sb_url, sizeof(sb_url), "%s", line + strlen("listening on "));
     *state = sb_url;
     return 0;
 }
@@ -106,32 +73,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (sb_pid > 0) {
-        kill(sb_pid, SIGTERM);
-        waitpid(sb_pid, NULL, 0);
-        sb_pid = -1;
-    }
+    tu_sandbox_stop(&sb_pid);
     return 0;
 }
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    if (d == NULL) {
-        unlink(path);
-        return;
-    }
-    while ((e = readdir(d)) != NULL) {
-        char sub[512];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        rm_rf(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 #define NEED_SANDBOX()                                                         \
     do {                                                                       \
@@ -315,7 +260,7 @@ static int state_setup(void **state)
 static int state_teardown(void **state)
 {
     (void)state;
-    rm_rf(state_dir);
+    tu_rm_rf(state_dir);
     return 0;
 }
 

@@ -29,6 +29,7 @@
 #include "cts_api.h"
 #include "cts_http.h"
 #include "cts_util.h"
+#include "testutil.h"
 
 #define V2_KEY   "demo-v2-key-0000000000000001"
 #define V2_TOKEN "demo-v2-token-000000000000000000001"
@@ -37,66 +38,23 @@ static pid_t sb_pid = -1;
 static char sb_url[300];
 static char sb_path[1024];
 
-/* ---- sandbox guard ---- */
-
-static const char *sandbox_path(void)
-{
-    const char *env = getenv("CTS_SANDBOX"), *build = getenv("BUILD");
-    if (env != NULL && *env != '\0')
-        return env;
-    snprintf(sb_path, sizeof(sb_path), "%s/ctct-sandbox",
-             build != NULL && *build != '\0' ? build : "build");
-    return sb_path;
-}
+/* ---- sandbox guard (testutil.h) ---- */
 
 static int sb_start(void **state, const char *slow_ms)
 {
-    char out[] = "/tmp/cts-test-http.XXXXXX";
-    char line[256];
-    const char *path = sandbox_path();
-    int fd, tries;
+    /* --rate 0: these cases test the transport, not throttling. */
+    const char *args[] = {"--rate", "0", "--slow-ms", slow_ms, NULL};
+    const char *why;
 
     (void)state;
-    if (access(path, X_OK) != 0) {
-        fprintf(stderr,
-                "# SKIP: sandbox binary %s not found (set "
-                "CTS_SANDBOX or BUILD)\n",
-                path);
+    tu_sandbox_path(sb_path, sizeof(sb_path));
+    sb_pid = tu_sandbox_start(sb_path, args, sb_url, sizeof(sb_url), &why);
+    if (sb_pid < 0 && access(sb_path, X_OK) != 0) {
+        fprintf(stderr, "# SKIP: %s: %s\n", sb_path, why);
         return -1;
     }
-    /* The sandbox's stdout goes to a file, not a pipe: it keeps logging
-     * there and must never block on (or die of) a pipe we do not drain. */
-    fd = mkstemp(out);
-    assert_true(fd >= 0);
-    sb_pid = fork();
-    assert_true(sb_pid >= 0);
-    if (sb_pid == 0) {
-        dup2(fd, 1);
-        close(fd);
-        /* --rate 0: these cases test the transport, not throttling. */
-        execl(path, path, "--port", "0", "--rate", "0", "--slow-ms", slow_ms,
-              (char *)NULL);
-        _exit(127);
-    }
-    close(fd);
-    /* Poll the file for the ready line (up to 30 s on a loaded machine);
-     * this wait is for start-up only, no assertion depends on it. */
-    line[0] = '\0';
-    for (tries = 0; tries < 3000; tries++) {
-        FILE *f = fopen(out, "r");
-        int got = f != NULL && fgets(line, sizeof(line), f) != NULL &&
-                  strchr(line, '\n') != NULL;
-        if (f != NULL)
-            fclose(f);
-        if (got || waitpid(sb_pid, NULL, WNOHANG) != 0)
-            break;
-        usleep(10000);
-    }
-    unlink(out);
-    if (strncmp(line, "listening on http://127.0.0.1:", 30) != 0)
-        fail_msg("sandbox %s printed no ready line (got \"%s\")", path, line);
-    line[strcspn(line, "\r\n")] = '\0';
-    snprintf(sb_url, sizeof(sb_url), "%s", line + strlen("listening on "));
+    if (sb_pid < 0)
+        fail_msg("%s: %s", sb_path, why);
     return 0;
 }
 
@@ -112,11 +70,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (sb_pid > 0) {
-        kill(sb_pid, SIGTERM);
-        waitpid(sb_pid, NULL, 0);
-        sb_pid = -1;
-    }
+    tu_sandbox_stop(&sb_pid);
     return 0;
 }
 

@@ -22,6 +22,7 @@
 
 #include "cts_state.h"
 #include "cts_util.h"
+#include "testutil.h"
 
 #define DAY0 1764288000L /* 2025-11-28T00:00:00Z */
 
@@ -46,29 +47,11 @@ static int setup(void **state)
     return 0;
 }
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    if (d == NULL) {
-        unlink(path);
-        return;
-    }
-    while ((e = readdir(d)) != NULL) {
-        char sub[512];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        rm_rf(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    rm_rf(f->dir);
+    tu_rm_rf(f->dir);
     free(f);
     return 0;
 }

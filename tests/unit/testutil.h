@@ -1,0 +1,131 @@
+/*
+ * testutil.h — helpers shared by unit tests that need the real world:
+ * a ctct-sandbox started on port 0 for a test group and always stopped
+ * (h2o's spawn_server guard), and removing a temporary tree.
+ * Header-only (static inline functions): each test binary is one .c file.
+ */
+#ifndef CTS_TESTUTIL_H
+#define CTS_TESTUTIL_H
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The sandbox binary: $CTS_SANDBOX, else $BUILD/ctct-sandbox, else
+ * build/ctct-sandbox.  Returns buf. */
+static inline const char *tu_sandbox_path(char *buf, size_t n)
+{
+    const char *env = getenv("CTS_SANDBOX"), *build = getenv("BUILD");
+    if (env != NULL && *env != '\0')
+        snprintf(buf, n, "%s", env);
+    else
+        snprintf(buf, n, "%s/ctct-sandbox",
+                 build != NULL && *build != '\0' ? build : "build");
+    return buf;
+}
+
+/*
+ * Start `path --port 0 ARGS...` (args NULL-terminated, at most 12) and wait
+ * for its ready line; write "http://127.0.0.1:PORT" to url.  Returns the
+ * pid, or -1 (then *why says what went wrong).  Its stdout goes to a file,
+ * not a pipe: it must never block on (or die of) a pipe nobody drains.
+ */
+static inline pid_t tu_sandbox_start(const char *path, const char *const *args,
+                              char *url, size_t urlsz, const char **why)
+{
+    char out[] = "/tmp/cts-test-sb.XXXXXX";
+    char line[256];
+    const char *argv[16];
+    size_t i, n = 0;
+    pid_t pid;
+    int fd, tries;
+
+    *why = "cannot start the sandbox";
+    if (access(path, X_OK) != 0) {
+        *why = "sandbox binary not found (set CTS_SANDBOX or BUILD)";
+        return -1;
+    }
+    argv[n++] = path;
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    for (i = 0; args != NULL && args[i] != NULL && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    fd = mkstemp(out);
+    if (fd < 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        close(fd);
+        unlink(out);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fd, 1);
+        close(fd);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    /* Poll the file for the ready line (up to 30 s on a loaded machine);
+     * this wait is for start-up only, no assertion depends on it. */
+    line[0] = '\0';
+    for (tries = 0; tries < 3000; tries++) {
+        FILE *f = fopen(out, "r");
+        int got = f != NULL && fgets(line, sizeof(line), f) != NULL &&
+                  strchr(line, '\n') != NULL;
+        if (f != NULL)
+            fclose(f);
+        if (got || waitpid(pid, NULL, WNOHANG) != 0)
+            break;
+        usleep(10000);
+    }
+    unlink(out);
+    if (strncmp(line, "listening on http://127.0.0.1:", 30) != 0) {
+        *why = "the sandbox printed no ready line";
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    snprintf(url, urlsz, "%s", line + strlen("listening on "));
+    return pid;
+}
+
+/* Stop a sandbox started above (NULL-safe on -1); sets *pid to -1. */
+static inline void tu_sandbox_stop(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGTERM);
+        waitpid(*pid, NULL, 0);
+    }
+    *pid = -1;
+}
+
+/* rm -rf of a test's temporary tree. */
+static inline void tu_rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    if (d == NULL) {
+        unlink(path);
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char sub[1024];
+        int n;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        n = snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        if (n > 0 && (size_t)n < sizeof(sub))
+            tu_rm_rf(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+#endif /* CTS_TESTUTIL_H */
