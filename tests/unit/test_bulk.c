@@ -77,33 +77,9 @@ static int teardown(void **state)
     return 0;
 }
 
-
-#define NEED_SANDBOX()                                                         \
-    do {                                                                       \
-        if (*state == NULL) {                                                  \
-            skip();                                                            \
-            return;                                                            \
-        }                                                                      \
-    } while (0)
-
 static json_t *admin(const char *method, const char *path, const char *body)
 {
-    struct cts_http_req r;
-    struct cts_error err = {0};
-    char *url = cts_xasprintf("%s%s", sb_url, path);
-    json_t *j;
-    cts_http_req_init(&r);
-    r.method = method;
-    r.url = url;
-    r.body = body;
-    r.body_len = body != NULL ? strlen(body) : 0;
-    if (cts_http_fetch(&r, NULL, &err) != 0 || r.status != 200)
-        fail_msg("%s %s failed", method, path);
-    j = json_loads(r.resp.data != NULL ? r.resp.data : "{}", 0, NULL);
-    assert_non_null(j);
-    cts_http_req_clear(&r);
-    free(url);
-    return j;
+    return tu_admin(sb_url, method, path, body);
 }
 
 static long endpoint_count(const char *ep)
@@ -273,7 +249,7 @@ static void test_v3_chunks_and_errors(void **state)
     long posts0;
     char *fn;
     int i;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
     posts0 = endpoint_count("POST /v3/activities/contacts_json_import");
     run_open(&x, CTS_API_V3, 3);
     add(&x, 1, "bulk1@example.com", "One");
@@ -325,7 +301,7 @@ static void test_v3_chunks_and_errors(void **state)
 static void test_v2_error_objects(void **state)
 {
     struct run x;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
     run_open(&x, CTS_API_V2, 0);
     add(&x, 1, "v2bulk1@example.com", "Ann");
     add(&x, 2, "not-an-email", "Bad");
@@ -343,7 +319,7 @@ static void test_post_503_retried(void **state)
 {
     struct run x;
     long posts0;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
     json_decref(admin("POST", "/_sandbox/faults",
                       "{\"faults\":[\"503\",\"drop_before\"],\"match\":"
                       "\"POST /v3/activities/contacts_json_import\"}"));
@@ -374,7 +350,7 @@ static void test_resume_polls_activity(void **state)
     const char *id = NULL;
     uint32_t line = 0;
     int i;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
     posts0 = endpoint_count("POST /v3/activities/contacts_json_import");
     run_open(&x, CTS_API_V3, 0);
     add(&x, 1, "res1@example.com", "A");
@@ -429,7 +405,7 @@ static void test_quota_while_polling(void **state)
     const char *id = NULL;
     uint32_t line = 0;
     int i;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
     posts0 = endpoint_count("POST /v3/activities/contacts_json_import");
     quota_for_next_open = 1; /* the POST, and no poll */
     run_open(&x, CTS_API_V3, 0);

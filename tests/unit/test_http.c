@@ -74,38 +74,9 @@ static int teardown(void **state)
     return 0;
 }
 
-#define NEED_SANDBOX()                                                         \
-    do {                                                                       \
-        if (*state == NULL) {                                                  \
-            skip();                                                            \
-            return;                                                            \
-        }                                                                      \
-    } while (0)
-
-/* Blocking admin call (faults, state) through the code under test. */
 static json_t *admin(const char *method, const char *path, const char *body)
 {
-    struct cts_http_req r;
-    struct cts_error err = {0};
-    char *url = cts_xasprintf("%s%s", sb_url, path);
-    json_t *j;
-    json_error_t je;
-
-    cts_http_req_init(&r);
-    r.method = method;
-    r.url = url;
-    r.body = body;
-    r.body_len = body != NULL ? strlen(body) : 0;
-    if (cts_http_fetch(&r, NULL, &err) != 0)
-        fail_msg("%s %s: %s", method, path, err.msg);
-    if (r.status != 200)
-        fail_msg("%s %s: HTTP %ld %s", method, path, r.status,
-                 r.resp.data != NULL ? r.resp.data : "");
-    j = r.resp.data != NULL ? json_loads(r.resp.data, 0, &je) : json_object();
-    assert_non_null(j);
-    cts_http_req_clear(&r);
-    free(url);
-    return j;
+    return tu_admin(sb_url, method, path, body);
 }
 
 static void add_faults(const char *faults_json, const char *match)
@@ -189,7 +160,7 @@ static void test_round_trip(void **state)
     char *url;
     size_t n;
     struct cts_list_info *lists;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
 
     url = v2_url("/lists");
     cts_http_req_init(&r);
@@ -224,7 +195,7 @@ static void test_keepalive_reuse(void **state)
     struct cts_http_req r;
     char *url;
     int i;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
 
     url = v2_url("/lists");
     harness_init(&hs, 1, 0);
@@ -259,7 +230,7 @@ static void test_concurrency_cap(void **state)
     struct cts_http_req r[N];
     char *url;
     int i;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
 
     url = v2_url("/lists");
     harness_init(&hs, CAP, 0);
@@ -292,7 +263,7 @@ static void test_503_then_200(void **state)
     struct cts_error err = {0};
     struct cts_http_opts o = {0};
     char *url;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
 
     add_faults("[\"503\"]", "GET /v2/lists");
     url = v2_url("/lists");
@@ -326,7 +297,7 @@ static void test_drop_after_maybe_landed(void **state)
                        "\"landed@example.com\"}],\"lists\":[{\"id\":\"1\"}]}";
     char *url;
     long before;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
 
     before = state_contacts();
     add_faults("[\"drop_after\"]", "POST /v2/contacts");
@@ -392,7 +363,7 @@ static void test_hang_timeout(void **state)
     struct harness hs;
     struct cts_http_req r;
     char *url;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
 
     /* The sandbox holds a `slow` reply 1500 ms (--slow-ms in setup); a
      * 300 ms request timeout must fire first. */
@@ -461,7 +432,7 @@ static void test_close_aborts_in_flight(void **state)
     struct cts_http_req r[3];
     char *url;
     int i;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
 
     add_faults("[\"slow\",\"slow\",\"slow\"]", "GET /v2/lists");
     url = v2_url("/lists");
@@ -571,7 +542,7 @@ static void test_fetch_retries_throttle(void **state)
     struct cts_error err = {0};
     struct cts_http_opts o = {0};
     char *url;
-    NEED_SANDBOX();
+    TU_NEED_SANDBOX();
 
     add_faults("[\"429\"]", "GET /v2/lists");
     url = v2_url("/lists");

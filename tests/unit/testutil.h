@@ -3,6 +3,7 @@
  * a ctct-sandbox started on port 0 for a test group and always stopped
  * (h2o's spawn_server guard), and removing a temporary tree.
  * Header-only (static inline functions): each test binary is one .c file.
+ * Include it after <cmocka.h> (tu_admin and TU_NEED_SANDBOX use it).
  */
 #ifndef CTS_TESTUTIL_H
 #define CTS_TESTUTIL_H
@@ -14,6 +15,11 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <jansson.h>
+
+#include "cts_http.h"
+#include "cts_util.h"
 
 /* The sandbox binary: $CTS_SANDBOX, else $BUILD/ctct-sandbox, else
  * build/ctct-sandbox.  Returns buf. */
@@ -126,6 +132,44 @@ static inline void tu_rm_rf(const char *path)
     }
     closedir(d);
     rmdir(path);
+}
+
+/* In a test of a group whose setup left *state NULL (no sandbox): skip. */
+#define TU_NEED_SANDBOX()                                                      \
+    do {                                                                       \
+        if (*state == NULL) {                                                  \
+            skip();                                                            \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+
+/* Blocking admin call to the sandbox at base (faults, state, reset)
+ * through the code under test; fails the test unless it answers 200.
+ * Returns the owned JSON reply ({} for an empty body). */
+static inline json_t *tu_admin(const char *base, const char *method,
+                               const char *path, const char *body)
+{
+    struct cts_http_req r;
+    struct cts_error err = {0};
+    char *url = cts_xasprintf("%s%s", base, path);
+    json_t *j;
+    json_error_t je;
+
+    cts_http_req_init(&r);
+    r.method = method;
+    r.url = url;
+    r.body = body;
+    r.body_len = body != NULL ? strlen(body) : 0;
+    if (cts_http_fetch(&r, NULL, &err) != 0)
+        fail_msg("%s %s: %s", method, path, err.msg);
+    if (r.status != 200)
+        fail_msg("%s %s: HTTP %ld %s", method, path, r.status,
+                 r.resp.data != NULL ? r.resp.data : "");
+    j = r.resp.data != NULL ? json_loads(r.resp.data, 0, &je) : json_object();
+    assert_non_null(j);
+    cts_http_req_clear(&r);
+    free(url);
+    return j;
 }
 
 #endif /* CTS_TESTUTIL_H */
