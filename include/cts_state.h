@@ -46,7 +46,10 @@
  *
  * Resume semantics (documented in doc/cron.md):
  *  - Every journal record reaches the kernel (write(2)) before the call
- *    returns, so `kill -9` loses nothing; fdatasync happens every 256
+ *    returns — or, when coalescing, before the request it announces can
+ *    leave and before its row's report line is written (see
+ *    cts_state_journal_coalesce) — so `kill -9` loses nothing that
+ *    matters; fdatasync happens every 256
  *    records and in cts_state_flush() (power loss loses at most that batch,
  *    whose rows are then re-sent idempotently).
  *  - Rows the killed run confirmed (journal `done` with created/updated/
@@ -221,7 +224,25 @@ int cts_state_journal_done_key(struct cts_state *st, uint64_t key, uint32_t row,
                                int permanent, int http_status,
                                const char *error_key, const char *message);
 
-/* fdatasync the journal if records were written since the last sync.
+/*
+ * Coalescing (on=1): journal records are kept in memory and written in
+ * one write(2) by cts_state_journal_push(), at the latest when 64 KiB are
+ * pending.  The caller then owns the ordering rules that one write per
+ * record gave for free: push before any request can leave (a `begin` must
+ * be in the kernel before its request is on the wire) and before any
+ * report byte reaches the kernel (a row's `done` before its report line).
+ * The pipeline does both through cts_http's and cts_report's hooks.
+ * on=0 pushes what is pending and goes back to one write per record.
+ */
+void cts_state_journal_coalesce(struct cts_state *st, int on);
+
+/* Write the pending journal records (one write(2)).  0, or the negative
+ * errno of the failed write; after a failure every push fails (part of a
+ * record may be on disk, and nothing may follow a torn record). */
+int cts_state_journal_push(struct cts_state *st);
+
+/* fdatasync the journal if records were written since the last sync
+ * (pending coalesced records are pushed first).
  * Call from a ~200 ms timer; cheap when nothing changed. */
 int cts_state_flush(struct cts_state *st);
 

@@ -62,6 +62,8 @@ struct jrec {
 };
 #define J_PERMANENT  0x80u
 #define J_SYNC_EVERY 256
+/* Coalesced records are written at the latest when this much is pending. */
+#define JOUT_MAX (64 * 1024)
 
 struct failure {
     uint64_t key;
@@ -102,6 +104,11 @@ struct cts_state {
     uint32_t fail_seq;
     struct cts_state_stats stats;
     struct cts_buf jbuf;
+    /* Coalesced journal (cts_state_journal_coalesce): whole records not yet
+     * written, how many, and a sticky write error. */
+    struct cts_buf jout;
+    unsigned jout_n;
+    int coalesce, jerr;
     struct bulk_pending *bp;
     size_t nbp, capbp;
     struct bulk_activity *ba;
@@ -589,7 +596,6 @@ static int jwrite_raw(struct cts_state *st, uint8_t type, uint8_t status,
                       const char *a, const char *b)
 {
     struct jrec r;
-    int rc;
     memset(&r, 0, sizeof(r));
     cts_buf_reset(&st->jbuf);
     if (have_payload) {
@@ -609,21 +615,51 @@ static int jwrite_raw(struct cts_state *st, uint8_t type, uint8_t status,
     r.key = key;
     r.http = http;
     r.check = jcheck(&r, st->jbuf.data);
-    {
-        /* One write(2) per record: after it returns, a kill -9 cannot lose
-         * the record (it is in the page cache); fdatasync below covers
-         * power loss every J_SYNC_EVERY records. */
-        char rec[sizeof(r) + 1224];
-        memcpy(rec, &r, sizeof(r));
-        if (r.len > 0)
-            memcpy(rec + sizeof(r), st->jbuf.data, r.len);
-        rc = write_all(st->jfd, rec, sizeof(r) + r.len);
-    }
-    if (rc != 0)
+    /* Records go out whole, in order, one write(2) per record or (when
+     * coalescing) per batch: once written they are in the page cache and a
+     * kill -9 cannot lose them; fdatasync covers power loss every
+     * J_SYNC_EVERY records. */
+    cts_buf_append(&st->jout, &r, sizeof(r));
+    if (r.len > 0)
+        cts_buf_append(&st->jout, st->jbuf.data, r.len);
+    st->jout_n++;
+    /* Only the per-row records are coalesced: bulk and run records keep
+     * their one write each (bulk.c posts on its own schedule). */
+    if (st->coalesce && (type == J_BEGIN || type == J_DONE) &&
+        st->jout.len < JOUT_MAX)
+        return 0;
+    return cts_state_journal_push(st);
+}
+
+int cts_state_journal_push(struct cts_state *st)
+{
+    int rc;
+    if (st == NULL || st->jout_n == 0)
+        return 0;
+    if (st->jerr != 0)
+        return st->jerr;
+    rc = write_all(st->jfd, st->jout.data, st->jout.len);
+    if (rc != 0) {
+        /* Part of a record may be on disk: replay cuts a torn tail, but
+         * nothing may follow it, so every later push fails too. */
+        st->jerr = rc;
         return rc;
-    if (++st->unsynced >= J_SYNC_EVERY)
+    }
+    cts_buf_reset(&st->jout);
+    st->unsynced += st->jout_n;
+    st->jout_n = 0;
+    if (st->unsynced >= J_SYNC_EVERY)
         return cts_state_flush(st);
     return 0;
+}
+
+void cts_state_journal_coalesce(struct cts_state *st, int on)
+{
+    if (st == NULL)
+        return;
+    st->coalesce = on;
+    if (!on)
+        (void)cts_state_journal_push(st);
 }
 
 static int jwrite(struct cts_state *st, uint8_t type, uint8_t status,
@@ -635,7 +671,13 @@ static int jwrite(struct cts_state *st, uint8_t type, uint8_t status,
 
 int cts_state_flush(struct cts_state *st)
 {
-    if (st == NULL || st->jfd < 0 || st->unsynced == 0)
+    int rc;
+    if (st == NULL || st->jfd < 0)
+        return 0;
+    /* What is synced must first be written. */
+    if (st->jout_n > 0 && (rc = cts_state_journal_push(st)) != 0)
+        return rc;
+    if (st->unsynced == 0)
         return 0;
     st->unsynced = 0;
     return fdatasync(st->jfd) != 0 ? -errno : 0;
@@ -960,6 +1002,7 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
     st->lock_fd = st->jfd = st->qfd = -1;
     cts_emailidx_init(&st->ix);
     cts_buf_init(&st->jbuf, 0);
+    cts_buf_init(&st->jout, 0);
     hash_name(api, p->api_key ? p->api_key : "", p->account ? p->account : "",
               h);
     hash_name(api, p->api_key ? p->api_key : "", NULL, k);
@@ -1104,6 +1147,7 @@ void cts_state_close(struct cts_state *st)
     free(st->bp);
     cts_emailidx_free(&st->ix);
     cts_buf_free(&st->jbuf);
+    cts_buf_free(&st->jout);
     free(st->dir);
     free(st->qpath);
     free(st);

@@ -379,6 +379,57 @@ static void test_resume(void **state)
     free(j);
 }
 
+/* Coalescing: records wait in memory until a push, then reach the file
+ * whole and in order, in one go; a long wait is bounded (64 KiB). */
+static void test_coalesce(void **state)
+{
+    struct fx *f = *state;
+    struct cts_state *st = must_open(&f->p);
+    char *j = spath(st, "journal");
+    struct cts_state_stats stats;
+    long before, after, grown;
+    char email[32];
+    int i;
+
+    cts_state_journal_coalesce(st, 1);
+    before = file_size(j);
+    cts_state_journal_begin(st, "r1@x.com", 1, 101);
+    cts_state_journal_done(st, "r1@x.com", 1, 101, CTS_ST_CREATED, 0, 200, NULL,
+                           NULL);
+    cts_state_journal_begin(st, "r4@x.com", 4, 104);
+    assert_int_equal(file_size(j), before); /* held */
+    assert_int_equal(cts_state_journal_push(st), 0);
+    after = file_size(j);
+    assert_true(after > before);
+    assert_int_equal(cts_state_journal_push(st), 0); /* nothing pending */
+    assert_int_equal(file_size(j), after);
+    /* Held records never wait for more than 64 KiB of others. */
+    for (i = 0; i < 5000 && file_size(j) == after; i++) {
+        snprintf(email, sizeof(email), "n%d@x.com", i);
+        cts_state_journal_begin(st, email, (uint32_t)(10 + i), 7);
+    }
+    grown = file_size(j) - after;
+    assert_true(grown > 0 && grown <= 64 * 1024 + 64);
+    /* Leaving coalescing writes the rest. */
+    cts_state_journal_coalesce(st, 0);
+    cts_state_journal_done(st, "zz@x.com", 99999, 7, CTS_ST_CREATED, 0, 200,
+                           NULL, NULL);
+    assert_true(file_size(j) > after + grown);
+    /* A killed run's pushed records read back as without coalescing. */
+    cts_state_close(st);
+    st = must_open(&f->p);
+    cts_state_get_stats(st, &stats);
+    assert_int_equal(stats.resumed, 2);
+    assert_int_equal(cts_state_lookup(st, "r1@x.com", 101, NULL),
+                     CTS_SV_RESUMED);
+    assert_int_equal(cts_state_lookup(st, "r4@x.com", 104, NULL),
+                     CTS_SV_SEND_IN_DOUBT);
+    assert_int_equal(cts_state_lookup(st, "n0@x.com", 7, NULL),
+                     CTS_SV_SEND_IN_DOUBT);
+    cts_state_close(st);
+    free(j);
+}
+
 /* Commit succeeded, then the process died before removing the journal: the
  * next run must not report those rows as "settled by an interrupted run". */
 static void test_commit_then_crash(void **state)
@@ -681,6 +732,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_second_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_dead_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coalesce, setup, teardown),
         cmocka_unit_test(test_fingerprint),
         cmocka_unit_test_setup_teardown(test_store_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
