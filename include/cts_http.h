@@ -134,6 +134,8 @@ struct cts_http {
     void *socks;       /* list of live socket contexts (uv_poll_t) */
     uint64_t requests; /* statistics: requests completed */
     uint64_t reused;   /*   of which on a kept-alive connection */
+    int (*before_io)(void *arg); /* cts_http_set_before_io */
+    void *before_io_arg;
 };
 
 /* curl_global_init / cleanup: call once from main (not thread-safe).
@@ -160,6 +162,16 @@ int cts_http_init(struct cts_http *h, uv_loop_t *loop,
  */
 int cts_http_submit(struct cts_http *h, struct cts_http_req *req,
                     cts_http_done_cb cb, void *arg);
+
+/*
+ * fn(arg) runs before every call that lets libcurl put bytes on the wire
+ * (curl_multi_socket_action), so the owner can make a request's
+ * precondition durable first — the pipeline writes its coalesced journal
+ * there.  A non-zero return skips that call (the owner is stopping, e.g.
+ * the journal cannot be written: nothing may be sent).  NULL removes it.
+ */
+void cts_http_set_before_io(struct cts_http *h, int (*fn)(void *arg),
+                            void *arg);
 
 /* Requests submitted whose done_cb has not run yet. */
 unsigned cts_http_in_flight(const struct cts_http *h);

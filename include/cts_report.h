@@ -60,6 +60,17 @@ struct cts_report *cts_report_open_stream(FILE *fp, struct cts_error *err);
 int cts_report_put(struct cts_report *r, uint64_t seq,
                    const struct cts_result *res);
 
+/*
+ * fn(arg) runs before each block of lines is handed to the file (lines
+ * are buffered in blocks of 64 KiB, and the rest at close; a sink on the
+ * caller's stream hands over each line), so the owner
+ * can make durable first what a report line promises (the pipeline pushes
+ * its coalesced journal: a row's `done` record precedes its line).
+ * A non-zero return becomes the sink's sticky write error.
+ */
+void cts_report_set_before_write(struct cts_report *r, int (*fn)(void *arg),
+                                 void *arg);
+
 /* Number of the next row the sink is waiting for (= rows written). */
 uint64_t cts_report_written(const struct cts_report *r);
 /* Rows received but held back waiting for an earlier one. */

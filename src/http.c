@@ -236,6 +236,8 @@ static void on_poll(uv_poll_t *poll, int status, int events)
         if (events & UV_WRITABLE)
             flags |= CURL_CSELECT_OUT;
     }
+    if (h->before_io != NULL && h->before_io(h->before_io_arg) != 0)
+        return;
     /* ctx may be closed by cb_socket during this call; its memory stays
      * valid until on_sock_closed, and we do not touch it afterwards. */
     mres = curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
@@ -250,6 +252,8 @@ static void on_timeout(uv_timer_t *timer)
     int running = 0;
     CURLMcode mres;
 
+    if (h->before_io != NULL && h->before_io(h->before_io_arg) != 0)
+        return;
     mres = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     if (mres != CURLM_OK)
         cts_log_error("libcurl: %s", curl_multi_strerror(mres));
@@ -910,6 +914,13 @@ int cts_http_submit(struct cts_http *h, struct cts_http_req *req,
     h->active[h->nactive++] = req;
     h->in_flight++;
     return 0;
+}
+
+void cts_http_set_before_io(struct cts_http *h, int (*fn)(void *arg),
+                            void *arg)
+{
+    h->before_io = fn;
+    h->before_io_arg = arg;
 }
 
 unsigned cts_http_in_flight(const struct cts_http *h)

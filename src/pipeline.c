@@ -564,6 +564,19 @@ static int try_start(struct pipeline *p, struct cts_job *j, struct job_q *q)
     return 1;
 }
 
+/* cts_http's and cts_report's hook: write the coalesced journal before
+ * libcurl may send or a report block is written.  A failure stops the run
+ * (without a journal it is not crash-safe) and nothing more is sent. */
+static int journal_push(void *arg)
+{
+    struct pipeline *p = arg;
+    int rc = cts_state_journal_push(p->st);
+
+    if (rc != 0 && p->fatal_rc == 0)
+        fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
+    return rc;
+}
+
 static void on_pump_timer(uv_timer_t *t)
 {
     pump(t->data);
@@ -1667,6 +1680,12 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
         goto out;
     }
     p->http_inited = 1;
+    /* One journal write per loop turn instead of two per row (a begin and
+     * a done): the records wait in memory until libcurl is about to send
+     * or a report block is about to be written (cts_state.h). */
+    cts_state_journal_coalesce(p->st, 1);
+    cts_http_set_before_io(&p->http, journal_push, p);
+    cts_report_set_before_write(p->report, journal_push, p);
     if (!cfg->dry_run && cfg->bulk == CTS_BULK_ALWAYS)
         bulk_start(p);
     if (cfg->api == CTS_API_V2)
@@ -1716,6 +1735,12 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     }
 
 out:
+    /* The report outlives p: from here its lines need no hook, because
+     * every journal record is written now. */
+    cts_report_set_before_write(p->report, NULL, NULL);
+    if (cts_state_journal_push(p->st) != 0 && p->fatal_rc == 0)
+        fatal(p, UV_EIO, CTS_EX_CANTCREAT, "cannot write the state journal");
+    cts_state_journal_coalesce(p->st, 0);
     if (p->show_progress) {
         cts_progress_clear(&p->progress);
         cts_log_set_hook(NULL, NULL);

@@ -222,6 +222,76 @@ static void test_full_disk(void **state)
     assert_int_equal(err.exit_code, CTS_EX_CANTCREAT);
 }
 
+/* The before-write hook: a report file's lines reach the file only after
+ * the hook ran (the pipeline writes the rows' journal records there), and
+ * a failing hook is a write error (exit 73). */
+struct hook_seen {
+    const char *path;
+    int calls, fail;
+    long lines_in_file; /* data lines in the file when the hook last ran */
+};
+
+static long data_lines(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    long n = 0;
+    int c;
+    if (fp == NULL)
+        return -1;
+    while ((c = fgetc(fp)) != EOF)
+        n += c == '\n';
+    fclose(fp);
+    return n > 0 ? n - 1 : 0; /* minus the header line */
+}
+
+static int hook(void *arg)
+{
+    struct hook_seen *h = arg;
+    h->calls++;
+    h->lines_in_file = data_lines(h->path);
+    return h->fail ? -5 : 0;
+}
+
+static void test_before_write_hook(void **state)
+{
+    struct cts_error err = {0};
+    char path[] = "/tmp/cts-report-XXXXXX";
+    struct hook_seen h = {path, 0, 0, -1};
+    struct cts_result x = mk(1, "a@x.io", CTS_ST_CREATED);
+    struct cts_report *r;
+    long i, n = 3000; /* > 64 KiB of lines: at least one block mid-run */
+    int fd = mkstemp(path);
+    (void)state;
+
+    assert_true(fd >= 0);
+    close(fd);
+    r = cts_report_open(path, &err);
+    assert_non_null(r);
+    cts_report_set_before_write(r, hook, &h);
+    for (i = 0; i < n; i++) {
+        x.row = i + 1;
+        assert_int_equal(cts_report_put(r, (uint64_t)i, &x), 0);
+        /* Whenever the hook ran, no line it covers was in the file yet. */
+        assert_true(h.calls == 0 || h.lines_in_file < i + 1);
+    }
+    assert_true(h.calls >= 1);
+    assert_true(data_lines(path) < n); /* the tail waits for close */
+    assert_int_equal(cts_report_close(r, &err), 0);
+    assert_true(h.lines_in_file < n);
+    assert_int_equal(data_lines(path), n);
+
+    /* A hook that fails stops the lines and fails the close. */
+    h.fail = 1;
+    r = cts_report_open(path, &err);
+    assert_non_null(r);
+    cts_report_set_before_write(r, hook, &h);
+    assert_int_equal(cts_report_put(r, 0, &x), 0);
+    assert_int_not_equal(cts_report_close(r, &err), 0);
+    assert_int_equal(err.exit_code, CTS_EX_CANTCREAT);
+    assert_int_equal(data_lines(path), 0);
+    unlink(path);
+}
+
 static void test_summary_json(void **state)
 {
     struct cts_report_counts c;
@@ -323,6 +393,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gap_at_close, setup, teardown),
         cmocka_unit_test(test_unwritable_path),
         cmocka_unit_test(test_full_disk),
+        cmocka_unit_test(test_before_write_hook),
         cmocka_unit_test(test_summary_json),
         cmocka_unit_test(test_summary_line),
         cmocka_unit_test_setup_teardown(test_progress_rate_limit, setup,
