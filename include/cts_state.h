@@ -49,7 +49,7 @@
  *    returns — or, when coalescing, before the request it announces can
  *    leave and before its row's report line is written (see
  *    cts_state_journal_coalesce) — so `kill -9` loses nothing that
- *    matters; fdatasync happens every 256
+ *    matters; fdatasync happens every 4096
  *    records and in cts_state_flush() (power loss loses at most that batch,
  *    whose rows are then re-sent idempotently).
  *  - Rows the killed run confirmed (journal `done` with created/updated/
