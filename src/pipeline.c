@@ -1069,10 +1069,9 @@ static int on_header(struct pipeline *p, const struct cts_row *row)
     mo.file = row->file;
     p->mapper = cts_mapper_new(&mo, row, &err);
     if (p->mapper == NULL) {
-        char msg[700];
-        snprintf(msg, sizeof(msg), "%s: %s", row->file, err.msg);
+        /* The mapper's message already starts with the file name. */
         fatal(p, err.code != 0 ? err.code : CTS_EDATA,
-              err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
+              err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, err.msg);
         return CTS_EDATA;
     }
     p->file_seq[p->file_idx] = p->next_seq;

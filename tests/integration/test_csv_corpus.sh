@@ -91,6 +91,9 @@ for csv in "$CORPUS"/*.csv; do
         why="exit $RC, expected ${want_exit:-0}: $(head -c 300 "$T/err")"
     elif [ -n "$want_err" ] && ! grep -qF -- "$want_err" "$T/err"; then
         why="stderr lacks '$want_err': $(head -c 300 "$T/err")"
+    elif grep -qF -- "$csv: $csv:" "$T/err"; then
+        # One error line names the file once.
+        why="file named twice: $(grep -F -- "$csv: $csv:" "$T/err" | head -1)"
     elif [ -n "$want_enc" ] && [ "${want_enc#*converted}" != "$want_enc" ] &&
         ! grep -qF -- "$want_enc" "$T/err"; then
         # A conversion is always announced (spec §5); plain UTF-8 need not be.
