@@ -219,7 +219,10 @@ char *cts_header_normalize(const char *name)
             i = (size_t)(t - s);
             continue;
         }
-        if (c == ' ' || c == '_' || c == '-' || c == '.' || c == '\t') {
+        /* '*' is how import templates and form exports mark a required
+         * column ("Email Address *"); it never tells columns apart. */
+        if (c == ' ' || c == '_' || c == '-' || c == '.' || c == '\t' ||
+            c == '*') {
             i++;
             continue;
         }

@@ -57,6 +57,8 @@ static void test_normalize(void **state)
          "Email",
          "email"},
         {"FIRST_NAME", "firstname"},
+        {"Email Address *", "emailaddress"},
+        {"*First Name*", "firstname"},
         {"first.name", "firstname"},
         {"Zip\xC2\xA0"
          "Code",
