@@ -52,7 +52,8 @@ static void auth_hint(const struct cts_config *cfg, char *buf, size_t n)
 /*
  * Map a reply that is not the expected 200 to an error: 5xx and transport
  * failures mean "try later / unreachable" (69), 401/403 mean the
- * credentials (77).  `what` names the call for the message.
+ * credentials (77), 404/405 a wrong --base-url (78).  `what` names the
+ * call for the message.
  */
 static int reply_error(const struct cts_config *cfg, const char *what,
                        const char *url, struct cts_http_req *req,
@@ -75,12 +76,24 @@ static int reply_error(const struct cts_config *cfg, const char *what,
             cfg->api == CTS_API_V3 ? " (needs account_read and contact_data)"
                                    : "",
             hint);
+    } else if (req->status == 404 || req->status == 405) {
+        /* No such endpoint: the base URL is wrong (a missing /v3, a v2
+         * URL for v3), which waiting will not fix. */
+        rc = cts_error_setx(
+            err, CTS_EHTTP, CTS_EX_CONFIG,
+            "%s at %s answered HTTP %ld%s%s; check --base-url: it must be "
+            "the API root, such as %s",
+            what, url, req->status, msg != NULL ? ": " : "",
+            msg != NULL ? msg : "",
+            cfg->api == CTS_API_V2 ? "https://api.constantcontact.com/v2"
+                                   : "https://api.cc.email/v3");
     } else {
+        int later = req->status >= 500 || req->status == 429;
         rc = cts_error_setx(err, CTS_EHTTP, CTS_EX_UNAVAILABLE,
-                            "%s at %s answered HTTP %ld%s%s; try again "
-                            "later",
-                            what, url, req->status, msg != NULL ? ": " : "",
-                            msg != NULL ? msg : "");
+                            "%s at %s answered HTTP %ld%s%s%s", what, url,
+                            req->status, msg != NULL ? ": " : "",
+                            msg != NULL ? msg : "",
+                            later ? "; try again later" : "");
     }
     free(key);
     free(msg);

@@ -171,7 +171,12 @@ curl -fsS -X POST -H 'Content-Type: application/json' \
     -d '{"faults":["503","503","503","503","503","503"],"match":"GET /v3/account/summary"}' \
     "$SB_URL/_sandbox/faults" >/dev/null
 CTCT_ACCESS_TOKEN=$V3TOK cts check "${V3[@]}"
-check "API answering 503 → 69" eval '[ "$RC" = 69 ]'
+check "API answering 503 → 69" eval '[ "$RC" = 69 ] && grep -q "try again later" "$T/err"'
+# A base URL without the version path: every call is a 404, which waiting
+# will not fix; the message says what the base URL should look like.
+CTCT_ACCESS_TOKEN=$V3TOK cts check --api v3 --base-url "$SB_URL" --api-key "$DEMO_V3_KEY"
+check "base URL without /v3 (404) → 78 naming --base-url" eval \
+    '[ "$RC" = 78 ] && grep -q "check --base-url" "$T/err" && ! grep -q "try again" "$T/err"'
 curl -fsS -X DELETE "$SB_URL/_sandbox/faults" >/dev/null 2>&1 || true
 
 # ---- lists ----
