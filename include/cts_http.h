@@ -121,6 +121,7 @@ struct cts_http {
     void *multi;        /* CURLM * */
     void *headers_json; /* shared curl_slist: Accept, Expect:, JSON CT */
     void *headers_form; /* shared curl_slist: form-urlencoded CT */
+    void *headers_plain; /* shared curl_slist: Accept, Expect: (no body) */
     void **easy_free;   /* reusable CURL * handles (no per-request init) */
     size_t neasy_free, easy_free_cap;
     struct cts_http_opts opts;

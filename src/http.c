@@ -610,6 +610,12 @@ static int easy_setup(struct cts_http *h, CURL *easy, struct cts_http_req *req)
             hdrs = l;
         }
     }
+    /* GET (and a DELETE without body) sends no body: no Content-Type to
+     * announce.  A body-less POST/PUT keeps the JSON list, or libcurl would
+     * announce its form-urlencoded default. */
+    if (!has_body && hdrs == h->headers_json &&
+        (strcmp(m, "GET") == 0 || strcmp(m, "DELETE") == 0))
+        hdrs = h->headers_plain;
     SET(CURLOPT_HTTPHEADER, hdrs);
 
     /* Credentials are always (re)set, so one request's token can never
@@ -766,7 +772,7 @@ static struct curl_slist *shared_headers(const char *ct)
      * waiting a round trip (or a second) for 100-continue. */
     const char *lines[3] = {"Accept: application/json", "Expect:", ct};
     size_t i;
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < (ct != NULL ? 3u : 2u); i++) {
         t = curl_slist_append(l, lines[i]);
         if (t == NULL) {
             curl_slist_free_all(l);
@@ -807,9 +813,10 @@ int cts_http_init(struct cts_http *h, uv_loop_t *loop,
     h->headers_json = shared_headers("Content-Type: application/json");
     h->headers_form =
         shared_headers("Content-Type: application/x-www-form-urlencoded");
+    h->headers_plain = shared_headers(NULL);
     h->multi = curl_multi_init();
     if (h->headers_json == NULL || h->headers_form == NULL ||
-        h->multi == NULL) {
+        h->headers_plain == NULL || h->multi == NULL) {
         rc = UV_ENOMEM;
         goto fail;
     }
@@ -853,6 +860,7 @@ fail:
         curl_multi_cleanup(h->multi);
     curl_slist_free_all(h->headers_json);
     curl_slist_free_all(h->headers_form);
+    curl_slist_free_all(h->headers_plain);
     free(h->user_agent);
     memset(h, 0, sizeof(*h));
     return rc;
@@ -989,7 +997,8 @@ void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h))
     /* 2. The shared header lists only after curl_multi_cleanup. */
     curl_slist_free_all(h->headers_json);
     curl_slist_free_all(h->headers_form);
-    h->headers_json = h->headers_form = NULL;
+    curl_slist_free_all(h->headers_plain);
+    h->headers_json = h->headers_form = h->headers_plain = NULL;
     free(h->user_agent);
     h->user_agent = NULL;
     /* curl_multi_cleanup closed every connection through cb_closesocket;

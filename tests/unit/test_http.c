@@ -622,15 +622,16 @@ static void on_canned_conn(uv_stream_t *srv, int status)
     uv_read_start((uv_stream_t *)&c->client, canned_alloc, on_canned_read);
 }
 
-static long retry_after_of(const char *reply)
+/* One exchange with the canned peer: r (url filled in here) gets `reply`;
+ * the request as the peer read it is copied to seen. */
+static void canned_exchange(const char *reply, struct cts_http_req *r,
+                            char *seen, size_t seenlen)
 {
     struct harness hs;
     struct canned c;
     struct sockaddr_in sa;
     int len = sizeof(sa);
     char url[64];
-    struct cts_http_req r;
-    long ra;
 
     memset(&c, 0, sizeof(c));
     c.reply = reply;
@@ -642,19 +643,61 @@ static long retry_after_of(const char *reply)
     assert_int_equal(uv_listen((uv_stream_t *)&c.server, 4, on_canned_conn), 0);
     uv_tcp_getsockname(&c.server, (struct sockaddr *)&sa, &len);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", ntohs(sa.sin_port));
-    cts_http_req_init(&r);
-    r.url = url;
-    assert_int_equal(cts_http_submit(&hs.http, &r, on_done_count, &hs), 0);
+    r->url = url;
+    assert_int_equal(cts_http_submit(&hs.http, r, on_done_count, &hs), 0);
     while (hs.done == 0)
         uv_run(&hs.loop, UV_RUN_ONCE);
+    r->url = NULL;
+    snprintf(seen, seenlen, "%s", c.buf);
+    uv_close((uv_handle_t *)&c.server, NULL);
+    harness_close(&hs);
+}
+
+static long retry_after_of(const char *reply)
+{
+    struct cts_http_req r;
+    char seen[4096];
+    long ra;
+
+    cts_http_req_init(&r);
+    canned_exchange(reply, &r, seen, sizeof(seen));
     assert_int_equal(r.status, 429);
     assert_int_equal(r.transport_error, 0);
     assert_string_equal(r.resp.data, "{}");
     ra = r.retry_after_s;
     cts_http_req_clear(&r);
-    uv_close((uv_handle_t *)&c.server, NULL);
-    harness_close(&hs);
     return ra;
+}
+
+/* A GET announces no Content-Type (it has no body); a JSON body does. */
+static void test_content_type_only_with_body(void **state)
+{
+    static const char ok[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    struct cts_http_req r;
+    char seen[4096];
+    (void)state;
+
+    cts_http_req_init(&r);
+    r.bearer = "t0k3n-for-the-test";
+    canned_exchange(ok, &r, seen, sizeof(seen));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(seen, "GET /x HTTP/1.1\r\n"));
+    assert_non_null(strstr(seen, "Accept: application/json\r\n"));
+    assert_non_null(strstr(seen, "Authorization: Bearer t0k3n-for-the-test"));
+    assert_null(strstr(seen, "Content-Type"));
+    cts_http_req_clear(&r);
+
+    cts_http_req_init(&r);
+    r.method = "POST";
+    r.body = "{\"a\":1}";
+    r.body_len = strlen(r.body);
+    canned_exchange(ok, &r, seen, sizeof(seen));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(seen, "POST /x HTTP/1.1\r\n"));
+    assert_non_null(strstr(seen, "Content-Type: application/json\r\n"));
+    assert_null(strstr(seen, "Expect:")); /* no 100-continue round trip */
+    cts_http_req_clear(&r);
 }
 
 static void test_retry_after_header(void **state)
@@ -685,6 +728,7 @@ int main(void)
         cmocka_unit_test(test_redact),
         cmocka_unit_test(test_fetch_retries_throttle),
         cmocka_unit_test(test_retry_after_header),
+        cmocka_unit_test(test_content_type_only_with_body),
         cmocka_unit_test(test_error_message_masks_key),
     };
     int rc;
