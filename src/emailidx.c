@@ -71,6 +71,14 @@ static size_t cap_for(size_t total)
     return cap < MIN_CAP ? MIN_CAP : cap;
 }
 
+void cts_emailidx_prefetch(const struct cts_emailidx *ix, uint64_t key)
+{
+    /* For writing (1), with no temporal locality hint beyond the default:
+     * the insert that follows will store into this slot. */
+    if (ix->cap != 0)
+        __builtin_prefetch(&ix->slots[home(ix, key)], 1);
+}
+
 void cts_emailidx_reserve(struct cts_emailidx *ix, size_t total)
 {
     if (total < ix->n)
