@@ -104,7 +104,12 @@ struct cts_job {
     int permanent; /* failed with a permanent error */
     char *contact_id;
     char *error_key;
-    char *message;
+    char *message;          /* owned; wins over smsg */
+    const char *smsg;       /* borrowed text that outlives the job (string
+                               literals, the state's messages): most rows
+                               of a dry or incremental run settle with one
+                               of a few fixed texts, not worth a copy */
+    struct cts_job *spare;  /* link on the pipeline's spare list */
 };
 
 TAILQ_HEAD(job_q, cts_job);
@@ -132,6 +137,8 @@ struct pipeline {
     struct job_q retry_q;   /* WAIT_TOKEN again: retries and next steps */
     struct job_q backoff_q; /* BACKOFF: timer armed */
     long live;              /* jobs allocated and not yet freed */
+    struct cts_job *spare;  /* freed jobs kept for reuse (no timer) */
+    unsigned nspare;
 
     /* reader */
     size_t file_idx;
@@ -240,9 +247,19 @@ static uint64_t unreported(const struct pipeline *p)
 
 /* ---- jobs: creation, result, reporting, freeing ---- */
 
+#define SPARE_MAX 64 /* freed jobs kept for reuse: a row costs no malloc */
+
 static struct cts_job *job_new(struct pipeline *p, const struct cts_row *row)
 {
-    struct cts_job *j = cts_xcalloc(1, sizeof(*j));
+    struct cts_job *j = p->spare;
+
+    if (j != NULL) {
+        p->spare = j->spare;
+        p->nspare--;
+        memset(j, 0, sizeof(*j));
+    } else {
+        j = cts_xcalloc(1, sizeof(*j));
+    }
 
     j->p = p;
     j->seq = p->next_seq++;
@@ -274,16 +291,46 @@ static void job_free(struct cts_job *j)
     free(j->error_key);
     free(j->message);
     p->live--;
-    if (j->timer_inited)
+    if (j->timer_inited) {
         uv_close((uv_handle_t *)&j->timer, on_job_timer_closed);
-    else
+    } else if (p->nspare < SPARE_MAX) {
+        /* No handle was ever initialised in it: reusable at once. */
+        j->spare = p->spare;
+        p->spare = j;
+        p->nspare++;
+    } else {
         free(j);
+    }
+}
+
+static void spares_free(struct pipeline *p)
+{
+    struct cts_job *j;
+
+    while ((j = p->spare) != NULL) {
+        p->spare = j->spare;
+        free(j);
+    }
+    p->nspare = 0;
 }
 
 static void set_str(char **dst, const char *src)
 {
     free(*dst);
     *dst = src != NULL ? cts_xstrdup(src) : NULL;
+}
+
+/* The row's message is text that lives longer than the job (see smsg). */
+static void set_static_msg(struct cts_job *j, const char *text)
+{
+    free(j->message);
+    j->message = NULL;
+    j->smsg = text;
+}
+
+static const char *job_message(const struct cts_job *j)
+{
+    return j->message != NULL ? j->message : j->smsg;
 }
 
 /* Record a failure of the whole run (first one wins) and stop. */
@@ -309,7 +356,8 @@ static void job_report(struct cts_job *j)
     if (j->journaled) {
         rc = cts_state_journal_done(
             p->st, j->c.f[CTS_F_EMAIL], (uint32_t)(j->seq + 1), j->fp,
-            j->status, j->permanent, j->http_status, j->error_key, j->message);
+            j->status, j->permanent, j->http_status, j->error_key,
+            job_message(j));
         if (rc != 0)
             fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
     }
@@ -322,7 +370,7 @@ static void job_report(struct cts_job *j)
     res.attempts = j->attempts;
     res.contact_id = j->contact_id;
     res.error_key = j->error_key;
-    res.message = j->message;
+    res.message = job_message(j);
     rc = cts_report_put(p->report, j->seq, &res);
     job_set_state(j, JS_REPORTED);
     job_free(j);
@@ -360,7 +408,7 @@ static void job_fail(struct cts_job *j, int permanent, const char *key,
 
 static void job_defer(struct cts_job *j)
 {
-    if (j->message == NULL)
+    if (job_message(j) == NULL)
         set_str(&j->message, j->p->stop_msg[0] != '\0'
                                  ? j->p->stop_msg
                                  : "not sent: the run stopped early");
@@ -1089,7 +1137,7 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
-    const char *email;
+    uint64_t key;
 
     /* The mapper also turns the reader's problems into an invalid row. */
     if (cts_mapper_map(p->mapper, row, &j->c, &err) != 0) {
@@ -1098,23 +1146,28 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
         return;
     }
     job_set_state(j, JS_MAPPED);
-    email = j->c.f[CTS_F_EMAIL];
-    if (cts_state_seen(p->st, email, (uint32_t)(j->seq + 1), &first)) {
+    /* One hash of the email serves seen and lookup.  Its index slot is
+     * a cache miss for almost every new email: ask for it now, and let the
+     * fingerprint (needed unless the row is a duplicate) hide the wait. */
+    key = cts_state_email_key(j->c.f[CTS_F_EMAIL]);
+    cts_state_prefetch(p->st, key);
+    j->fp = cts_state_fingerprint(&j->c, cfg->lists, cfg->nlists);
+    if (cts_state_seen_key(p->st, key, (uint32_t)(j->seq + 1), &first)) {
         dup_message(p, j, first);
         job_settle(j, CTS_ST_DUPLICATE);
         return;
     }
-    j->fp = cts_state_fingerprint(&j->c, cfg->lists, cfg->nlists);
     memset(&prev, 0, sizeof(prev));
-    switch (cts_state_lookup(p->st, email, j->fp, &prev)) {
+    switch (cts_state_lookup_key(p->st, key, j->fp, &prev)) {
     case CTS_SV_UNCHANGED:
-        set_str(&j->message, "unchanged since the last run (--full sends it)");
+        set_static_msg(j, "unchanged since the last run (--full sends it)");
         job_settle(j, CTS_ST_UNCHANGED);
         return;
     case CTS_SV_RESUMED:
-        set_str(&j->message, prev.message != NULL
-                                 ? prev.message
-                                 : "settled by an interrupted run");
+        /* prev.message is the state's, valid until it closes. */
+        set_static_msg(j, prev.message != NULL
+                              ? prev.message
+                              : "settled by an interrupted run");
         job_settle(j, prev.status);
         return;
     case CTS_SV_FAILED_BEFORE:
@@ -1134,7 +1187,7 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
         /* The mapper has validated the row against the API's limits; the
          * request body itself is not built (it would only be thrown away,
          * and it is most of a dry run's cost). */
-        set_str(&j->message,
+        set_static_msg(j,
                 cfg->bulk == CTS_BULK_ALWAYS
                     ? "would import it in a bulk activity"
                 : cfg->api == CTS_API_V2
@@ -1754,6 +1807,7 @@ out:
     free(p->old_bearer);
     free(p->rbuf);
     free(p->file_seq);
+    spares_free(p);
     free(p);
     return rc;
 }
