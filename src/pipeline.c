@@ -1116,13 +1116,13 @@ out:
 
 /*
  * The strings of a batch's contacts live in an arena of blocks that never
- * move (pointers stay valid while it grows) and are reused chunk after
- * chunk.  Why not the mapper's malloc'd strings: they would be allocated
- * by a pool thread and freed by the loop thread, and glibc's per-thread
- * caches do not serve that pattern (cross-thread malloc/free was a
- * quarter of the run).  The mapper's strings are freed right away by the
- * thread that made them; a row that outlives its batch (one to send) gets
- * its own copy (job_own_contact).
+ * move (pointers stay valid while it grows) and are reused batch after
+ * batch; the mapper allocates them there (cts_mapper_map_with).  Why not
+ * malloc'd strings: they would be allocated by the intake thread and freed
+ * by the loop thread, which glibc's per-thread caches do not serve (that
+ * cross-thread malloc/free was a quarter of the run), and even freed on
+ * the intake thread they cost a malloc and free per field.  A row that
+ * outlives its batch (one to send) gets its own copy (job_own_contact).
  */
 #define ARENA_BLOCK (64 * 1024)
 
@@ -1168,17 +1168,10 @@ static void *arena_alloc(struct arena *a, size_t n)
     return b->data + b->used - n;
 }
 
-static char *arena_strdup(struct arena *a, const char *s)
+/* cts_mapper_alloc_fn over a batch's arena. */
+static void *arena_alloc_cb(void *arg, size_t n)
 {
-    size_t n;
-    char *d;
-
-    if (s == NULL)
-        return NULL;
-    n = strlen(s) + 1;
-    d = arena_alloc(a, n);
-    memcpy(d, s, n);
-    return d;
+    return arena_alloc(arg, n);
 }
 
 static void arena_reset(struct arena *a)
@@ -1197,25 +1190,6 @@ static void arena_free(struct arena *a)
         free(b);
     }
     a->cur = NULL;
-}
-
-/* dst = src with every string in the arena (src is left as it was). */
-static void contact_to_arena(struct arena *a, struct cts_contact *dst,
-                             const struct cts_contact *src)
-{
-    size_t i;
-
-    for (i = 0; i < CTS_F__COUNT; i++)
-        dst->f[i] = arena_strdup(a, src->f[i]);
-    dst->ncf = src->ncf;
-    dst->cf = NULL;
-    if (src->ncf > 0) {
-        dst->cf = arena_alloc(a, src->ncf * sizeof(*dst->cf));
-        for (i = 0; i < src->ncf; i++) {
-            dst->cf[i].name = arena_strdup(a, src->cf[i].name);
-            dst->cf[i].value = arena_strdup(a, src->cf[i].value);
-        }
-    }
 }
 
 struct mrow {
@@ -1401,9 +1375,7 @@ static int cb_row(const struct cts_row *row, void *arg)
     struct pipeline *p = arg;
     struct batch *b = p->filling;
     struct cts_error err = {0};
-    struct cts_contact c;
     struct mrow *m;
-    int rc;
 
     if (row->row == 0)
         return intake_header(p, b, row);
@@ -1414,21 +1386,18 @@ static int cb_row(const struct cts_row *row, void *arg)
     m = &b->rows[b->n++];
     memset(m, 0, sizeof(*m));
     m->row = row->row;
-    memset(&c, 0, sizeof(c));
     /* The mapper also turns the reader's problems into an invalid row. */
-    rc = cts_mapper_map(p->mapper, row, &c, &err);
-    if (rc != 0) {
+    if (cts_mapper_map_with(p->mapper, row, &m->c, arena_alloc_cb,
+                            &b->strings, &err) != 0) {
         m->invalid = 1;
         m->msg = b->msgs.len;
         if (cts_buf_append(&b->msgs, err.msg, strlen(err.msg) + 1) != 0)
             abort();
-    } else {
-        /* Pure functions of the row: done here, off the loop thread. */
-        m->key = cts_state_email_key(c.f[CTS_F_EMAIL]);
-        m->fp = cts_state_fingerprint(&c, p->cfg->lists, p->cfg->nlists);
+        return 0;
     }
-    contact_to_arena(&b->strings, &m->c, &c);
-    cts_contact_clear(&c);
+    /* Pure functions of the row: done here, off the loop thread. */
+    m->key = cts_state_email_key(m->c.f[CTS_F_EMAIL]);
+    m->fp = cts_state_fingerprint(&m->c, p->cfg->lists, p->cfg->nlists);
     return 0;
 }
 
