@@ -79,6 +79,22 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
 int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
                    struct cts_contact *out, struct cts_error *err);
 
+/* Allocator for cts_mapper_map_with: n bytes aligned for a pointer, or
+ * abort (never NULL).  arg is the caller's. */
+typedef void *(*cts_mapper_alloc_fn)(void *arg, size_t n);
+
+/*
+ * cts_mapper_map with every string of out, and out->cf, taken from
+ * alloc(alloc_arg, n) instead of malloc: for a caller that keeps many
+ * contacts in one arena and drops them at once.  Such a contact is NOT
+ * passed to cts_contact_clear (the caller owns the memory).  Temporary
+ * copies made while validating are malloc'd and freed inside the call.
+ * alloc NULL is cts_mapper_map.  Same results and errors.
+ */
+int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
+                        struct cts_contact *out, cts_mapper_alloc_fn alloc,
+                        void *alloc_arg, struct cts_error *err);
+
 /* The raw email cell of a row (borrowed from row), or NULL if the row has
  * no such column.  For reporting rows the reader flagged. */
 const char *cts_mapper_email_cell(const struct cts_mapper *m,

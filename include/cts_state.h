@@ -156,6 +156,15 @@ uint64_t cts_state_email_key(const char *email);
  */
 int cts_state_seen(struct cts_state *st, const char *email, uint32_t row,
                    uint32_t *first_row);
+/* The same for an email known by its key (cts_state_email_key), so that a
+ * row hashes its email once for seen, lookup and the journal. */
+int cts_state_seen_key(struct cts_state *st, uint64_t key, uint32_t row,
+                       uint32_t *first_row);
+/* A hint, no effect on results: the index slot of key will be needed soon
+ * (cts_state_seen_key), start loading it into the cache now.  The table is
+ * much larger than the caches and every new email lands on a random slot,
+ * so overlapping that miss with other work of the row pays. */
+void cts_state_prefetch(const struct cts_state *st, uint64_t key);
 
 /* ---- fingerprints and incremental sync ---- */
 
@@ -190,6 +199,10 @@ struct cts_state_prev {
 enum cts_state_verdict cts_state_lookup(struct cts_state *st, const char *email,
                                         uint32_t fp,
                                         struct cts_state_prev *prev);
+/* The same for an email known by its key (cts_state_email_key). */
+enum cts_state_verdict cts_state_lookup_key(struct cts_state *st, uint64_t key,
+                                            uint32_t fp,
+                                            struct cts_state_prev *prev);
 /* Shorthands: lookup(...) == UNCHANGED, lookup(...) == SEND_IN_DOUBT. */
 int cts_state_unchanged(struct cts_state *st, const char *email, uint32_t fp);
 int cts_state_in_doubt(struct cts_state *st, const char *email);

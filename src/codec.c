@@ -93,6 +93,20 @@ static uint64_t mix_word(uint64_t w)
     return w * 0x4cf5ad432745937fULL;
 }
 
+/* Eight bytes as a little-endian word.  One load on the usual machine:
+ * GCC at -O2 does not merge the byte-by-byte form, which made the loop
+ * below a twelfth of a dry run. */
+static uint64_t load_le64(const uint8_t *p)
+{
+    uint64_t w;
+
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
 uint64_t cts_hash64(const void *data, size_t len, uint64_t seed)
 {
     /* Eight bytes a step (byte-wise FNV was a fifth of a dry run's time:
@@ -103,9 +117,7 @@ uint64_t cts_hash64(const void *data, size_t len, uint64_t seed)
     size_t i;
 
     while (len >= 8) {
-        w = 0;
-        for (i = 0; i < 8; i++)
-            w |= (uint64_t)p[i] << (8 * i);
+        w = load_le64(p);
         h ^= mix_word(w);
         h = rotl64(h, 27) * 5 + 0x52dce729;
         p += 8;

@@ -1,8 +1,10 @@
 /* emailidx.c — compact open-addressing table of email keys (see emailidx.h). */
 #include "emailidx.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cts_util.h"
 
@@ -47,6 +49,32 @@ static void place(struct cts_eslot *slots, size_t cap, size_t pos,
     slots[pos] = *s;
 }
 
+/*
+ * Ask for transparent huge pages on a big table.  Every new email lands on
+ * a random slot, so with 4 KiB pages nearly every insert also misses the
+ * TLB; with 2 MiB pages the table of a million emails is ten TLB entries.
+ * Only the 2 MiB-aligned interior of the allocation can be advised.  A
+ * table is filled at random from its first rows, so huge pages cost no
+ * more resident memory than small ones once a few thousand rows are in.
+ * A hint: without THP (or on failure) nothing changes.
+ */
+#define HUGE_PAGE    ((uintptr_t)2 * 1024 * 1024)
+#define HUGE_MIN_CAP ((size_t)4 * HUGE_PAGE / sizeof(struct cts_eslot))
+
+static void advise_huge(void *mem, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    uintptr_t lo = ((uintptr_t)mem + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    uintptr_t hi = ((uintptr_t)mem + bytes) & ~(HUGE_PAGE - 1);
+
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)mem;
+    (void)bytes;
+#endif
+}
+
 static void rehash(struct cts_emailidx *ix, size_t newcap)
 {
     struct cts_emailidx nx;
@@ -56,6 +84,8 @@ static void rehash(struct cts_emailidx *ix, size_t newcap)
     /* calloc'd pages are untouched until used, so a generous table costs
      * RSS only as it fills. */
     nx.slots = cts_xcalloc(newcap, sizeof(struct cts_eslot));
+    if (newcap >= HUGE_MIN_CAP)
+        advise_huge(nx.slots, newcap * sizeof(struct cts_eslot));
     for (i = 0; i < ix->cap; i++) {
         if (ix->slots[i].kf != 0)
             place(nx.slots, nx.cap, home(&nx, cts_eslot_key(&ix->slots[i])),
@@ -69,6 +99,14 @@ static size_t cap_for(size_t total)
 {
     size_t cap = total / LOAD_NUM * LOAD_DEN + LOAD_DEN;
     return cap < MIN_CAP ? MIN_CAP : cap;
+}
+
+void cts_emailidx_prefetch(const struct cts_emailidx *ix, uint64_t key)
+{
+    /* For writing (1), with no temporal locality hint beyond the default:
+     * the insert that follows will store into this slot. */
+    if (ix->cap != 0)
+        __builtin_prefetch(&ix->slots[home(ix, key)], 1);
 }
 
 void cts_emailidx_reserve(struct cts_emailidx *ix, size_t total)

@@ -47,6 +47,8 @@ struct cts_eslot *cts_emailidx_find(const struct cts_emailidx *ix,
  * (may be NULL) says which.  The pointer is valid until the next insert. */
 struct cts_eslot *cts_emailidx_insert(struct cts_emailidx *ix, uint64_t key,
                                       int *created);
+/* Start loading key's home slot into the cache (a hint; no effect). */
+void cts_emailidx_prefetch(const struct cts_emailidx *ix, uint64_t key);
 /* Move the entries to the front, sorted by key, and return their count.
  * The table is no longer a hash table afterwards (only free is allowed). */
 size_t cts_emailidx_sort(struct cts_emailidx *ix);

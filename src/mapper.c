@@ -605,8 +605,42 @@ static size_t count_chars(const char *s)
     return n;
 }
 
-/* The trimmed cell of a column, owned, or NULL when absent or empty. */
-static char *cell(const struct cts_row *row, int col)
+/* Where the strings of a mapped contact come from: malloc (owned by the
+ * contact), or the caller's allocator (cts_mapper_map_with). */
+struct salloc {
+    cts_mapper_alloc_fn fn; /* NULL: cts_xmalloc, freed by contact_clear */
+    void *arg;
+};
+
+static void *s_alloc(const struct salloc *a, size_t n)
+{
+    return a->fn != NULL ? a->fn(a->arg, n) : cts_xmalloc(n);
+}
+
+static char *s_strndup(const struct salloc *a, const char *s, size_t n)
+{
+    char *d = s_alloc(a, n + 1);
+
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* *v (from s_alloc) becomes t (malloc'd, taken). */
+static void s_replace(const struct salloc *a, char **v, char *t)
+{
+    if (a->fn == NULL) {
+        free(*v);
+        *v = t;
+        return;
+    }
+    /* The caller's memory is not freed piecemeal: copy into it. */
+    *v = s_strndup(a, t, strlen(t));
+    free(t);
+}
+
+/* The trimmed cell of a column, or NULL when absent or empty. */
+static char *cell(const struct salloc *a, const struct cts_row *row, int col)
 {
     size_t n;
     const char *s;
@@ -617,7 +651,7 @@ static char *cell(const struct cts_row *row, int col)
     s = cts_trim_span(row->fields[col], &n);
     if (n == 0)
         return NULL;
-    return cts_xstrndup(s, n);
+    return s_strndup(a, s, n);
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -705,8 +739,8 @@ static int invalid(struct cts_error *err, const struct cts_row *row,
 
 /* v2: make the value Latin-1 (transliterating), or say which character
  * cannot be sent. */
-static int fit_v2(char **v, const char *field, const struct cts_row *row,
-                  struct cts_error *err)
+static int fit_v2(const struct salloc *a, char **v, const char *field,
+                  const struct cts_row *row, struct cts_error *err)
 {
     char *t;
     uint32_t bad = 0;
@@ -720,16 +754,15 @@ static int fit_v2(char **v, const char *field, const struct cts_row *row,
             err->row = row->row;
         return CTS_EDATA;
     }
-    free(*v);
-    *v = t;
+    s_replace(a, v, t);
     return 0;
 }
 
-static int check_value(const struct cts_mapper *m, const struct cts_row *row,
-                       char **v, const char *label, size_t max,
-                       struct cts_error *err)
+static int check_value(const struct cts_mapper *m, const struct salloc *a,
+                       const struct cts_row *row, char **v, const char *label,
+                       size_t max, struct cts_error *err)
 {
-    if (m->api == CTS_API_V2 && fit_v2(v, label, row, err) != 0)
+    if (m->api == CTS_API_V2 && fit_v2(a, v, label, row, err) != 0)
         return CTS_EDATA;
     if (count_chars(*v) > max)
         return invalid(err, row, label, "longer than %zu characters", max);
@@ -739,6 +772,15 @@ static int check_value(const struct cts_mapper *m, const struct cts_row *row,
 int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
                    struct cts_contact *out, struct cts_error *err)
 {
+    return cts_mapper_map_with(m, row, out, NULL, NULL, err);
+}
+
+int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
+                        struct cts_contact *out, cts_mapper_alloc_fn alloc,
+                        void *alloc_arg, struct cts_error *err)
+{
+    struct salloc sa = {alloc, alloc_arg};
+    const struct salloc *a = &sa;
     const char *why;
     char *norm;
     int f;
@@ -746,7 +788,7 @@ int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
     size_t k;
 
     /* The raw email first, so that even a broken row has it. */
-    out->f[CTS_F_EMAIL] = cell(row, m->fcol[CTS_F_EMAIL]);
+    out->f[CTS_F_EMAIL] = cell(a, row, m->fcol[CTS_F_EMAIL]);
     if (row->problem != NULL) {
         cts_error_setx(err, CTS_EDATA, 0, "%s", row->problem);
         if (err != NULL)
@@ -757,8 +799,8 @@ int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
         return invalid(err, row, "email", "empty");
     if (cts_email_normalize(out->f[CTS_F_EMAIL], &norm, &why) != 0)
         return invalid(err, row, "email", "%s", why);
-    free(out->f[CTS_F_EMAIL]);
-    out->f[CTS_F_EMAIL] = norm;
+    s_replace(a, &out->f[CTS_F_EMAIL], norm);
+    norm = out->f[CTS_F_EMAIL];
     if (count_chars(norm) > cts_field_max(m->api, CTS_F_EMAIL))
         return invalid(err, row, "email",
                        "longer than %zu characters (the API limit)",
@@ -783,7 +825,7 @@ int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
         const char *name;
         if (m->fcol[f] < 0)
             continue;
-        out->f[f] = cell(row, m->fcol[f]);
+        out->f[f] = cell(a, row, m->fcol[f]);
         if (out->f[f] == NULL)
             continue;
         name = cts_field_name((enum cts_field)f);
@@ -807,7 +849,7 @@ int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
                                out->f[f]);
             continue;
         }
-        if (check_value(m, row, &out->f[f], name,
+        if (check_value(m, a, row, &out->f[f], name,
                         cts_field_max(m->api, (enum cts_field)f), err) != 0)
             return CTS_EDATA;
     }
@@ -821,18 +863,20 @@ int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
                        out->f[CTS_F_BIRTHDAY_DAY]);
 
     if (m->ncf > 0) {
-        out->cf = cts_xcalloc(m->ncf, sizeof(*out->cf));
+        out->cf = s_alloc(a, m->ncf * sizeof(*out->cf));
+        memset(out->cf, 0, m->ncf * sizeof(*out->cf));
         for (k = 0; k < m->ncf; k++) {
-            char *v = cell(row, m->cf_col[k]);
+            char *v = cell(a, row, m->cf_col[k]);
             char label[300];
             if (v == NULL)
                 continue;
-            out->cf[out->ncf].name = cts_xstrdup(m->cf_name[k]);
+            out->cf[out->ncf].name =
+                s_strndup(a, m->cf_name[k], strlen(m->cf_name[k]));
             out->cf[out->ncf].value = v;
             out->ncf++;
             snprintf(label, sizeof(label), "cf:%s", m->cf_name[k]);
-            if (check_value(m, row, &out->cf[out->ncf - 1].value, label, 255,
-                            err) != 0)
+            if (check_value(m, a, row, &out->cf[out->ncf - 1].value, label,
+                            255, err) != 0)
                 return CTS_EDATA;
         }
     }

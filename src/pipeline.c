@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -29,7 +30,6 @@
 #include "cts_retry.h"
 #include "cts_state.h"
 
-#define READ_CHUNK     (64 * 1024)
 #define TICK_MS        100  /* progress redraw and journal flush period */
 #define FLUSH_EVERY    2    /* journal fdatasync every 2 ticks (200 ms) */
 #define GRACE_MIN_MS   5000 /* SIGINT: in-flight requests get this long */
@@ -85,7 +85,9 @@ struct cts_job {
     const char *file; /* borrowed from cfg->inputs */
     enum job_state state;
     enum job_step step;
-    struct cts_contact c;   /* owned, mapped */
+    struct cts_contact c;   /* mapped; owned unless c_borrowed */
+    int c_borrowed;         /* c's strings are the batch's (see "reading"):
+                               only while the row settles synchronously */
     uint32_t fp;            /* fingerprint (cts_state) */
     char *body;             /* owned; the POSTFIELDS of the current step
                                belong to the job until done_cb runs */
@@ -104,7 +106,12 @@ struct cts_job {
     int permanent; /* failed with a permanent error */
     char *contact_id;
     char *error_key;
-    char *message;
+    char *message;          /* owned; wins over smsg */
+    const char *smsg;       /* borrowed text that outlives the job (string
+                               literals, the state's messages): most rows
+                               of a dry or incremental run settle with one
+                               of a few fixed texts, not worth a copy */
+    struct cts_job *spare;  /* link on the pipeline's spare list */
 };
 
 TAILQ_HEAD(job_q, cts_job);
@@ -132,8 +139,10 @@ struct pipeline {
     struct job_q retry_q;   /* WAIT_TOKEN again: retries and next steps */
     struct job_q backoff_q; /* BACKOFF: timer armed */
     long live;              /* jobs allocated and not yet freed */
+    struct cts_job *spare;  /* freed jobs kept for reuse (no timer) */
+    unsigned nspare;
 
-    /* reader */
+    /* reader (see "reading" below for who may touch what when) */
     size_t file_idx;
     uv_file fd;
     int fd_open;
@@ -141,9 +150,24 @@ struct pipeline {
     struct cts_mapper *mapper;
     uint64_t file_first_seq; /* seq of data row 1 of the current file */
     uint64_t *file_seq;      /* first seq of each file (dup messages) */
-    uv_fs_t read_req;
-    char *rbuf;
-    int read_pending;
+    struct batch *bat[2];    /* chunks of mapped rows, owned */
+    struct batch *filling;   /* the one the work item fills */
+    struct batch *settling;  /* the one the loop settles */
+    struct batch *ready;     /* filled, waiting for the loop */
+    char *rbuf;              /* READ_CHUNK bytes of input */
+    size_t rpos, rlen;       /* rbuf[rpos, rlen) not fed yet */
+    uv_timer_t feed_timer;   /* ready/inline hand-over on its own turn */
+    int inline_intake;       /* fill on the loop thread, not the pool */
+    int inline_done;         /* an inline fill awaits its hand-back */
+    uv_thread_t intake_tid;  /* the intake thread (see "reading") */
+    uv_sem_t intake_go;      /* posted: fill p->filling (or quit) */
+    uv_async_t intake_done;  /* sent by the thread: the item is back */
+    uv_mutex_t intake_mx;    /* guards intake_back */
+    int intake_back;         /* the thread finished the queued item */
+    int intake_started;
+    int intake_quit;
+    int read_pending;        /* a fill is queued: reader, mapper, fd busy */
+    int stop_reading;        /* finish reading once the fill is back */
     int in_feed;
     int paused;
     int reading_done;
@@ -186,6 +210,7 @@ struct pipeline {
     /* progress */
     int show_progress;
     struct cts_progress progress;
+    uv_mutex_t progress_mx; /* progress vs. log lines from the intake thread */
     long expected_rows;
     unsigned ticks;
 };
@@ -240,13 +265,23 @@ static uint64_t unreported(const struct pipeline *p)
 
 /* ---- jobs: creation, result, reporting, freeing ---- */
 
-static struct cts_job *job_new(struct pipeline *p, const struct cts_row *row)
+#define SPARE_MAX 64 /* freed jobs kept for reuse: a row costs no malloc */
+
+static struct cts_job *job_new(struct pipeline *p, long row)
 {
-    struct cts_job *j = cts_xcalloc(1, sizeof(*j));
+    struct cts_job *j = p->spare;
+
+    if (j != NULL) {
+        p->spare = j->spare;
+        p->nspare--;
+        memset(j, 0, sizeof(*j));
+    } else {
+        j = cts_xcalloc(1, sizeof(*j));
+    }
 
     j->p = p;
     j->seq = p->next_seq++;
-    j->row = row->row;
+    j->row = row;
     j->file = p->cfg->inputs[p->file_idx];
     j->state = JS_READ;
     cts_http_req_init(&j->req);
@@ -266,7 +301,8 @@ static void job_free(struct cts_job *j)
 {
     struct pipeline *p = j->p;
 
-    cts_contact_clear(&j->c);
+    if (!j->c_borrowed)
+        cts_contact_clear(&j->c);
     cts_http_req_clear(&j->req);
     free(j->body);
     free(j->url);
@@ -274,16 +310,58 @@ static void job_free(struct cts_job *j)
     free(j->error_key);
     free(j->message);
     p->live--;
-    if (j->timer_inited)
+    if (j->timer_inited) {
         uv_close((uv_handle_t *)&j->timer, on_job_timer_closed);
-    else
+    } else if (p->nspare < SPARE_MAX) {
+        /* No handle was ever initialised in it: reusable at once. */
+        j->spare = p->spare;
+        p->spare = j;
+        p->nspare++;
+    } else {
         free(j);
+    }
+}
+
+static void spares_free(struct pipeline *p)
+{
+    struct cts_job *j;
+
+    while ((j = p->spare) != NULL) {
+        p->spare = j->spare;
+        free(j);
+    }
+    p->nspare = 0;
 }
 
 static void set_str(char **dst, const char *src)
 {
     free(*dst);
     *dst = src != NULL ? cts_xstrdup(src) : NULL;
+}
+
+/* The progress line is drawn by the loop (on_tick) and erased before any
+ * log line (cts_log's hook), which the intake thread writes too (reader
+ * warnings): the mutex keeps the two from touching it at once. */
+static void progress_clear_locked(void *arg)
+{
+    struct pipeline *p = arg;
+
+    uv_mutex_lock(&p->progress_mx);
+    cts_progress_clear(&p->progress);
+    uv_mutex_unlock(&p->progress_mx);
+}
+
+/* The row's message is text that lives longer than the job (see smsg). */
+static void set_static_msg(struct cts_job *j, const char *text)
+{
+    free(j->message);
+    j->message = NULL;
+    j->smsg = text;
+}
+
+static const char *job_message(const struct cts_job *j)
+{
+    return j->message != NULL ? j->message : j->smsg;
 }
 
 /* Record a failure of the whole run (first one wins) and stop. */
@@ -309,7 +387,8 @@ static void job_report(struct cts_job *j)
     if (j->journaled) {
         rc = cts_state_journal_done(
             p->st, j->c.f[CTS_F_EMAIL], (uint32_t)(j->seq + 1), j->fp,
-            j->status, j->permanent, j->http_status, j->error_key, j->message);
+            j->status, j->permanent, j->http_status, j->error_key,
+            job_message(j));
         if (rc != 0)
             fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
     }
@@ -322,7 +401,7 @@ static void job_report(struct cts_job *j)
     res.attempts = j->attempts;
     res.contact_id = j->contact_id;
     res.error_key = j->error_key;
-    res.message = j->message;
+    res.message = job_message(j);
     rc = cts_report_put(p->report, j->seq, &res);
     job_set_state(j, JS_REPORTED);
     job_free(j);
@@ -360,7 +439,7 @@ static void job_fail(struct cts_job *j, int permanent, const char *key,
 
 static void job_defer(struct cts_job *j)
 {
-    if (j->message == NULL)
+    if (job_message(j) == NULL)
         set_str(&j->message, j->p->stop_msg[0] != '\0'
                                  ? j->p->stop_msg
                                  : "not sent: the run stopped early");
@@ -1007,14 +1086,187 @@ out:
     pump(p);
 }
 
-/* ---- reading ---- */
+/* ---- reading ----
+ *
+ * Intake runs off the loop thread.  Input is read, parsed (reader.c),
+ * mapped and validated (mapper.c), and its rows' email keys and
+ * fingerprints computed (pure functions of cts_state) by a work item on
+ * the intake thread, which fills a batch of mapped rows.  The loop thread
+ * then settles the batch's rows in input order: duplicates, state lookups,
+ * reports, sending.  There are two batches: as soon as one is handed back,
+ * the next work item is queued into the other, so while the loop settles
+ * one batch a second core reads the next.
+ *
+ * One dedicated thread rather than libuv's threadpool: the pool hands
+ * successive items to different threads, so the reader's and libcsv's
+ * state, the mapper and malloc's per-thread caches were cold for every
+ * item (measured: the intake side cost twice its single-thread time).
+ * The loop posts a semaphore to start an item; the thread answers with
+ * uv_async_send, whose callback runs on the loop thread (the libuv way for
+ * another thread to wake a loop; both order the memory hand-over).
+ *
+ * At most one work item is queued at a time, and the reader, mapper, fd
+ * and read buffer of the current file are used only by it while it is
+ * queued (read_pending).  Whatever happens on the loop (fatal errors,
+ * signals, the end of a file) waits for a queued item to come back before
+ * the file is closed.  Backpressure is unchanged: above the high-water
+ * mark no new item is queued, and a batch that was already read waits
+ * (ready) until the report drains to the low-water mark.
+ *
+ * If the thread cannot be created, the same steps run on the loop thread
+ * (inline_intake), each work item handed back on the next loop turn.
+ */
+
+/* A work item reads and parses up to BATCH_BYTES or BATCH_ROWS rows,
+ * whichever comes first, feeding the reader FEED_SLICE bytes at a time:
+ * big enough that the hand-overs between threads (a wake-up each way) are
+ * rare, while a batch's memory stays bounded even for rows of two bytes
+ * (at most BATCH_ROWS + one slice of rows). */
+#define READ_CHUNK  (128 * 1024)
+#define FEED_SLICE  (16 * 1024)
+#define BATCH_BYTES (256 * 1024)
+#define BATCH_ROWS  4096
+
+/*
+ * The strings of a batch's contacts live in an arena of blocks that never
+ * move (pointers stay valid while it grows) and are reused batch after
+ * batch; the mapper allocates them there (cts_mapper_map_with).  Why not
+ * malloc'd strings: they would be allocated by the intake thread and freed
+ * by the loop thread, which glibc's per-thread caches do not serve (that
+ * cross-thread malloc/free was a quarter of the run), and even freed on
+ * the intake thread they cost a malloc and free per field.  A row that
+ * outlives its batch (one to send) gets its own copy (job_own_contact).
+ */
+#define ARENA_BLOCK (64 * 1024)
+
+struct ablock {
+    struct ablock *next;
+    size_t cap, used;
+    char data[]; /* cap bytes */
+};
+
+struct arena {
+    struct ablock *head; /* every block, in use order */
+    struct ablock *cur;  /* the one being filled */
+};
+
+static void *arena_alloc(struct arena *a, size_t n)
+{
+    struct ablock *b = a->cur;
+
+    n = (n + 7) & ~(size_t)7; /* keeps cf arrays aligned */
+    while (b != NULL && b->used + n > b->cap) {
+        b = b->next;
+        if (b != NULL)
+            b->used = 0;
+    }
+    if (b == NULL) {
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        b = cts_xmalloc(sizeof(*b) + cap);
+        b->cap = cap;
+        b->used = 0;
+        b->next = NULL;
+        /* Appended at the end, so a reset reuses blocks in order. */
+        if (a->head == NULL) {
+            a->head = b;
+        } else {
+            struct ablock *t = a->head;
+            while (t->next != NULL)
+                t = t->next;
+            t->next = b;
+        }
+    }
+    a->cur = b;
+    b->used += n;
+    return b->data + b->used - n;
+}
+
+/* cts_mapper_alloc_fn over a batch's arena. */
+static void *arena_alloc_cb(void *arg, size_t n)
+{
+    return arena_alloc(arg, n);
+}
+
+static void arena_reset(struct arena *a)
+{
+    a->cur = a->head;
+    if (a->cur != NULL)
+        a->cur->used = 0;
+}
+
+static void arena_free(struct arena *a)
+{
+    struct ablock *b;
+
+    while ((b = a->head) != NULL) {
+        a->head = b->next;
+        free(b);
+    }
+    a->cur = NULL;
+}
+
+struct mrow {
+    long row;             /* 1-based data row in its file */
+    int invalid;          /* the mapper refused it: msg says why */
+    size_t msg;           /* offset of that message in batch.msgs */
+    uint64_t key;         /* cts_state_email_key (valid rows) */
+    uint32_t fp;          /* cts_state_fingerprint (valid rows) */
+    struct cts_contact c; /* strings in the batch's arena (not owned) */
+};
+
+struct batch {
+    int eof;               /* read(2) said end of file */
+    int rerr;              /* read(2) failed: -errno */
+    int rc;                /* cts_reader_feed's result */
+    struct cts_error err;  /* its message */
+    int header;            /* the header row was in this chunk */
+    int header_rc;         /* 0, or the mapper refused the header */
+    struct cts_error herr; /* that refusal, file name included */
+    struct mrow *rows;     /* rows in input order */
+    size_t n, cap;
+    struct cts_buf msgs; /* NUL-terminated messages of invalid rows */
+    struct arena strings; /* the rows' contact strings */
+};
+
+static void batch_clear(struct batch *b)
+{
+    b->n = 0;
+    arena_reset(&b->strings);
+    cts_buf_reset(&b->msgs);
+    b->eof = 0;
+    b->rerr = 0;
+    b->rc = 0;
+    b->header = 0;
+    b->header_rc = 0;
+}
+
+static struct batch *batch_new(void)
+{
+    struct batch *b = cts_xcalloc(1, sizeof(*b));
+
+    cts_buf_init(&b->msgs, 0);
+    return b;
+}
+
+static void batch_free(struct batch *b)
+{
+    if (b == NULL)
+        return;
+    batch_clear(b);
+    cts_buf_free(&b->msgs);
+    arena_free(&b->strings);
+    free(b->rows);
+    free(b);
+}
 
 /* Close the current input and drop its reader and mapper (each file has
- * its own header, delimiter and encoding). */
+ * its own header, delimiter and encoding).  Never while a work item is
+ * queued: it is using them. */
 static void close_file(struct pipeline *p)
 {
     uv_fs_t req;
 
+    assert(!p->read_pending);
     if (p->fd_open && p->fd != 0) {
         /* Synchronous close (no callback): a local file, instant. */
         uv_fs_close(&p->loop, &req, p->fd, NULL);
@@ -1029,11 +1281,26 @@ static void close_file(struct pipeline *p)
 
 static void finish_reading(struct pipeline *p)
 {
+    /* A chunk read but not settled is dropped, as the rows an early stop
+     * never read (fatal error, second signal). */
+    if (p->ready != NULL) {
+        batch_clear(p->ready);
+        p->ready = NULL;
+    }
     close_file(p);
     p->reading_done = 1;
     if (p->bulk != NULL)
         cts_bulk_flush(p->bulk);
     maybe_finish(p);
+}
+
+/* Stop reading now, or as soon as the queued work item is back. */
+static void stop_reading(struct pipeline *p)
+{
+    if (p->read_pending)
+        p->stop_reading = 1;
+    else if (!p->reading_done)
+        finish_reading(p);
 }
 
 /* Message naming the row that first had this email (state row tag). */
@@ -1054,79 +1321,160 @@ static void dup_message(struct pipeline *p, struct cts_job *j, uint32_t tag)
     set_str(&j->message, buf);
 }
 
-static int on_header(struct pipeline *p, const struct cts_row *row)
+/* Intake side (work item): build the file's mapping from its header row.
+ * The mapper is pure; what the loop must do about it (print it, or stop
+ * the run) waits in the batch for header_done. */
+static int intake_header(struct pipeline *p, struct batch *b,
+                         const struct cts_row *row)
 {
     const struct cts_config *cfg = p->cfg;
     struct cts_mapper_opts mo;
     struct cts_error err = {0};
-    const char *const *names = NULL;
-    size_t n, i;
 
     memset(&mo, 0, sizeof(mo));
     mo.api = cfg->api;
     mo.maps = cfg->maps;
     mo.nmaps = cfg->nmaps;
     mo.file = row->file;
+    b->header = 1;
     p->mapper = cts_mapper_new(&mo, row, &err);
     if (p->mapper == NULL) {
+        b->header_rc = err.code != 0 ? err.code : CTS_EDATA;
         /* The mapper's message already starts with the file name. */
-        fatal(p, err.code != 0 ? err.code : CTS_EDATA,
-              err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, err.msg);
+        cts_error_setx(&b->herr, b->header_rc,
+                       err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
+                       "%s", err.msg);
+        return CTS_EDATA; /* stops this file's reader */
+    }
+    return 0;
+}
+
+/* Loop side: the header row of the current file was read. */
+static int header_done(struct pipeline *p, const struct batch *b)
+{
+    const struct cts_config *cfg = p->cfg;
+    const char *file = cfg->inputs[p->file_idx];
+    const char *const *names = NULL;
+    size_t n, i;
+
+    if (b->header_rc != 0) {
+        fatal(p, b->header_rc, b->herr.exit_code, b->herr.msg);
         return CTS_EDATA;
     }
     p->file_seq[p->file_idx] = p->next_seq;
+    /* The mapper is only read here while the next work item may map rows
+     * with it: both sides treat it as const. */
     n = cts_mapper_unmapped(p->mapper, &names);
     if (n > 0) {
-        struct cts_buf b;
-        cts_buf_init(&b, 4096);
+        struct cts_buf buf;
+        cts_buf_init(&buf, 4096);
         for (i = 0; i < n; i++)
-            cts_buf_appendf(&b, "%s\"%s\"", i > 0 ? ", " : "", names[i]);
-        cts_log_info("%s: ignoring columns that map to no field: %s", row->file,
-                     b.data != NULL ? b.data : "");
-        cts_buf_free(&b);
+            cts_buf_appendf(&buf, "%s\"%s\"", i > 0 ? ", " : "", names[i]);
+        cts_log_info("%s: ignoring columns that map to no field: %s", file,
+                     buf.data != NULL ? buf.data : "");
+        cts_buf_free(&buf);
     }
     if (cfg->dry_run && !cfg->quiet) {
-        cts_progress_clear(&p->progress);
-        fprintf(stderr, "%s: %s: column mapping:\n", "ctct-sync", row->file);
+        progress_clear_locked(p);
+        fprintf(stderr, "%s: %s: column mapping:\n", "ctct-sync", file);
         cts_mapper_describe(p->mapper, stderr);
     }
     return 0;
 }
 
-/* Decide what happens to one mapped row. */
-static void on_data_row(struct pipeline *p, const struct cts_row *row)
+/* Intake side: reader callback, synchronously from cts_reader_feed/finish
+ * in the work item (or on the loop at the end of a file). */
+static int cb_row(const struct cts_row *row, void *arg)
+{
+    struct pipeline *p = arg;
+    struct batch *b = p->filling;
+    struct cts_error err = {0};
+    struct mrow *m;
+
+    if (row->row == 0)
+        return intake_header(p, b, row);
+    if (b->n == b->cap) {
+        b->cap = b->cap != 0 ? b->cap * 2 : 1024;
+        b->rows = cts_xrealloc(b->rows, b->cap * sizeof(*b->rows));
+    }
+    m = &b->rows[b->n++];
+    memset(m, 0, sizeof(*m));
+    m->row = row->row;
+    /* The mapper also turns the reader's problems into an invalid row. */
+    if (cts_mapper_map_with(p->mapper, row, &m->c, arena_alloc_cb,
+                            &b->strings, &err) != 0) {
+        m->invalid = 1;
+        m->msg = b->msgs.len;
+        if (cts_buf_append(&b->msgs, err.msg, strlen(err.msg) + 1) != 0)
+            abort();
+        return 0;
+    }
+    /* Pure functions of the row: done here, off the loop thread. */
+    m->key = cts_state_email_key(m->c.f[CTS_F_EMAIL]);
+    m->fp = cts_state_fingerprint(&m->c, p->cfg->lists, p->cfg->nlists);
+    return 0;
+}
+
+/* The job outlives its batch: give it an owned copy of its contact. */
+static void job_own_contact(struct cts_job *j)
+{
+    struct cts_contact c;
+    size_t i;
+
+    if (!j->c_borrowed)
+        return;
+    memset(&c, 0, sizeof(c));
+    for (i = 0; i < CTS_F__COUNT; i++)
+        c.f[i] = j->c.f[i] != NULL ? cts_xstrdup(j->c.f[i]) : NULL;
+    if (j->c.ncf > 0) {
+        c.cf = cts_xcalloc(j->c.ncf, sizeof(*c.cf));
+        for (i = 0; i < j->c.ncf; i++) {
+            const struct cts_custom_field *f = &j->c.cf[i];
+            c.cf[i].name = f->name != NULL ? cts_xstrdup(f->name) : NULL;
+            c.cf[i].value = f->value != NULL ? cts_xstrdup(f->value) : NULL;
+        }
+        c.ncf = j->c.ncf;
+    }
+    j->c = c;
+    j->c_borrowed = 0;
+}
+
+/* Loop side: decide what happens to one mapped row. */
+static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
 {
     const struct cts_config *cfg = p->cfg;
-    struct cts_job *j = job_new(p, row);
+    struct cts_job *j = job_new(p, m->row);
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
-    const char *email;
 
-    /* The mapper also turns the reader's problems into an invalid row. */
-    if (cts_mapper_map(p->mapper, row, &j->c, &err) != 0) {
-        set_str(&j->message, err.msg);
+    /* Borrowed from the batch while the row settles here and now; a row
+     * that goes on to be sent takes its own copy first. */
+    j->c = m->c;
+    j->c_borrowed = 1;
+    if (m->invalid) {
+        set_str(&j->message, b->msgs.data + m->msg);
         job_settle(j, CTS_ST_INVALID);
         return;
     }
     job_set_state(j, JS_MAPPED);
-    email = j->c.f[CTS_F_EMAIL];
-    if (cts_state_seen(p->st, email, (uint32_t)(j->seq + 1), &first)) {
+    j->fp = m->fp;
+    if (cts_state_seen_key(p->st, m->key, (uint32_t)(j->seq + 1), &first)) {
         dup_message(p, j, first);
         job_settle(j, CTS_ST_DUPLICATE);
         return;
     }
-    j->fp = cts_state_fingerprint(&j->c, cfg->lists, cfg->nlists);
     memset(&prev, 0, sizeof(prev));
-    switch (cts_state_lookup(p->st, email, j->fp, &prev)) {
+    switch (cts_state_lookup_key(p->st, m->key, j->fp, &prev)) {
     case CTS_SV_UNCHANGED:
-        set_str(&j->message, "unchanged since the last run (--full sends it)");
+        set_static_msg(j, "unchanged since the last run (--full sends it)");
         job_settle(j, CTS_ST_UNCHANGED);
         return;
     case CTS_SV_RESUMED:
-        set_str(&j->message, prev.message != NULL
-                                 ? prev.message
-                                 : "settled by an interrupted run");
+        /* prev.message is the state's, valid until it closes. */
+        set_static_msg(j, prev.message != NULL
+                              ? prev.message
+                              : "settled by an interrupted run");
         job_settle(j, prev.status);
         return;
     case CTS_SV_FAILED_BEFORE:
@@ -1146,7 +1494,7 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
         /* The mapper has validated the row against the API's limits; the
          * request body itself is not built (it would only be thrown away,
          * and it is most of a dry run's cost). */
-        set_str(&j->message,
+        set_static_msg(j,
                 cfg->bulk == CTS_BULK_ALWAYS
                     ? "would import it in a bulk activity"
                 : cfg->api == CTS_API_V2
@@ -1164,6 +1512,7 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
         job_defer(j);
         return;
     }
+    job_own_contact(j);
     p->to_send++;
     if (p->bulk == NULL && !p->bulk_decided && cfg->bulk == CTS_BULK_AUTO)
         bulk_maybe_start(p);
@@ -1181,17 +1530,33 @@ static void on_data_row(struct pipeline *p, const struct cts_row *row)
     TAILQ_INSERT_TAIL(&p->send_q, j, link);
 }
 
-/* libcsv-backed reader callback: runs inside cts_reader_feed/finish. */
-static int cb_row(const struct cts_row *row, void *arg)
-{
-    struct pipeline *p = arg;
+#define PREFETCH_AHEAD 8 /* rows whose index slot is loading meanwhile */
 
-    if (p->stop == CTS_STOP_FATAL)
-        return p->fatal_rc != 0 ? p->fatal_rc : CTS_EDATA;
-    if (row->row == 0)
-        return on_header(p, row);
-    on_data_row(p, row);
-    return p->stop == CTS_STOP_FATAL ? p->fatal_rc : 0;
+/* Loop side: the header (if any), then every row of a batch in order; a
+ * fatal error drops the rest (as the reader used to stop delivering). */
+static void settle_batch(struct pipeline *p, struct batch *b)
+{
+    size_t i;
+
+    if (b->header) {
+        b->header = 0;
+        if (header_done(p, b) != 0)
+            return;
+    }
+    /* The email index is much larger than the caches and each new email
+     * lands on a random slot: asking for the slots a few rows ahead
+     * overlaps those misses instead of waiting for each in turn. */
+    for (i = 0; i < b->n && i < PREFETCH_AHEAD; i++)
+        if (!b->rows[i].invalid)
+            cts_state_prefetch(p->st, b->rows[i].key);
+    for (i = 0; i < b->n; i++) {
+        size_t ahead = i + PREFETCH_AHEAD;
+        if (p->stop == CTS_STOP_FATAL)
+            return;
+        if (ahead < b->n && !b->rows[ahead].invalid)
+            cts_state_prefetch(p->st, b->rows[ahead].key);
+        settle_row(p, b, &b->rows[i]);
+    }
 }
 
 static int open_file(struct pipeline *p)
@@ -1230,8 +1595,9 @@ static int open_file(struct pipeline *p)
         p->fd = rc;
     }
     p->fd_open = 1;
+    p->rpos = p->rlen = 0;
     /* A new reader per file: row numbers restart at 1 and the header row
-     * builds that file's mapping (on_header). */
+     * builds that file's mapping (intake_header). */
     memset(&o, 0, sizeof(o));
     o.file = name;
     o.delimiter = cfg->delimiter;
@@ -1240,48 +1606,192 @@ static int open_file(struct pipeline *p)
     return 0;
 }
 
-static void on_read(uv_fs_t *req);
+/* Work item (intake thread, or the loop when inline): read and turn input
+ * into mapped rows.  Touches only the batch, the file's fd, read buffer,
+ * reader and mapper, and the read-only configuration. */
+static void work_fill(struct pipeline *p)
+{
+    struct batch *b = p->filling;
+    size_t fed = 0, n;
+    ssize_t got;
 
-/* Issue the next 64 KiB read unless one is pending, we are inside a feed,
- * or backpressure holds the reader. */
+    while (b->n < BATCH_ROWS && fed < BATCH_BYTES) {
+        if (p->rpos == p->rlen) {
+            /* From the current position: works for stdin and pipes. */
+            do {
+                got = read(p->fd, p->rbuf, READ_CHUNK);
+            } while (got < 0 && errno == EINTR);
+            if (got <= 0) {
+                b->rerr = got < 0 ? -errno : 0;
+                b->eof = got == 0;
+                return;
+            }
+            p->rpos = 0;
+            p->rlen = (size_t)got;
+        }
+        n = p->rlen - p->rpos < FEED_SLICE ? p->rlen - p->rpos : FEED_SLICE;
+        b->rc = cts_reader_feed(p->reader, p->rbuf + p->rpos, n, &b->err);
+        p->rpos += n;
+        fed += n;
+        if (b->rc != 0)
+            return;
+    }
+}
+
+static void intake_step(struct pipeline *p);
+
+/* The intake thread: one work item per post of intake_go. */
+static void intake_main(void *arg)
+{
+    struct pipeline *p = arg;
+
+    for (;;) {
+        uv_sem_wait(&p->intake_go);
+        if (p->intake_quit)
+            return;
+        work_fill(p);
+        /* The mutex publishes the batch to the loop thread (the async
+         * alone would too, through libuv's atomics, but this way the
+         * hand-over is visible to tools such as ThreadSanitizer). */
+        uv_mutex_lock(&p->intake_mx);
+        p->intake_back = 1;
+        uv_mutex_unlock(&p->intake_mx);
+        uv_async_send(&p->intake_done);
+    }
+}
+
+/* The work item is back: its batch is the loop's now. */
+static void filled(struct pipeline *p)
+{
+    p->read_pending = 0;
+    p->ready = p->filling;
+    p->filling = NULL;
+    intake_step(p);
+}
+
+static void on_intake_done(uv_async_t *h)
+{
+    struct pipeline *p = h->data;
+    int back;
+
+    /* One item at a time, so sends never coalesce over a needed one. */
+    uv_mutex_lock(&p->intake_mx);
+    back = p->intake_back;
+    p->intake_back = 0;
+    uv_mutex_unlock(&p->intake_mx);
+    if (back && p->read_pending)
+        filled(p);
+}
+
+static void on_feed_timer(uv_timer_t *t)
+{
+    struct pipeline *p = t->data;
+
+    if (p->inline_done) {
+        /* The inline item's hand-back, one loop turn later (as from the
+         * thread), so no callback runs inside its caller. */
+        p->inline_done = 0;
+        filled(p);
+        return;
+    }
+    intake_step(p);
+}
+
+/* Start the intake thread; on failure intake runs inline.  Called once,
+ * after the loop's handles exist. */
+static void intake_start(struct pipeline *p)
+{
+    if (p->inline_intake)
+        return;
+    if (uv_sem_init(&p->intake_go, 0) != 0) {
+        p->inline_intake = 1;
+        return;
+    }
+    if (uv_mutex_init(&p->intake_mx) != 0) {
+        uv_sem_destroy(&p->intake_go);
+        p->inline_intake = 1;
+        return;
+    }
+    uv_async_init(&p->loop, &p->intake_done, on_intake_done);
+    p->intake_done.data = p;
+    if (uv_thread_create(&p->intake_tid, intake_main, p) != 0) {
+        cts_log_debug("no intake thread: reading on the loop thread");
+        uv_close((uv_handle_t *)&p->intake_done, NULL);
+        uv_mutex_destroy(&p->intake_mx);
+        uv_sem_destroy(&p->intake_go);
+        p->inline_intake = 1;
+        return;
+    }
+    p->intake_started = 1;
+}
+
+/* After the loop has ended (nothing queued): stop and join the thread. */
+static void intake_join(struct pipeline *p)
+{
+    if (!p->intake_started)
+        return;
+    p->intake_quit = 1;
+    uv_sem_post(&p->intake_go);
+    uv_thread_join(&p->intake_tid);
+    uv_mutex_destroy(&p->intake_mx);
+    uv_sem_destroy(&p->intake_go);
+    p->intake_started = 0;
+}
+
+/* Queue the next chunk unless one is queued, we are inside a settle,
+ * backpressure holds the reader, or a chunk already read waits. */
 static void read_next(struct pipeline *p)
 {
-    uv_buf_t buf;
-    int rc;
+    struct batch *b;
 
     if (p->read_pending || p->in_feed || p->paused || p->reading_done ||
         !p->fd_open)
         return;
-    if (p->stop == CTS_STOP_FATAL || p->signals >= 2) {
+    if (p->stop == CTS_STOP_FATAL || p->signals >= 2 || p->stop_reading) {
         finish_reading(p);
         return;
     }
-    buf = uv_buf_init(p->rbuf, READ_CHUNK);
-    p->read_req.data = p;
-    /* Offset -1: read from the current position, which also works for
-     * stdin and pipes. */
-    rc = uv_fs_read(&p->loop, &p->read_req, p->fd, &buf, 1, -1, on_read);
-    if (rc < 0) {
-        char msg[700];
-        snprintf(msg, sizeof(msg), "cannot read %s: %s",
-                 p->cfg->inputs[p->file_idx], uv_strerror(rc));
-        fatal(p, rc, CTS_EX_NOINPUT, msg);
-        finish_reading(p);
+    if (p->ready != NULL) {
+        /* Unpaused (from a job's report): settle it from its own turn of
+         * the loop, not inside whichever callback reported that job. */
+        uv_timer_start(&p->feed_timer, on_feed_timer, 0, 0);
         return;
     }
+    b = p->bat[0] != p->settling ? p->bat[0] : p->bat[1];
+    batch_clear(b);
+    p->filling = b;
     p->read_pending = 1;
+    if (p->inline_intake) {
+        work_fill(p);
+        p->inline_done = 1;
+        uv_timer_start(&p->feed_timer, on_feed_timer, 0, 0);
+        return;
+    }
+    uv_sem_post(&p->intake_go);
 }
 
-static void end_of_file(struct pipeline *p)
+static void end_of_file(struct pipeline *p, struct batch *b)
 {
     const char *name = p->cfg->inputs[p->file_idx];
     struct cts_error err = {0};
     const char *enc;
     int rc;
 
+    /* Nothing is queued now: the last record is delivered and settled
+     * here, on the loop. */
+    p->filling = b;
+    p->settling = b;
     p->in_feed = 1;
     rc = cts_reader_finish(p->reader, &err);
+    settle_batch(p, b);
     p->in_feed = 0;
+    p->filling = NULL;
+    p->settling = NULL;
+    batch_clear(b);
+    if (p->stop == CTS_STOP_FATAL) {
+        finish_reading(p);
+        return;
+    }
     if (rc == CTS_ECSV) {
         /* Every complete row was delivered and the broken tail reported
          * `invalid`; the run goes on and exits 65 at the end. */
@@ -1320,49 +1830,56 @@ static void end_of_file(struct pipeline *p)
     read_next(p);
 }
 
-static void on_read(uv_fs_t *req)
+/* Loop side: settle the rows that were read, if nothing holds them back. */
+static void intake_step(struct pipeline *p)
 {
-    struct pipeline *p = req->data;
-    ssize_t n = req->result;
-    struct cts_error err = {0};
-    int rc;
+    struct batch *b = p->ready;
 
-    uv_fs_req_cleanup(req);
-    p->read_pending = 0;
-    if (p->stop == CTS_STOP_FATAL || p->signals >= 2) {
+    if (b == NULL || p->in_feed || p->read_pending)
+        return;
+    if (p->stop == CTS_STOP_FATAL || p->signals >= 2 || p->stop_reading) {
         finish_reading(p);
         return;
     }
-    if (n < 0) {
+    if (p->paused)
+        return; /* read_next, on the way down to the low-water mark */
+    p->ready = NULL;
+    /* The next rows are read and parsed while these settle. */
+    p->settling = b;
+    if (b->rc == 0 && !b->eof && b->rerr == 0)
+        read_next(p);
+    p->in_feed = 1;
+    settle_batch(p, b);
+    p->in_feed = 0;
+    p->settling = NULL;
+    if (b->rc != 0 && p->fatal_rc == 0) {
+        char msg[700];
+        snprintf(msg, sizeof(msg), "%s", b->err.msg);
+        fatal(p, b->rc, b->err.exit_code != 0 ? b->err.exit_code
+                                              : CTS_EX_DATAERR,
+              msg);
+    }
+    if (b->rerr != 0 && p->fatal_rc == 0) {
         char msg[700];
         snprintf(msg, sizeof(msg), "cannot read %s: %s",
-                 p->cfg->inputs[p->file_idx], uv_strerror((int)n));
-        fatal(p, (int)n, CTS_EX_NOINPUT, msg);
-        finish_reading(p);
+                 p->cfg->inputs[p->file_idx], uv_strerror(b->rerr));
+        fatal(p, b->rerr, CTS_EX_NOINPUT, msg);
+    }
+    if (p->stop == CTS_STOP_FATAL) {
+        batch_clear(b);
+        stop_reading(p);
         return;
     }
-    if (n == 0) {
-        end_of_file(p);
+    if (b->eof) {
+        batch_clear(b);
+        end_of_file(p, b);
         pump(p);
         return;
     }
-    /* The reader calls cb_row synchronously for each complete record. */
-    p->in_feed = 1;
-    rc = cts_reader_feed(p->reader, p->rbuf, (size_t)n, &err);
-    p->in_feed = 0;
-    if (rc != 0) {
-        if (p->fatal_rc == 0) {
-            char msg[700];
-            snprintf(msg, sizeof(msg), "%s", err.msg);
-            fatal(p, rc, err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
-                  msg);
-        }
-        finish_reading(p);
-        return;
-    }
+    batch_clear(b);
     pump(p);
     /* Backpressure (style C7): above the high-water mark of unreported rows
-     * the next read waits for the report to catch up. */
+     * the next rows wait for the report to catch up. */
     if (unreported(p) > p->high) {
         p->paused = 1;
         /* A bulk chunk fills only while reading goes on: post it. */
@@ -1514,10 +2031,13 @@ static void on_tick(uv_timer_t *t)
 {
     struct pipeline *p = t->data;
 
-    if (p->show_progress)
+    if (p->show_progress) {
+        uv_mutex_lock(&p->progress_mx);
         cts_progress_update(&p->progress, uv_now(&p->loop),
                             (long)cts_report_written(p->report),
                             p->expected_rows, p->requests, p->retries);
+        uv_mutex_unlock(&p->progress_mx);
+    }
     /* Journal records reach the kernel at once; fdatasync is batched here
      * (cts_state.h). */
     if (++p->ticks % FLUSH_EVERY == 0 && cts_state_flush(p->st) != 0)
@@ -1574,6 +2094,9 @@ static void shutdown_handles(struct pipeline *p)
         uv_close((uv_handle_t *)&p->pump_timer, NULL);
         uv_close((uv_handle_t *)&p->tick_timer, NULL);
         uv_close((uv_handle_t *)&p->grace_timer, NULL);
+        uv_close((uv_handle_t *)&p->feed_timer, NULL);
+        if (p->intake_started)
+            uv_close((uv_handle_t *)&p->intake_done, NULL);
         uv_close((uv_handle_t *)&p->sigint, NULL);
         uv_close((uv_handle_t *)&p->sigterm, NULL);
     }
@@ -1634,6 +2157,8 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     /* The out-of-order window of the report is bounded by this mark. */
     p->high = 4 * (uint64_t)cfg->concurrency + 256;
     p->low = p->high / 2;
+    p->bat[0] = batch_new();
+    p->bat[1] = batch_new();
     p->rbuf = cts_xmalloc(READ_CHUNK);
     p->file_seq = cts_xcalloc(cfg->ninputs + 1, sizeof(*p->file_seq));
     if (cts_random_bytes(&p->rng, sizeof(p->rng)) != 0 || p->rng == 0)
@@ -1648,10 +2173,16 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     if (rc != 0) {
         cts_error_setx(err, rc, CTS_EX_SOFTWARE, "cannot start the loop: %s",
                        uv_strerror(rc));
+        batch_free(p->bat[0]);
+        batch_free(p->bat[1]);
         free(p->rbuf);
         free(p->file_seq);
         free(p);
         return rc;
+    }
+    if (uv_mutex_init(&p->progress_mx) != 0) {
+        cts_log_error("out of resources creating a mutex");
+        abort();
     }
     cts_limiter_init(&p->lim, cfg->rate, clock_now, &p->loop);
     if (cfg->rate > 0) {
@@ -1700,11 +2231,13 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     uv_timer_init(&p->loop, &p->pump_timer);
     uv_timer_init(&p->loop, &p->tick_timer);
     uv_timer_init(&p->loop, &p->grace_timer);
+    uv_timer_init(&p->loop, &p->feed_timer);
     uv_signal_init(&p->loop, &p->sigint);
     uv_signal_init(&p->loop, &p->sigterm);
     p->pump_timer.data = p;
     p->tick_timer.data = p;
     p->grace_timer.data = p;
+    p->feed_timer.data = p;
     p->sigint.data = p;
     p->sigterm.data = p;
     p->handles_inited = 1;
@@ -1712,9 +2245,10 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     uv_signal_start(&p->sigterm, on_signal, SIGTERM);
 
     p->show_progress = cfg->progress && !cfg->quiet;
+    intake_start(p);
     cts_progress_init(&p->progress, stderr, uv_now(&p->loop));
     if (p->show_progress)
-        cts_log_set_hook(cts_progress_clear, &p->progress);
+        cts_log_set_hook(progress_clear_locked, p);
     uv_timer_start(&p->tick_timer, on_tick, TICK_MS, TICK_MS);
 
     if (open_file(p) == 0)
@@ -1725,6 +2259,7 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     /* Everything happens in callbacks from here; uv_run returns once the
      * last handle is closed (shutdown_handles, from maybe_finish). */
     uv_run(&p->loop, UV_RUN_DEFAULT);
+    intake_join(p);
 
     /* Requests counted in a block (quota_take) but never made go back to
      * today's count, so a run over-counts by nothing. */
@@ -1741,7 +2276,7 @@ out:
         fatal(p, UV_EIO, CTS_EX_CANTCREAT, "cannot write the state journal");
     cts_state_journal_coalesce(p->st, 0);
     if (p->show_progress) {
-        cts_progress_clear(&p->progress);
+        progress_clear_locked(p);
         cts_log_set_hook(NULL, NULL);
     }
     if (!p->http_inited) {
@@ -1776,8 +2311,12 @@ out:
     free(p->url_create);
     free(p->bearer);
     free(p->old_bearer);
+    batch_free(p->bat[0]);
+    batch_free(p->bat[1]);
     free(p->rbuf);
     free(p->file_seq);
+    spares_free(p);
+    uv_mutex_destroy(&p->progress_mx);
     free(p);
     return rc;
 }

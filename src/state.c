@@ -1074,7 +1074,10 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
     }
     fails_sort(st);
     bulk_pending_finish(st);
-    {
+    if (st->ix.n > 0) {
+        /* Only a loaded store or journal can hold such flags; an empty
+         * table is skipped, since reading it would fault in every page of
+         * a reserve that the run then fills at random. */
         size_t i;
         for (i = 0; i < st->ix.cap; i++) {
             unsigned f = (unsigned)(st->ix.slots[i].kf & CTS_EIX_FLAG_MASK);
@@ -1174,8 +1177,19 @@ void cts_state_reserve(struct cts_state *st, size_t rows)
 int cts_state_seen(struct cts_state *st, const char *email, uint32_t row,
                    uint32_t *first_row)
 {
-    struct cts_eslot *s =
-        cts_emailidx_insert(&st->ix, cts_state_email_key(email), NULL);
+    return cts_state_seen_key(st, cts_state_email_key(email), row, first_row);
+}
+
+void cts_state_prefetch(const struct cts_state *st, uint64_t key)
+{
+    if (!st->committed)
+        cts_emailidx_prefetch(&st->ix, key);
+}
+
+int cts_state_seen_key(struct cts_state *st, uint64_t key, uint32_t row,
+                       uint32_t *first_row)
+{
+    struct cts_eslot *s = cts_emailidx_insert(&st->ix, key, NULL);
     if (s->row != 0) {
         if (first_row != NULL)
             *first_row = s->row;
@@ -1222,13 +1236,31 @@ static void fp_bytes(struct fpbuf *f, const void *p, size_t len)
 
 static void hstr(struct fpbuf *f, unsigned char tag, const char *s)
 {
-    fp_bytes(f, &tag, 1);
+    size_t len;
+
+    /* The common case stores straight into the buffer: most rows fit in
+     * it whole, and a call per tag byte was a twentieth of a dry run. */
     if (s == NULL) {
-        static const unsigned char absent = 0xff;
-        fp_bytes(f, &absent, 1);
+        if (f->n + 2 > sizeof(f->b)) {
+            static const unsigned char absent = 0xff;
+            fp_bytes(f, &tag, 1);
+            fp_bytes(f, &absent, 1);
+            return;
+        }
+        f->b[f->n] = tag;
+        f->b[f->n + 1] = 0xff;
+        f->n += 2;
         return;
     }
-    fp_bytes(f, s, strlen(s) + 1);
+    len = strlen(s) + 1;
+    if (f->n + 1 + len > sizeof(f->b)) {
+        fp_bytes(f, &tag, 1);
+        fp_bytes(f, s, len);
+        return;
+    }
+    f->b[f->n] = tag;
+    memcpy(f->b + f->n + 1, s, len);
+    f->n += 1 + len;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1267,7 +1299,10 @@ uint32_t cts_state_fingerprint(const struct cts_contact *c, char *const *lists,
         }
         free(cf);
     }
-    if (nlists > 0) {
+    if (nlists == 1) {
+        /* One list (the usual run): nothing to sort, nothing to copy. */
+        hstr(&f, 0xf2, lists[0]);
+    } else if (nlists > 1) {
         char **l = cts_xmalloc(nlists * sizeof(*l));
         memcpy(l, lists, nlists * sizeof(*l));
         qsort(l, nlists, sizeof(*l), cmp_str);
@@ -1283,7 +1318,13 @@ enum cts_state_verdict cts_state_lookup(struct cts_state *st, const char *email,
                                         uint32_t fp,
                                         struct cts_state_prev *prev)
 {
-    uint64_t key = cts_state_email_key(email);
+    return cts_state_lookup_key(st, cts_state_email_key(email), fp, prev);
+}
+
+enum cts_state_verdict cts_state_lookup_key(struct cts_state *st, uint64_t key,
+                                            uint32_t fp,
+                                            struct cts_state_prev *prev)
+{
     const struct cts_eslot *s =
         st->committed ? NULL : cts_emailidx_find(&st->ix, key);
     unsigned f, res;

@@ -531,6 +531,90 @@ static void test_v2_latin1(void **state)
     cts_contact_clear(&c);
 }
 
+/* A bump allocator over a fixed buffer that counts its calls. */
+struct bump {
+    char buf[4096];
+    size_t used;
+    int calls;
+};
+
+static void *bump_alloc(void *arg, size_t n)
+{
+    struct bump *b = arg;
+    void *p;
+
+    n = (n + 7) & ~(size_t)7;
+    assert_true(b->used + n <= sizeof(b->buf));
+    p = b->buf + b->used;
+    b->used += n;
+    b->calls++;
+    return p;
+}
+
+static int in_bump(const struct bump *b, const void *p)
+{
+    return (const char *)p >= b->buf && (const char *)p < b->buf + b->used;
+}
+
+/* cts_mapper_map_with gives the same contact and errors as cts_mapper_map,
+ * with every string (and the custom field array) from the allocator. */
+static void test_map_with_allocator(void **state)
+{
+    struct cts_map maps[] = {{"cf:colour", "Colour"}};
+    struct fake_row h, r;
+    struct cts_error err;
+    struct cts_contact a, b;
+    struct cts_mapper *m;
+    struct bump *bp = calloc(1, sizeof(*bp));
+    int f, rc;
+    (void)state;
+    assert_non_null(bp);
+    mkrow(&h, 0, "Email", "Last Name", "Company", "Colour", NULL);
+    m = new_mapper(CTS_API_V2, maps, 1, &h.row, &err);
+    assert_non_null(m);
+    /* Valid: email normalised, v2 transliteration, a custom field. */
+    mkrow(&r, 1, "  Ann@Example.COM ", "O\xE2\x80\x99Neil", "", "red",
+          NULL);
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(cts_mapper_map(m, &r.row, &a, NULL), 0);
+    assert_int_equal(cts_mapper_map_with(m, &r.row, &b, bump_alloc, bp, NULL),
+                     0);
+    for (f = 0; f < CTS_F__COUNT; f++) {
+        if (a.f[f] == NULL) {
+            assert_null(b.f[f]);
+            continue;
+        }
+        assert_string_equal(a.f[f], b.f[f]);
+        assert_true(in_bump(bp, b.f[f]));
+    }
+    assert_string_equal(b.f[CTS_F_EMAIL], "ann@example.com");
+    assert_string_equal(b.f[CTS_F_LAST_NAME], "O'Neil");
+    assert_int_equal(b.ncf, 1);
+    assert_true(in_bump(bp, b.cf));
+    assert_string_equal(b.cf[0].name, "colour");
+    assert_string_equal(b.cf[0].value, "red");
+    assert_true(in_bump(bp, b.cf[0].name) && in_bump(bp, b.cf[0].value));
+    assert_true(bp->calls >= 5);
+    cts_contact_clear(&a);
+    /* Invalid: same message, and the raw email cell is kept. */
+    mkrow(&r, 2, "x@y.co", "\xC5\x81ukasz", "", "", NULL);
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    memset(&err, 0, sizeof(err));
+    rc = cts_mapper_map(m, &r.row, &a, &err);
+    assert_int_equal(rc, CTS_EDATA);
+    assert_int_equal(cts_mapper_map_with(m, &r.row, &b, bump_alloc, bp, &err),
+                     CTS_EDATA);
+    assert_string_equal(err.msg, "last_name: character U+0141 is outside "
+                                 "ISO-8859-1, which the v2 API rejects");
+    assert_string_equal(b.f[CTS_F_EMAIL], "x@y.co");
+    assert_true(in_bump(bp, b.f[CTS_F_EMAIL]));
+    cts_contact_clear(&a);
+    cts_mapper_free(m);
+    free(bp);
+}
+
 static void test_field_limits(void **state)
 {
     (void)state;
@@ -552,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_header_errors),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_v2_latin1),
+        cmocka_unit_test(test_map_with_allocator),
         cmocka_unit_test(test_field_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
