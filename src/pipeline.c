@@ -154,6 +154,8 @@ struct pipeline {
     struct batch *filling;   /* the one the work item fills */
     struct batch *settling;  /* the one the loop settles */
     struct batch *ready;     /* filled, waiting for the loop */
+    size_t batch_rows;       /* rows per work item (about), and */
+    size_t feed_slice;       /*   bytes fed to the reader at a time */
     char *rbuf;              /* READ_CHUNK bytes of input */
     size_t rpos, rlen;       /* rbuf[rpos, rlen) not fed yet */
     uv_timer_t feed_timer;   /* ready/inline hand-over on its own turn */
@@ -1126,6 +1128,14 @@ out:
 #define FEED_SLICE  (16 * 1024)
 #define BATCH_BYTES (256 * 1024)
 #define BATCH_ROWS  4096
+/* A run that sends settles a batch into jobs (each with its contact and
+ * request body) faster than they can be sent: smaller batches keep those
+ * within about the backpressure window, as when one 64 KiB read was
+ * settled at a time (4096-row batches cost ~6 MiB more at 1M rows sent),
+ * and cost nothing there, where the requests, not the intake, set the
+ * pace. */
+#define SEND_FEED_SLICE (4 * 1024)
+#define SEND_BATCH_ROWS 256
 
 /*
  * The strings of a batch's contacts live in an arena of blocks that never
@@ -1615,7 +1625,7 @@ static void work_fill(struct pipeline *p)
     size_t fed = 0, n;
     ssize_t got;
 
-    while (b->n < BATCH_ROWS && fed < BATCH_BYTES) {
+    while (b->n < p->batch_rows && fed < BATCH_BYTES) {
         if (p->rpos == p->rlen) {
             /* From the current position: works for stdin and pipes. */
             do {
@@ -1629,7 +1639,8 @@ static void work_fill(struct pipeline *p)
             p->rpos = 0;
             p->rlen = (size_t)got;
         }
-        n = p->rlen - p->rpos < FEED_SLICE ? p->rlen - p->rpos : FEED_SLICE;
+        n = p->rlen - p->rpos < p->feed_slice ? p->rlen - p->rpos
+                                              : p->feed_slice;
         b->rc = cts_reader_feed(p->reader, p->rbuf + p->rpos, n, &b->err);
         p->rpos += n;
         fed += n;
@@ -2159,6 +2170,8 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     p->low = p->high / 2;
     p->bat[0] = batch_new();
     p->bat[1] = batch_new();
+    p->batch_rows = cfg->dry_run ? BATCH_ROWS : SEND_BATCH_ROWS;
+    p->feed_slice = cfg->dry_run ? FEED_SLICE : SEND_FEED_SLICE;
     p->rbuf = cts_xmalloc(READ_CHUNK);
     p->file_seq = cts_xcalloc(cfg->ninputs + 1, sizeof(*p->file_seq));
     if (cts_random_bytes(&p->rng, sizeof(p->rng)) != 0 || p->rng == 0)
