@@ -68,7 +68,7 @@ PROG := $(BUILD)/ctct-sync
 SANDBOX := $(BUILD)/ctct-sandbox
 LIB := $(BUILD)/libcts.a
 
-.PHONY: all check check-one unit integration sanitize valgrind-check demo install uninstall \
+.PHONY: all check check-one unit integration sanitize tsan valgrind-check demo install uninstall \
         clean format lint deps tests help
 .DEFAULT_GOAL := all
 
@@ -96,15 +96,17 @@ $(BUILD)/tests/%: tests/%.c $(LIB)
 tests: $(UNIT_BIN)
 
 # check: the whole suite twice — the normal build, then the ASan+UBSan
-# build (its own build-address-undefined/ tree) — then the import scripts
-# with ctct-sync under valgrind, and one closing line "N passed, N failed"
-# for CI runners.  check-one runs one build's suite.
+# build (its own build-address-undefined/ tree) — then the unit tests and
+# import scripts under ThreadSanitizer (build-thread/), then the import
+# scripts with ctct-sync under valgrind, and one closing line "N passed,
+# N failed" for CI runners.  check-one runs one build's suite.
 check:
 	@$(MAKE) --no-print-directory check-one
 	@$(MAKE) --no-print-directory check-one SANITIZE=address,undefined
+	@$(MAKE) --no-print-directory check-one SANITIZE=thread ONLY=$(TSAN_ONLY)
 	@$(MAKE) --no-print-directory valgrind-check ONLY=$(VALGRIND_ONLY)
 	@sh tests/total.sh build/check.counts build-address-undefined/check.counts \
-	  build/valgrind.counts
+	  build-thread/check.counts build/valgrind.counts
 
 check-one: all tests
 	@BUILD=$(BUILD) COUNTS=$(BUILD)/check.counts sh tests/run-all.sh $(UNIT_BIN)
@@ -117,6 +119,12 @@ integration: all
 
 sanitize:
 	$(MAKE) check-one SANITIZE=address,undefined
+
+# tsan: the unit tests and the import scripts under ThreadSanitizer, for the
+# pipeline's intake thread (make check runs it; ONLY= widens it).
+TSAN_ONLY ?= test_import
+tsan:
+	$(MAKE) check-one SANITIZE=thread ONLY=$(TSAN_ONLY)
 
 # valgrind-check: integration scripts with ctct-sync under valgrind (a
 # valgrind error makes ctct-sync exit 99, which fails the case).  make check

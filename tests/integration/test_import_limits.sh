@@ -187,10 +187,10 @@ else
         --concurrency 16 --daily-quota 1000000000 --bulk never "$T/in.csv" >"$T/out" 2>"$T/err"
     RC=$?
     rss=$(tail -1 "$T/rss")
-    # AddressSanitizer's shadow memory and quarantine say nothing about our
-    # own memory: the bound applies to normal builds only.
+    # A sanitizer's shadow memory (ASan, TSan) says nothing about our own
+    # memory: the bound applies to normal builds only.
     max_rss=32768
-    if ldd "$CTS" 2>/dev/null | grep -q libasan; then max_rss=2000000; fi
+    if ldd "$CTS" 2>/dev/null | grep -q 'libasan\|libtsan'; then max_rss=2000000; fi
     if [ "$RC" = 0 ] && [ "$(sum created)" = 20000 ] && [ "$(rep_rows)" = 20000 ] &&
         rep_in_order && [ "$rss" -le "$max_rss" ] &&
         [ "$(sb_json '[.accounts[].contact_count] | add')" = 20000 ]; then

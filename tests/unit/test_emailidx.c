@@ -16,6 +16,9 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define RSS_BUDGET_KIB (24 * 1024)
+#elif defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer shadows every byte the table touches several times. */
+#define RSS_BUDGET_KIB (160 * 1024)
 #else
 #define RSS_BUDGET_KIB (20 * 1024)
 #endif
