@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -711,6 +712,21 @@ static void test_retry_after_header(void **state)
     assert_int_equal(retry_after_of(REPLY("Retry-After: 0\r\n")), 0);
     assert_int_equal(retry_after_of(REPLY("")), -1);
 #undef REPLY
+    {
+        /* The HTTP-date form (RFC 9110), an hour ahead: seconds from now. */
+        char reply[256], date[64];
+        time_t later = time(NULL) + 3600;
+        struct tm tm;
+        long ra;
+        gmtime_r(&later, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        snprintf(reply, sizeof(reply),
+                 "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n"
+                 "Retry-After: %s\r\nConnection: close\r\n\r\n{}",
+                 date);
+        ra = retry_after_of(reply);
+        assert_true(ra >= 3590 && ra <= 3600);
+    }
 }
 
 int main(void)
