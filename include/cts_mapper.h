@@ -5,7 +5,7 @@
  * its header row (cts_row.row == 0), then applied to every data row.
  *
  * Header matching: names are normalised (Unicode BOM/NBSP/whitespace
- * trimmed, ASCII case folded, spaces '_' '-' '.' removed) and compared with
+ * trimmed, ASCII case folded, spaces '_' '-' '.' '*' removed) and compared with
  * the canonical field names and the aliases of spec §5.  --map FIELD=HEADER
  * and --map cf:NAME=HEADER match HEADER by the same normalisation and win
  * over aliases.  Columns that nothing claims are "unmapped" (the pipeline

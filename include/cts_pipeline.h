@@ -2,12 +2,18 @@
  * cts_pipeline.h — the import pipeline (spec §5–§7, style C1/C7) and the
  * `import` command.
  *
- * One libuv loop drives every stage:
+ * One libuv loop drives every stage after intake:
  *
- *   uv_fs_read (64 KiB) → cts_reader (libcsv) → cts_mapper → email index and
- *   fingerprints (cts_state) → send queue → cts_limiter (one uv timer) →
- *   cts_http (curl multi, --concurrency in flight) → retry policy (per-job
- *   uv timer) → cts_report (ordered sink)
+ *   [intake thread: read(2) → cts_reader (libcsv) → cts_mapper, in batches]
+ *   → email index and fingerprints (cts_state) → send queue → cts_limiter
+ *   (one uv timer) → cts_http (curl multi, --concurrency in flight) → retry
+ *   policy (per-job uv timer) → cts_report (ordered sink)
+ *
+ * Intake (reading, parsing, mapping) runs on one helper thread, one batch
+ * at a time (up to 4096 rows in a dry run, ~256 when sending), handed to
+ * the loop through a semaphore, a mutex and uv_async; everything after it
+ * runs on the loop thread (see "reading" in pipeline.c; make tsan checks
+ * it).
  *
  * Each data row becomes a job whose state only changes through one
  * function that asserts the transition (curl's mstate):
@@ -19,9 +25,9 @@
  * unchanged, dry-run, deferred; IN_FLIGHT → WAIT_TOKEN for the next request
  * of the same row, v2 409 → GET → PUT.)
  *
- * Backpressure: the reader issues no read while more than
- * 4 × concurrency + 256 rows are unreported, and resumes at half that, so
- * memory does not grow with the input.
+ * Backpressure: no new intake batch is started while more than
+ * 4 × concurrency + 256 rows are unreported, and intake resumes at half
+ * that, so memory does not grow with the input.
  *
  * Stops: the daily quota (server reply or local count) and a 401 that a
  * refresh cannot cure stop sending; SIGINT/SIGTERM too, after in-flight
