@@ -47,6 +47,10 @@ struct cts_contact {
 
 /* Free the strings a contact owns (not the struct); NULL-safe. */
 void cts_contact_clear(struct cts_contact *c);
+/* Fill dst with owned copies of src's strings (src is only read: its
+ * memory may be someone else's, e.g. an arena); clear dst with
+ * cts_contact_clear. */
+void cts_contact_copy(struct cts_contact *dst, const struct cts_contact *src);
 /* Canonical name of a field ("email", "first_name", ...). */
 const char *cts_field_name(enum cts_field f);
 

@@ -1,8 +1,10 @@
-/* contact.c — names of fields and statuses. */
+/* contact.c — names of fields and statuses; copying and clearing a contact. */
 #include "cts_contact.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "cts_util.h"
 
 static const char *const field_names[CTS_F__COUNT] = {
     "email",      "first_name",  "last_name", "company_name",
@@ -31,6 +33,28 @@ int cts_status_parse(const char *name)
         if (strcmp(name, status_names[i]) == 0)
             return i;
     return -1;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? cts_xstrdup(s) : NULL;
+}
+
+void cts_contact_copy(struct cts_contact *dst, const struct cts_contact *src)
+{
+    size_t i;
+
+    memset(dst, 0, sizeof(*dst));
+    for (i = 0; i < CTS_F__COUNT; i++)
+        dst->f[i] = dup_or_null(src->f[i]);
+    if (src->ncf > 0) {
+        dst->cf = cts_xcalloc(src->ncf, sizeof(*dst->cf));
+        for (i = 0; i < src->ncf; i++) {
+            dst->cf[i].name = dup_or_null(src->cf[i].name);
+            dst->cf[i].value = dup_or_null(src->cf[i].value);
+        }
+        dst->ncf = src->ncf;
+    }
 }
 
 void cts_contact_clear(struct cts_contact *c)

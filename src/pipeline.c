@@ -1429,22 +1429,10 @@ static int cb_row(const struct cts_row *row, void *arg)
 static void job_own_contact(struct cts_job *j)
 {
     struct cts_contact c;
-    size_t i;
 
     if (!j->c_borrowed)
         return;
-    memset(&c, 0, sizeof(c));
-    for (i = 0; i < CTS_F__COUNT; i++)
-        c.f[i] = j->c.f[i] != NULL ? cts_xstrdup(j->c.f[i]) : NULL;
-    if (j->c.ncf > 0) {
-        c.cf = cts_xcalloc(j->c.ncf, sizeof(*c.cf));
-        for (i = 0; i < j->c.ncf; i++) {
-            const struct cts_custom_field *f = &j->c.cf[i];
-            c.cf[i].name = f->name != NULL ? cts_xstrdup(f->name) : NULL;
-            c.cf[i].value = f->value != NULL ? cts_xstrdup(f->value) : NULL;
-        }
-        c.ncf = j->c.ncf;
-    }
+    cts_contact_copy(&c, &j->c);
     j->c = c;
     j->c_borrowed = 0;
 }

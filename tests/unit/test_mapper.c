@@ -597,6 +597,20 @@ static void test_map_with_allocator(void **state)
     assert_true(in_bump(bp, b.cf[0].name) && in_bump(bp, b.cf[0].value));
     assert_true(bp->calls >= 5);
     cts_contact_clear(&a);
+    /* cts_contact_copy: owned strings that outlive the arena. */
+    {
+        struct cts_contact c;
+        cts_contact_copy(&c, &b);
+        memset(bp->buf, 'Z', bp->used);
+        assert_false(in_bump(bp, c.f[CTS_F_EMAIL]) || in_bump(bp, c.cf));
+        assert_string_equal(c.f[CTS_F_EMAIL], "ann@example.com");
+        assert_string_equal(c.f[CTS_F_LAST_NAME], "O'Neil");
+        assert_null(c.f[CTS_F_COMPANY_NAME]);
+        assert_int_equal(c.ncf, 1);
+        assert_string_equal(c.cf[0].name, "colour");
+        assert_string_equal(c.cf[0].value, "red");
+        cts_contact_clear(&c);
+    }
     /* Invalid: same message, and the raw email cell is kept. */
     mkrow(&r, 2, "x@y.co", "\xC5\x81ukasz", "", "", NULL);
     memset(&a, 0, sizeof(a));
