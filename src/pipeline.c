@@ -1851,13 +1851,10 @@ static void intake_step(struct pipeline *p)
     settle_batch(p, b);
     p->in_feed = 0;
     p->settling = NULL;
-    if (b->rc != 0 && p->fatal_rc == 0) {
-        char msg[700];
-        snprintf(msg, sizeof(msg), "%s", b->err.msg);
+    if (b->rc != 0 && p->fatal_rc == 0)
         fatal(p, b->rc, b->err.exit_code != 0 ? b->err.exit_code
                                               : CTS_EX_DATAERR,
-              msg);
-    }
+              b->err.msg);
     if (b->rerr != 0 && p->fatal_rc == 0) {
         char msg[700];
         snprintf(msg, sizeof(msg), "cannot read %s: %s",
