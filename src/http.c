@@ -212,12 +212,30 @@ static void sock_unlink_close(struct cts_http *h, struct sock_ctx *ctx)
     uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
 }
 
+/*
+ * The one way libcurl is driven: the owner's before_io hook first (it may
+ * refuse: then nothing is sent), then curl_multi_socket_action on fd (or
+ * CURL_SOCKET_TIMEOUT), then hand back whatever finished — every time,
+ * not only when the running count changed: a timeout is how many
+ * transfers (connect failures, timeouts) finish.
+ */
+static void drive(struct cts_http *h, curl_socket_t fd, int flags)
+{
+    int running = 0;
+    CURLMcode mres;
+
+    if (h->before_io != NULL && h->before_io(h->before_io_arg) != 0)
+        return;
+    mres = curl_multi_socket_action(h->multi, fd, flags, &running);
+    if (mres != CURLM_OK)
+        cts_log_error("libcurl: %s", curl_multi_strerror(mres));
+    drain_done(h);
+}
+
 static void on_poll(uv_poll_t *poll, int status, int events)
 {
     struct sock_ctx *ctx = poll->data;
-    struct cts_http *h = ctx->http;
-    int flags = 0, running = 0;
-    CURLMcode mres;
+    int flags = 0;
 
     if (!ctx->active) {
         /* An idle kept-alive connection woke up (the server closed it):
@@ -236,30 +254,14 @@ static void on_poll(uv_poll_t *poll, int status, int events)
         if (events & UV_WRITABLE)
             flags |= CURL_CSELECT_OUT;
     }
-    if (h->before_io != NULL && h->before_io(h->before_io_arg) != 0)
-        return;
     /* ctx may be closed by cb_socket during this call; its memory stays
      * valid until on_sock_closed, and we do not touch it afterwards. */
-    mres = curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
-    if (mres != CURLM_OK)
-        cts_log_error("libcurl: %s", curl_multi_strerror(mres));
-    drain_done(h);
+    drive(ctx->http, ctx->fd, flags);
 }
 
 static void on_timeout(uv_timer_t *timer)
 {
-    struct cts_http *h = timer->data;
-    int running = 0;
-    CURLMcode mres;
-
-    if (h->before_io != NULL && h->before_io(h->before_io_arg) != 0)
-        return;
-    mres = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    if (mres != CURLM_OK)
-        cts_log_error("libcurl: %s", curl_multi_strerror(mres));
-    /* Every time, not only when `running` changed: a timeout is how many
-     * transfers (connect failures, timeouts) finish. */
-    drain_done(h);
+    drive(timer->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /* A context watching fd s, linked into h->socks.  NULL on failure (a
