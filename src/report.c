@@ -105,14 +105,13 @@ static void put_str(struct cts_buf *b, const char *s)
 static int flush_lines(struct cts_report *r)
 {
     struct cts_buf *b = &r->line;
-    int rc;
 
-    if (r->err == 0 && b->len > 0 && r->before_write != NULL &&
-        (rc = r->before_write(r->before_write_arg)) != 0)
-        r->err = rc;
-    if (r->err == 0 && b->len > 0 &&
-        fwrite(b->data, 1, b->len, r->fp) != b->len)
-        r->err = errno != 0 ? -errno : UV_EIO;
+    if (r->err == 0 && b->len > 0) {
+        if (r->before_write != NULL)
+            r->err = r->before_write(r->before_write_arg);
+        if (r->err == 0 && fwrite(b->data, 1, b->len, r->fp) != b->len)
+            r->err = errno != 0 ? -errno : UV_EIO;
+    }
     cts_buf_reset(b);
     return r->err;
 }
