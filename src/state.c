@@ -1221,6 +1221,7 @@ static void fp_flush(struct fpbuf *f)
 static void fp_bytes(struct fpbuf *f, const void *p, size_t len)
 {
     const unsigned char *c = p;
+
     while (len > 0) {
         size_t take = sizeof(f->b) - f->n;
         if (take > len)
@@ -1234,33 +1235,27 @@ static void fp_bytes(struct fpbuf *f, const void *p, size_t len)
     }
 }
 
+/* fp_bytes for the usual case, inlined: the bytes fit in the buffer (most
+ * rows fit whole; a call per tag byte was a twentieth of a dry run). */
+static inline void fp_put(struct fpbuf *f, const void *p, size_t len)
+{
+    if (len <= sizeof(f->b) - f->n) {
+        memcpy(f->b + f->n, p, len);
+        f->n += len;
+    } else {
+        fp_bytes(f, p, len);
+    }
+}
+
 static void hstr(struct fpbuf *f, unsigned char tag, const char *s)
 {
-    size_t len;
+    static const unsigned char absent = 0xff;
 
-    /* The common case stores straight into the buffer: most rows fit in
-     * it whole, and a call per tag byte was a twentieth of a dry run. */
-    if (s == NULL) {
-        if (f->n + 2 > sizeof(f->b)) {
-            static const unsigned char absent = 0xff;
-            fp_bytes(f, &tag, 1);
-            fp_bytes(f, &absent, 1);
-            return;
-        }
-        f->b[f->n] = tag;
-        f->b[f->n + 1] = 0xff;
-        f->n += 2;
-        return;
-    }
-    len = strlen(s) + 1;
-    if (f->n + 1 + len > sizeof(f->b)) {
-        fp_bytes(f, &tag, 1);
-        fp_bytes(f, s, len);
-        return;
-    }
-    f->b[f->n] = tag;
-    memcpy(f->b + f->n + 1, s, len);
-    f->n += 1 + len;
+    fp_put(f, &tag, 1);
+    if (s == NULL)
+        fp_put(f, &absent, 1);
+    else
+        fp_put(f, s, strlen(s) + 1);
 }
 
 static int cmp_str(const void *a, const void *b)
