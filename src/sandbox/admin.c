@@ -1,6 +1,8 @@
 /*
- * admin.c — the /_sandbox/ endpoints tests drive the sandbox with: state,
- * reset, faults, clock, token minting.  Loopback peers only (server.c), not
+ * admin.c — the /_sandbox/ endpoints tests drive the sandbox with: state
+ * (with the re-subscription log), reset, faults, clock, token minting,
+ * seeding contacts, and a contact unsubscribing by themselves (as if they
+ * had clicked SafeUnsubscribe).  Loopback peers only (server.c), not
  * counted in the request statistics, never rate-limited or faulted.
  */
 #include "sb_int.h"
@@ -31,7 +33,97 @@ static int h_state(struct sb_req *req, struct sb_res *res)
         sb_res_error_v3(res, 404, "not_found", "no such account");
         return SB_REPLY;
     }
-    sb_res_json(res, 200, sb_server_state(req->server, with, account));
+    json_t *st = sb_server_state(req->server, with, account);
+    struct sb_model *m = sb_server_model(req->server);
+    json_object_set_new(st, "resubscriptions", sb_model_resubscriptions(m, 0));
+    json_object_set_new(st, "refused_resubscriptions",
+                        sb_model_resubscriptions(m, 1));
+    sb_res_json(res, 200, st);
+    return SB_REPLY;
+}
+
+/* The account a body names ("account": user_name or encoded id), or the
+ * first one; NULL after a 404 reply. */
+static struct sb_account *body_account(struct sb_req *req, struct sb_res *res,
+                                       json_t *j)
+{
+    struct sb_model *m = sb_server_model(req->server);
+    const char *acc = json_string_value(json_object_get(j, "account"));
+    struct sb_account *a = acc ? sb_account_find(m, acc) : sb_account_at(m, 0);
+    if (!a)
+        sb_res_error_v3(res, 404, "not_found", "no such account");
+    return a;
+}
+
+/* POST /_sandbox/contacts {"account":…,"contacts":[{…}]}: seed contacts
+ * (doc/sandbox.md) without counting writes.  All or nothing is not
+ * promised: the first bad contact stops the seeding with a 400 naming it. */
+static int h_seed(struct sb_req *req, struct sb_res *res)
+{
+    struct sb_model *m = sb_server_model(req->server);
+    struct cts_error err = {0};
+    json_t *j = body_json(req, res), *v;
+    size_t i;
+    if (!j)
+        return SB_REPLY;
+    struct sb_account *a = body_account(req, res, j);
+    json_t *cs = json_object_get(j, "contacts");
+    if (a && !json_is_array(cs)) {
+        sb_res_error_v3(res, 400, "bad_request",
+                        "expected {\"account\":…,\"contacts\":[…]}");
+        a = NULL;
+    }
+    json_t *ids = json_array();
+    json_array_foreach(a ? cs : NULL, i, v)
+    {
+        sb_contact_ref ref;
+        if (sb_model_seed(m, a, v, &err) != 0) {
+            char msg[sizeof err.msg + 32];
+            snprintf(msg, sizeof msg, "contacts[%zu]: %s", i, err.msg);
+            sb_res_error_v3(res, 400, "bad_request", msg);
+            a = NULL;
+            break;
+        }
+        sb_contact_by_email(a, json_string_value(json_object_get(v, "email")),
+                            &ref);
+        json_t *c = sb_contact_json(a, ref, SB_RENDER_STATE);
+        json_array_append_new(ids,
+                              json_pack("{s:O,s:O,s:O}", "email",
+                                        json_object_get(c, "email"), "id",
+                                        json_object_get(c, "id"), "id_v2",
+                                        json_object_get(c, "id_v2")));
+        json_decref(c);
+    }
+    if (a)
+        sb_res_json(res, 200, json_pack("{s:o}", "contacts", ids));
+    else
+        json_decref(ids);
+    json_decref(j);
+    return SB_REPLY;
+}
+
+/* POST /_sandbox/unsubscribe {"account":…,"email":…,"reason":…}: the
+ * contact clicks SafeUnsubscribe (permission unsubscribed, opt_out_source
+ * Contact, date now, off every list).  Not a client write. */
+static int h_unsubscribe(struct sb_req *req, struct sb_res *res)
+{
+    json_t *j = body_json(req, res);
+    if (!j)
+        return SB_REPLY;
+    struct sb_account *a = body_account(req, res, j);
+    const char *email = json_string_value(json_object_get(j, "email"));
+    const char *reason = json_string_value(json_object_get(j, "reason"));
+    sb_contact_ref ref;
+    if (a && (!email || sb_contact_by_email(a, email, &ref) != 0)) {
+        sb_res_error_v3(res, 404, "not_found", "no contact with that email");
+        a = NULL;
+    }
+    if (a) {
+        sb_contact_unsubscribe(sb_server_model(req->server), a, ref,
+                               SB_ACTOR_CONTACT, reason, 0);
+        sb_res_json(res, 200, sb_contact_json(a, ref, SB_RENDER_STATE));
+    }
+    json_decref(j);
     return SB_REPLY;
 }
 
@@ -196,9 +288,18 @@ static int h_token(struct sb_req *req, struct sb_res *res)
     return SB_REPLY;
 }
 
+static int64_t server_clock(void *srv)
+{
+    return sb_now(srv);
+}
+
 void sb_admin_register(struct sb_server *srv)
 {
     unsigned a = SB_ROUTE_ADMIN;
+    /* contacts' dates follow the sandbox clock (POST /_sandbox/clock) */
+    sb_model_set_clock(sb_server_model(srv), server_clock, srv);
+    sb_route_add(srv, "POST", "/_sandbox/contacts", h_seed, a);
+    sb_route_add(srv, "POST", "/_sandbox/unsubscribe", h_unsubscribe, a);
     sb_route_add(srv, "GET", "/_sandbox/state", h_state, a);
     sb_route_add(srv, "POST", "/_sandbox/reset", h_reset, a);
     sb_route_add(srv, "POST", "/_sandbox/faults", h_faults, a);

@@ -1,12 +1,18 @@
 /*
- * bulk.c — ctct-sandbox's bulk activities (spec §8, reference §1.8, §2.9):
+ * bulk.c — ctct-sandbox's bulk activities (reference §1.8, §2.9, §2.10):
  *
- *   v2  POST /v2/activities/addcontacts        201
- * {id,type,error_count,contact_count} GET  /v2/activities/{id} status QUEUED →
- * RUNNING → COMPLETE, errors[] {message,line_number,email_address} v3  POST
- * /v3/activities/contacts_json_import  201 ActivityImport GET
- * /v3/activities/{id}               state initialized → processing → completed,
- * activity_errors[] strings
+ *   v2  POST /v2/activities/addcontacts            201 {id,type,error_count,
+ *       POST /v2/activities/removefromlists             contact_count}
+ *       GET  /v2/activities/{id}   status QUEUED → RUNNING → COMPLETE,
+ *                                  errors[] {message,line_number,email_address}
+ *   v3  POST /v3/activities/contacts_json_import   201 ActivityImport
+ *       POST /v3/activities/remove_list_memberships 201 ActivityListsMembership
+ *       GET  /v3/activities/{id}   state initialized → processing → completed,
+ *                                  activity_errors[] strings
+ *
+ * Imports keep an existing contact's permission and make new contacts
+ * implicit (opted in by the account); removals take contacts off lists and
+ * never delete or unsubscribe anyone.
  *
  * An activity runs on its own uv timer: it is queued when posted, starts
  * after a third of --activity-ms, upserts its rows in two halves (so a poll
@@ -23,6 +29,7 @@
  * activities per account (v3 429).
  */
 #include "sb_oauth.h"
+#include "sb_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +49,12 @@
 #define MAX_LISTS  50
 
 enum act_state { ACT_QUEUED = 0, ACT_RUNNING, ACT_DONE };
+/* What an activity does with each of its rows. */
+enum act_kind {
+    KIND_IMPORT = 0, /* upsert a contact (addcontacts, contacts_json_import) */
+    KIND_REMOVE      /* take a contact off the lists (removefromlists: rows
+                        are emails; remove_list_memberships: contact ids) */
+};
 
 /* v2 column_names that admit a property (anything undeclared is ignored,
  * per the v2 doc); EMAIL is always taken. */
@@ -73,6 +86,7 @@ struct activity {
     enum sb_api api;
     struct sb_account *acct;
     enum act_state state;
+    enum act_kind kind;
     json_t *rows;  /* owned until done */
     size_t *lists; /* indices in acct->lists */
     size_t nlists;
@@ -384,11 +398,55 @@ static void import_row(struct activity *a, size_t i)
     r.in.nlists = a->nlists;
     r.in.cf_idx = r.cf_idx;
     r.in.cf_values = r.cf_val;
-    r.in.source = "bulk";
+    /* an import keeps an existing contact's permission and makes new ones
+     * implicit, opted in by the account */
+    r.in.actor = SB_ACTOR_ACCOUNT;
+    r.in.perm_new = SB_PERM_IMPLICIT;
+    r.in.via = a->api == SB_API_V2 ? "POST /v2/activities/addcontacts"
+                                   : "POST /v3/activities/contacts_json_import";
     if (sb_contact_upsert(m, a->acct, &r.in, SB_UPSERT_MERGE, NULL, NULL,
                           NULL) != 0) {
         add_error(a, i + 1, r.in.f[SB_CF_EMAIL], "Contact could not be saved");
         return;
+    }
+    a->imported++;
+}
+
+/* Take one contact off the activity's lists.  v2 rows are emails and a
+ * contact on none of the lists is an error row, as the real activity
+ * reports it ("x (not found in subscriber list)"); v3 rows are contact ids
+ * and only an unknown id is an error. */
+static void remove_row(struct activity *a, size_t i)
+{
+    struct sb_model *m = sb_server_model(a->bulk->srv);
+    const char *key = str_of(json_array_get(a->rows, i));
+    uint64_t mask = 0;
+    sb_contact_ref ref;
+    int found;
+
+    for (size_t l = 0; l < a->nlists; l++)
+        if (a->lists[l] < 64)
+            mask |= 1ull << a->lists[l];
+    found = key != NULL && (a->api == SB_API_V2
+                                ? sb_contact_by_email(a->acct, key, &ref)
+                                : sb_contact_by_id(a->acct, key, &ref)) == 0;
+    if (a->api == SB_API_V2) {
+        if (!found || !sb_contact_remove_lists(m, a->acct, ref, mask)) {
+            char *msg = cts_xasprintf("%s (not found in subscriber list)",
+                                      key != NULL ? key : "");
+            json_array_append_new(
+                a->errs, json_pack("{s:s, s:i, s:s}", "message", msg,
+                                   "line_number", 0, "email_address", ""));
+            free(msg);
+            a->errors++;
+            return;
+        }
+    } else {
+        if (!found) {
+            add_error(a, i + 1, NULL, "Contact not found");
+            return;
+        }
+        sb_contact_remove_lists(m, a->acct, ref, mask);
     }
     a->imported++;
 }
@@ -417,8 +475,12 @@ static void on_tick(uv_timer_t *t)
         /* Two halves, so a poll can catch percent_done in between. */
         chunk = (a->total + 1) / 2;
         end = a->done + chunk < a->total ? a->done + chunk : a->total;
-        for (; a->done < end; a->done++)
-            import_row(a, a->done);
+        for (; a->done < end; a->done++) {
+            if (a->kind == KIND_REMOVE)
+                remove_row(a, a->done);
+            else
+                import_row(a, a->done);
+        }
         if (a->done >= a->total) {
             a->state = ACT_DONE;
             a->finished_at = now;
@@ -592,70 +654,138 @@ static size_t *resolve_lists(const struct sb_account *acct, json_t *ids,
     return out;
 }
 
-static int v2_addcontacts(struct sb_req *req, struct sb_res *res)
+/* What every v2 activity POST checks: a JSON body of at most 4 MB, 1 to
+ * max_rows rows of import_data, existing lists, room in the queue.  On
+ * success sets *lidx (owned) and *nl and returns import_data (borrowed
+ * from *body); else NULL after replying.  *body is the parsed body (NULL
+ * when it was not parsed) for the caller to release. */
+static json_t *v2_activity_body(struct sb_req *req, struct sb_res *res,
+                                json_t **body, size_t max_rows,
+                                const char *too_many, size_t **lidx,
+                                size_t *nl)
 {
-    json_t *body = NULL, *rows, *lists, *cols;
-    struct activity *a;
-    size_t *lidx, nl;
+    json_t *rows, *lists;
     char bad[64], msg[160];
 
+    *body = NULL;
     if (req->body_len > MAX_BYTES) {
         sb_res_error_v2(res, 400, "json.max.length.violation",
                         "The request body exceeds the 4 MB limit of a bulk "
                         "activity.");
-        return SB_REPLY;
+        return NULL;
     }
-    body = sb_req_json(req);
-    if (!json_is_object(body)) {
+    *body = sb_req_json(req);
+    if (!json_is_object(*body)) {
         sb_res_error_v2(res, 400, "json.parse.error",
                         "The request body is not a JSON object.");
-        goto out;
+        return NULL;
     }
-    rows = json_object_get(body, "import_data");
-    lists = json_object_get(body, "lists");
-    cols = json_object_get(body, "column_names");
+    rows = json_object_get(*body, "import_data");
+    lists = json_object_get(*body, "lists");
     if (!json_is_array(rows) || json_array_size(rows) == 0) {
         sb_res_error_v2(res, 400, "json.field.import_data.required",
                         "import_data must be a non-empty array.");
-        goto out;
+        return NULL;
     }
-    if (json_array_size(rows) > MAX_ROWS) {
-        sb_res_error_v2(res, 400, "json.max.length.violation",
-                        "An activity is limited to 40,000 contacts.");
-        goto out;
+    if (json_array_size(rows) > max_rows) {
+        sb_res_error_v2(res, 400, "json.max.length.violation", too_many);
+        return NULL;
     }
     if (!json_is_array(lists) || json_array_size(lists) == 0) {
         sb_res_error_v2(res, 400, "json.field.lists.required",
                         "lists must name at least one contact list.");
-        goto out;
+        return NULL;
     }
-    if (!json_is_array(cols)) {
-        sb_res_error_v2(res, 400, "json.field.column_names.required",
-                        "column_names is required (it may be empty).");
-        goto out;
-    }
-    lidx = resolve_lists(req->account, lists, &nl, bad, sizeof(bad));
-    if (lidx == NULL) {
+    *lidx = resolve_lists(req->account, lists, nl, bad, sizeof(bad));
+    if (*lidx == NULL) {
         snprintf(msg, sizeof(msg), "List %s does not exist.", bad);
         sb_res_error_v2(res, 400, "json.field.lists.invalid", msg);
-        goto out;
+        return NULL;
     }
     if (unfinished(bulk_of(req), req->account) >= MAX_QUEUED) {
-        free(lidx);
+        free(*lidx);
         sb_res_error_v2(res, 403, "activity.limit.exceeded",
                         "You exceeded 1,000 queued activities for this "
                         "account.");
-        goto out;
+        return NULL;
     }
-    a = act_new(req, SB_API_V2, json_incref(rows), lidx, nl);
-    parse_columns(cols, &a->cols, &a->cf_allowed);
+    return rows;
+}
+
+static const char *v2_type(const struct activity *a)
+{
+    return a->kind == KIND_REMOVE ? "REMOVE_CONTACTS_FROM_LISTS"
+                                  : "ADD_CONTACTS";
+}
+
+static int v2_created(struct sb_res *res, const struct activity *a)
+{
     sb_res_json(res, 201,
                 json_pack("{s:s, s:s, s:i, s:I}", "id", a->id, "type",
-                          "ADD_CONTACTS", "error_count", 0, "contact_count",
+                          v2_type(a), "error_count", 0, "contact_count",
                           (json_int_t)a->total));
-out:
-    json_decref(body);
     return SB_REPLY;
+}
+
+static int v2_addcontacts(struct sb_req *req, struct sb_res *res)
+{
+    json_t *body, *rows;
+    struct activity *a;
+    size_t *lidx, nl;
+
+    rows = v2_activity_body(req, res, &body, MAX_ROWS,
+                            "An activity is limited to 40,000 contacts.",
+                            &lidx, &nl);
+    if (rows == NULL) {
+        json_decref(body);
+        return SB_REPLY;
+    }
+    if (!json_is_array(json_object_get(body, "column_names"))) {
+        free(lidx);
+        json_decref(body);
+        sb_res_error_v2(res, 400, "json.field.column_names.required",
+                        "column_names is required (it may be empty).");
+        return SB_REPLY;
+    }
+    a = act_new(req, SB_API_V2, json_incref(rows), lidx, nl);
+    parse_columns(json_object_get(body, "column_names"), &a->cols,
+                  &a->cf_allowed);
+    json_decref(body);
+    return v2_created(res, a);
+}
+
+/*
+ * POST /v2/activities/removefromlists: {"import_data":[{"email_addresses":
+ * ["a@example.com"]},...],"lists":["1",...]} — at most 20,000 contacts and
+ * 4 MB.  The contacts stay, on their other lists, with their status.
+ */
+static int v2_removefromlists(struct sb_req *req, struct sb_res *res)
+{
+    json_t *body, *rows, *emails, *item;
+    struct activity *a;
+    size_t *lidx, nl, i;
+
+    rows = v2_activity_body(req, res, &body, 20000,
+                            "An activity is limited to 20,000 contacts.",
+                            &lidx, &nl);
+    if (rows == NULL) {
+        json_decref(body);
+        return SB_REPLY;
+    }
+    emails = json_array();
+    json_array_foreach(rows, i, item)
+    {
+        json_t *e0 =
+            json_array_get(json_object_get(item, "email_addresses"), 0);
+        const char *e = json_is_object(e0)
+                            ? str_of(json_object_get(e0, "email_address"))
+                            : str_of(e0);
+        json_array_append_new(emails, json_string(e != NULL ? e : ""));
+    }
+    json_decref(body);
+    a = act_new(req, SB_API_V2, emails, lidx, nl);
+    a->kind = KIND_REMOVE;
+    return v2_created(res, a);
 }
 
 static const char *v2_status(const struct activity *a)
@@ -679,7 +809,7 @@ static int v2_activity(struct sb_req *req, struct sb_res *res)
         return SB_REPLY;
     }
     j = json_pack("{s:s, s:s, s:s, s:O, s:[], s:s}", "id", a->id, "type",
-                  "ADD_CONTACTS", "status", v2_status(a), "errors", a->errs,
+                  v2_type(a), "status", v2_status(a), "errors", a->errs,
                   "warnings", "file_name", "");
     iso_time(a->created_at, t);
     json_object_set_new(j, "created_date", json_string(t));
@@ -713,7 +843,7 @@ static const char *v3_state(const struct activity *a)
 static json_t *v3_json(const struct activity *a)
 {
     char t[32], *href = cts_xasprintf("/v3/activities/%s", a->id);
-    json_t *j;
+    json_t *j, *st;
 
     iso_time(a->created_at, t);
     j = json_pack("{s:s, s:s, s:s, s:i, s:O}", "activity_id", a->id, "state",
@@ -732,14 +862,20 @@ static json_t *v3_json(const struct activity *a)
         iso_time(a->finished_at, t);
         json_object_set_new(j, "completed_at", json_string(t));
     }
-    json_object_set_new(
-        j, "status",
-        json_pack("{s:I, s:I, s:I, s:I, s:i, s:i, s:I}", "items_total_count",
-                  (json_int_t)a->total, "items_completed_count",
-                  (json_int_t)a->done, "person_count", (json_int_t)a->imported,
-                  "error_count", (json_int_t)a->errors, "correctable_count", 0,
-                  "cannot_add_to_list_count", 0, "list_count",
-                  (json_int_t)a->nlists));
+    if (a->kind == KIND_REMOVE)
+        st = json_pack("{s:I, s:I, s:I}", "items_total_count",
+                       (json_int_t)a->total, "items_completed_count",
+                       (json_int_t)a->done, "list_count",
+                       (json_int_t)a->nlists);
+    else
+        st = json_pack("{s:I, s:I, s:I, s:I, s:i, s:i, s:I}",
+                       "items_total_count", (json_int_t)a->total,
+                       "items_completed_count", (json_int_t)a->done,
+                       "person_count", (json_int_t)a->imported, "error_count",
+                       (json_int_t)a->errors, "correctable_count", 0,
+                       "cannot_add_to_list_count", 0, "list_count",
+                       (json_int_t)a->nlists);
+    json_object_set_new(j, "status", st);
     json_object_set_new(j, "_links",
                         json_pack("{s:{s:s}}", "self", "href", href));
     free(href);
@@ -768,12 +904,40 @@ static void drop_past_4mb(json_t *rows, size_t body_len)
         json_array_remove(rows, json_array_size(rows) - 1);
 }
 
+/* A v3 activity's list_ids (1 to 50 existing lists) → indices (owned),
+ * once the account has room in its queue; NULL after replying. */
+static size_t *v3_target_lists(struct sb_req *req, struct sb_res *res,
+                               json_t *lists, size_t *nl)
+{
+    size_t *lidx;
+    char bad[64], msg[160];
+    if (!json_is_array(lists) || json_array_size(lists) == 0 ||
+        json_array_size(lists) > MAX_LISTS) {
+        sb_res_error_v3(res, 400, "activity.validation.error",
+                        "list_ids must hold 1 to 50 list ids.");
+        return NULL;
+    }
+    lidx = resolve_lists(req->account, lists, nl, bad, sizeof(bad));
+    if (lidx == NULL) {
+        snprintf(msg, sizeof(msg), "List %s does not exist.", bad);
+        sb_res_error_v3(res, 400, "activity.validation.error", msg);
+        return NULL;
+    }
+    if (unfinished(bulk_of(req), req->account) >= MAX_QUEUED) {
+        free(lidx);
+        sb_res_error_v3_obj(res, 429, "too_many_requests",
+                            "Too many requests. You exceeded 1,000 queued "
+                            "activities for this user account.");
+        return NULL;
+    }
+    return lidx;
+}
+
 static int v3_json_import(struct sb_req *req, struct sb_res *res)
 {
     json_t *body = sb_req_json(req), *rows, *lists;
     struct activity *a;
     size_t *lidx, nl;
-    char bad[64], msg[160];
 
     if (!json_is_object(body)) {
         sb_res_error_v3(res, 400, "activity.validation.error",
@@ -793,27 +957,133 @@ static int v3_json_import(struct sb_req *req, struct sb_res *res)
                         "cannot exceed 40,000.");
         goto out;
     }
-    if (!json_is_array(lists) || json_array_size(lists) == 0 ||
-        json_array_size(lists) > MAX_LISTS) {
-        sb_res_error_v3(res, 400, "activity.validation.error",
-                        "list_ids must hold 1 to 50 list ids.");
+    lidx = v3_target_lists(req, res, lists, &nl);
+    if (lidx == NULL)
         goto out;
-    }
-    lidx = resolve_lists(req->account, lists, &nl, bad, sizeof(bad));
-    if (lidx == NULL) {
-        snprintf(msg, sizeof(msg), "List %s does not exist.", bad);
-        sb_res_error_v3(res, 400, "activity.validation.error", msg);
-        goto out;
-    }
-    if (unfinished(bulk_of(req), req->account) >= MAX_QUEUED) {
-        free(lidx);
-        sb_res_error_v3_obj(res, 429, "too_many_requests",
-                            "Too many requests. You exceeded 1,000 queued "
-                            "activities for this user account.");
-        goto out;
-    }
     drop_past_4mb(rows, req->body_len);
     a = act_new(req, SB_API_V3, json_incref(rows), lidx, nl);
+    sb_res_json(res, 201, v3_json(a));
+out:
+    json_decref(body);
+    return SB_REPLY;
+}
+
+/* The contact ids a remove_list_memberships source names: contact_ids as
+ * given, or the members of source.list_ids / every active contact, less
+ * exclude.contact_ids.  NULL with msg set when the body is invalid. */
+static json_t *remove_source(struct sb_account *acct, json_t *body,
+                             const char **msg)
+{
+    json_t *src = json_object_get(body, "source");
+    json_t *ids = json_object_get(src, "contact_ids");
+    json_t *lists = json_object_get(src, "list_ids");
+    json_t *all = json_object_get(src, "all_active_contacts");
+    json_t *excl = json_object_get(json_object_get(body, "exclude"),
+                                   "contact_ids");
+    json_t *out, *v;
+    struct sb_query q;
+    size_t i, n = (ids != NULL) + (lists != NULL) + json_is_true(all) +
+                  (json_object_get(src, "tag_ids") != NULL) +
+                  (json_object_get(src, "engagement_level") != NULL);
+
+    if (!json_is_object(src) || n != 1) {
+        *msg = "source must name exactly one of contact_ids, list_ids, "
+               "all_active_contacts, tag_ids, engagement_level.";
+        return NULL;
+    }
+    if (ids != NULL) {
+        if (!json_is_array(ids) || json_array_size(ids) == 0 ||
+            json_array_size(ids) > 500) {
+            *msg = "source.contact_ids must hold 1 to 500 contact ids.";
+            return NULL;
+        }
+        json_array_foreach(ids, i, v)
+        {
+            if (!json_is_string(v)) {
+                *msg = "source.contact_ids must be strings.";
+                return NULL;
+            }
+        }
+        return json_incref(ids);
+    }
+    if (lists == NULL && !json_is_true(all)) {
+        *msg = "The sandbox supports the contact_ids, list_ids and "
+               "all_active_contacts sources only.";
+        return NULL;
+    }
+    memset(&q, 0, sizeof(q));
+    if (lists != NULL) {
+        if (!json_is_array(lists) || json_array_size(lists) == 0 ||
+            json_array_size(lists) > MAX_LISTS) {
+            *msg = "source.list_ids must hold 1 to 50 list ids.";
+            return NULL;
+        }
+        json_array_foreach(lists, i, v)
+        {
+            long li = sb_list_find(acct, str_of(v));
+            if (li < 0 || li >= 64) {
+                *msg = "source.list_ids names a list that does not exist.";
+                return NULL;
+            }
+            q.lists |= 1ull << li;
+        }
+        q.status = SB_ST_DEFAULT;
+    } else {
+        q.status = SB_ST_ACTIVE;
+    }
+    out = json_array();
+    for (i = 0; i < sb_contact_count(acct); i++) {
+        char id[48];
+        size_t k;
+        json_t *c, *e;
+        int skip = 0;
+        if (!sb_contact_match(acct, i, &q))
+            continue;
+        c = sb_contact_json_v3(acct, i, 0);
+        snprintf(id, sizeof(id), "%s",
+                 json_string_value(json_object_get(c, "contact_id")));
+        json_decref(c);
+        json_array_foreach(excl, k, e)
+        {
+            if (str_of(e) != NULL && strcasecmp(str_of(e), id) == 0)
+                skip = 1;
+        }
+        if (!skip)
+            json_array_append_new(out, json_string(id));
+    }
+    return out;
+}
+
+/*
+ * POST /v3/activities/remove_list_memberships:
+ * {"source":{"contact_ids":[<=500]} | {"list_ids":[..]} |
+ *  {"all_active_contacts":true}, "exclude":{"contact_ids":[..]},
+ *  "list_ids":[<=50]} → 201 ActivityListsMembership.  The contacts stay,
+ * with their permission and their other lists.
+ */
+static int v3_remove_lists(struct sb_req *req, struct sb_res *res)
+{
+    json_t *body = sb_req_json(req), *rows;
+    struct activity *a;
+    size_t *lidx, nl;
+    const char *why = NULL;
+
+    if (!json_is_object(body)) {
+        sb_res_error_v3(res, 400, "activity.validation.error",
+                        "The request body is not a JSON object.");
+        goto out;
+    }
+    lidx = v3_target_lists(req, res, json_object_get(body, "list_ids"), &nl);
+    if (lidx == NULL)
+        goto out;
+    rows = remove_source(req->account, body, &why);
+    if (rows == NULL) {
+        free(lidx);
+        sb_res_error_v3(res, 400, "activity.validation.error", why);
+        goto out;
+    }
+    a = act_new(req, SB_API_V3, rows, lidx, nl);
+    a->kind = KIND_REMOVE;
     sb_res_json(res, 201, v3_json(a));
 out:
     json_decref(body);
@@ -866,8 +1136,12 @@ void sb_bulk_register(struct sb_server *srv)
 
     sb_route_add(srv, "POST", "/v2/activities/addcontacts", v2_addcontacts,
                  SB_ROUTE_V2 | SB_ROUTE_JSON_BODY);
+    sb_route_add(srv, "POST", "/v2/activities/removefromlists",
+                 v2_removefromlists, SB_ROUTE_V2 | SB_ROUTE_JSON_BODY);
     sb_route_add(srv, "GET", "/v2/activities/{id}", v2_activity, SB_ROUTE_V2);
     sb_route_add(srv, "POST", "/v3/activities/contacts_json_import",
                  v3_json_import, SB_ROUTE_V3 | SB_ROUTE_JSON_BODY);
+    sb_route_add(srv, "POST", "/v3/activities/remove_list_memberships",
+                 v3_remove_lists, SB_ROUTE_V3 | SB_ROUTE_JSON_BODY);
     sb_route_add(srv, "GET", "/v3/activities/{id}", v3_activity, SB_ROUTE_V3);
 }

@@ -307,11 +307,35 @@ enum sb_cf {
 };
 const char *sb_cf_name(enum sb_cf f); /* "email", "first_name", ... */
 
+/* Permission to send email (v3 email_address.permission_to_send).  NONE
+ * means "not given" in a write and never describes a stored contact. */
+enum sb_perm {
+    SB_PERM_NONE = 0,
+    SB_PERM_NOT_SET,
+    SB_PERM_IMPLICIT,
+    SB_PERM_EXPLICIT,
+    SB_PERM_PENDING, /* pending_confirmation */
+    SB_PERM_TEMP_HOLD,
+    SB_PERM_UNSUBSCRIBED
+};
+/* "not_set", "implicit", ... ("" for NONE) / the value for a name, or
+ * SB_PERM_NONE when the name is not a permission. */
+const char *sb_perm_name(enum sb_perm p);
+enum sb_perm sb_perm_parse(const char *name);
+
+/* Who acts: v3 create_source / update_source / opt_in_source /
+ * opt_out_source (Account or Contact); v2 ACTION_BY_OWNER is the account,
+ * ACTION_BY_VISITOR the contact. */
+enum sb_actor { SB_ACTOR_NONE = 0, SB_ACTOR_ACCOUNT, SB_ACTOR_CONTACT };
+const char *sb_actor_name(enum sb_actor a); /* "Account", "Contact", "" */
+
 /* A write to the contact store (all borrowed by the call). */
 struct sb_contact_in {
     /* NULL = not given.  MERGE keeps the stored value for NULL and "";
-     * REPLACE clears it for both. */
+     * REPLACE clears it for both, unless its bit is in `keep`. */
     const char *f[SB_CF__COUNT];
+    unsigned keep; /* REPLACE: bit (1u << SB_CF_x) keeps the stored field
+                      (v3 PUT without phone_numbers / street_addresses) */
     int birthday_month; /* 0 = not given */
     int birthday_day;
     /* list indices in acct->lists; lists == NULL means "not given" (REPLACE
@@ -323,8 +347,17 @@ struct sb_contact_in {
     const size_t *cf_idx;
     const char *const *cf_values;
     size_t ncf;
-    /* "v2", "v3", "bulk"...; "v2-visitor" records ACTION_BY_VISITOR */
-    const char *source;
+    /* Consent.  perm: the permission asked for (new and existing contacts),
+     * NONE = keep the stored one; perm_new: a new contact's permission when
+     * perm is NONE (NONE = implicit).  actor: who acts (Account when NONE).
+     * The store never lets the account lift an unsubscribe the contact made
+     * (the permission stays unsubscribed, logged as refused); any other
+     * move out of unsubscribed is a re-subscription, logged with `via`. */
+    enum sb_perm perm;
+    enum sb_perm perm_new;
+    enum sb_actor actor;
+    const char *opt_out_reason; /* with perm UNSUBSCRIBED; may be NULL */
+    const char *via; /* "POST /v3/contacts/sign_up_form": for the logs */
 };
 
 enum sb_upsert_mode {
@@ -333,8 +366,9 @@ enum sb_upsert_mode {
     SB_UPSERT_MERGE,      /* create, or update: given fields overwrite, lists
                              and custom fields appended (sign_up_form, bulk) */
     SB_UPSERT_REPLACE     /* update by id only: all fields replaced (absent =
-                             cleared); lists / custom fields replaced when
-                             given (v2/v3 PUT); revives a deleted contact */
+                             cleared, except `keep`); lists / custom fields
+                             replaced when given (v2/v3 PUT); revives a
+                             deleted contact */
 };
 #define SB_EEXIST    (-21001) /* email already in the account */
 #define SB_ENOTFOUND (-21002) /* contact id unknown */
@@ -361,11 +395,26 @@ int sb_contact_by_id(struct sb_account *acct, const char *id,
                      sb_contact_ref *ref);
 /* Render a stored contact: NEW reference.  v2 = the fixture shape
  * (id, status, email_addresses[], lists[], custom_fields[] ...); v3 = the
- * ContactResource shape (contact_id, email_address{}, list_memberships ...);
- * state = the /_sandbox/state shape. */
+ * ContactResource shape (contact_id, email_address{}, list_memberships ...)
+ * with every sub-resource; state = the /_sandbox/state shape. */
 enum sb_render { SB_RENDER_V2 = 0, SB_RENDER_V3, SB_RENDER_STATE };
 json_t *sb_contact_json(struct sb_account *acct, sb_contact_ref ref,
                         enum sb_render how);
+/* v3 sub-resources a GET names in include= (absent ones are left out). */
+enum {
+    SB_INC_CUSTOM_FIELDS = 1 << 0,
+    SB_INC_LIST_MEMBERSHIPS = 1 << 1,
+    SB_INC_PHONE_NUMBERS = 1 << 2,
+    SB_INC_STREET_ADDRESSES = 1 << 3,
+    SB_INC_TAGGINGS = 1 << 4,
+    SB_INC_NOTES = 1 << 5,
+    SB_INC_ALL = (1 << 6) - 1
+};
+/* Parse an include= value ("custom_fields,list_memberships"); 0 or -1 for
+ * an unknown name.  NULL gives 0 (core fields only). */
+int sb_include_parse(const char *s, unsigned *mask);
+json_t *sb_contact_json_v3(struct sb_account *acct, sb_contact_ref ref,
+                           unsigned include);
 size_t sb_contact_count(const struct sb_account *acct);
 
 /* ------------------------------------------------------------------------

@@ -140,12 +140,77 @@ size_t sb_model_app_count(const struct sb_model *m);
 /* Empty every store (contacts, counters); keeps accounts, apps, tokens. */
 void sb_model_reset(struct sb_model *m);
 uint64_t sb_model_writes(const struct sb_model *m);
-/* Mark deleted (v3 DELETE / v2 opt-out): 0 or SB_ENOTFOUND. */
+/* v3 DELETE: mark deleted and drop its list memberships (the permission
+ * is kept apart); 0 or SB_ENOTFOUND. */
 int sb_contact_delete(struct sb_model *m, struct sb_account *acct,
                       sb_contact_ref ref);
 int sb_contact_is_deleted(const struct sb_account *acct, sb_contact_ref ref);
 /* Per-contact write counter and created/updated helpers for renderers. */
 uint32_t sb_contact_writes(const struct sb_account *acct, sb_contact_ref ref);
+
+/* ---- consent (store.c) ------------------------------------------------ */
+
+enum sb_perm sb_contact_perm(const struct sb_account *acct, sb_contact_ref ref);
+enum sb_actor sb_contact_opt_out_source(const struct sb_account *acct,
+                                        sb_contact_ref ref);
+/* Unsubscribe (permission unsubscribed, opt_out_source `by`, opt-out date
+ * now, reason; list memberships dropped).  count_write 0 for the admin
+ * hooks (a contact clicking SafeUnsubscribe is not a client write).
+ * 0, or SB_ENOTFOUND. */
+int sb_contact_unsubscribe(struct sb_model *m, struct sb_account *acct,
+                           sb_contact_ref ref, enum sb_actor by,
+                           const char *reason, int count_write);
+/* Take the contact off the lists of `mask` (bit i = acct->lists[i]); the
+ * contact and its other lists stay.  1 if it was on one of them, else 0. */
+int sb_contact_remove_lists(struct sb_model *m, struct sb_account *acct,
+                            sb_contact_ref ref, uint64_t mask);
+uint64_t sb_contact_lists(const struct sb_account *acct, sb_contact_ref ref);
+
+/* The store's clock (UNIX seconds): the sandbox clock once admin.c hooks
+ * it up, time(NULL) before. */
+void sb_model_set_clock(struct sb_model *m, int64_t (*now)(void *), void *arg);
+int64_t sb_model_now(const struct sb_model *m);
+/* Every re-subscription since the start or the last reset (refused = 0),
+ * or every refused one (an account write that tried to lift a contact's
+ * own unsubscribe): [{"account","email","via","actor","opt_out_source",
+ * "at"}].  NEW reference. */
+json_t *sb_model_resubscriptions(const struct sb_model *m, int refused);
+/* Seed one contact from its /_sandbox/contacts JSON (doc/sandbox.md):
+ * email, names, permission, opt-in/out sources, lists, custom fields,
+ * phones, street address, deleted.  Not counted as a write, never logged
+ * as a re-subscription.  0 or CTS_EDATA with err. */
+int sb_model_seed(struct sb_model *m, struct sb_account *acct, json_t *j,
+                  struct cts_error *err);
+
+/* ---- contact queries (render.c) --------------------------------------- */
+
+/* v3 GET /contacts status= categories; a contact is in exactly one. */
+enum {
+    SB_ST_ACTIVE = 1 << 0, /* implicit or explicit */
+    SB_ST_DELETED = 1 << 1,
+    SB_ST_NOT_SET = 1 << 2,
+    SB_ST_PENDING = 1 << 3,
+    SB_ST_TEMP_HOLD = 1 << 4,
+    SB_ST_UNSUBSCRIBED = 1 << 5,
+    SB_ST_ALL = (1 << 6) - 1,
+    SB_ST_DEFAULT = SB_ST_ALL & ~SB_ST_DELETED /* without status= */
+};
+/* Comma-separated v3 status values → mask; -1 for an unknown value. */
+int sb_status_parse(const char *csv, unsigned *mask);
+struct sb_query {
+    unsigned status; /* SB_ST_* (v3); 0 = any */
+    const char *v2_status; /* "ACTIVE", "OPTOUT", ... (v2); NULL = any */
+    uint64_t lists;  /* member of one of these; 0 = no list condition */
+    /* UNIX seconds, 0 = no bound (after: strictly later; since: same or
+     * later; before: strictly earlier) */
+    int64_t updated_after, updated_before, modified_since;
+    int64_t created_after, created_before, optout_after, optout_before;
+};
+int sb_contact_match(const struct sb_account *acct, sb_contact_ref ref,
+                     const struct sb_query *q);
+/* v2 status: REMOVED (deleted), OPTOUT, UNCONFIRMED or ACTIVE. */
+const char *sb_contact_v2_status(const struct sb_account *acct,
+                                 sb_contact_ref ref);
 
 /* ---- in-flight emails (v3 sign_up_form 409) ---------------------------- */
 /* 0 if registered, -1 if that (account,email) is already being processed.
@@ -221,6 +286,9 @@ int sb_is_latin1(const char *s);
 int sb_json_latin1(json_t *j);
 /* A plausible email: local@domain.tld, no blanks, <= 254 bytes. */
 int sb_email_ok(const char *s);
+/* ISO-8601 date or date-time ("2024-05-01", "2024-05-01T10:00:00Z",
+ * fractions, +hh:mm offsets) → UNIX seconds; 0 or -1. */
+int sb_parse_iso8601(const char *s, int64_t *out);
 /* Collected validation errors: a JSON array of {error_key, error_message}. */
 void sb_verr(json_t *errs, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -253,6 +321,32 @@ int sb_reply_contact_delete(struct sb_req *req, struct sb_res *res,
 int sb_reply_contact_replace(struct sb_req *req, struct sb_res *res,
                              const struct sb_dialect *d,
                              struct sb_contact_in *in);
+
+/* Paged listings (v2 GET /contacts and /lists/{id}/contacts, v3 GET
+ * /contacts).  The next link carries only the cursor: an opaque token
+ * holding the position and the first page's query, as the real APIs'
+ * next links do.  sb_page_open: the query of the first page, or the one
+ * the cursor parameter `cursor_name` holds (-1 when the token is invalid);
+ * sb_page_param: that query's parameter, decoded (OWNED, NULL if absent);
+ * sb_page_scan: appends to `out` the rendered matches of q from the
+ * page's position, at most `limit`; returns the position of the next
+ * match, or (size_t)-1 when there is none; sb_page_link: OWNED
+ * "path?cursor_name=token" for position `next`. */
+struct sb_page {
+    char *base;
+    size_t start;
+};
+int sb_page_open(struct sb_req *req, const char *cursor_name,
+                 struct sb_page *pg);
+char *sb_page_param(const struct sb_page *pg, const char *name);
+size_t sb_page_scan(struct sb_account *acct, const struct sb_query *q,
+                    const struct sb_page *pg, size_t limit,
+                    json_t *(*render)(struct sb_account *, sb_contact_ref,
+                                      void *),
+                    void *arg, json_t *out);
+char *sb_page_link(const struct sb_page *pg, const char *path,
+                   const char *cursor_name, size_t next);
+void sb_page_close(struct sb_page *pg);
 
 /* ---- handler registration per module ---------------------------------- */
 void sb_v2_register(struct sb_server *srv);

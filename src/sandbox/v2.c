@@ -1,7 +1,12 @@
 /*
  * v2.c — the v2 endpoints ctct-sync uses (reference §1): contacts
- * POST/GET/PUT/DELETE and lists, in the php-sdk fixture shapes.  Errors are
- * arrays of {error_key, error_message}.
+ * POST/GET/PUT/DELETE, lists and their members, in the php-sdk fixture
+ * shapes.  Errors are arrays of {error_key, error_message}.
+ *
+ * Consent: ACTION_BY_OWNER (the default) is the account acting, and the
+ * API refuses its PUT of an OPTOUT contact (400); ACTION_BY_VISITOR is the
+ * contact acting and, with a non-empty lists array, opts an OPTOUT contact
+ * back in (logged as a re-subscription); DELETE opts the contact out.
  */
 #include "sb_int.h"
 
@@ -188,7 +193,11 @@ static int h_contacts_post(struct sb_req *req, struct sb_res *res)
         return SB_REPLY;
     }
     json_decref(errs);
-    in.source = visitor ? "v2-visitor" : "v2";
+    /* ACTION_BY_VISITOR: the contact signs up (explicit); the default
+     * ACTION_BY_OWNER: the account adds them (implicit) */
+    in.actor = visitor ? SB_ACTOR_CONTACT : SB_ACTOR_ACCOUNT;
+    in.perm_new = visitor ? SB_PERM_EXPLICIT : SB_PERM_IMPLICIT;
+    in.via = "POST /v2/contacts";
     sb_contact_ref ref;
     int rc = sb_contact_upsert(sb_server_model(req->server), acct, &in,
                                SB_UPSERT_CREATE, NULL, &ref, NULL);
@@ -242,7 +251,25 @@ static int h_contact_put(struct sb_req *req, struct sb_res *res)
     /* "lists as given": an absent lists array leaves no list */
     if (!in.lists)
         in.lists = lists;
-    in.source = "v2";
+    if (visitor && in.nlists == 0) {
+        json_decref(o);
+        sb_res_error_v2(res, 400, "query.param.action_by.is_not_valid_for.delete",
+                        "The action_by value is not valid for contact "
+                        "deletion.");
+        return SB_REPLY;
+    }
+    if (!visitor && sb_contact_perm(acct, ref) == SB_PERM_UNSUBSCRIBED) {
+        /* only the contact can opt back in: the API refuses an owner's
+         * PUT of an OPTOUT contact */
+        json_decref(o);
+        sb_res_error_v2(res, 400, BAD,
+                        "The contact is opted out (OPTOUT): only the contact "
+                        "can opt back in (action_by=ACTION_BY_VISITOR).");
+        return SB_REPLY;
+    }
+    in.actor = visitor ? SB_ACTOR_CONTACT : SB_ACTOR_ACCOUNT;
+    in.perm = visitor ? SB_PERM_EXPLICIT : SB_PERM_NONE;
+    in.via = "PUT /v2/contacts/{id}";
     int rc = sb_reply_contact_replace(req, res, &sb_dialect_v2, &in);
     json_decref(o); /* after the store: in's strings point into o */
     return rc;
@@ -253,51 +280,109 @@ static int h_contact_get(struct sb_req *req, struct sb_res *res)
     return sb_reply_contact_get(req, res, &sb_dialect_v2);
 }
 
+/* DELETE /contacts/{id} opts the contact out (OPTOUT, off every list),
+ * the account acting. */
 static int h_contact_delete(struct sb_req *req, struct sb_res *res)
 {
-    return sb_reply_contact_delete(req, res, &sb_dialect_v2);
-}
-
-static int h_contacts_get(struct sb_req *req, struct sb_res *res)
-{
-    struct sb_account *acct = req->account;
-    const char *email = sb_query_get(req, "email");
-    const char *lim = sb_query_get(req, "limit");
-    const char *next = sb_query_get(req, "next");
-    long limit = 50, start = 0;
-    if (lim && cts_parse_long(lim, 1, 500, &limit) != 0) {
-        sb_res_error_v2(res, 400, "query.param.invalid",
-                        "limit must be 1 to 500.");
+    sb_contact_ref ref;
+    if (sb_contact_by_id(req->account, req->params[0], &ref) != 0 ||
+        sb_contact_unsubscribe(sb_server_model(req->server), req->account,
+                               ref, SB_ACTOR_ACCOUNT, NULL, 1) != 0) {
+        sb_dialect_v2.error(res, 404, sb_dialect_v2.not_found_key,
+                            sb_dialect_v2.not_found_msg);
         return SB_REPLY;
     }
-    if (next && cts_parse_long(next, 0, 1L << 40, &start) != 0) {
+    sb_res_text(res, 204, "application/json", "", 0);
+    return SB_REPLY;
+}
+
+static json_t *render_v2(struct sb_account *acct, sb_contact_ref ref,
+                         void *arg)
+{
+    (void)arg;
+    return sb_contact_json(acct, ref, SB_RENDER_V2);
+}
+
+/* A paged v2 listing: email (GET /contacts only), status, modified_since,
+ * limit (1-500, 50), next; list >= 0 restricts to that list's members. */
+static int list_contacts(struct sb_req *req, struct sb_res *res, long list,
+                         const char *path)
+{
+    struct sb_account *acct = req->account;
+    struct sb_page pg;
+    struct sb_query q;
+    long limit = 50;
+    const char *why = NULL;
+    if (sb_page_open(req, "next", &pg) != 0) {
         sb_res_error_v2(res, 400, "query.param.invalid", "next is invalid.");
         return SB_REPLY;
     }
-    json_t *results = json_array();
-    json_t *pag = json_object();
-    if (email) {
+    char *email = list < 0 ? sb_page_param(&pg, "email") : NULL;
+    char *status = sb_page_param(&pg, "status");
+    char *lim = sb_page_param(&pg, "limit");
+    char *since = sb_page_param(&pg, "modified_since");
+    memset(&q, 0, sizeof q);
+    if (list >= 0)
+        q.lists = 1ull << list;
+    if (lim && cts_parse_long(lim, 1, 500, &limit) != 0)
+        why = "limit must be 1 to 500.";
+    else if (status && strcmp(status, "ACTIVE") && strcmp(status, "OPTOUT") &&
+             strcmp(status, "REMOVED") && strcmp(status, "UNCONFIRMED"))
+        why = "status must be ACTIVE, OPTOUT, REMOVED or UNCONFIRMED.";
+    else if (since && sb_parse_iso8601(since, &q.modified_since) != 0)
+        why = "modified_since must be an ISO-8601 date.";
+    q.v2_status = status;
+    json_t *results = json_array(), *pag = json_object();
+    if (!why && email) {
         sb_contact_ref ref;
-        if (sb_contact_by_email(acct, email, &ref) == 0)
+        if (sb_contact_by_email(acct, email, &ref) == 0 &&
+            sb_contact_match(acct, ref, &q))
             json_array_append_new(results,
                                   sb_contact_json(acct, ref, SB_RENDER_V2));
-    } else {
-        size_t n = sb_contact_count(acct), i;
-        for (i = (size_t)start; i < n && (long)json_array_size(results) < limit;
-             i++)
-            json_array_append_new(results,
-                                  sb_contact_json(acct, i, SB_RENDER_V2));
-        if (i < n) {
-            char link[96];
-            snprintf(link, sizeof link, "/v2/contacts?next=%zu&limit=%ld", i,
-                     limit);
+    } else if (!why) {
+        size_t next = sb_page_scan(acct, &q, &pg, (size_t)limit, render_v2,
+                                   NULL, results);
+        if (next != (size_t)-1) {
+            char *link = sb_page_link(&pg, path, "next", next);
             json_object_set_new(pag, "next_link", json_string(link));
+            free(link);
         }
+    }
+    free(email);
+    free(status);
+    free(lim);
+    free(since);
+    sb_page_close(&pg);
+    if (why) {
+        json_decref(results);
+        json_decref(pag);
+        sb_res_error_v2(res, 400, "query.param.invalid", why);
+        return SB_REPLY;
     }
     sb_res_json(res, 200,
                 json_pack("{s:{s:o},s:o}", "meta", "pagination", pag, "results",
                           results));
     return SB_REPLY;
+}
+
+static int h_contacts_get(struct sb_req *req, struct sb_res *res)
+{
+    return list_contacts(req, res, -1, "/v2/contacts");
+}
+
+/* GET /lists/{id}/contacts: the list's members, paged. */
+static int h_list_contacts(struct sb_req *req, struct sb_res *res)
+{
+    long i = sb_list_find(req->account, req->params[0]);
+    if (i < 0) {
+        sb_res_error_v2(res, 404, "http.status.not_found",
+                        "The requested list was not found.");
+        return SB_REPLY;
+    }
+    char *path = cts_xasprintf("/v2/lists/%s/contacts", req->account->lists[i].id);
+    int rc = list_contacts(req, res, i, path);
+    free(path);
+    return rc;
 }
 
 static json_t *list_json(const struct sb_list *l)
@@ -345,4 +430,6 @@ void sb_v2_register(struct sb_server *srv)
                  SB_ROUTE_V2);
     sb_route_add(srv, "GET", "/v2/lists", h_lists, SB_ROUTE_V2);
     sb_route_add(srv, "GET", "/v2/lists/{id}", h_list_get, SB_ROUTE_V2);
+    sb_route_add(srv, "GET", "/v2/lists/{id}/contacts", h_list_contacts,
+                 SB_ROUTE_V2);
 }

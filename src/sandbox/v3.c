@@ -3,9 +3,16 @@
  * contacts POST/GET/PUT/DELETE, account summary, contact lists, custom
  * fields.  Error bodies are arrays of {error_key, error_message}; 401 and
  * 429 (server.c) are single objects.
+ *
+ * Consent: create_source / update_source say who acts (the store's rules
+ * in store.c decide what a write may do to permission_to_send);
+ * sign_up_form is the contact acting and makes every contact explicit.
+ * GETs return core fields only unless include= names sub-resources; a PUT
+ * keeps the sub-resources it is not sent.
  */
 #include "sb_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,7 +245,11 @@ static int h_sign_up_form(struct sb_req *req, struct sb_res *res)
                         "to modify the same contact.");
         return SB_REPLY;
     }
-    in.source = "v3";
+    /* the form's visitor acts: new and existing contacts become explicit
+     * (Confirmed Opt-in off), which re-subscribes an unsubscribed one */
+    in.perm = SB_PERM_EXPLICIT;
+    in.actor = SB_ACTOR_CONTACT;
+    in.via = "POST /v3/contacts/sign_up_form";
     sb_contact_ref ref;
     int created = 0;
     int rc = sb_contact_upsert(sb_server_model(req->server), acct, &in,
@@ -264,6 +275,16 @@ static int contact_body(struct sb_account *acct, json_t *o,
                         struct sb_contact_in *in, size_t *lists, size_t *cfi,
                         const char **cfv, json_t *errs)
 {
+    json_t *ea = json_object_get(o, "email_address");
+    const char *perm = sb_jfield(ea, "permission_to_send", 0, errs, VALID,
+                                 "email_address.");
+    if (perm && (in->perm = sb_perm_parse(perm)) == SB_PERM_NONE)
+        sb_verr(errs, VALID,
+                "email_address.permission_to_send must be explicit, "
+                "implicit, not_set, pending_confirmation, temp_hold or "
+                "unsubscribed.");
+    in->opt_out_reason =
+        sb_jfield(ea, "opt_out_reason", 255, errs, VALID, "email_address.");
     in->f[SB_CF_EMAIL] = email_of(o, 80, errs, 1);
     in->f[SB_CF_FIRST_NAME] = sb_jfield(o, "first_name", 50, errs, VALID, "");
     in->f[SB_CF_LAST_NAME] = sb_jfield(o, "last_name", 50, errs, VALID, "");
@@ -272,7 +293,10 @@ static int contact_body(struct sb_account *acct, json_t *o,
         sb_jfield(o, "company_name", 50, errs, VALID, "");
     in->f[SB_CF_ANNIVERSARY] = sb_jfield(o, "anniversary", 10, errs, VALID, "");
     birthday(o, in, errs);
+    /* sub-resources not sent are kept by a PUT */
     json_t *ph = json_object_get(o, "phone_numbers");
+    if (!ph)
+        in->keep |= 1u << SB_CF_PHONE;
     if (ph && !json_is_null(ph)) {
         if (!json_is_array(ph) || json_array_size(ph) > 3)
             sb_verr(errs, VALID,
@@ -284,6 +308,10 @@ static int contact_body(struct sb_account *acct, json_t *o,
                           VALID, "phone_numbers[].");
     }
     json_t *sa = json_object_get(o, "street_addresses");
+    if (!sa)
+        in->keep |= 1u << SB_CF_STREET | 1u << SB_CF_CITY |
+                    1u << SB_CF_STATE | 1u << SB_CF_POSTAL_CODE |
+                    1u << SB_CF_COUNTRY;
     if (sa && !json_is_null(sa)) {
         if (!json_is_array(sa) || json_array_size(sa) > 3) {
             sb_verr(errs, VALID,
@@ -345,7 +373,12 @@ static int h_contacts_post(struct sb_req *req, struct sb_res *res)
         return SB_REPLY;
     }
     json_decref(errs);
-    in.source = "v3";
+    /* create_source says who acts; without permission_to_send a contact
+     * the account adds is implicit, one who signs up is explicit */
+    in.actor = strcmp(cs, "Contact") == 0 ? SB_ACTOR_CONTACT : SB_ACTOR_ACCOUNT;
+    in.perm_new =
+        in.actor == SB_ACTOR_CONTACT ? SB_PERM_EXPLICIT : SB_PERM_IMPLICIT;
+    in.via = "POST /v3/contacts";
     sb_contact_ref ref;
     int rc = sb_contact_upsert(sb_server_model(req->server), acct, &in,
                                SB_UPSERT_CREATE, NULL, &ref, NULL);
@@ -392,15 +425,43 @@ static int h_contact_put(struct sb_req *req, struct sb_res *res)
         return SB_REPLY;
     }
     json_decref(errs);
-    in.source = "v3";
+    in.actor = strcmp(us, "Contact") == 0 ? SB_ACTOR_CONTACT : SB_ACTOR_ACCOUNT;
+    if (in.actor == SB_ACTOR_CONTACT && sb_contact_is_deleted(acct, ref)) {
+        json_decref(o);
+        sb_res_error_v3(res, 400, VALID,
+                        "To restore a deleted contact the update_source "
+                        "must be Account.");
+        return SB_REPLY;
+    }
+    in.via = "PUT /v3/contacts/{contact_id}";
     int rc = sb_reply_contact_replace(req, res, &sb_dialect_v3, &in);
     json_decref(o); /* after the store: in's strings point into o */
     return rc;
 }
 
+static int bad_request(struct sb_res *res, const char *msg)
+{
+    sb_res_error_v3(res, 400, "contacts.api.bad.request", msg);
+    return SB_REPLY;
+}
+
+/* GET /contacts/{id}[?include=...]: core fields, plus the sub-resources
+ * include= names. */
 static int h_contact_get(struct sb_req *req, struct sb_res *res)
 {
-    return sb_reply_contact_get(req, res, &sb_dialect_v3);
+    unsigned inc;
+    sb_contact_ref ref;
+    if (sb_include_parse(sb_query_get(req, "include"), &inc) != 0)
+        return bad_request(res, "include accepts custom_fields, "
+                                "list_memberships, phone_numbers, "
+                                "street_addresses, taggings, notes.");
+    if (sb_contact_by_id(req->account, req->params[0], &ref) != 0) {
+        sb_res_error_v3(res, 404, sb_dialect_v3.not_found_key,
+                        sb_dialect_v3.not_found_msg);
+        return SB_REPLY;
+    }
+    sb_res_json(res, 200, sb_contact_json_v3(req->account, ref, inc));
+    return SB_REPLY;
 }
 
 static int h_contact_delete(struct sb_req *req, struct sb_res *res)
@@ -408,56 +469,126 @@ static int h_contact_delete(struct sb_req *req, struct sb_res *res)
     return sb_reply_contact_delete(req, res, &sb_dialect_v3);
 }
 
+static json_t *render_inc(struct sb_account *acct, sb_contact_ref ref,
+                          void *arg)
+{
+    return sb_contact_json_v3(acct, ref, *(const unsigned *)arg);
+}
+
+/* The GET /contacts query (first page's or the cursor's) → q, limit,
+ * include.  NULL, or the message of a 400. */
+static const char *contacts_query(struct sb_account *acct,
+                                  const struct sb_page *pg,
+                                  struct sb_query *q, long *limit,
+                                  unsigned *inc, int *count, char **email)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } dates[] = {
+        {"updated_after", offsetof(struct sb_query, updated_after)},
+        {"updated_before", offsetof(struct sb_query, updated_before)},
+        {"created_after", offsetof(struct sb_query, created_after)},
+        {"created_before", offsetof(struct sb_query, created_before)},
+        {"optout_after", offsetof(struct sb_query, optout_after)},
+        {"optout_before", offsetof(struct sb_query, optout_before)}};
+    const char *why = NULL;
+    char *status = sb_page_param(pg, "status");
+    char *lim = sb_page_param(pg, "limit");
+    char *include = sb_page_param(pg, "include");
+    char *ic = sb_page_param(pg, "include_count");
+    char *lists = sb_page_param(pg, "lists");
+    memset(q, 0, sizeof *q);
+    q->status = SB_ST_DEFAULT;
+    *limit = 50;
+    *inc = 0;
+    *email = sb_page_param(pg, "email");
+    *count = ic && strcmp(ic, "true") == 0;
+    if (status && sb_status_parse(status, &q->status) != 0)
+        why = "status accepts all, active, deleted, not_set, "
+              "pending_confirmation, temp_hold, unsubscribed.";
+    else if (lim && cts_parse_long(lim, 1, 500, limit) != 0)
+        why = "limit must be 1 to 500.";
+    else if (sb_include_parse(include, inc) != 0)
+        why = "include accepts custom_fields, list_memberships, "
+              "phone_numbers, street_addresses, taggings, notes.";
+    for (size_t i = 0; !why && i < sizeof dates / sizeof *dates; i++) {
+        int64_t t;
+        char *v = sb_page_param(pg, dates[i].name);
+        if (v && sb_parse_iso8601(v, &t) != 0)
+            why = "dates must be ISO-8601 (2024-01-31T10:00:00Z).";
+        else if (v)
+            *(int64_t *)(void *)((char *)q + dates[i].off) = t;
+        free(v);
+    }
+    size_t n = 0;
+    for (char *p = why ? NULL : lists, *e; p && !why; p = e ? e + 1 : NULL) {
+        e = strchr(p, ',');
+        if (e)
+            *e = '\0';
+        long li = sb_list_find(acct, p);
+        if (++n > 25)
+            why = "lists accepts at most 25 list ids.";
+        else if (li < 0 || strcasecmp(acct->lists[li].list_id, p) != 0)
+            why = "lists names a list that does not exist.";
+        else
+            q->lists |= 1ull << li;
+    }
+    free(status);
+    free(lim);
+    free(include);
+    free(ic);
+    free(lists);
+    return why;
+}
+
+/* GET /contacts: email, status, lists, updated/created/optout dates,
+ * include, include_count, limit (1-500, 50); cursor paging through
+ * _links.next.href. */
 static int h_contacts_get(struct sb_req *req, struct sb_res *res)
 {
     struct sb_account *acct = req->account;
-    const char *email = sb_query_get(req, "email");
-    const char *status = sb_query_get(req, "status");
-    const char *lim = sb_query_get(req, "limit");
-    const char *cursor = sb_query_get(req, "cursor");
-    int all = status && strcmp(status, "all") == 0;
-    int deleted_only = status && strcmp(status, "deleted") == 0;
-    long limit = 50, start = 0;
-    if (lim && cts_parse_long(lim, 1, 500, &limit) != 0) {
-        sb_res_error_v3(res, 400, "contacts.api.bad.request",
-                        "limit must be 1 to 500.");
-        return SB_REPLY;
+    struct sb_page pg;
+    struct sb_query q;
+    long limit;
+    unsigned inc;
+    int count;
+    char *email = NULL;
+    if (sb_page_open(req, "cursor", &pg) != 0)
+        return bad_request(res, "cursor is invalid.");
+    const char *why =
+        contacts_query(acct, &pg, &q, &limit, &inc, &count, &email);
+    if (why) {
+        free(email);
+        sb_page_close(&pg);
+        return bad_request(res, why);
     }
-    if (cursor && cts_parse_long(cursor, 0, 1L << 40, &start) != 0) {
-        sb_res_error_v3(res, 400, "contacts.api.bad.request",
-                        "cursor is invalid.");
-        return SB_REPLY;
-    }
-    json_t *arr = json_array();
-    json_t *out = json_object();
+    json_t *arr = json_array(), *out = json_object();
+    size_t total = 0;
     if (email) {
         sb_contact_ref ref;
-        if (sb_contact_by_email(acct, email, &ref) == 0) {
-            int del = sb_contact_is_deleted(acct, ref);
-            if (all || (deleted_only && del) || (!deleted_only && !del))
-                json_array_append_new(arr,
-                                      sb_contact_json(acct, ref, SB_RENDER_V3));
-        }
+        if (sb_contact_by_email(acct, email, &ref) == 0 &&
+            sb_contact_match(acct, ref, &q))
+            json_array_append_new(arr, sb_contact_json_v3(acct, ref, inc));
+        total = json_array_size(arr);
     } else {
-        size_t n = sb_contact_count(acct), i;
-        for (i = (size_t)start; i < n && (long)json_array_size(arr) < limit;
-             i++) {
-            int del = sb_contact_is_deleted(acct, i);
-            if (all || (deleted_only && del) || (!deleted_only && !del))
-                json_array_append_new(arr,
-                                      sb_contact_json(acct, i, SB_RENDER_V3));
-        }
-        if (i < n) {
-            char href[128];
-            snprintf(href, sizeof href, "/v3/contacts?cursor=%zu&limit=%ld%s",
-                     i, limit, all ? "&status=all" : "");
+        size_t next = sb_page_scan(acct, &q, &pg, (size_t)limit, render_inc,
+                                   &inc, arr);
+        if (next != (size_t)-1) {
+            char *href = sb_page_link(&pg, "/v3/contacts", "cursor", next);
             json_object_set_new(out, "_links",
                                 json_pack("{s:{s:s}}", "next", "href", href));
+            free(href);
         }
+        for (size_t i = 0; count && i < sb_contact_count(acct); i++)
+            total += (size_t)sb_contact_match(acct, i, &q);
     }
-    json_object_set_new(out, "contacts_count",
-                        json_integer((json_int_t)json_array_size(arr)));
     json_object_set_new(out, "contacts", arr);
+    if (count)
+        json_object_set_new(out, "contacts_count",
+                            json_integer((json_int_t)total));
+    free(email);
+    sb_page_close(&pg);
     sb_res_json(res, 200, out);
     return SB_REPLY;
 }

@@ -148,3 +148,69 @@ const char *sb_jfield(json_t *obj, const char *name, size_t max, json_t *errs,
     }
     return s;
 }
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* n digits at *p into *out; advances *p.  -1 when not n digits. */
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+int sb_parse_iso8601(const char *s, int64_t *out)
+{
+    int y, mo, d, h = 0, mi = 0, se = 0, oh = 0, om = 0, sign = 0;
+    const char *p = s;
+    if (!s || digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) ||
+        *p++ != '-' || digits(&p, 2, &d) || mo < 1 || mo > 12 || d < 1 ||
+        d > 31)
+        return -1;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (digits(&p, 2, &se))
+                return -1;
+        }
+        if (*p == '.')
+            for (p++; *p >= '0' && *p <= '9'; p++)
+                ;
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            sign = *p++ == '-' ? -1 : 1;
+            if (digits(&p, 2, &oh))
+                return -1;
+            if (*p == ':')
+                p++;
+            if (digits(&p, 2, &om))
+                return -1;
+        }
+        if (h > 23 || mi > 59 || se > 60)
+            return -1;
+    }
+    if (*p)
+        return -1;
+    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
+           mi * 60 + se - sign * (oh * 3600 + om * 60);
+    return 0;
+}

@@ -17,6 +17,8 @@
 #include "sandbox/http.c"
 #include "sandbox/limits.c"
 #include "sandbox/model.c"
+#include "sandbox/render.c"
+#include "sandbox/store.c"
 #include "sandbox/router.c"
 #include "sandbox/valid.c"
 
@@ -206,7 +208,8 @@ static void test_create_merge_replace(void **state)
                             SB_UPSERT_REPLACE, "999999999", NULL),
                      SB_ENOTFOUND);
 
-    /* delete: hidden from counts, revived by a merge */
+    /* delete: drops the memberships, revived by a merge (with only the
+     * lists of that write) */
     assert_int_equal(sb_contact_delete(m, a, r), 0);
     assert_true(sb_contact_is_deleted(a, r));
     assert_int_equal(sb_contact_delete(m, a, r), SB_ENOTFOUND);
@@ -230,7 +233,7 @@ static void test_create_merge_replace(void **state)
     j = sb_contact_json(a, r, SB_RENDER_V3);
     assert_true(json_is_string(json_object_get(j, "contact_id")));
     assert_int_equal(json_array_size(json_object_get(j, "list_memberships")),
-                     2);
+                     1);
     json_decref(j);
     assert_null(sb_contact_json(a, 99, SB_RENDER_V3));
 
@@ -442,6 +445,231 @@ static void test_validators(void **state)
     json_decref(errs);
 }
 
+
+/* ---------------------------------------------------------- consent */
+
+static int64_t fake_now = 1700000000;
+static int64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return fake_now;
+}
+
+/* Write email with permission perm (NONE = keep) by actor. */
+static int consent_write(struct sb_model *m, struct sb_account *a,
+                         const char *email, enum sb_upsert_mode mode,
+                         enum sb_perm perm, enum sb_actor actor, long list,
+                         const char *id)
+{
+    struct sb_contact_in in;
+    size_t lists[1] = {(size_t)list};
+    memset(&in, 0, sizeof in);
+    in.f[SB_CF_EMAIL] = email;
+    in.perm = perm;
+    in.actor = actor;
+    in.via = "test";
+    if (list >= 0) {
+        in.lists = lists;
+        in.nlists = 1;
+    }
+    return sb_contact_upsert(m, a, &in, mode, id, NULL, NULL);
+}
+
+static enum sb_perm perm_of(struct sb_account *a, const char *email)
+{
+    sb_contact_ref r;
+    assert_int_equal(sb_contact_by_email(a, email, &r), 0);
+    return sb_contact_perm(a, r);
+}
+
+static size_t log_len(struct sb_model *m, int refused)
+{
+    json_t *j = sb_model_resubscriptions(m, refused);
+    size_t n = json_array_size(j);
+    json_decref(j);
+    return n;
+}
+
+static void test_consent_rules(void **state)
+{
+    struct sb_account *a;
+    sb_contact_ref r;
+    char id[40];
+    (void)state;
+    struct sb_model *m = demo(&a);
+    sb_model_set_clock(m, fake_clock, NULL);
+
+    /* a new contact is implicit, opted in by the account, now */
+    assert_int_equal(consent_write(m, a, "a@example.com", SB_UPSERT_CREATE,
+                                   SB_PERM_NONE, SB_ACTOR_NONE, 0, NULL),
+                     0);
+    assert_int_equal(perm_of(a, "a@example.com"), SB_PERM_IMPLICIT);
+    assert_int_equal(sb_contact_by_email(a, "a@example.com", &r), 0);
+    json_t *j = sb_contact_json_v3(a, r, 0);
+    json_t *em = json_object_get(j, "email_address");
+    assert_string_equal(json_string_value(json_object_get(em, "opt_in_source")),
+                        "Account");
+    assert_string_equal(json_string_value(json_object_get(em, "opt_in_date")),
+                        "2023-11-14T22:13:20.000Z");
+    assert_null(json_object_get(j, "list_memberships"));
+    json_decref(j);
+
+    /* the contact unsubscribes: off every list, the membership counted out */
+    assert_int_equal(a->lists[0].membership_count, 1);
+    fake_now += 60;
+    assert_int_equal(
+        sb_contact_unsubscribe(m, a, r, SB_ACTOR_CONTACT, "bye", 0), 0);
+    assert_int_equal(sb_contact_lists(a, r), 0);
+    assert_int_equal(a->lists[0].membership_count, 0);
+    assert_int_equal(sb_contact_opt_out_source(a, r), SB_ACTOR_CONTACT);
+    assert_int_equal(sb_model_writes(m), 1); /* the admin hook is no write */
+
+    /* the account cannot lift it: ignored, lists dropped, logged refused */
+    sb_v3_id(a, r, id);
+    assert_int_equal(consent_write(m, a, "a@example.com", SB_UPSERT_REPLACE,
+                                   SB_PERM_IMPLICIT, SB_ACTOR_ACCOUNT, 1, id),
+                     0);
+    assert_int_equal(perm_of(a, "a@example.com"), SB_PERM_UNSUBSCRIBED);
+    assert_int_equal(sb_contact_lists(a, r), 0);
+    assert_int_equal(log_len(m, 0), 0);
+    assert_int_equal(log_len(m, 1), 1);
+    /* nor does an import (permission kept, no list) */
+    assert_int_equal(consent_write(m, a, "a@example.com", SB_UPSERT_MERGE,
+                                   SB_PERM_NONE, SB_ACTOR_ACCOUNT, 0, NULL),
+                     0);
+    assert_int_equal(perm_of(a, "a@example.com"), SB_PERM_UNSUBSCRIBED);
+    assert_int_equal(sb_contact_lists(a, r), 0);
+    /* the contact may: a re-subscription, logged with its provenance */
+    assert_int_equal(consent_write(m, a, "a@example.com", SB_UPSERT_MERGE,
+                                   SB_PERM_EXPLICIT, SB_ACTOR_CONTACT, 0,
+                                   NULL),
+                     0);
+    assert_int_equal(perm_of(a, "a@example.com"), SB_PERM_EXPLICIT);
+    assert_int_equal(sb_contact_lists(a, r), 1);
+    j = sb_model_resubscriptions(m, 0);
+    assert_int_equal(json_array_size(j), 1);
+    json_t *e = json_array_get(j, 0);
+    assert_string_equal(json_string_value(json_object_get(e, "email")),
+                        "a@example.com");
+    assert_string_equal(json_string_value(json_object_get(e, "actor")),
+                        "Contact");
+    assert_string_equal(
+        json_string_value(json_object_get(e, "opt_out_source")), "Contact");
+    json_decref(j);
+
+    /* an opt-out the account made, the account may lift */
+    assert_int_equal(sb_contact_unsubscribe(m, a, r, SB_ACTOR_ACCOUNT, NULL, 1),
+                     0);
+    assert_int_equal(consent_write(m, a, "a@example.com", SB_UPSERT_REPLACE,
+                                   SB_PERM_IMPLICIT, SB_ACTOR_ACCOUNT, -1, id),
+                     0);
+    assert_int_equal(perm_of(a, "a@example.com"), SB_PERM_IMPLICIT);
+    assert_int_equal(log_len(m, 0), 2);
+
+    /* deleted is kept apart: a revived contact keeps its permission */
+    assert_int_equal(sb_contact_unsubscribe(m, a, r, SB_ACTOR_CONTACT, NULL, 1),
+                     0);
+    assert_int_equal(sb_contact_delete(m, a, r), 0);
+    assert_int_equal(consent_write(m, a, "a@example.com", SB_UPSERT_MERGE,
+                                   SB_PERM_NONE, SB_ACTOR_ACCOUNT, 0, NULL),
+                     0);
+    assert_false(sb_contact_is_deleted(a, r));
+    assert_int_equal(perm_of(a, "a@example.com"), SB_PERM_UNSUBSCRIBED);
+
+    /* list removal keeps the contact and its other lists */
+    assert_int_equal(consent_write(m, a, "b@example.com", SB_UPSERT_CREATE,
+                                   SB_PERM_EXPLICIT, SB_ACTOR_CONTACT, 0,
+                                   NULL),
+                     0);
+    assert_int_equal(consent_write(m, a, "b@example.com", SB_UPSERT_MERGE,
+                                   SB_PERM_NONE, SB_ACTOR_ACCOUNT, 1, NULL),
+                     0);
+    assert_int_equal(sb_contact_by_email(a, "b@example.com", &r), 0);
+    assert_int_equal(sb_contact_remove_lists(m, a, r, 1), 1);
+    assert_int_equal(sb_contact_remove_lists(m, a, r, 1), 0);
+    assert_int_equal(sb_contact_lists(a, r), 2);
+    assert_int_equal(perm_of(a, "b@example.com"), SB_PERM_EXPLICIT);
+
+    sb_model_reset(m);
+    assert_int_equal(log_len(m, 0) + log_len(m, 1), 0);
+    sb_model_free(m);
+}
+
+static void test_queries_and_seed(void **state)
+{
+    struct sb_account *a;
+    struct cts_error err = {0};
+    unsigned mask;
+    int64_t t;
+    (void)state;
+    struct sb_model *m = demo(&a);
+    sb_model_set_clock(m, fake_clock, NULL);
+
+    assert_int_equal(sb_status_parse("unsubscribed,deleted", &mask), 0);
+    assert_int_equal(mask, SB_ST_UNSUBSCRIBED | SB_ST_DELETED);
+    assert_int_equal(sb_status_parse("all", &mask), 0);
+    assert_int_equal(mask, SB_ST_ALL);
+    assert_int_equal(sb_status_parse("explicit", &mask), -1);
+    assert_int_equal(sb_status_parse("active,", &mask), -1);
+    assert_int_equal(sb_include_parse("list_memberships,notes", &mask), 0);
+    assert_int_equal(mask, SB_INC_LIST_MEMBERSHIPS | SB_INC_NOTES);
+    assert_int_equal(sb_include_parse("lists", &mask), -1);
+
+    assert_int_equal(sb_parse_iso8601("2024-05-01T10:00:00Z", &t), 0);
+    assert_int_equal(t, 1714557600);
+    assert_int_equal(sb_parse_iso8601("2024-05-01T12:00:00.123+02:00", &t),
+                     0);
+    assert_int_equal(t, 1714557600);
+    assert_int_equal(sb_parse_iso8601("2024-05-01", &t), 0);
+    assert_int_equal(t, 1714521600);
+    assert_int_equal(sb_parse_iso8601("2024-13-01", &t), -1);
+    assert_int_equal(sb_parse_iso8601("2024-05-01T10:00Zx", &t), -1);
+
+    json_t *seed = json_loads(
+        "[{\"email\":\"s1@example.com\",\"permission\":\"unsubscribed\","
+        "\"opt_out_reason\":\"no\",\"lists\":[\"1\"],"
+        "\"updated_at\":\"2020-01-01T00:00:00Z\"},"
+        "{\"email\":\"s2@example.com\",\"lists\":[1,\"2\"],"
+        "\"custom_fields\":{\"favorite_color\":\"red\"},\"phone\":\"555\"},"
+        "{\"email\":\"s3@example.com\",\"deleted\":true}]",
+        0, NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(seed, i, v)
+    {
+        assert_int_equal(sb_model_seed(m, a, v, &err), 0);
+    }
+    assert_int_equal(sb_model_writes(m), 0);
+    json_t *bad = json_loads("{\"email\":\"s4@example.com\",\"lists\":[\"9\"]}",
+                             0, NULL);
+    assert_int_equal(sb_model_seed(m, a, bad, &err), CTS_EDATA);
+    json_decref(bad);
+    json_decref(seed);
+
+    struct sb_query q;
+    memset(&q, 0, sizeof q);
+    q.status = SB_ST_UNSUBSCRIBED;
+    assert_true(sb_contact_match(a, 0, &q));
+    assert_false(sb_contact_match(a, 1, &q));
+    assert_int_equal(sb_contact_lists(a, 0), 0); /* unsubscribed: no list */
+    q.status = SB_ST_DEFAULT;
+    assert_false(sb_contact_match(a, 2, &q)); /* deleted */
+    q.status = SB_ST_ACTIVE;
+    q.lists = 2;
+    assert_true(sb_contact_match(a, 1, &q));
+    q.lists = 0;
+    q.status = 0;
+    q.updated_after = 1600000000; /* after 2020: s2, s3 only */
+    assert_false(sb_contact_match(a, 0, &q));
+    assert_true(sb_contact_match(a, 1, &q));
+    memset(&q, 0, sizeof q);
+    q.v2_status = "OPTOUT";
+    assert_true(sb_contact_match(a, 0, &q));
+    assert_string_equal(sb_contact_v2_status(a, 2), "REMOVED");
+    assert_string_equal(sb_contact_v2_status(a, 1), "ACTIVE");
+    sb_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +679,8 @@ int main(void)
         cmocka_unit_test(test_accounts_file),
         cmocka_unit_test(test_router),
         cmocka_unit_test(test_validators),
+        cmocka_unit_test(test_consent_rules),
+        cmocka_unit_test(test_queries_and_seed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
