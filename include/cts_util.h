@@ -63,7 +63,8 @@ int cts_error_setx(struct cts_error *err, int code, int exit_code,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The va_list form of cts_error_setx, for wrappers. */
 int cts_error_vsetx(struct cts_error *err, int code, int exit_code,
-                    const char *fmt, va_list ap);
+                    const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 /* Static text for a project or libuv error code. */
 const char *cts_strerror(int code);
 

@@ -60,8 +60,8 @@ static void redact(char *line, size_t cap)
     }
 }
 
-static void vlog(enum cts_log_level l, const char *tag, const char *fmt,
-                 va_list ap)
+__attribute__((format(printf, 3, 0))) static void
+vlog(enum cts_log_level l, const char *tag, const char *fmt, va_list ap)
 {
     char line[2048];
     if (l > level)
