@@ -36,9 +36,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "cts_config.h"
 #include "cts_contact.h"
 #include "cts_reader.h"
+#include "cts_types.h"
 #include "cts_util.h"
 
 struct cts_mapper_opts {

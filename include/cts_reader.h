@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cts_config.h"
+#include "cts_types.h"
 #include "cts_util.h"
 
 /* Default cap on one field's size in bytes (after decoding). */
