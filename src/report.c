@@ -133,6 +133,7 @@ static int write_line(struct cts_report *r, const char *file, long row,
      * grown, and one fwrite for hundreds of lines.  A stream the caller
      * gave (stdout, tests) gets each line at once, as it always did. */
     struct cts_buf *b = &r->line;
+    char *masked;
 
     if (r->err != 0)
         return r->err;
@@ -153,7 +154,11 @@ static int write_line(struct cts_report *r, const char *file, long row,
     cts_buf_putc(b, ',');
     put_cell(b, error_key);
     cts_buf_putc(b, ',');
-    put_cell(b, message);
+    /* The message may quote a URL or the server's words: the run's secrets
+     * are masked here as on the terminal (a copy only when one is there). */
+    masked = cts_log_redacted(message);
+    put_cell(b, masked != NULL ? masked : message);
+    free(masked);
     cts_buf_append(b, "\r\n", 2);
     /* Buffered like stdio's own buffer was; ferror() is checked again at
      * close, but a failed fwrite is caught here so the run can stop early
