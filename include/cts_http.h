@@ -55,8 +55,8 @@ struct cts_http_opts {
     const char *user_agent;  /* borrowed for the call; NULL = ctct-sync/VER */
     int verbose;             /* log request lines at debug level (the
                                 Authorization header is never logged) */
-    /* cts_http_fetch (cts_fetch.h) only: retries of transient failures (a few, short
-     * backoff on a uv timer).  0 = default 3; negative = no retry. */
+    /* cts_http_fetch (cts_fetch.h) only: retries of transient failures (a few,
+     * short backoff on a uv timer).  0 = default 3; negative = no retry. */
     int fetch_retries;
     uint64_t fetch_base_ms; /* backoff base; 0 = 250 */
 };

@@ -45,8 +45,7 @@ char *cts_mask(const char *secret, char out[static CTS_MASK_SIZE]);
  * line still shows no more than the first 4 and last 4 characters).
  * Returns the new length of buf.
  */
-size_t cts_redact(char *buf, size_t cap, const char *const *secrets,
-                  size_t n);
+size_t cts_redact(char *buf, size_t cap, const char *const *secrets, size_t n);
 
 /* 1 when s (borrowed) contains one of secrets[0..n) (or its percent-encoded
  * form) that cts_redact would mask, else 0. */

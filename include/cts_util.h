@@ -143,9 +143,9 @@ int cts_random_bytes(void *buf, size_t len);
 int cts_parse_long(const char *s, long min, long max, long *out);
 /* Case-insensitive ASCII equality. */
 int cts_streq_nocase(const char *a, const char *b);
-/* Percent-encode s (borrowed; NULL is "") for a URL query value or a form body: every
- * byte but the RFC 3986 unreserved ones (A-Z a-z 0-9 - . _ ~) becomes %XX,
- * like curl_easy_escape.  Returns an owned string, never NULL. */
+/* Percent-encode s (borrowed; NULL is "") for a URL query value or a form
+ * body: every byte but the RFC 3986 unreserved ones (A-Z a-z 0-9 - . _ ~)
+ * becomes %XX, like curl_easy_escape.  Returns an owned string, never NULL. */
 char *cts_url_escape(const char *s);
 
 /* ---- JSON (util.c) ---- */

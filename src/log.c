@@ -59,8 +59,10 @@ char *cts_log_redacted(const char *s)
     return copy;
 }
 
-__attribute__((format(printf, 3, 0))) static void
-vlog(enum cts_log_level l, const char *tag, const char *fmt, va_list ap)
+static void vlog(enum cts_log_level l, const char *tag, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 3, 0)));
+static void vlog(enum cts_log_level l, const char *tag, const char *fmt,
+                 va_list ap)
 {
     char line[2048];
     if (l > level)

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 void cts_progress_init(struct cts_progress *p, FILE *fp, uint64_t now_ms)
 {
     memset(p, 0, sizeof(*p));

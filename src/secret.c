@@ -100,8 +100,7 @@ static size_t redact_value(char *buf, size_t len, const char *value,
     return len;
 }
 
-static size_t redact(char *buf, const char *const *secrets, size_t n,
-                     int cut)
+static size_t redact(char *buf, const char *const *secrets, size_t n, int cut)
 {
     size_t i, len = strlen(buf);
     for (i = 0; i < n; i++) {
@@ -121,8 +120,7 @@ static size_t redact(char *buf, const char *const *secrets, size_t n,
     return len;
 }
 
-size_t cts_redact(char *buf, size_t cap, const char *const *secrets,
-                  size_t n)
+size_t cts_redact(char *buf, size_t cap, const char *const *secrets, size_t n)
 {
     if (buf == NULL || cap == 0)
         return 0;

@@ -34,11 +34,10 @@ static void test_redact_values(void **state)
     const char *secrets[] = {KEY, NULL, "short", "a b/c+d=efgh-ijkl"};
     char buf[256];
     (void)state;
-    snprintf(buf, sizeof(buf), "GET /v2/lists?api_key=%s&x=%s short", KEY,
-             KEY);
+    snprintf(buf, sizeof(buf), "GET /v2/lists?api_key=%s&x=%s short", KEY, KEY);
     cts_redact(buf, sizeof(buf), secrets, 4);
-    assert_string_equal(buf, "GET /v2/lists?api_key=f98b" ELL
-                             "5420&x=f98b" ELL "5420 short");
+    assert_string_equal(buf, "GET /v2/lists?api_key=f98b" ELL "5420&x=f98b" ELL
+                             "5420 short");
     /* The percent-encoded form, as the secret appears in a URL. */
     snprintf(buf, sizeof(buf), "token=a%%20b%%2Fc%%2Bd%%3Defgh-ijkl&y=1");
     cts_redact(buf, sizeof(buf), secrets, 4);
