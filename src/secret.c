@@ -52,13 +52,13 @@ static size_t replace_all(char *buf, size_t len, const char *value,
                           const char *mask)
 {
     size_t vlen = strlen(value), mlen = strlen(mask);
-    char *p = buf, *hit;
-    while ((hit = strstr(p, value)) != NULL) {
+    char *hit = strstr(buf, value);
+    while (hit != NULL) {
         size_t tail = len - (size_t)(hit - buf) - vlen + 1; /* with NUL */
         memmove(hit + mlen, hit + vlen, tail);
         memcpy(hit, mask, mlen);
         len -= vlen - mlen;
-        p = hit + mlen;
+        hit = strstr(hit + mlen, value);
     }
     return len;
 }
@@ -95,7 +95,12 @@ static size_t redact_value(char *buf, size_t len, const char *value,
 {
     size_t t;
     len = replace_all(buf, len, value, mask);
-    if (cut && (t = cut_prefix_len(buf, len, value)) > 0)
+    if (!cut)
+        return len;
+    /* The cut-off start of the secret gets as much of the mask as fits in
+     * its place: the buffer is full, so nothing may grow. */
+    t = cut_prefix_len(buf, len, value);
+    if (t > 0)
         len = len - t + copy_cut(buf + len - t, t + 1, mask, strlen(mask));
     return len;
 }
