@@ -4,6 +4,9 @@
 #   make check           unit tests, then integration tests against ctct-sandbox
 #   make sanitize        make check with ASan+UBSan (objects in build-address-undefined/)
 #   make valgrind-check  integration tests under valgrind
+#   make clang-check     build with clang -Werror (build-clang/), run the unit tests
+#   make lint            checksrc, cppcheck and the clang-format check
+#                        (needs: sh scripts/install-deps.sh lint)
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # User variables (CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR) come after ours.
@@ -22,7 +25,7 @@ BUILD   ?= build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 
 # `make demo` and `make check` install missing packages first (spec §2); the
 # other targets expect them to be there.
-NEED_DEPS := $(filter-out deps clean distclean format lint help,$(or $(MAKECMDGOALS),all))
+NEED_DEPS := $(filter-out deps clean distclean format format-check lint help,$(or $(MAKECMDGOALS),all))
 ifneq ($(NEED_DEPS),)
 ifneq ($(filter demo check sanitize valgrind-check ci,$(MAKECMDGOALS)),)
   DEPS_OK := $(shell sh scripts/install-deps.sh >&2 && echo ok)
@@ -69,7 +72,7 @@ SANDBOX := $(BUILD)/ctct-sandbox
 LIB := $(BUILD)/libcts.a
 
 .PHONY: all check check-one unit integration sanitize tsan valgrind-check demo install uninstall \
-        clean format lint deps tests help
+        clean format format-check lint deps tests help clang-check
 .DEFAULT_GOAL := all
 
 all: $(PROG) $(SANDBOX)
@@ -120,6 +123,12 @@ integration: all
 sanitize:
 	$(MAKE) check-one SANITIZE=address,undefined
 
+# clang-check: the whole tree built with clang and -Werror in its own
+# build-clang/ (clang warns about things gcc does not), then the unit tests.
+# CI runs it after make check; the integration scripts are not repeated.
+clang-check:
+	@$(MAKE) --no-print-directory all unit CC=clang BUILD=build-clang WERROR=1
+
 # tsan: the unit tests and the import scripts under ThreadSanitizer, for the
 # pipeline's intake thread (make check runs it; ONLY= widens it).
 TSAN_ONLY ?= test_import
@@ -150,19 +159,40 @@ uninstall:
 deps:
 	sh scripts/install-deps.sh
 
-format:
-	clang-format -i $(wildcard src/*.c src/sandbox/*.c src/sandbox/*.h include/*.h tests/unit/*.c tests/sandbox/*.c)
+# Every C file of the tree, formatted by .clang-format.  clang-format 14
+# (Debian 12's) is preferred: other versions format some constructs
+# differently, and the check must agree with `make format`.
+FORMAT_SRC := $(wildcard src/*.c src/*.h src/sandbox/*.c src/sandbox/*.h include/*.h \
+                tests/unit/*.c tests/unit/*.h tests/sandbox/*.c fuzz/*.c bench/*.c)
+CLANG_FORMAT ?= $(or $(shell command -v clang-format-14 2>/dev/null),clang-format)
 
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
+
+# format-check: fail (listing each spot) when a file differs from what
+# `make format` would write.
+format-check:
+	@command -v $(CLANG_FORMAT) >/dev/null 2>&1 || \
+	  { echo "format-check: $(CLANG_FORMAT) not found; run: sh scripts/install-deps.sh lint" >&2; exit 1; }
+	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_SRC)
+
+# lint: banned functions, cppcheck, formatting.  All three run even when
+# one fails, so one CI run shows every problem; the target fails if any did.
 lint:
-	sh scripts/checksrc.sh
+	@command -v cppcheck >/dev/null 2>&1 || \
+	  { echo "lint: cppcheck not found; run: sh scripts/install-deps.sh lint" >&2; exit 1; }
+	@rc=0; \
+	sh scripts/checksrc.sh || rc=1; \
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-	  --suppress=missingIncludeSystem -Iinclude src
+	  --suppress=missingIncludeSystem -Iinclude src && echo "cppcheck: ok" || rc=1; \
+	$(MAKE) --no-print-directory format-check && echo "format-check: ok" || rc=1; \
+	exit $$rc
 
 clean:
 	rm -rf build build-*
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,/^$$/p' Makefile
 
 -include mk/*.mk
 -include $(LIB_OBJ:.o=.d) $(SB_OBJ:.o=.d) $(BUILD)/obj/main.d $(UNIT_BIN:=.d)

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cts_email.h"
+#include "cts_encoding.h"
 #include "cts_mapper.h"
 #include "cts_reader.h"
 

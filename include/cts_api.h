@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "cts_config.h" /* enum cts_api */
+#include "cts_types.h"
 #include "cts_contact.h"
 #include "cts_util.h"
 

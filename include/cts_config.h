@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "cts_types.h"
 #include "cts_util.h"
 
 enum cts_command {
@@ -19,22 +20,6 @@ enum cts_command {
     CTS_CMD_CHECK,
     CTS_CMD_LISTS,
     CTS_CMD_AUTH
-};
-
-enum cts_api { CTS_API_V3 = 0, CTS_API_V2 = 2 };
-enum cts_mode { CTS_MODE_UPSERT = 0, CTS_MODE_CREATE };
-enum cts_bulk { CTS_BULK_AUTO = 0, CTS_BULK_NEVER, CTS_BULK_ALWAYS };
-enum cts_encoding {
-    CTS_ENC_AUTO = 0,
-    CTS_ENC_UTF8,
-    CTS_ENC_CP1252,
-    CTS_ENC_LATIN1
-};
-
-/* One --map FIELD=HEADER or --map cf:NAME=HEADER. */
-struct cts_map {
-    char *field;  /* "email", "first_name", ... or "cf:NAME" */
-    char *header; /* the CSV header as written by the user */
 };
 
 struct cts_config {

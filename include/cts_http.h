@@ -1,8 +1,7 @@
 /*
  * cts_http.h — HTTP transport: libcurl's multi interface driven by a libuv
- * loop (curl's docs/examples/multi-uv.c pattern), plus a blocking one-shot
- * fetch for the short calls made before and outside the pipeline (account
- * check, lists, OAuth token calls).
+ * loop (curl's docs/examples/multi-uv.c pattern).  The blocking one-shot
+ * fetch for the calls made before and outside the pipeline is cts_fetch.h.
  *
  * http.c is the only file that includes <curl/curl.h>; the curl handles in
  * struct cts_http are therefore opaque pointers here.
@@ -56,8 +55,8 @@ struct cts_http_opts {
     const char *user_agent;  /* borrowed for the call; NULL = ctct-sync/VER */
     int verbose;             /* log request lines at debug level (the
                                 Authorization header is never logged) */
-    /* cts_http_fetch only: retries of transient failures (a few, short
-     * backoff on a uv timer).  0 = default 3; negative = no retry. */
+    /* cts_http_fetch (cts_fetch.h) only: retries of transient failures (a few,
+     * short backoff on a uv timer).  0 = default 3; negative = no retry. */
     int fetch_retries;
     uint64_t fetch_base_ms; /* backoff base; 0 = 250 */
 };
@@ -186,35 +185,10 @@ unsigned cts_http_in_flight(const struct cts_http *h);
  */
 void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h));
 
-/*
- * Blocking convenience: run req on a private loop, retrying transient
- * failures (connection errors, timeouts, 408, 429 and v2 403 throttling
- * but not the quota replies, 500/502/503/504) up to opts.fetch_retries
- * times with a short jittered backoff (Retry-After up to 10 s honoured; a
- * longer one ends the retries and the reply is returned).
- * A POST that may have landed is only repeated when req->idempotent.
- * Returns 0 when an HTTP reply was received (any status: check
- * req->status), CTS_EHTTP with err filled when none was (transport
- * failure after the retries; the message names the URL with secrets
- * masked, see cts_url_redact), UV_EINVAL / UV_ENOMEM.  req->resp holds the
- * last reply's body; call cts_http_req_clear afterwards.
- */
-int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
-                   struct cts_error *err);
-
 /* Zero req and initialise its response buffer. */
 void cts_http_req_init(struct cts_http_req *req);
 /* Free what a request owns (the response body); the request may be reused
  * after cts_http_req_init.  NULL-safe. */
 void cts_http_req_clear(struct cts_http_req *req);
-
-/* Copy of url (or of a form body) with the values of secret parameters
- * (api_key, access_token, refresh_token, client_secret, code, token, ...)
- * masked by cts_mask, for messages and logs.  Returns an owned string. */
-char *cts_url_redact(const char *url);
-
-/* Percent-encode s for a URL query value (curl_easy_escape); returns an
- * owned string (free with free()), never NULL (aborts on OOM). */
-char *cts_url_escape(const char *s);
 
 #endif /* CTS_HTTP_H */

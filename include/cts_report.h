@@ -1,7 +1,8 @@
 /*
  * cts_report.h — the result sink of an import (spec §7): the per-row
  * report CSV written in input order, the run's counts, the --summary JSON,
- * the closing summary line on stderr, and the progress line on a terminal.
+ * and the closing summary line on stderr.  (The progress line on a terminal
+ * is cts_progress.h.)
  *
  * The pipeline finishes rows out of order (concurrent requests, retries);
  * the sink takes each result with its sequence number (0-based over the
@@ -106,29 +107,5 @@ int cts_report_write_summary(const char *path,
  */
 char *cts_report_summary_line(const struct cts_report_counts *c,
                               double elapsed_s, char *out, size_t outlen);
-
-/* ---- progress line (a terminal only; the caller decides) ---- */
-struct cts_progress {
-    FILE *fp;          /* borrowed, normally stderr */
-    uint64_t last_ms;  /* time of the last drawn update */
-    uint64_t start_ms; /* time the run started */
-    int shown;         /* a line is on the screen and must be cleared */
-};
-
-/* Prepare p for drawing on fp (borrowed) from now_ms on. */
-void cts_progress_init(struct cts_progress *p, FILE *fp, uint64_t now_ms);
-
-/*
- * Redraw "rows done/total (pct) | N req/s | R retries | ETA m:ss" unless the
- * previous update was less than 100 ms ago (at most 10 per second).  total
- * is an estimate and may be 0 (unknown: no percentage, no ETA).  Returns 1
- * when it drew.
- */
-int cts_progress_update(struct cts_progress *p, uint64_t now_ms, long done,
-                        long total, long requests, long retries);
-
-/* Erase the line if one is shown (used as the log hook; arg is the
- * struct cts_progress *). */
-void cts_progress_clear(void *arg);
 
 #endif /* CTS_REPORT_H */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "cts_config.h" /* enum cts_api */
+#include "cts_types.h"
 
 enum cts_outcome_class {
     CTS_OC_OK = 0,    /* 2xx */

@@ -80,8 +80,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cts_config.h"
 #include "cts_contact.h"
+#include "cts_types.h"
 #include "cts_util.h"
 
 struct cts_state;

@@ -1,6 +1,7 @@
 /*
  * cts_util.h — the vocabulary every module shares: exit codes, error values,
- * logging, allocation, growable buffers, secret masking, hashing and codecs.
+ * logging, allocation, growable buffers, hashing, codecs, URL escaping and
+ * JSON numbers.  (Secret masking is cts_secret.h.)
  *
  * Error convention (libuv's): functions return 0 on success and a negative
  * code on failure.  System errors are libuv codes (UV_ENOMEM, UV_EIO, negated
@@ -63,7 +64,8 @@ int cts_error_setx(struct cts_error *err, int code, int exit_code,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The va_list form of cts_error_setx, for wrappers. */
 int cts_error_vsetx(struct cts_error *err, int code, int exit_code,
-                    const char *fmt, va_list ap);
+                    const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 /* Static text for a project or libuv error code. */
 const char *cts_strerror(int code);
 
@@ -82,20 +84,18 @@ void cts_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cts_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cts_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cts_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Register a secret (copied; 8+ characters) that every later log line shows
- * masked (cts_mask) wherever it appears; up to 8.  main registers the key
- * and tokens; clear frees them at exit. */
+/* Register a secret (copied; NULL ignored) that every later log line shows
+ * masked (cts_redact: values of CTS_SECRET_MIN or more characters, also
+ * percent-encoded), up to 8.  main registers the key and tokens; clear
+ * frees them at exit. */
 void cts_log_add_secret(const char *s);
 void cts_log_clear_secrets(void);
+/* An owned copy of s with the registered secrets masked, or NULL when s
+ * (borrowed, may be NULL) holds none, so the caller uses s as it is.  For
+ * text that leaves the process other than through the log (the report). */
+char *cts_log_redacted(const char *s);
 /* Hook called before a log line is written (the progress line clears itself). */
 void cts_log_set_hook(void (*hook)(void *arg), void *arg);
-
-/*
- * Mask a secret for display: first 4 + "…" + last 4 characters; secrets of
- * 12 characters or fewer become "****".  Writes a NUL-terminated string of at
- * most 16 bytes into out; returns out.  NULL secret gives "(none)".
- */
-char *cts_mask(const char *secret, char out[static 16]);
 
 /* ---- allocation: abort with a message on failure (h2o/redis policy) ---- */
 void *cts_xmalloc(size_t n);
@@ -143,5 +143,20 @@ int cts_random_bytes(void *buf, size_t len);
 int cts_parse_long(const char *s, long min, long max, long *out);
 /* Case-insensitive ASCII equality. */
 int cts_streq_nocase(const char *a, const char *b);
+/* Percent-encode s (borrowed; NULL is "") for a URL query value or a form
+ * body: every byte but the RFC 3986 unreserved ones (A-Z a-z 0-9 - . _ ~)
+ * becomes %XX, like curl_easy_escape.  Returns an owned string, never NULL. */
+char *cts_url_escape(const char *s);
+
+/* ---- JSON (util.c) ---- */
+struct json_t; /* <jansson.h> */
+/*
+ * Read a number that a reply may write as a JSON integer, a real (whole
+ * part taken) or a string of decimal digits ("expires_in":"315110295" in
+ * v2 tokeninfo).  v is borrowed and may be NULL.  Returns 0 with *out set
+ * when the value is within [min, max], else CTS_EJSON (absent, another
+ * type, not a whole decimal string, out of range) and *out untouched.
+ */
+int cts_json_int(const struct json_t *v, long min, long max, long *out);
 
 #endif /* CTS_UTIL_H */

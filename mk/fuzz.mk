@@ -14,11 +14,11 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_FLAGS   := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
                 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -Iinclude $(DEP_CFLAGS)
-FUZZ_UTIL    := src/alloc.c src/buf.c src/error.c src/log.c src/contact.c src/codec.c
+FUZZ_UTIL    := src/alloc.c src/buf.c src/error.c src/log.c src/secret.c \
+                src/util.c src/contact.c src/codec.c
 FUZZ_READER_SRC := fuzz/fuzz_reader.c src/reader.c src/encoding.c src/mapper.c \
                    src/email.c $(FUZZ_UTIL)
-# api.c takes cts_url_escape from http.c (libcurl, retry.c); link them.
-FUZZ_API_SRC := fuzz/fuzz_api.c src/api.c src/http.c src/retry.c $(FUZZ_UTIL)
+FUZZ_API_SRC := fuzz/fuzz_api.c src/api.c $(FUZZ_UTIL)
 FUZZ_TARGETS := $(FUZZ_BUILD)/fuzz_reader
 ifneq ($(wildcard fuzz/fuzz_api.c),)
 FUZZ_TARGETS += $(FUZZ_BUILD)/fuzz_api

@@ -1,12 +1,30 @@
 #!/bin/sh
 # install-deps.sh — install the Debian packages ctct-sync needs to build and
 # test, only those missing.  Idempotent: a second run installs nothing.
-#   sh scripts/install-deps.sh          build + test packages
-#   CTS_DEPS_EXTRA="clang wrk" sh ...   add more (fuzzing, benchmarks)
+#   sh scripts/install-deps.sh             build + test packages
+#   sh scripts/install-deps.sh lint        also what `make lint` needs
+#                                          (clang-format, cppcheck)
+#   sh scripts/install-deps.sh clang       also clang (`make clang-check`)
+#   sh scripts/install-deps.sh lint clang  both (what CI installs)
+#   CTS_DEPS_EXTRA="clang wrk" sh ...      add any other packages (fuzzing,
+#                                          benchmarks)
 set -eu
 
+EXTRA=""
+for mode in "$@"; do
+    case $mode in
+    lint) EXTRA="$EXTRA clang-format cppcheck" ;;
+    clang) EXTRA="$EXTRA clang" ;;
+    *)
+        echo "install-deps: unknown mode '$mode' (modes: lint, clang)" >&2
+        exit 64
+        ;;
+    esac
+done
+
 PKGS="gcc make pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev \
-libcsv-dev libcmocka-dev jq curl ca-certificates valgrind ${CTS_DEPS_EXTRA:-}"
+libcsv-dev libcmocka-dev jq curl ca-certificates valgrind $EXTRA \
+${CTS_DEPS_EXTRA:-}"
 
 missing=""
 for p in $PKGS; do

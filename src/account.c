@@ -20,8 +20,10 @@
 #include <jansson.h>
 
 #include "cts_api.h"
+#include "cts_fetch.h"
 #include "cts_http.h"
 #include "cts_oauth.h"
+#include "cts_secret.h"
 
 /* Response bodies of these calls are small; a hard cap protects us from a
  * misconfigured base URL that streams something huge. */
@@ -59,7 +61,8 @@ static int reply_error(const struct cts_config *cfg, const char *what,
                        const char *url, struct cts_http_req *req,
                        struct cts_error *err)
 {
-    char *key = NULL, *msg = NULL;
+    /* The URL is masked before it is formatted (v2's api_key). */
+    char *key = NULL, *msg = NULL, *shown = cts_url_redact(url);
     char hint[300];
     int rc;
 
@@ -83,75 +86,53 @@ static int reply_error(const struct cts_config *cfg, const char *what,
             err, CTS_EHTTP, CTS_EX_CONFIG,
             "%s at %s answered HTTP %ld%s%s; check --base-url: it must be "
             "the API root, such as %s",
-            what, url, req->status, msg != NULL ? ": " : "",
+            what, shown, req->status, msg != NULL ? ": " : "",
             msg != NULL ? msg : "",
             cfg->api == CTS_API_V2 ? "https://api.constantcontact.com/v2"
                                    : "https://api.cc.email/v3");
     } else {
         int later = req->status >= 500 || req->status == 429;
         rc = cts_error_setx(err, CTS_EHTTP, CTS_EX_UNAVAILABLE,
-                            "%s at %s answered HTTP %ld%s%s%s", what, url,
+                            "%s at %s answered HTTP %ld%s%s%s", what, shown,
                             req->status, msg != NULL ? ": " : "",
                             msg != NULL ? msg : "",
                             later ? "; try again later" : "");
     }
     free(key);
     free(msg);
+    free(shown);
     return rc;
 }
 
 static int unreachable(const char *what, const char *url, struct cts_error *err)
 {
-    /* cts_http_fetch filled err with libcurl's words; keep them. */
+    /* cts_http_fetch filled err with libcurl's words; keep them.  The URL
+     * is masked before it is formatted (v2's api_key is in the query). */
     char detail[sizeof(err->msg)];
+    char *shown = cts_url_redact(url);
+    int rc;
     snprintf(detail, sizeof(detail), "%s", err->msg);
-    return cts_error_setx(err, CTS_EHTTP, CTS_EX_UNAVAILABLE,
-                          "cannot reach %s at %s: %s", what, url, detail);
+    rc = cts_error_setx(err, CTS_EHTTP, CTS_EX_UNAVAILABLE,
+                        "cannot reach %s at %s: %s", what, shown, detail);
+    free(shown);
+    return rc;
 }
 
-/* Replace every occurrence of secret in msg with its mask.  Messages built
- * from URLs (v2 puts the api_key in the query) or from libcurl's words
- * must not carry a secret to the terminal. */
-static void redact_one(char *msg, size_t cap, const char *secret)
-{
-    char mask[16], out[sizeof(((struct cts_error *)0)->msg)];
-    size_t slen, o = 0;
-    const char *p = msg, *hit;
-    if (secret == NULL || (slen = strlen(secret)) < 4 ||
-        strstr(msg, secret) == NULL)
-        return;
-    cts_mask(secret, mask);
-    while ((hit = strstr(p, secret)) != NULL && o < sizeof(out) - 1) {
-        o += (size_t)snprintf(out + o, sizeof(out) - o, "%.*s%s",
-                              (int)(hit - p), p, mask);
-        if (o >= sizeof(out))
-            o = sizeof(out) - 1;
-        p = hit + slen;
-    }
-    if (o < sizeof(out) - 1)
-        snprintf(out + o, sizeof(out) - o, "%s", p);
-    snprintf(msg, cap, "%s", out);
-}
-
+/* The configured secrets, masked in every message the account check
+ * leaves in err: messages built from URLs (v2 puts the api_key in the
+ * query) or from libcurl's and the server's words must not carry a secret
+ * to the terminal.  The messages that name a URL mask it before it is
+ * formatted; this is the last line of defence, and it also masks a secret
+ * cut at the end of a message that did not fit err->msg. */
 static void redact_secrets(const struct cts_config *cfg, struct cts_error *err)
 {
     const char *secrets[3];
-    size_t i;
     if (err == NULL)
         return;
     secrets[0] = cfg->api_key;
     secrets[1] = cfg->token;
     secrets[2] = cfg->refresh_token;
-    for (i = 0; i < 3; i++) {
-        char *esc;
-        if (secrets[i] == NULL)
-            continue;
-        redact_one(err->msg, sizeof(err->msg), secrets[i]);
-        /* The percent-encoded form, as it appears in a URL. */
-        esc = cts_url_escape(secrets[i]);
-        redact_one(err->msg, sizeof(err->msg), esc);
-        free(esc);
-    }
+    cts_redact(err->msg, sizeof(err->msg), secrets, 3);
 }
 
 void cts_account_info_clear(struct cts_account_info *info)
@@ -175,7 +156,7 @@ static int check_v2(struct cts_config *cfg, struct cts_account_info *out,
     char *url = NULL, *esc = NULL, *body = NULL;
     char *client_id = NULL, *user_name = NULL;
     long expires_in = -1;
-    char m1[16], m2[16], hint[300];
+    char m1[CTS_MASK_SIZE], m2[CTS_MASK_SIZE], hint[300];
     int rc;
 
     if (cfg->api_key == NULL)
@@ -296,7 +277,7 @@ static int check_v3(struct cts_config *cfg, struct cts_account_info *out,
     char *url = NULL, *cid = NULL, *acct = NULL, *org = NULL;
     long long exp = 0;
     long now = cts_config_now(cfg);
-    char m1[16], m2[16], hint[300];
+    char m1[CTS_MASK_SIZE], m2[CTS_MASK_SIZE], hint[300];
     int rc, is_jwt;
 
     cts_http_req_init(&req);
@@ -523,9 +504,11 @@ int cts_account_fetch_lists(const struct cts_config *cfg,
             rc = reply_error(cfg, "listing the contact lists", url, &req, err);
         } else if (cts_api_parse_lists(cfg->api, req.resp.data, req.resp.len,
                                        &items, &n) != 0) {
+            char *shown = cts_url_redact(url);
             rc = cts_error_setx(err, CTS_EHTTP, CTS_EX_UNAVAILABLE,
                                 "GET %s gave an unexpected reply (no lists)",
-                                url);
+                                shown);
+            free(shown);
         } else {
             out->items =
                 cts_xrealloc(out->items, (out->n + n) * sizeof(*out->items));
@@ -611,7 +594,8 @@ int cts_cmd_check(struct cts_config *cfg)
 {
     struct cts_account_info info;
     struct cts_error err;
-    char mkey[16], mtok[16], mcid[16], when[32];
+    char mkey[CTS_MASK_SIZE], mtok[CTS_MASK_SIZE], mcid[CTS_MASK_SIZE];
+    char when[32];
     long now = cts_config_now(cfg);
     int rc;
 

@@ -10,6 +10,7 @@
 #include "cts_api.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,6 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "cts_http.h" /* cts_url_escape */
 #include "cts_util.h"
 
 /* ---------------------------------------------------------------- */
@@ -48,17 +48,10 @@ static char *member_str(const json_t *obj, const char *key)
  * php-sdk tokeninfo fixture has "expires_in":"315110295"). */
 static long member_long(const json_t *obj, const char *key, long dflt)
 {
-    const json_t *v = json_object_get(obj, key);
     long out;
-    if (json_is_integer(v))
-        return (long)json_integer_value(v);
-    if (json_is_real(v))
-        return (long)json_real_value(v);
-    if (json_is_string(v) &&
-        cts_parse_long(json_string_value(v), -2147483647L * 2, 2147483647L * 2,
-                       &out) == 0)
-        return out;
-    return dflt;
+    if (cts_json_int(json_object_get(obj, key), LONG_MIN, LONG_MAX, &out) != 0)
+        return dflt;
+    return out;
 }
 
 /* Number of UTF-8 code points (the API's limits count characters). */

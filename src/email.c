@@ -8,10 +8,13 @@
  * domains are kept in UTF-8 (no punycode): both API generations take the
  * address as a JSON string.
  */
-#include "cts_mapper.h"
+#include "cts_email.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "cts_encoding.h"
+#include "cts_util.h"
 
 /* Length of a Unicode space/invisible character at s (UTF-8), else 0:
  * NBSP, the U+2000 spaces, zero-width space/joiners, narrow NBSP, word

@@ -6,7 +6,7 @@
  * U+10FFFF.  Speed matters (every byte of every import passes here), so
  * ASCII runs are skipped eight bytes at a time.
  */
-#include "cts_reader.h"
+#include "cts_encoding.h"
 
 #include <errno.h>
 #include <fcntl.h>

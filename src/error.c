@@ -6,8 +6,10 @@
 
 #include <uv.h>
 
-static int vset(struct cts_error *err, int code, int exit_code,
-                const char *fmt, va_list ap)
+static int vset(struct cts_error *err, int code, int exit_code, const char *fmt,
+                va_list ap) __attribute__((format(printf, 4, 0)));
+static int vset(struct cts_error *err, int code, int exit_code, const char *fmt,
+                va_list ap)
 {
     if (err == NULL)
         return code;

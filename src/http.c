@@ -1,6 +1,6 @@
 /*
- * http.c — libcurl's multi interface driven by libuv (style C6; curl's
- * docs/examples/multi-uv.c), and a blocking fetch built on it.
+ * http.c — libcurl's multi interface driven by libuv (curl's
+ * docs/examples/multi-uv.c).  The blocking fetch built on it is fetch.c.
  *
  * The loop owns the sockets: libcurl tells us which fds to watch through
  * cb_socket and when to wake it through cb_timer; libuv tells libcurl what
@@ -20,20 +20,13 @@
 #include <curl/curl.h>
 #include <uv.h>
 
-#include "cts_api.h"
-#include "cts_retry.h"
+#include "cts_secret.h"
 #include "cts_util.h"
 
 #define DEFAULT_MAX_IN_FLIGHT      4
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define DEFAULT_TIMEOUT_MS         30000
 #define DEFAULT_MAX_RESPONSE       (8u * 1024 * 1024)
-#define DEFAULT_FETCH_RETRIES      3
-#define DEFAULT_FETCH_BASE_MS      250
-#define FETCH_CAP_MS               4000
-/* A Retry-After longer than this is not waited for by the blocking fetch:
- * the reply goes back to the caller, who can explain it to the user. */
-#define FETCH_MAX_RETRY_AFTER_S 10
 
 /*
  * One watched socket, for the socket's whole life (not just one transfer).
@@ -118,72 +111,6 @@ void cts_http_req_clear(struct cts_http_req *req)
         curl_slist_free_all(req->priv_headers);
         req->priv_headers = NULL;
     }
-}
-
-char *cts_url_escape(const char *s)
-{
-    char *e, *out;
-    /* curl_easy_escape accepts a NULL handle since 7.82 (we target 7.88). */
-    e = curl_easy_escape(NULL, s != NULL ? s : "", 0);
-    if (e == NULL) {
-        cts_log_error("out of memory escaping a URL component");
-        abort();
-    }
-    /* Hand out a malloc'd copy so callers free() it like every other owned
-     * string in the project (curl_free must not be mixed with free). */
-    out = cts_xstrdup(e);
-    curl_free(e);
-    return out;
-}
-
-/* Query/form parameters whose values are secrets (spec §4: printed only
- * as first 4 + last 4 characters). */
-static const char *const secret_params[] = {
-    "api_key=", "access_token=",  "refresh_token=", "client_secret=",
-    "code=",    "code_verifier=", "token=",         "device_code=",
-};
-
-/* Append s[0..n) to b with every secret parameter value masked. */
-static void redact_into(struct cts_buf *b, const char *s, size_t n)
-{
-    size_t i = 0, k;
-    while (i < n) {
-        int at_param = i == 0 || s[i - 1] == '?' || s[i - 1] == '&';
-        const char *hit = NULL;
-        if (at_param)
-            for (k = 0; k < sizeof(secret_params) / sizeof(*secret_params);
-                 k++) {
-                size_t pl = strlen(secret_params[k]);
-                if (n - i >= pl && memcmp(s + i, secret_params[k], pl) == 0) {
-                    hit = secret_params[k];
-                    break;
-                }
-            }
-        if (hit != NULL) {
-            size_t pl = strlen(hit), end = i + pl;
-            char val[512], masked[16];
-            while (end < n && s[end] != '&' && s[end] != ' ' && s[end] != '#' &&
-                   s[end] != '\r' && s[end] != '\n')
-                end++;
-            snprintf(val, sizeof(val), "%.*s", (int)(end - i - pl), s + i + pl);
-            cts_buf_append(b, s + i, pl);
-            cts_mask(val, masked);
-            cts_buf_append(b, masked, strlen(masked));
-            i = end;
-            continue;
-        }
-        cts_buf_putc(b, s[i]);
-        i++;
-    }
-}
-
-char *cts_url_redact(const char *url)
-{
-    struct cts_buf b;
-    cts_buf_init(&b, 0);
-    if (url != NULL)
-        redact_into(&b, url, strlen(url));
-    return cts_buf_detach(&b);
 }
 
 /* ---------------------------------------------------------------- */
@@ -450,19 +377,17 @@ static int cb_debug(CURL *easy, curl_infotype type, char *data, size_t size,
         if (n > 1 &&
             !(n >= 14 && strncasecmp(data, "authorization:", 14) == 0)) {
             /* The request line carries v2's api_key in its query. */
-            struct cts_buf line;
-            cts_buf_init(&line, 0);
-            redact_into(&line, data, n > 300 ? 300 : n);
-            while (line.len > 0 && (line.data[line.len - 1] == '\n' ||
-                                    line.data[line.len - 1] == '\r'))
-                line.data[--line.len] = '\0';
-            if (line.len > 0)
+            char *line = cts_redact_params(data, n > 300 ? 300 : n);
+            size_t len = strlen(line);
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = '\0';
+            if (len > 0)
                 cts_log_debug("http %s %s",
                               type == CURLINFO_HEADER_OUT  ? ">"
                               : type == CURLINFO_HEADER_IN ? "<"
                                                            : "*",
-                              line.data);
-            cts_buf_free(&line);
+                              line);
+            free(line);
         }
         data += n;
         size -= n;
@@ -802,10 +727,6 @@ int cts_http_init(struct cts_http *h, uv_loop_t *loop,
         h->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
     if (h->opts.max_response == 0)
         h->opts.max_response = DEFAULT_MAX_RESPONSE;
-    if (h->opts.fetch_retries == 0)
-        h->opts.fetch_retries = DEFAULT_FETCH_RETRIES;
-    if (h->opts.fetch_base_ms == 0)
-        h->opts.fetch_base_ms = DEFAULT_FETCH_BASE_MS;
     h->user_agent = h->opts.user_agent != NULL
                         ? cts_xstrdup(h->opts.user_agent)
                         : cts_xstrdup("ctct-sync/" CTS_VERSION);
@@ -1012,150 +933,4 @@ void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h))
     uv_timer_stop(&h->timer);
     h->pending_closes++;
     uv_close((uv_handle_t *)&h->timer, on_timer_closed);
-}
-
-/* ---------------------------------------------------------------- */
-/* blocking fetch                                                   */
-
-struct fetch {
-    uv_loop_t loop;
-    struct cts_http http;
-    uv_timer_t backoff;
-    struct cts_http_req *req;
-    int max_retries;
-    uint64_t base_ms;
-    int done;
-    int rc;
-};
-
-static void on_fetch_done(struct cts_http_req *req, void *arg);
-
-static void on_backoff(uv_timer_t *t)
-{
-    struct fetch *f = t->data;
-    int rc;
-    rc = cts_http_submit(&f->http, f->req, on_fetch_done, f);
-    if (rc != 0) {
-        f->rc = rc;
-        f->done = 1;
-    }
-}
-
-/* Whether the blocking fetch should try again after this reply. */
-static int fetch_should_retry(const struct cts_http_req *req)
-{
-    const char *m = req->method != NULL ? req->method : "GET";
-    char *key = NULL;
-    enum cts_outcome_class oc;
-
-    if (req->maybe_landed && strcmp(m, "POST") == 0 && !req->idempotent)
-        return 0;
-    if (req->transport_error == 0 && req->status != 403 && req->status != 408 &&
-        req->status != 429 && req->status < 500)
-        return 0;
-    if (req->transport_error == 0 && req->resp.data != NULL)
-        cts_api_parse_error(req->resp.data, req->resp.len, &key, NULL);
-    /* 403 is only a throttling signal in v2's mashery vocabulary. */
-    oc = cts_retry_classify(req->status == 403 ? CTS_API_V2 : CTS_API_V3,
-                            req->status, req->transport_error, key);
-    free(key);
-    return oc == CTS_OC_TRANSIENT || oc == CTS_OC_THROTTLED;
-}
-
-static void on_fetch_done(struct cts_http_req *req, void *arg)
-{
-    struct fetch *f = arg;
-    uint32_t rnd = 0;
-    uint64_t delay;
-
-    req->attempts++;
-    if (req->attempts <= f->max_retries && fetch_should_retry(req) &&
-        req->retry_after_s <= FETCH_MAX_RETRY_AFTER_S) {
-        if (cts_random_bytes(&rnd, sizeof(rnd)) != 0)
-            rnd = (uint32_t)uv_hrtime();
-        delay = cts_retry_delay_ms(req->attempts, req->retry_after_s,
-                                   f->base_ms, FETCH_CAP_MS, rnd);
-        if (cts_log_get_level() >= CTS_LOG_DEBUG) {
-            char *u = cts_url_redact(req->url);
-            cts_log_debug("retrying %s in %llu ms (%s, status %ld)", u,
-                          (unsigned long long)delay,
-                          cts_xfer_error_name(req->transport_error),
-                          req->status);
-            free(u);
-        }
-        /* The retry starts from a timer, never from inside the drain. */
-        uv_timer_start(&f->backoff, on_backoff, delay, 0);
-        return;
-    }
-    f->done = 1;
-}
-
-static void on_fetch_closed(struct cts_http *h)
-{
-    (void)h;
-}
-
-int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
-                   struct cts_error *err)
-{
-    struct fetch f;
-    struct cts_http_opts opts;
-    char *url;
-    int rc;
-
-    memset(&f, 0, sizeof(f));
-    memset(&opts, 0, sizeof(opts));
-    if (o != NULL)
-        opts = *o;
-    opts.max_in_flight = 1;
-    f.req = req;
-    f.max_retries = opts.fetch_retries == 0  ? DEFAULT_FETCH_RETRIES
-                    : opts.fetch_retries < 0 ? 0
-                                             : opts.fetch_retries;
-    f.base_ms =
-        opts.fetch_base_ms != 0 ? opts.fetch_base_ms : DEFAULT_FETCH_BASE_MS;
-    req->attempts = 0;
-
-    rc = uv_loop_init(&f.loop);
-    if (rc != 0)
-        return cts_error_set(err, rc, "uv_loop_init: %s", uv_strerror(rc));
-    rc = cts_http_init(&f.http, &f.loop, &opts);
-    if (rc != 0) {
-        uv_loop_close(&f.loop);
-        return cts_error_set(err, rc, "cannot start HTTP: %s",
-                             cts_strerror(rc));
-    }
-    uv_timer_init(&f.loop, &f.backoff);
-    f.backoff.data = &f;
-
-    /* Messages name the URL with secrets masked (v2 carries api_key in
-     * the query string). */
-    url = cts_url_redact(req->url != NULL ? req->url : "(no URL)");
-    rc = cts_http_submit(&f.http, req, on_fetch_done, &f);
-    if (rc != 0) {
-        cts_error_set(err, rc, "cannot send %s: %s", url, cts_strerror(rc));
-    } else {
-        /* Each uv_run returns when nothing is left to do; done is set by
-         * the last callback, a pending backoff keeps the loop alive. */
-        while (!f.done)
-            if (uv_run(&f.loop, UV_RUN_ONCE) == 0 && !f.done)
-                break;
-        rc = f.rc;
-        if (rc == 0 && !f.done)
-            rc = cts_error_set(err, CTS_EHTTP, "internal: %s stalled", url);
-        else if (rc == 0 && req->transport_error != 0)
-            rc = cts_error_set(err, CTS_EHTTP, "%s %s: %s",
-                               req->method != NULL ? req->method : "GET", url,
-                               req->errbuf);
-        else if (rc != 0)
-            cts_error_set(err, rc, "cannot send %s: %s", url, cts_strerror(rc));
-    }
-    free(url);
-
-    uv_close((uv_handle_t *)&f.backoff, NULL);
-    cts_http_close(&f.http, on_fetch_closed);
-    uv_run(&f.loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&f.loop) != 0)
-        cts_log_error("internal: HTTP loop did not close cleanly");
-    return rc;
 }

@@ -14,6 +14,7 @@
 
 #include "cts_account.h"
 #include "cts_api.h"
+#include "cts_fetch.h"
 #include "cts_http.h"
 #include "cts_oauth.h"
 #include "cts_report.h"

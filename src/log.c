@@ -1,9 +1,11 @@
-/* log.c — one-line messages on stderr, and secret masking. */
+/* log.c — one-line messages on stderr, with the run's secrets masked. */
 #include "cts_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cts_secret.h"
 
 static const char *prog = "ctct-sync";
 static enum cts_log_level level = CTS_LOG_INFO;
@@ -28,7 +30,9 @@ static size_t nsecrets;
 
 void cts_log_add_secret(const char *s)
 {
-    if (s == NULL || strlen(s) < 8 || nsecrets == MAX_SECRETS)
+    /* Values too short to look for are dropped here, so they do not take
+     * one of the slots (cts_redact would skip them anyway). */
+    if (s == NULL || strlen(s) < CTS_SECRET_MIN || nsecrets == MAX_SECRETS)
         return;
     secrets[nsecrets++] = cts_xstrdup(s);
 }
@@ -39,27 +43,24 @@ void cts_log_clear_secrets(void)
         free(secrets[--nsecrets]);
 }
 
-static void redact(char *line, size_t cap)
+char *cts_log_redacted(const char *s)
 {
-    size_t i;
-    for (i = 0; i < nsecrets; i++) {
-        size_t slen = strlen(secrets[i]);
-        char *hit;
-        char mask[16];
-        cts_mask(secrets[i], mask);
-        while ((hit = strstr(line, secrets[i])) != NULL) {
-            size_t mlen = strlen(mask);
-            size_t tail = strlen(hit + slen) + 1;
-            /* A mask is shorter than its secret ("****" for 8-12
-             * characters, 11 bytes for longer ones): the line shrinks. */
-            if (mlen > slen || (size_t)(hit - line) + mlen + tail > cap)
-                break;
-            memmove(hit + mlen, hit + slen, tail);
-            memcpy(hit, mask, mlen);
-        }
-    }
+    const char *const *list = (const char *const *)secrets;
+    size_t len;
+    char *copy;
+    if (!cts_redact_needed(s, list, nsecrets))
+        return NULL;
+    /* One spare byte: the copy is whole, not cut, so cts_redact must not
+     * treat its end as the cut end of a longer text. */
+    len = strlen(s);
+    copy = cts_xmalloc(len + 2);
+    memcpy(copy, s, len + 1);
+    cts_redact(copy, len + 2, list, nsecrets);
+    return copy;
 }
 
+static void vlog(enum cts_log_level l, const char *tag, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 3, 0)));
 static void vlog(enum cts_log_level l, const char *tag, const char *fmt,
                  va_list ap)
 {
@@ -68,8 +69,10 @@ static void vlog(enum cts_log_level l, const char *tag, const char *fmt,
         return;
     if (hook != NULL)
         hook(hook_arg);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    redact(line, sizeof(line));
+    /* Masked before the line is cut to its buffer, so a long line never
+     * ends in part of a secret. */
+    cts_redact_vformat(line, sizeof(line), (const char *const *)secrets,
+                       nsecrets, fmt, ap);
     /* One write per line so lines from concurrent processes do not mix. */
     fprintf(stderr, "%s: %s%s\n", prog, tag, line);
 }
@@ -87,20 +90,3 @@ DEFINE_LOG(cts_log_error, CTS_LOG_ERROR, "")
 DEFINE_LOG(cts_log_warn, CTS_LOG_WARN, "warning: ")
 DEFINE_LOG(cts_log_info, CTS_LOG_INFO, "")
 DEFINE_LOG(cts_log_debug, CTS_LOG_DEBUG, "debug: ")
-
-char *cts_mask(const char *secret, char out[static 16])
-{
-    size_t n;
-    if (secret == NULL) {
-        snprintf(out, 16, "(none)");
-        return out;
-    }
-    n = strlen(secret);
-    if (n <= 12) {
-        snprintf(out, 16, "****");
-        return out;
-    }
-    /* "…" is 3 bytes in UTF-8: 4 + 3 + 4 + NUL = 12 bytes. */
-    snprintf(out, 16, "%.4s\xe2\x80\xa6%s", secret, secret + n - 4);
-    return out;
-}

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cts_email.h"
+#include "cts_encoding.h"
+
 #define MAX_CUSTOM  25
 #define CF_FIELD(k) (CTS_F__COUNT + (int)(k))
 

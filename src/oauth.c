@@ -24,7 +24,9 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cts_fetch.h"
 #include "cts_http.h"
+#include "cts_secret.h"
 #include "cts_tokenfile.h"
 
 #define DEFAULT_SCOPES         "contact_data account_read offline_access"

@@ -22,6 +22,7 @@
 #include <csv.h>
 #include <uv.h>
 
+#include "cts_encoding.h"
 #include "cts_util.h"
 
 /* libcsv's parser states (libcsv.c; stable since 3.0): a quoted field is

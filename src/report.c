@@ -1,4 +1,4 @@
-/* report.c — ordered result sink, Excel-safe CSV, summary JSON, progress. */
+/* report.c — ordered result sink, Excel-safe CSV, summary JSON. */
 #include "cts_report.h"
 
 #include <errno.h>
@@ -133,6 +133,7 @@ static int write_line(struct cts_report *r, const char *file, long row,
      * grown, and one fwrite for hundreds of lines.  A stream the caller
      * gave (stdout, tests) gets each line at once, as it always did. */
     struct cts_buf *b = &r->line;
+    char *masked;
 
     if (r->err != 0)
         return r->err;
@@ -153,7 +154,11 @@ static int write_line(struct cts_report *r, const char *file, long row,
     cts_buf_putc(b, ',');
     put_cell(b, error_key);
     cts_buf_putc(b, ',');
-    put_cell(b, message);
+    /* The message may quote a URL or the server's words: the run's secrets
+     * are masked here as on the terminal (a copy only when one is there). */
+    masked = cts_log_redacted(message);
+    put_cell(b, masked != NULL ? masked : message);
+    free(masked);
     cts_buf_append(b, "\r\n", 2);
     /* Buffered like stdio's own buffer was; ferror() is checked again at
      * close, but a failed fwrite is caught here so the run can stop early
@@ -443,56 +448,4 @@ char *cts_report_summary_line(const struct cts_report_counts *c,
     snprintf(out, outlen, "%s", b.data);
     cts_buf_free(&b);
     return out;
-}
-
-/* ---- progress ---- */
-
-void cts_progress_init(struct cts_progress *p, FILE *fp, uint64_t now_ms)
-{
-    memset(p, 0, sizeof(*p));
-    p->fp = fp;
-    p->start_ms = now_ms;
-}
-
-int cts_progress_update(struct cts_progress *p, uint64_t now_ms, long done,
-                        long total, long requests, long retries)
-{
-    double secs;
-    char eta[32] = "";
-    char pct[16] = "";
-    char tot[32] = "";
-
-    /* At most ten redraws a second (spec §6). */
-    if (p->shown && now_ms - p->last_ms < 100)
-        return 0;
-    p->last_ms = now_ms;
-    secs = (double)(now_ms - p->start_ms) / 1000.0;
-    if (total > 0) {
-        if (done > total)
-            total = done;
-        snprintf(tot, sizeof(tot), "/%ld", total);
-        snprintf(pct, sizeof(pct), " (%d%%)", (int)(100.0 * done / total));
-        if (done > 0 && secs > 0.5) {
-            long left = (long)(secs * (double)(total - done) / done + 0.5);
-            snprintf(eta, sizeof(eta), " | ETA %ld:%02ld", left / 60,
-                     left % 60);
-        }
-    }
-    /* \r returns to the start, \033[K erases what a longer line left. */
-    fprintf(p->fp, "\r\033[Krows %ld%s%s | %.1f req/s | %ld retries%s", done,
-            tot, pct, secs > 0 ? requests / secs : 0.0, retries, eta);
-    fflush(p->fp);
-    p->shown = 1;
-    return 1;
-}
-
-void cts_progress_clear(void *arg)
-{
-    struct cts_progress *p = arg;
-
-    if (p == NULL || !p->shown)
-        return;
-    fputs("\r\033[K", p->fp);
-    fflush(p->fp);
-    p->shown = 0;
 }

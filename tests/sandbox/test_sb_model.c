@@ -319,8 +319,8 @@ static void test_accounts_file(void **state)
         "{\"accounts\":[]}",
         "{\"accounts\":[{\"user_name\":\"u\"}]}",
         "{\"apps\":[{\"api_key\":\"k\",\"api\":\"v9\"}],\"accounts\":[]}",
-        "{\"accounts\":[{\"user_name\":\"u\",\"encoded_account_id\":\"e\","
-        "\"lists\":[{\"id\":\"1\"}]}]}",
+        ("{\"accounts\":[{\"user_name\":\"u\",\"encoded_account_id\":\"e\","
+         "\"lists\":[{\"id\":\"1\"}]}]}"),
         "{not json"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         FILE *f = fopen(path, "w");

@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "cts_email.h"
+#include "cts_encoding.h"
 #include "cts_mapper.h"
 
 static void ok(const char *in, const char *want)

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "cts_encoding.h"
 #include "cts_reader.h"
 
 static size_t valid(const char *s, size_t n, int *inc)

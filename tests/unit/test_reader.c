@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "cts_encoding.h"
 #include "cts_mapper.h"
 #include "cts_reader.h"
 #include "cts_util.h"

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "cts_progress.h"
 #include "cts_report.h"
 
 struct fixture {

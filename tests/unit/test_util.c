@@ -1,4 +1,5 @@
-/* test_util.c — buffers, masking, codecs, number parsing. */
+/* test_util.c — buffers, codecs, number parsing, URL escaping. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "cts_util.h"
 
@@ -22,17 +24,6 @@ static void test_buf_cap(void **state)
     assert_int_equal(cts_buf_appendf(&b, "%d-%s", 42, "x"), 0);
     assert_string_equal(b.data, "42-x");
     cts_buf_free(&b);
-}
-
-static void test_mask(void **state)
-{
-    char out[16];
-    (void)state;
-    assert_string_equal(cts_mask("f98b207c-ta99b-4938-b523-3cc2895f5420", out),
-                        "f98b\xe2\x80\xa6" "5420");
-    assert_string_equal(cts_mask("short", out), "****");
-    assert_string_equal(cts_mask("exactly12chr", out), "****");
-    assert_string_equal(cts_mask(NULL, out), "(none)");
 }
 
 static void test_sha256(void **state)
@@ -116,16 +107,78 @@ static void test_hash64(void **state)
     assert_true(cts_hash64("a", 1, 7) == cts_hash64("a", 1, 7));
 }
 
+static void test_url_escape(void **state)
+{
+    char *e;
+    (void)state;
+    e = cts_url_escape("a+b@c.d é&=");
+    assert_string_equal(e, "a%2Bb%40c.d%20%C3%A9%26%3D");
+    free(e);
+    e = cts_url_escape("AZaz09-._~ /?");
+    assert_string_equal(e, "AZaz09-._~%20%2F%3F");
+    free(e);
+    e = cts_url_escape(NULL);
+    assert_string_equal(e, "");
+    free(e);
+}
+
+/* expires_in and ids come as numbers or numeric strings depending on the
+ * API generation and the server. */
+static void test_json_int(void **state)
+{
+    json_t *o = json_loads("{\"i\":315110295,\"s\":\"315110295\",\"r\":3600.0,"
+                           "\"neg\":-5,\"bad\":\"12x\",\"sp\":\" 1\","
+                           "\"big\":\"99999999999999999999\",\"b\":true,"
+                           "\"n\":null,\"huge\":1e300}",
+                           0, NULL);
+    long v = 7;
+    (void)state;
+    assert_non_null(o);
+    assert_int_equal(cts_json_int(json_object_get(o, "i"), 0, LONG_MAX, &v), 0);
+    assert_int_equal(v, 315110295);
+    v = 0;
+    assert_int_equal(cts_json_int(json_object_get(o, "s"), 0, LONG_MAX, &v), 0);
+    assert_int_equal(v, 315110295);
+    assert_int_equal(cts_json_int(json_object_get(o, "r"), 0, LONG_MAX, &v), 0);
+    assert_int_equal(v, 3600);
+    assert_int_equal(cts_json_int(json_object_get(o, "neg"), -10, 10, &v), 0);
+    assert_int_equal(v, -5);
+    /* Out of range, malformed or of another type: an error, v untouched. */
+    v = 7;
+    assert_int_equal(cts_json_int(json_object_get(o, "neg"), 0, 10, &v),
+                     CTS_EJSON);
+    assert_int_equal(cts_json_int(json_object_get(o, "i"), 0, 1000, &v),
+                     CTS_EJSON);
+    assert_int_equal(cts_json_int(json_object_get(o, "bad"), 0, 99, &v),
+                     CTS_EJSON);
+    assert_int_equal(cts_json_int(json_object_get(o, "sp"), 0, 99, &v),
+                     CTS_EJSON);
+    assert_int_equal(
+        cts_json_int(json_object_get(o, "big"), LONG_MIN, LONG_MAX, &v),
+        CTS_EJSON);
+    assert_int_equal(
+        cts_json_int(json_object_get(o, "huge"), LONG_MIN, LONG_MAX, &v),
+        CTS_EJSON);
+    assert_int_equal(cts_json_int(json_object_get(o, "b"), 0, 99, &v),
+                     CTS_EJSON);
+    assert_int_equal(cts_json_int(json_object_get(o, "n"), 0, 99, &v),
+                     CTS_EJSON);
+    assert_int_equal(cts_json_int(NULL, 0, 99, &v), CTS_EJSON);
+    assert_int_equal(v, 7);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_cap),
-        cmocka_unit_test(test_mask),
         cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_pkce_rfc7636),
         cmocka_unit_test(test_base64_roundtrip),
         cmocka_unit_test(test_parse_long),
         cmocka_unit_test(test_hash64),
+        cmocka_unit_test(test_url_escape),
+        cmocka_unit_test(test_json_int),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "cts_fetch.h"
 #include "cts_http.h"
 #include "cts_util.h"
 

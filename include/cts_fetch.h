@@ -1,0 +1,28 @@
+/*
+ * cts_fetch.h — one HTTP request, blocking, with a few quick retries of
+ * transient failures (fetch.c, on top of cts_http).  Used before and
+ * outside the pipeline: the account check, the lists, token calls.
+ */
+#ifndef CTS_FETCH_H
+#define CTS_FETCH_H
+
+#include "cts_http.h"
+#include "cts_util.h"
+
+/*
+ * Blocking convenience: run req on a private loop, retrying transient
+ * failures (connection errors, timeouts, 408, 429 and v2 403 throttling
+ * but not the quota replies, 500/502/503/504) up to opts.fetch_retries
+ * times with a short jittered backoff (Retry-After up to 10 s honoured; a
+ * longer one ends the retries and the reply is returned).
+ * A POST that may have landed is only repeated when req->idempotent.
+ * Returns 0 when an HTTP reply was received (any status: check
+ * req->status), CTS_EHTTP with err filled when none was (transport
+ * failure after the retries; the message names the URL with secrets
+ * masked by cts_url_redact), UV_EINVAL / UV_ENOMEM.  req->resp holds the
+ * last reply's body; call cts_http_req_clear afterwards.
+ */
+int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
+                   struct cts_error *err);
+
+#endif /* CTS_FETCH_H */
