@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cts_fsio.h"
 #include "emailidx.h"
 
 /* Slot flags (low 8 bits of kf).  CONF and FAIL are persisted in the
@@ -128,75 +129,6 @@ uint64_t cts_state_email_key(const char *email)
 {
     uint64_t k = cts_hash64(email, strlen(email), EMAIL_SEED) >> 8;
     return k == 0 ? 1 : k;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static ssize_t read_full(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, (char *)buf + got, len - got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
-static int mkdir_p(const char *path)
-{
-    char *tmp = cts_xstrdup(path);
-    char *p;
-    int rc = 0;
-    for (p = tmp + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-                rc = -errno;
-                break;
-            }
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    free(tmp);
-    return rc;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    int rc = 0;
-    if (fd < 0)
-        return -errno;
-    /* Some file systems cannot fsync a directory (EINVAL): the renames are
-     * then as durable as that file system makes them. */
-    if (fsync(fd) != 0 && errno != EINVAL)
-        rc = -errno;
-    close(fd);
-    return rc;
 }
 
 static void hash_name(const char *a, const char *b, const char *c, char out[17])
@@ -321,56 +253,13 @@ static int load_failed(struct cts_state *st, const char *path)
     return 0;
 }
 
-/* ---- atomic file replacement ---- */
-
-struct atomic_file {
-    char *path, *tmp;
-    int fd;
-    struct cts_buf buf;
-};
-
-static int af_open(struct atomic_file *af, const char *dir, const char *name)
+/* Start replacing DIR/name; see cts_afile_open.  The state lock makes
+ * this run the only writer, so the temporary name is fixed. */
+static int open_in(struct cts_afile *af, const char *dir, const char *name)
 {
-    af->path = cts_xasprintf("%s/%s", dir, name);
-    af->tmp = cts_xasprintf("%s/.%s.tmp", dir, name);
-    cts_buf_init(&af->buf, 0);
-    af->fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    return af->fd < 0 ? -errno : 0;
-}
-
-static int af_put(struct atomic_file *af, const void *p, size_t n)
-{
-    int rc = 0;
-    cts_buf_append(&af->buf, p, n);
-    if (af->buf.len >= 65536) {
-        rc = write_all(af->fd, af->buf.data, af->buf.len);
-        cts_buf_reset(&af->buf);
-    }
-    return rc;
-}
-
-/* Finish: flush, fsync, rename over the target (commit = 1) or discard. */
-static int af_close(struct atomic_file *af, int commit)
-{
-    int rc = 0;
-    if (af->fd >= 0) {
-        if (commit && af->buf.len > 0)
-            rc = write_all(af->fd, af->buf.data, af->buf.len);
-        /* fsync before rename: otherwise a crash can leave the new name
-         * pointing at an empty file (the ext4 delayed-allocation lesson). */
-        if (commit && rc == 0 && fsync(af->fd) != 0)
-            rc = -errno;
-        if (close(af->fd) != 0 && rc == 0 && commit)
-            rc = -errno;
-        af->fd = -1;
-        if (commit && rc == 0 && rename(af->tmp, af->path) != 0)
-            rc = -errno;
-        if (!commit || rc != 0)
-            unlink(af->tmp);
-    }
-    cts_buf_free(&af->buf);
-    free(af->path);
-    free(af->tmp);
+    char *path = cts_xasprintf("%s/%s", dir, name);
+    int rc = cts_afile_open(af, path, CTS_AFILE_FIXED);
+    free(path);
     return rc;
 }
 
@@ -393,7 +282,7 @@ static int load_store(struct cts_state *st, const char *path, uint64_t *run_id,
         return cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
                               strerror(-rc));
     }
-    if (fstat(fd, &sb) != 0 || read_full(fd, &h, sizeof(h)) != sizeof(h) ||
+    if (fstat(fd, &sb) != 0 || cts_read_full(fd, &h, sizeof(h)) != sizeof(h) ||
         memcmp(h.magic, STORE_MAGIC, 8) != 0 ||
         (uint64_t)sb.st_size != sizeof(h) + h.count * STORE_REC) {
         rc = CTS_EDATA;
@@ -403,7 +292,7 @@ static int load_store(struct cts_state *st, const char *path, uint64_t *run_id,
     buf = cts_xmalloc(STORE_REC * 4096);
     for (i = 0; i < h.count;) {
         size_t want = (size_t)(h.count - i < 4096 ? h.count - i : 4096);
-        ssize_t got = read_full(fd, buf, want * STORE_REC);
+        ssize_t got = cts_read_full(fd, buf, want * STORE_REC);
         size_t k;
         if (got != (ssize_t)(want * STORE_REC)) {
             rc = CTS_EDATA;
@@ -535,11 +424,11 @@ static void apply_record(struct cts_state *st, const struct jrec *r,
  * valid part (EOF, torn or corrupt record), 1 when a record was read. */
 static int next_record(int fd, struct jrec *r, char *payload)
 {
-    ssize_t got = read_full(fd, r, sizeof(*r));
+    ssize_t got = cts_read_full(fd, r, sizeof(*r));
     if (got != (ssize_t)sizeof(*r) || r->magic != J_MAGIC || r->type < J_OPEN ||
         r->type > J_BULK_START)
         return 0;
-    if (r->len > 0 && read_full(fd, payload, r->len) != (ssize_t)r->len)
+    if (r->len > 0 && cts_read_full(fd, payload, r->len) != (ssize_t)r->len)
         return 0;
     payload[r->len] = '\0';
     return jcheck(r, payload) == r->check;
@@ -643,7 +532,7 @@ int cts_state_journal_push(struct cts_state *st)
         return 0;
     if (st->jerr != 0)
         return st->jerr;
-    rc = write_all(st->jfd, st->jout.data, st->jout.len);
+    rc = cts_write_all(st->jfd, st->jout.data, st->jout.len);
     if (rc != 0) {
         /* Part of a record may be on disk: replay cuts a torn tail, but
          * nothing may follow it, so every later push fails too. */
@@ -1015,7 +904,7 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
     st->qpath = cts_xasprintf("%s/quota-%s", p->dir, k);
 
     if (!st->dry_run) {
-        rc = mkdir_p(st->dir);
+        rc = cts_mkdir_p(st->dir, 0700);
         if (rc != 0) {
             cts_error_setx(err, rc, CTS_EX_CANTCREAT,
                            "cannot create the state directory %s: %s", st->dir,
@@ -1478,10 +1367,10 @@ static int collect_open_bulk(struct cts_state *st, struct cts_buf *carry)
 static int write_carried_journal(struct cts_state *st,
                                  const struct cts_buf *carry)
 {
-    struct atomic_file af;
+    struct cts_afile af;
     struct jrec r;
     uint8_t rid[8];
-    int rc = af_open(&af, st->dir, "journal");
+    int rc = open_in(&af, st->dir, "journal");
     memset(&r, 0, sizeof(r));
     r.magic = J_MAGIC;
     r.type = J_OPEN;
@@ -1492,19 +1381,19 @@ static int write_carried_journal(struct cts_state *st,
         r.key ^= 2;
     r.check = jcheck(&r, "");
     if (rc == 0)
-        rc = af_put(&af, &r, sizeof(r));
+        rc = cts_afile_write(&af, &r, sizeof(r));
     if (rc == 0)
-        rc = af_put(&af, carry->data, carry->len);
-    return af_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
+        rc = cts_afile_write(&af, carry->data, carry->len);
+    return cts_afile_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
 }
 
 static int write_failed(struct cts_state *st)
 {
-    struct atomic_file af;
+    struct cts_afile af;
     size_t i;
-    int rc = af_open(&af, st->dir, "failed");
+    int rc = open_in(&af, st->dir, "failed");
     if (rc != 0) {
-        af_close(&af, 0);
+        cts_afile_close(&af, 0);
         return rc;
     }
     fails_sort(st);
@@ -1526,15 +1415,15 @@ static int write_failed(struct cts_state *st)
         cts_buf_putc(&line, '\t');
         put_clean(&line, f->message);
         cts_buf_putc(&line, '\n');
-        rc = af_put(&af, line.data, line.len);
+        rc = cts_afile_write(&af, line.data, line.len);
         cts_buf_free(&line);
     }
-    return af_close(&af, rc == 0) != 0 ? -EIO : rc;
+    return cts_afile_close(&af, rc == 0) != 0 ? -EIO : rc;
 }
 
 int cts_state_commit(struct cts_state *st, struct cts_error *err)
 {
-    struct atomic_file af;
+    struct cts_afile af;
     struct store_hdr h;
     size_t n, i, kept = 0;
     uint64_t check = 0;
@@ -1561,15 +1450,15 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
         if (st->ix.slots[i].kf & F_PERSIST)
             kept++;
     }
-    rc = af_open(&af, st->dir, "store");
+    rc = open_in(&af, st->dir, "store");
     memset(&h, 0, sizeof(h));
     memcpy(h.magic, STORE_MAGIC, 8);
     h.count = kept;
     h.run_id = st->run_id;
     /* The header's checksum is only known at the end: write a placeholder
-     * and patch it with pwrite before the fsync in af_close. */
+     * and patch it once the records are written. */
     if (rc == 0)
-        rc = af_put(&af, &h, sizeof(h));
+        rc = cts_afile_write(&af, &h, sizeof(h));
     for (i = 0; i < n && rc == 0; i++) {
         const struct cts_eslot *s = &st->ix.slots[i];
         uint64_t kf = s->kf & ~(uint64_t)(CTS_EIX_FLAG_MASK & ~F_PERSIST);
@@ -1578,17 +1467,13 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
         memcpy(rec, &kf, 8);
         memcpy(rec + 8, &s->fp, 4);
         check = cts_hash64(rec, STORE_REC, check);
-        rc = af_put(&af, rec, STORE_REC);
-    }
-    if (rc == 0 && af.buf.len > 0) {
-        rc = write_all(af.fd, af.buf.data, af.buf.len);
-        cts_buf_reset(&af.buf);
+        rc = cts_afile_write(&af, rec, STORE_REC);
     }
     /* Chained per 12-byte record, as the loader checks it. */
     h.check = check;
-    if (rc == 0 && pwrite(af.fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
-        rc = -errno;
-    rc = af_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
+    if (rc == 0)
+        rc = cts_afile_pwrite(&af, &h, sizeof(h), 0);
+    rc = cts_afile_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
     if (rc != 0) {
         cts_buf_free(&carry);
         return cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s/store: %s",
@@ -1612,7 +1497,7 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
     }
     cts_buf_free(&carry);
     free(jpath);
-    return fsync_dir(st->dir);
+    return cts_fsync_dir(st->dir);
 }
 
 void cts_state_get_stats(const struct cts_state *st,
