@@ -1,5 +1,5 @@
 /* state.c — lock, journal, fingerprint store and daily quota (cts_state.h). */
-#include "cts_state.h"
+#include "state_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,118 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cts_fsio.h"
-#include "emailidx.h"
-
-/* Slot flags (low 8 bits of kf).  CONF and FAIL are persisted in the
- * store; the others live for one run. */
-#define F_CONF      0x01u /* fp = fingerprint of the last confirmed send */
-#define F_FAIL      0x02u /* fp = fingerprint of a permanent failure */
-#define F_DOUBT     0x04u /* a killed run began it without settling it */
-#define F_RES_SHIFT 3     /* 2 bits: status confirmed by the killed run */
-#define F_RES_MASK  (3u << F_RES_SHIFT)
-#define F_BULK      0x20u /* the killed run's last record: part of a bulk chunk */
-#define F_PERSIST   (F_CONF | F_FAIL)
-
 #define EMAIL_SEED 0x63747373656d6c31ULL /* "ctssem l1" */
 #define FP_SEED    0x6374737366703031ULL
-
-/* ---- on-disk formats (native byte order: the state is machine-local) ---- */
-
-#define STORE_MAGIC "CTSSTOR1"
-struct store_hdr {
-    char magic[8];
-    uint64_t count;
-    uint64_t run_id; /* the run whose commit wrote this file */
-    uint64_t check;  /* hash64 of the records */
-};
-#define STORE_REC 12 /* uint64 kf (persisted flags only) + uint32 fp */
-
-#define J_MAGIC 0x314a5443u /* "CTJ1" */
-enum {
-    J_OPEN = 1,
-    J_BEGIN = 2,
-    J_DONE = 3,
-    J_BULK_BEGIN = 4,
-    J_BULK_START = 5
-};
-/* J_BULK_BEGIN: like BEGIN, http = chunk serial, payload = uint32 line of
- * the row in the chunk.  J_BULK_START: key = serial, payload = the
- * activity id the server returned. */
-struct jrec {
-    uint32_t magic;
-    uint8_t type;
-    uint8_t status; /* DONE: enum cts_status; bit 7 = permanent failure */
-    uint16_t len;   /* payload bytes that follow */
-    uint32_t row;
-    uint32_t fp;
-    uint64_t key; /* email key; OPEN: the run id */
-    int32_t http;
-    uint32_t check; /* hash of the record with check = 0, then payload */
-};
-#define J_PERMANENT  0x80u
-/* fdatasync at least this often (records); the pipeline also syncs every
- * ~200 ms.  Power loss loses at most that much, and those rows are only
- * re-sent (idempotently).  At thousands of rows a second a sync every 256
- * records cost ~2.5% of a run's CPU; this bound makes the timer the usual
- * trigger. */
-#define J_SYNC_EVERY 4096
-/* Coalesced records are written at the latest when this much is pending. */
-#define JOUT_MAX (64 * 1024)
-
-struct failure {
-    uint64_t key;
-    uint32_t seq; /* load/replay order: the latest entry for a key wins */
-    int http;
-    char *error_key; /* owned, may be NULL */
-    char *message;   /* owned, may be NULL */
-};
-
-/* Bulk rows of a killed run whose activity had started (replay). */
-struct bulk_pending {
-    uint64_t key;
-    uint32_t fp;
-    uint32_t serial;
-    uint32_t line;
-    uint32_t seq;
-};
-struct bulk_activity {
-    uint32_t serial;
-    char *id; /* owned */
-};
-
-struct cts_state {
-    int dry_run, full;
-    long now;
-    long daily_quota;
-    char *dir;   /* DIR/<api>-<h> */
-    char *qpath; /* DIR/quota-<k> */
-    int lock_fd; /* -1 in dry-run */
-    int jfd;     /* journal, O_APPEND; -1 in dry-run */
-    int qfd;     /* quota file; -1 if absent in dry-run */
-    unsigned unsynced;
-    uint64_t run_id;
-    int committed;
-    struct cts_emailidx ix;
-    struct failure *fails;
-    size_t nfails, capfails, sorted_fails;
-    uint32_t fail_seq;
-    struct cts_state_stats stats;
-    struct cts_buf jbuf;
-    /* Coalesced journal (cts_state_journal_coalesce): whole records not yet
-     * written, how many, and a sticky write error. */
-    struct cts_buf jout;
-    unsigned jout_n;
-    int coalesce, jerr;
-    struct bulk_pending *bp;
-    size_t nbp, capbp;
-    struct bulk_activity *ba;
-    size_t nba;
-    uint32_t next_serial;
-    int had_bulk; /* bulk records were replayed or written */
-};
-
-/* ---- small helpers ---- */
 
 uint64_t cts_state_email_key(const char *email)
 {
@@ -145,14 +35,6 @@ static void hash_name(const char *a, const char *b, const char *c, char out[17])
     cts_buf_free(&in);
 }
 
-static void fmt_utc(long t, char out[32])
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (gmtime_r(&tt, &tm) == NULL ||
-        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, 32, "%ld", t);
-}
 
 /* ---- failures ---- */
 
@@ -812,70 +694,6 @@ static size_t index_target(size_t known, size_t rows)
 
 /* ---- open / close ---- */
 
-static int take_lock(struct cts_state *st, struct cts_error *err)
-{
-    char *path = cts_xasprintf("%s/lock", st->dir);
-    char info[128], when[32];
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    int rc = 0;
-    if (fd < 0) {
-        rc = -errno;
-        cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
-                       strerror(-rc));
-        goto out;
-    }
-    /* flock, not a pid file: the kernel drops it when the holder dies, so
-     * a stale lock of a killed run never blocks. */
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        ssize_t n;
-        long pid = 0, started = 0;
-        char *p, *end;
-        if (errno != EWOULDBLOCK) {
-            rc = -errno;
-            cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
-                           strerror(-rc));
-            close(fd);
-            goto out;
-        }
-        n = pread(fd, info, sizeof(info) - 1, 0);
-        info[n > 0 ? n : 0] = '\0';
-        p = info;
-        pid = strtol(p, &end, 10);
-        if (end != p) {
-            p = end;
-            started = strtol(p, &end, 10);
-        }
-        if (pid > 0 && started > 0) {
-            fmt_utc(started, when);
-            rc = cts_error_setx(err, CTS_ELOCKED, CTS_EX_TEMPFAIL,
-                                "another run (pid %ld, started %s) holds the "
-                                "state lock %s; try again later",
-                                pid, when, path);
-        } else {
-            rc = cts_error_setx(err, CTS_ELOCKED, CTS_EX_TEMPFAIL,
-                                "another run holds the state lock %s (it is "
-                                "starting); try again later",
-                                path);
-        }
-        close(fd);
-        goto out;
-    }
-    {
-        int n = snprintf(info, sizeof(info), "%ld %ld\n", (long)getpid(),
-                         (long)time(NULL));
-        if (ftruncate(fd, 0) != 0 || pwrite(fd, info, (size_t)n, 0) != n) {
-            rc = -errno;
-            cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
-                           strerror(-rc));
-            close(fd);
-            goto out;
-        }
-    }
-    st->lock_fd = fd;
-out:
-    free(path);
-    return rc;
-}
 
 int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
                    struct cts_error *err)
@@ -911,7 +729,7 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
                            strerror(-rc));
             goto fail;
         }
-        rc = take_lock(st, err);
+        rc = cts_state_lock_take(st, err);
         if (rc != 0)
             goto fail;
         st->qfd = open(st->qpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
