@@ -38,8 +38,8 @@ static void hash_name(const char *a, const char *b, const char *c, char out[17])
 
 /* ---- failures ---- */
 
-static void fail_add(struct cts_state *st, uint64_t key, int http,
-                     const char *ekey, const char *msg)
+void cts_state_fail_add(struct cts_state *st, uint64_t key, int http,
+                        const char *ekey, const char *msg)
 {
     struct failure *f;
     if (st->nfails == st->capfails) {
@@ -125,7 +125,7 @@ static int load_failed(struct cts_state *st, const char *path)
         http = strtol(t1 + 1, &end, 10);
         if (end != t2)
             continue;
-        fail_add(st, (uint64_t)key, (int)http, NULL, NULL);
+        cts_state_fail_add(st, (uint64_t)key, (int)http, NULL, NULL);
         st->fails[st->nfails - 1].error_key =
             dup_field(t2 + 1, (size_t)(t3 - t2 - 1));
         st->fails[st->nfails - 1].message = dup_field(t3 + 1, strlen(t3 + 1));
@@ -216,247 +216,6 @@ corrupt:
                           "%s: the state store is corrupt; remove it to "
                           "resend every contact (or restore a backup)",
                           path);
-}
-
-/* ---- journal ---- */
-
-static uint32_t jcheck(const struct jrec *r, const char *payload)
-{
-    struct jrec tmp = *r;
-    uint64_t h;
-    tmp.check = 0;
-    h = cts_hash64(&tmp, sizeof(tmp), 0x6a);
-    if (r->len > 0)
-        h = cts_hash64(payload, r->len, h);
-    return (uint32_t)(h ^ (h >> 32));
-}
-
-static void apply_record(struct cts_state *st, const struct jrec *r,
-                         const char *payload)
-{
-    struct cts_eslot *s;
-    unsigned flags;
-    if (r->type == J_OPEN || r->key == 0)
-        return;
-    if (r->type >= J_BULK_BEGIN)
-        st->had_bulk = 1;
-    if (r->type == J_BULK_START) {
-        if ((uint32_t)r->key >= st->next_serial)
-            st->next_serial = (uint32_t)r->key + 1;
-        st->ba = cts_xrealloc(st->ba, (st->nba + 1) * sizeof(*st->ba));
-        st->ba[st->nba].serial = (uint32_t)r->key;
-        st->ba[st->nba].id = cts_xstrndup(payload, r->len);
-        st->nba++;
-        return;
-    }
-    s = cts_emailidx_insert(&st->ix, r->key, NULL);
-    flags = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
-    if (r->type == J_BEGIN) {
-        flags = (flags | F_DOUBT) & ~F_BULK;
-    } else if (r->type == J_BULK_BEGIN) {
-        struct bulk_pending *b;
-        flags |= F_DOUBT | F_BULK;
-        if ((uint32_t)r->http >= st->next_serial)
-            st->next_serial = (uint32_t)r->http + 1;
-        if (st->nbp == st->capbp) {
-            st->capbp = st->capbp ? st->capbp * 2 : 64;
-            st->bp = cts_xrealloc(st->bp, st->capbp * sizeof(*st->bp));
-        }
-        b = &st->bp[st->nbp];
-        b->key = r->key;
-        b->fp = r->fp;
-        b->serial = (uint32_t)r->http;
-        b->line = 0;
-        if (r->len >= 4)
-            memcpy(&b->line, payload, 4);
-        b->seq = (uint32_t)st->nbp;
-        st->nbp++;
-    } else {
-        flags &= ~F_BULK;
-        int status = r->status & 0x7f;
-        unsigned res = 0;
-        if (status == CTS_ST_CREATED)
-            res = 1;
-        else if (status == CTS_ST_UPDATED)
-            res = 2;
-        else if (status == CTS_ST_IMPORTED)
-            res = 3;
-        if (res != 0) {
-            if (!(flags & F_CONF))
-                st->stats.known++;
-            flags = F_CONF | (res << F_RES_SHIFT);
-            s->fp = r->fp;
-        } else if (status == CTS_ST_FAILED && (r->status & J_PERMANENT)) {
-            const char *ekey = payload;
-            size_t n = strnlen(payload, r->len);
-            const char *msg = n < r->len ? payload + n + 1 : "";
-            if (flags & F_CONF)
-                st->stats.known--;
-            flags = F_FAIL;
-            s->fp = r->fp;
-            fail_add(st, r->key, r->http, ekey, msg);
-        }
-        /* Other statuses (transient failure, deferred, exists) leave the
-         * slot as it was: an in-flight write may still have landed. */
-    }
-    s->kf = (s->kf & ~(uint64_t)CTS_EIX_FLAG_MASK) | flags;
-}
-
-/* Read the next valid record from fd into r/payload; 0 at the end of the
- * valid part (EOF, torn or corrupt record), 1 when a record was read. */
-static int next_record(int fd, struct jrec *r, char *payload)
-{
-    ssize_t got = cts_read_full(fd, r, sizeof(*r));
-    if (got != (ssize_t)sizeof(*r) || r->magic != J_MAGIC || r->type < J_OPEN ||
-        r->type > J_BULK_START)
-        return 0;
-    if (r->len > 0 && cts_read_full(fd, payload, r->len) != (ssize_t)r->len)
-        return 0;
-    payload[r->len] = '\0';
-    return jcheck(r, payload) == r->check;
-}
-
-/*
- * Replay a leftover journal.  Records are self-checking; the first torn or
- * corrupt one ends the replay (a kill -9 mid-write leaves at most one torn
- * record at the tail).  *valid_end gets the offset to truncate to, or -1
- * when the journal is already in the store.  Two passes, so memory does not
- * grow with the journal: the first finds the last OPEN record (the journal
- * of a run that committed but died before removing it ends in the store's
- * run id: nothing to resume), the second applies the records.
- */
-static int replay_journal(struct cts_state *st, const char *path,
-                          uint64_t store_run, off_t *valid_end)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char *payload;
-    struct jrec r;
-    uint64_t last_open = 0;
-    off_t off = 0;
-    size_t nrec = 0;
-    *valid_end = 0;
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
-    payload = cts_xmalloc(65536 + 1);
-    while (next_record(fd, &r, payload)) {
-        off += (off_t)(sizeof(r) + r.len);
-        if (r.type == J_OPEN)
-            last_open = r.key;
-        nrec++;
-    }
-    *valid_end = off;
-    if (store_run != 0 && last_open == store_run) {
-        *valid_end = -1;
-        goto out;
-    }
-    if (lseek(fd, 0, SEEK_SET) != 0) {
-        int rc = -errno;
-        free(payload);
-        close(fd);
-        return rc;
-    }
-    while (nrec > 0 && next_record(fd, &r, payload)) {
-        apply_record(st, &r, payload);
-        nrec--;
-        st->stats.journal_records++;
-    }
-out:
-    free(payload);
-    close(fd);
-    return 0;
-}
-
-static int jwrite_raw(struct cts_state *st, uint8_t type, uint8_t status,
-                      uint64_t key, uint32_t row, uint32_t fp, int http,
-                      const void *payload, size_t len, int have_payload,
-                      const char *a, const char *b)
-{
-    struct jrec r;
-    memset(&r, 0, sizeof(r));
-    cts_buf_reset(&st->jbuf);
-    if (have_payload) {
-        cts_buf_append(&st->jbuf, payload, len < 1000 ? len : 1000);
-    } else if (a != NULL || b != NULL) {
-        /* Payload: "error_key\0message" (capped: the report has the rest). */
-        cts_buf_append(&st->jbuf, a ? a : "", a ? strnlen(a, 200) : 0);
-        cts_buf_putc(&st->jbuf, '\0');
-        cts_buf_append(&st->jbuf, b ? b : "", b ? strnlen(b, 1000) : 0);
-    }
-    r.magic = J_MAGIC;
-    r.type = type;
-    r.status = status;
-    r.len = (uint16_t)st->jbuf.len;
-    r.row = row;
-    r.fp = fp;
-    r.key = key;
-    r.http = http;
-    r.check = jcheck(&r, st->jbuf.data);
-    /* Records go out whole, in order, one write(2) per record or (when
-     * coalescing) per batch: once written they are in the page cache and a
-     * kill -9 cannot lose them; fdatasync covers power loss every
-     * J_SYNC_EVERY records. */
-    cts_buf_append(&st->jout, &r, sizeof(r));
-    if (r.len > 0)
-        cts_buf_append(&st->jout, st->jbuf.data, r.len);
-    st->jout_n++;
-    /* Only the per-row records are coalesced: bulk and run records keep
-     * their one write each (bulk.c posts on its own schedule). */
-    if (st->coalesce && (type == J_BEGIN || type == J_DONE) &&
-        st->jout.len < JOUT_MAX)
-        return 0;
-    return cts_state_journal_push(st);
-}
-
-int cts_state_journal_push(struct cts_state *st)
-{
-    int rc;
-    if (st == NULL || st->jout_n == 0)
-        return 0;
-    if (st->jerr != 0)
-        return st->jerr;
-    rc = cts_write_all(st->jfd, st->jout.data, st->jout.len);
-    if (rc != 0) {
-        /* Part of a record may be on disk: replay cuts a torn tail, but
-         * nothing may follow it, so every later push fails too. */
-        st->jerr = rc;
-        return rc;
-    }
-    cts_buf_reset(&st->jout);
-    st->unsynced += st->jout_n;
-    st->jout_n = 0;
-    if (st->unsynced >= J_SYNC_EVERY)
-        return cts_state_flush(st);
-    return 0;
-}
-
-void cts_state_journal_coalesce(struct cts_state *st, int on)
-{
-    if (st == NULL)
-        return;
-    st->coalesce = on;
-    if (!on)
-        (void)cts_state_journal_push(st);
-}
-
-static int jwrite(struct cts_state *st, uint8_t type, uint8_t status,
-                  uint64_t key, uint32_t row, uint32_t fp, int http,
-                  const char *a, const char *b)
-{
-    return jwrite_raw(st, type, status, key, row, fp, http, NULL, 0, 0, a, b);
-}
-
-int cts_state_flush(struct cts_state *st)
-{
-    int rc;
-    if (st == NULL || st->jfd < 0)
-        return 0;
-    /* What is synced must first be written. */
-    if (st->jout_n > 0 && (rc = cts_state_journal_push(st)) != 0)
-        return rc;
-    if (st->unsynced == 0)
-        return 0;
-    st->unsynced = 0;
-    return fdatasync(st->jfd) != 0 ? -errno : 0;
 }
 
 /* ---- quota file ---- */
@@ -586,6 +345,38 @@ void cts_state_set_now(struct cts_state *st, long now)
 
 /* ---- bulk pending rows (replay) ---- */
 
+void cts_state_bulk_replay_start(struct cts_state *st, const struct jrec *r,
+                                 const char *payload)
+{
+    if ((uint32_t)r->key >= st->next_serial)
+        st->next_serial = (uint32_t)r->key + 1;
+    st->ba = cts_xrealloc(st->ba, (st->nba + 1) * sizeof(*st->ba));
+    st->ba[st->nba].serial = (uint32_t)r->key;
+    st->ba[st->nba].id = cts_xstrndup(payload, r->len);
+    st->nba++;
+}
+
+void cts_state_bulk_replay_begin(struct cts_state *st, const struct jrec *r,
+                                 const char *payload)
+{
+    struct bulk_pending *b;
+    if ((uint32_t)r->http >= st->next_serial)
+        st->next_serial = (uint32_t)r->http + 1;
+    if (st->nbp == st->capbp) {
+        st->capbp = st->capbp ? st->capbp * 2 : 64;
+        st->bp = cts_xrealloc(st->bp, st->capbp * sizeof(*st->bp));
+    }
+    b = &st->bp[st->nbp];
+    b->key = r->key;
+    b->fp = r->fp;
+    b->serial = (uint32_t)r->http;
+    b->line = 0;
+    if (r->len >= 4)
+        memcpy(&b->line, payload, 4);
+    b->seq = (uint32_t)st->nbp;
+    st->nbp++;
+}
+
 static const char *bulk_activity_id(const struct cts_state *st, uint32_t serial)
 {
     size_t i;
@@ -640,8 +431,8 @@ int cts_state_bulk_begin(struct cts_state *st, const char *email, uint32_t row,
     if (st->dry_run || st->jfd < 0)
         return 0;
     key = cts_state_email_key(email);
-    rc = jwrite_raw(st, J_BULK_BEGIN, 0, key, row, fp, (int)serial, &line,
-                    sizeof(line), 1, NULL, NULL);
+    rc = cts_state_jwrite(st, J_BULK_BEGIN, key, row, fp, (int)serial, &line,
+                          sizeof(line));
     if (rc == 0 && !st->committed) {
         /* Mirrored so the commit knows which bulk rows are still open. */
         struct cts_eslot *s = cts_emailidx_insert(&st->ix, key, NULL);
@@ -656,8 +447,8 @@ int cts_state_bulk_started(struct cts_state *st, uint32_t serial,
 {
     if (st->dry_run || st->jfd < 0)
         return 0;
-    return jwrite_raw(st, J_BULK_START, 0, serial, 0, 0, 0, activity_id,
-                      strlen(activity_id), 1, NULL, NULL);
+    return cts_state_jwrite(st, J_BULK_START, serial, 0, 0, 0, activity_id,
+                            strlen(activity_id));
 }
 
 int cts_state_bulk_pending(struct cts_state *st, const char *email, uint32_t fp,
@@ -772,7 +563,7 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
     free(path);
 
     path = cts_xasprintf("%s/journal", st->dir);
-    rc = replay_journal(st, path, store_run, &valid_end);
+    rc = cts_state_journal_replay(st, path, store_run, &valid_end);
     if (rc != 0) {
         cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
                        strerror(-rc));
@@ -822,7 +613,7 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
         else
             st->run_id = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
         st->run_id |= 1; /* 0 means "no run" in the store header */
-        rc = jwrite(st, J_OPEN, 0, st->run_id, 0, 0, 0, NULL, NULL);
+        rc = cts_state_jwrite(st, J_OPEN, st->run_id, 0, 0, 0, NULL, 0);
         if (rc != 0) {
             cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
                            strerror(-rc));
@@ -1081,65 +872,6 @@ int cts_state_in_doubt(struct cts_state *st, const char *email)
     return s != NULL && (s->kf & F_DOUBT) != 0;
 }
 
-int cts_state_journal_begin(struct cts_state *st, const char *email,
-                            uint32_t row, uint32_t fp)
-{
-    if (st->dry_run || st->jfd < 0)
-        return 0;
-    return jwrite(st, J_BEGIN, 0, cts_state_email_key(email), row, fp, 0, NULL,
-                  NULL);
-}
-
-int cts_state_journal_done(struct cts_state *st, const char *email,
-                           uint32_t row, uint32_t fp, enum cts_status status,
-                           int permanent, int http_status,
-                           const char *error_key, const char *message)
-{
-    return cts_state_journal_done_key(st, cts_state_email_key(email), row, fp,
-                                      status, permanent, http_status, error_key,
-                                      message);
-}
-
-int cts_state_journal_done_key(struct cts_state *st, uint64_t key, uint32_t row,
-                               uint32_t fp, enum cts_status status,
-                               int permanent, int http_status,
-                               const char *error_key, const char *message)
-{
-    struct cts_eslot *s;
-    unsigned flags;
-    int rc, perm_fail = status == CTS_ST_FAILED && permanent;
-    if (st->dry_run || st->jfd < 0)
-        return 0;
-    rc = jwrite(st, J_DONE, (uint8_t)(status | (perm_fail ? J_PERMANENT : 0)),
-                key, row, fp, http_status,
-                perm_fail ? (error_key ? error_key : "") : NULL,
-                perm_fail ? (message ? message : "") : NULL);
-    if (rc != 0 || st->committed)
-        return rc;
-    /* Mirror the record in memory for the commit; the resumed bits are
-     * dropped (they describe the killed run, not this one). */
-    s = cts_emailidx_insert(&st->ix, key, NULL);
-    s->kf &= ~(uint64_t)F_BULK;
-    flags = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
-    if (status == CTS_ST_CREATED || status == CTS_ST_UPDATED ||
-        status == CTS_ST_IMPORTED) {
-        if (!(flags & F_CONF))
-            st->stats.known++;
-        flags = F_CONF;
-        s->fp = fp;
-    } else if (perm_fail) {
-        if (flags & F_CONF)
-            st->stats.known--;
-        flags = F_FAIL;
-        s->fp = fp;
-        fail_add(st, key, http_status, error_key, message);
-    } else {
-        return 0;
-    }
-    s->kf = (s->kf & ~(uint64_t)CTS_EIX_FLAG_MASK) | flags;
-    return 0;
-}
-
 /* ---- commit ---- */
 
 /*
@@ -1160,7 +892,7 @@ static int collect_open_bulk(struct cts_state *st, struct cts_buf *carry)
     if (fd < 0)
         return errno == ENOENT ? 0 : -errno;
     payload = cts_xmalloc(65536 + 1);
-    while (next_record(fd, &r, payload)) {
+    while (cts_state_jnext(fd, &r, payload)) {
         if (r.type == J_BULK_BEGIN) {
             const struct cts_eslot *s = cts_emailidx_find(&st->ix, r.key);
             if (s == NULL || !(s->kf & F_BULK))
@@ -1197,7 +929,7 @@ static int write_carried_journal(struct cts_state *st,
     r.key = (r.key ^ st->run_id) | 1;
     if (r.key == st->run_id)
         r.key ^= 2;
-    r.check = jcheck(&r, "");
+    r.check = cts_state_jcheck(&r, "");
     if (rc == 0)
         rc = cts_afile_write(&af, &r, sizeof(r));
     if (rc == 0)

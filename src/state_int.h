@@ -69,15 +69,6 @@ struct jrec {
     uint32_t check; /* hash of the record with check = 0, then payload */
 };
 #define J_PERMANENT  0x80u
-/* fdatasync at least this often (records); the pipeline also syncs every
- * ~200 ms.  Power loss loses at most that much, and those rows are only
- * re-sent (idempotently).  At thousands of rows a second a sync every 256
- * records cost ~2.5% of a run's CPU; this bound makes the timer the usual
- * trigger. */
-#define J_SYNC_EVERY 4096
-/* Coalesced records are written at the latest when this much is pending. */
-#define JOUT_MAX (64 * 1024)
-
 struct failure {
     uint64_t key;
     uint32_t seq; /* load/replay order: the latest entry for a key wins */
