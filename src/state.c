@@ -12,15 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EMAIL_SEED 0x63747373656d6c31ULL /* "ctssem l1" */
-#define FP_SEED    0x6374737366703031ULL
-
-uint64_t cts_state_email_key(const char *email)
-{
-    uint64_t k = cts_hash64(email, strlen(email), EMAIL_SEED) >> 8;
-    return k == 0 ? 1 : k;
-}
-
 static void hash_name(const char *a, const char *b, const char *c, char out[17])
 {
     struct cts_buf in;
@@ -35,188 +26,6 @@ static void hash_name(const char *a, const char *b, const char *c, char out[17])
     cts_buf_free(&in);
 }
 
-
-/* ---- failures ---- */
-
-void cts_state_fail_add(struct cts_state *st, uint64_t key, int http,
-                        const char *ekey, const char *msg)
-{
-    struct failure *f;
-    if (st->nfails == st->capfails) {
-        st->capfails = st->capfails ? st->capfails * 2 : 16;
-        st->fails = cts_xrealloc(st->fails, st->capfails * sizeof(*f));
-    }
-    f = &st->fails[st->nfails++];
-    f->key = key;
-    f->seq = st->fail_seq++;
-    f->http = http;
-    f->error_key = ekey != NULL && *ekey ? cts_xstrdup(ekey) : NULL;
-    f->message = msg != NULL && *msg ? cts_xstrdup(msg) : NULL;
-}
-
-static int cmp_fail(const void *a, const void *b)
-{
-    const struct failure *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static void fails_sort(struct cts_state *st)
-{
-    if (st->nfails > 1)
-        qsort(st->fails, st->nfails, sizeof(*st->fails), cmp_fail);
-    st->sorted_fails = st->nfails;
-}
-
-/* The latest failure recorded for key among the sorted ones, or NULL. */
-static const struct failure *fail_find(const struct cts_state *st, uint64_t key)
-{
-    size_t lo = 0, hi = st->sorted_fails;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (st->fails[mid].key <= key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo > 0 && st->fails[lo - 1].key == key)
-        return &st->fails[lo - 1];
-    return NULL;
-}
-
-/* Text fields of the failed file: tabs and newlines would break lines. */
-static void put_clean(struct cts_buf *b, const char *s)
-{
-    if (s == NULL)
-        return;
-    for (; *s; s++)
-        cts_buf_putc(b, *s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s);
-}
-
-static char *dup_field(const char *s, size_t n)
-{
-    return n == 0 ? NULL : cts_xstrndup(s, n);
-}
-
-static int load_failed(struct cts_state *st, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    if (f == NULL)
-        return errno == ENOENT ? 0 : -errno;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        char *t1, *t2, *t3, *end;
-        unsigned long long key;
-        long http;
-        if (line[len - 1] == '\n')
-            line[--len] = '\0';
-        t1 = strchr(line, '\t');
-        t2 = t1 != NULL ? strchr(t1 + 1, '\t') : NULL;
-        t3 = t2 != NULL ? strchr(t2 + 1, '\t') : NULL;
-        if (t3 == NULL)
-            continue; /* not ours; a hand-edited line is ignored */
-        errno = 0;
-        key = strtoull(line, &end, 16);
-        if (errno != 0 || end != t1 || key == 0)
-            continue;
-        http = strtol(t1 + 1, &end, 10);
-        if (end != t2)
-            continue;
-        cts_state_fail_add(st, (uint64_t)key, (int)http, NULL, NULL);
-        st->fails[st->nfails - 1].error_key =
-            dup_field(t2 + 1, (size_t)(t3 - t2 - 1));
-        st->fails[st->nfails - 1].message = dup_field(t3 + 1, strlen(t3 + 1));
-    }
-    free(line);
-    fclose(f);
-    return 0;
-}
-
-/* Start replacing DIR/name; see cts_afile_open.  The state lock makes
- * this run the only writer, so the temporary name is fixed. */
-static int open_in(struct cts_afile *af, const char *dir, const char *name)
-{
-    char *path = cts_xasprintf("%s/%s", dir, name);
-    int rc = cts_afile_open(af, path, CTS_AFILE_FIXED);
-    free(path);
-    return rc;
-}
-
-/* ---- store ---- */
-
-static int load_store(struct cts_state *st, const char *path, uint64_t *run_id,
-                      struct cts_error *err)
-{
-    struct store_hdr h;
-    struct stat sb;
-    uint64_t check = 0, i;
-    char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = 0;
-    *run_id = 0;
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return 0;
-        rc = -errno;
-        return cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
-                              strerror(-rc));
-    }
-    if (fstat(fd, &sb) != 0 || cts_read_full(fd, &h, sizeof(h)) != sizeof(h) ||
-        memcmp(h.magic, STORE_MAGIC, 8) != 0 ||
-        (uint64_t)sb.st_size != sizeof(h) + h.count * STORE_REC) {
-        rc = CTS_EDATA;
-        goto corrupt;
-    }
-    cts_emailidx_reserve(&st->ix, (size_t)h.count);
-    buf = cts_xmalloc(STORE_REC * 4096);
-    for (i = 0; i < h.count;) {
-        size_t want = (size_t)(h.count - i < 4096 ? h.count - i : 4096);
-        ssize_t got = cts_read_full(fd, buf, want * STORE_REC);
-        size_t k;
-        if (got != (ssize_t)(want * STORE_REC)) {
-            rc = CTS_EDATA;
-            goto corrupt;
-        }
-        for (k = 0; k < want; k++) {
-            uint64_t kf;
-            uint32_t fp;
-            struct cts_eslot *s;
-            memcpy(&kf, buf + k * STORE_REC, 8);
-            memcpy(&fp, buf + k * STORE_REC + 8, 4);
-            check = cts_hash64(buf + k * STORE_REC, STORE_REC, check);
-            if ((kf >> 8) == 0) {
-                rc = CTS_EDATA;
-                goto corrupt;
-            }
-            s = cts_emailidx_insert(&st->ix, kf >> 8, NULL);
-            s->kf = kf & ~(uint64_t)(CTS_EIX_FLAG_MASK & ~F_PERSIST);
-            s->fp = fp;
-            if (kf & F_CONF)
-                st->stats.known++;
-        }
-        i += want;
-    }
-    if (check != h.check) {
-        rc = CTS_EDATA;
-        goto corrupt;
-    }
-    *run_id = h.run_id;
-    free(buf);
-    close(fd);
-    return 0;
-corrupt:
-    free(buf);
-    close(fd);
-    /* Refuse rather than silently re-send everything: the user decides
-     * (delete the file for a full resend). */
-    return cts_error_setx(err, rc, CTS_EX_CANTCREAT,
-                          "%s: the state store is corrupt; remove it to "
-                          "resend every contact (or restore a backup)",
-                          path);
-}
 
 /* ---- quota file ---- */
 
@@ -548,12 +357,12 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
             cts_emailidx_reserve(&st->ix,
                                  index_target(known, p->expected_rows));
     }
-    rc = load_store(st, path, &store_run, err);
+    rc = cts_state_store_load(st, path, &store_run, err);
     free(path);
     if (rc != 0)
         goto fail;
     path = cts_xasprintf("%s/failed", st->dir);
-    rc = load_failed(st, path);
+    rc = cts_state_failed_load(st, path);
     if (rc != 0) {
         cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,
                        strerror(-rc));
@@ -570,7 +379,7 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
         free(path);
         goto fail;
     }
-    fails_sort(st);
+    cts_state_fails_sort(st);
     bulk_pending_finish(st);
     if (st->ix.n > 0) {
         /* Only a loaded store or journal can hold such flags; an empty
@@ -642,11 +451,7 @@ void cts_state_close(struct cts_state *st)
         close(st->qfd);
     if (st->lock_fd >= 0)
         close(st->lock_fd); /* releases the flock */
-    for (i = 0; i < st->nfails; i++) {
-        free(st->fails[i].error_key);
-        free(st->fails[i].message);
-    }
-    free(st->fails);
+    cts_state_fails_free(st);
     for (i = 0; i < st->nba; i++)
         free(st->ba[i].id);
     free(st->ba);
@@ -668,208 +473,6 @@ void cts_state_reserve(struct cts_state *st, size_t rows)
 {
     if (!st->committed)
         cts_emailidx_reserve(&st->ix, index_target(st->ix.n, rows));
-}
-
-/* ---- email index, fingerprints, lookups ---- */
-
-int cts_state_seen(struct cts_state *st, const char *email, uint32_t row,
-                   uint32_t *first_row)
-{
-    return cts_state_seen_key(st, cts_state_email_key(email), row, first_row);
-}
-
-void cts_state_prefetch(const struct cts_state *st, uint64_t key)
-{
-    if (!st->committed)
-        cts_emailidx_prefetch(&st->ix, key);
-}
-
-int cts_state_seen_key(struct cts_state *st, uint64_t key, uint32_t row,
-                       uint32_t *first_row)
-{
-    struct cts_eslot *s = cts_emailidx_insert(&st->ix, key, NULL);
-    if (s->row != 0) {
-        if (first_row != NULL)
-            *first_row = s->row;
-        return 1;
-    }
-    s->row = row != 0 ? row : UINT32_MAX;
-    return 0;
-}
-
-/*
- * The fingerprint hashes one canonical serialisation of the contact: per
- * item a tag byte, then the value and a NUL, or 0xff for an absent value,
- * so ("ab","c") and ("a","bc") and NULL vs "" all differ.  Bytes gather in
- * a small buffer hashed (chained) when it fills: one hash per row, not two
- * per field (it was a tenth of a million-row dry run).
- */
-struct fpbuf {
-    uint64_t h;
-    size_t n;
-    unsigned char b[512];
-};
-
-static void fp_flush(struct fpbuf *f)
-{
-    f->h = cts_hash64(f->b, f->n, f->h);
-    f->n = 0;
-}
-
-static void fp_bytes(struct fpbuf *f, const void *p, size_t len)
-{
-    const unsigned char *c = p;
-
-    while (len > 0) {
-        size_t take = sizeof(f->b) - f->n;
-        if (take > len)
-            take = len;
-        memcpy(f->b + f->n, c, take);
-        f->n += take;
-        c += take;
-        len -= take;
-        if (f->n == sizeof(f->b))
-            fp_flush(f);
-    }
-}
-
-/* fp_bytes for the usual case, inlined: the bytes fit in the buffer (most
- * rows fit whole; a call per tag byte was a twentieth of a dry run). */
-static inline void fp_put(struct fpbuf *f, const void *p, size_t len)
-{
-    if (len <= sizeof(f->b) - f->n) {
-        memcpy(f->b + f->n, p, len);
-        f->n += len;
-    } else {
-        fp_bytes(f, p, len);
-    }
-}
-
-static void hstr(struct fpbuf *f, unsigned char tag, const char *s)
-{
-    static const unsigned char absent = 0xff;
-
-    fp_put(f, &tag, 1);
-    if (s == NULL)
-        fp_put(f, &absent, 1);
-    else
-        fp_put(f, s, strlen(s) + 1);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int cmp_cf(const void *a, const void *b)
-{
-    const struct cts_custom_field *x =
-        *(const struct cts_custom_field *const *)a;
-    const struct cts_custom_field *y =
-        *(const struct cts_custom_field *const *)b;
-    return strcmp(x->name ? x->name : "", y->name ? y->name : "");
-}
-
-uint32_t cts_state_fingerprint(const struct cts_contact *c, char *const *lists,
-                               size_t nlists)
-{
-    struct fpbuf f;
-    size_t i;
-
-    f.h = FP_SEED;
-    f.n = 0;
-    /* Tags: the field's index for fields, then 0xf0.. for the others. */
-    for (i = 0; i < CTS_F__COUNT; i++)
-        hstr(&f, (unsigned char)i, c->f[i]);
-    if (c->ncf > 0) {
-        const struct cts_custom_field **cf = cts_xmalloc(c->ncf * sizeof(*cf));
-        for (i = 0; i < c->ncf; i++)
-            cf[i] = &c->cf[i];
-        qsort(cf, c->ncf, sizeof(*cf), cmp_cf);
-        for (i = 0; i < c->ncf; i++) {
-            hstr(&f, 0xf0, cf[i]->name);
-            hstr(&f, 0xf1, cf[i]->value);
-        }
-        free(cf);
-    }
-    if (nlists == 1) {
-        /* One list (the usual run): nothing to sort, nothing to copy. */
-        hstr(&f, 0xf2, lists[0]);
-    } else if (nlists > 1) {
-        char **l = cts_xmalloc(nlists * sizeof(*l));
-        memcpy(l, lists, nlists * sizeof(*l));
-        qsort(l, nlists, sizeof(*l), cmp_str);
-        for (i = 0; i < nlists; i++)
-            hstr(&f, 0xf2, l[i]);
-        free(l);
-    }
-    fp_flush(&f);
-    return (uint32_t)(f.h ^ (f.h >> 32));
-}
-
-enum cts_state_verdict cts_state_lookup(struct cts_state *st, const char *email,
-                                        uint32_t fp,
-                                        struct cts_state_prev *prev)
-{
-    return cts_state_lookup_key(st, cts_state_email_key(email), fp, prev);
-}
-
-enum cts_state_verdict cts_state_lookup_key(struct cts_state *st, uint64_t key,
-                                            uint32_t fp,
-                                            struct cts_state_prev *prev)
-{
-    const struct cts_eslot *s =
-        st->committed ? NULL : cts_emailidx_find(&st->ix, key);
-    unsigned f, res;
-    if (prev != NULL)
-        memset(prev, 0, sizeof(*prev));
-    if (s == NULL)
-        return CTS_SV_SEND;
-    f = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
-    res = (f & F_RES_MASK) >> F_RES_SHIFT;
-    /* The killed run's confirmations stand even under --full: re-running
-     * the same command must not send them again. */
-    if (res != 0 && s->fp == fp) {
-        if (prev != NULL) {
-            prev->status = res == 1   ? CTS_ST_CREATED
-                           : res == 2 ? CTS_ST_UPDATED
-                                      : CTS_ST_IMPORTED;
-            prev->message = "settled by an interrupted run";
-        }
-        return CTS_SV_RESUMED;
-    }
-    if (f & F_DOUBT)
-        return CTS_SV_SEND_IN_DOUBT;
-    if (st->full || s->fp != fp)
-        return CTS_SV_SEND;
-    if (f & F_CONF)
-        return CTS_SV_UNCHANGED;
-    if (f & F_FAIL) {
-        if (prev != NULL) {
-            const struct failure *fl = fail_find(st, key);
-            prev->status = CTS_ST_FAILED;
-            if (fl != NULL) {
-                prev->http_status = fl->http;
-                prev->error_key = fl->error_key;
-                prev->message = fl->message;
-            }
-        }
-        return CTS_SV_FAILED_BEFORE;
-    }
-    return CTS_SV_SEND;
-}
-
-int cts_state_unchanged(struct cts_state *st, const char *email, uint32_t fp)
-{
-    return cts_state_lookup(st, email, fp, NULL) == CTS_SV_UNCHANGED;
-}
-
-int cts_state_in_doubt(struct cts_state *st, const char *email)
-{
-    const struct cts_eslot *s =
-        st->committed ? NULL
-                      : cts_emailidx_find(&st->ix, cts_state_email_key(email));
-    return s != NULL && (s->kf & F_DOUBT) != 0;
 }
 
 /* ---- commit ---- */
@@ -920,7 +523,7 @@ static int write_carried_journal(struct cts_state *st,
     struct cts_afile af;
     struct jrec r;
     uint8_t rid[8];
-    int rc = open_in(&af, st->dir, "journal");
+    int rc = cts_state_afile_open(&af, st->dir, "journal");
     memset(&r, 0, sizeof(r));
     r.magic = J_MAGIC;
     r.type = J_OPEN;
@@ -937,47 +540,8 @@ static int write_carried_journal(struct cts_state *st,
     return cts_afile_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
 }
 
-static int write_failed(struct cts_state *st)
-{
-    struct cts_afile af;
-    size_t i;
-    int rc = open_in(&af, st->dir, "failed");
-    if (rc != 0) {
-        cts_afile_close(&af, 0);
-        return rc;
-    }
-    fails_sort(st);
-    for (i = 0; i < st->nfails && rc == 0; i++) {
-        const struct failure *f = &st->fails[i];
-        const struct cts_eslot *s;
-        struct cts_buf line;
-        /* Only the latest entry per key, and only while the store still
-         * says "failed" (a later success supersedes it). */
-        if (i + 1 < st->nfails && st->fails[i + 1].key == f->key)
-            continue;
-        s = cts_emailidx_find(&st->ix, f->key);
-        if (s == NULL || !(s->kf & F_FAIL))
-            continue;
-        cts_buf_init(&line, 0);
-        cts_buf_appendf(&line, "%016llx\t%d\t", (unsigned long long)f->key,
-                        f->http);
-        put_clean(&line, f->error_key);
-        cts_buf_putc(&line, '\t');
-        put_clean(&line, f->message);
-        cts_buf_putc(&line, '\n');
-        rc = cts_afile_write(&af, line.data, line.len);
-        cts_buf_free(&line);
-    }
-    return cts_afile_close(&af, rc == 0) != 0 ? -EIO : rc;
-}
-
 int cts_state_commit(struct cts_state *st, struct cts_error *err)
 {
-    struct cts_afile af;
-    struct store_hdr h;
-    size_t n, i, kept = 0;
-    uint64_t check = 0;
-    char rec[STORE_REC];
     char *jpath;
     int rc;
     struct cts_buf carry;
@@ -986,7 +550,7 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
     cts_buf_init(&carry, 0);
     rc = cts_state_flush(st);
     if (rc == 0)
-        rc = write_failed(st);
+        rc = cts_state_failed_write(st);
     if (rc == 0 && st->had_bulk)
         rc = collect_open_bulk(st, &carry);
     if (rc != 0) {
@@ -995,35 +559,7 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
                               st->dir, cts_strerror(rc));
     }
     st->committed = 1;
-    n = cts_emailidx_sort(&st->ix);
-    for (i = 0; i < n; i++) {
-        if (st->ix.slots[i].kf & F_PERSIST)
-            kept++;
-    }
-    rc = open_in(&af, st->dir, "store");
-    memset(&h, 0, sizeof(h));
-    memcpy(h.magic, STORE_MAGIC, 8);
-    h.count = kept;
-    h.run_id = st->run_id;
-    /* The header's checksum is only known at the end: write a placeholder
-     * and patch it once the records are written. */
-    if (rc == 0)
-        rc = cts_afile_write(&af, &h, sizeof(h));
-    for (i = 0; i < n && rc == 0; i++) {
-        const struct cts_eslot *s = &st->ix.slots[i];
-        uint64_t kf = s->kf & ~(uint64_t)(CTS_EIX_FLAG_MASK & ~F_PERSIST);
-        if (!(s->kf & F_PERSIST))
-            continue;
-        memcpy(rec, &kf, 8);
-        memcpy(rec + 8, &s->fp, 4);
-        check = cts_hash64(rec, STORE_REC, check);
-        rc = cts_afile_write(&af, rec, STORE_REC);
-    }
-    /* Chained per 12-byte record, as the loader checks it. */
-    h.check = check;
-    if (rc == 0)
-        rc = cts_afile_pwrite(&af, &h, sizeof(h), 0);
-    rc = cts_afile_close(&af, rc == 0) != 0 && rc == 0 ? -EIO : rc;
+    rc = cts_state_store_write(st);
     if (rc != 0) {
         cts_buf_free(&carry);
         return cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s/store: %s",
