@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cts_oauth.h"
+#include "cts_redirect.h"
 
 #define V3_AUTH "https://authz.constantcontact.com/oauth2/default/v1"
 #define V2_AUTH "https://oauth2.constantcontact.com/oauth2"
