@@ -38,13 +38,6 @@
  */
 int cts_cmd_auth(struct cts_config *cfg);
 
-/*
- * The "exp" claim of a JWT access token (payload decoded, signature not
- * checked).  Returns 0 and sets *exp, or CTS_EJSON when token (borrowed)
- * is not a JWT with a numeric exp.
- */
-int cts_oauth_jwt_exp(const char *token, long *exp);
-
 /* PKCE S256: base64url(sha256(verifier)); returns an owned string. */
 char *cts_oauth_pkce_challenge(const char *verifier);
 

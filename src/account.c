@@ -21,6 +21,7 @@
 
 #include "cts_api.h"
 #include "cts_http.h"
+#include "cts_jwt.h"
 #include "cts_refresh.h"
 
 /* Response bodies of these calls are small; a hard cap protects us from a

@@ -18,40 +18,7 @@
 #include <uv.h>
 
 #include "cts_http.h"
-#include "cts_oauth.h"
-
-int cts_oauth_jwt_exp(const char *token, long *exp)
-{
-    const char *p1, *p2;
-    char *payload;
-    size_t n;
-    json_t *root, *v;
-    int rc = CTS_EJSON;
-
-    if (token == NULL)
-        return CTS_EJSON;
-    p1 = strchr(token, '.');
-    if (p1 == NULL)
-        return CTS_EJSON;
-    p2 = strchr(p1 + 1, '.');
-    if (p2 == NULL)
-        return CTS_EJSON;
-    payload = cts_base64_decode(p1 + 1, (size_t)(p2 - p1 - 1), &n);
-    if (payload == NULL)
-        return CTS_EJSON;
-    root = json_loadb(payload, n, 0, NULL);
-    free(payload);
-    v = json_object_get(root, "exp");
-    if (json_is_integer(v)) {
-        *exp = (long)json_integer_value(v);
-        rc = 0;
-    } else if (json_is_real(v)) {
-        *exp = (long)json_real_value(v);
-        rc = 0;
-    }
-    json_decref(root);
-    return rc;
-}
+#include "cts_jwt.h"
 
 uint64_t cts_oauth_real_ms(void)
 {
@@ -214,7 +181,7 @@ long cts_oauth_new_expiry(const struct cts_config *cfg,
 {
     long exp = 0;
     if (r->access_token != NULL &&
-        cts_oauth_jwt_exp(r->access_token, &exp) == 0)
+        cts_jwt_exp(r->access_token, &exp) == 0)
         return exp;
     if (r->expires_in > 0)
         return cts_config_now(cfg) + r->expires_in;

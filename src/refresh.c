@@ -18,7 +18,7 @@
 
 #include <jansson.h>
 
-#include "cts_oauth.h"
+#include "cts_jwt.h"
 #include "cts_tokenfile.h"
 #include "oauth_int.h"
 
@@ -135,7 +135,7 @@ static int intent_write(const char *path, const char *refresh_token, long now,
 static long token_expiry(const struct cts_config *cfg)
 {
     long exp = 0;
-    if (cfg->token != NULL && cts_oauth_jwt_exp(cfg->token, &exp) == 0)
+    if (cfg->token != NULL && cts_jwt_exp(cfg->token, &exp) == 0)
         return exp;
     return cfg->token_expires_at;
 }
@@ -146,7 +146,7 @@ static int fresh_enough(const struct cts_tokens *tok, long need_until)
     long exp = 0;
     if (tok->access_token == NULL)
         return 0;
-    if (cts_oauth_jwt_exp(tok->access_token, &exp) != 0)
+    if (cts_jwt_exp(tok->access_token, &exp) != 0)
         exp = tok->expires_at;
     return exp > need_until;
 }
