@@ -180,8 +180,7 @@ long cts_oauth_new_expiry(const struct cts_config *cfg,
                           const struct cts_oauth_resp *r)
 {
     long exp = 0;
-    if (r->access_token != NULL &&
-        cts_jwt_exp(r->access_token, &exp) == 0)
+    if (r->access_token != NULL && cts_jwt_exp(r->access_token, &exp) == 0)
         return exp;
     if (r->expires_in > 0)
         return cts_config_now(cfg) + r->expires_in;

@@ -152,8 +152,9 @@ static int fresh_enough(const struct cts_tokens *tok, long need_until)
 }
 
 static int refresh_failed(const struct cts_config *cfg,
-                          const struct cts_oauth_resp *r, const struct intent *prev,
-                          const char *spent_id, struct cts_error *err)
+                          const struct cts_oauth_resp *r,
+                          const struct intent *prev, const char *spent_id,
+                          struct cts_error *err)
 {
     struct cts_buf b;
     cts_buf_init(&b, 0);
@@ -283,8 +284,8 @@ static int refresh_locked(struct cts_config *cfg, int force, long need_until,
     if (cfg->client_secret == NULL)
         cts_oauth_form_add(&body, "client_id", client_id);
     rc = cts_oauth_post_form(cfg, url, body.data,
-                   cfg->client_secret != NULL ? client_id : NULL,
-                   cfg->client_secret, &r, err);
+                             cfg->client_secret != NULL ? client_id : NULL,
+                             cfg->client_secret, &r, err);
     /* Record the call's time before anything else can fail. */
     tok.last_refresh_at = cts_oauth_call_time();
     if (rc == 0 && r.status == 200 && r.access_token != NULL &&

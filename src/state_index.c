@@ -219,4 +219,3 @@ int cts_state_in_doubt(struct cts_state *st, const char *email)
                       : cts_emailidx_find(&st->ix, cts_state_email_key(email));
     return s != NULL && (s->kf & F_DOUBT) != 0;
 }
-

@@ -68,7 +68,7 @@ struct jrec {
     int32_t http;
     uint32_t check; /* hash of the record with check = 0, then payload */
 };
-#define J_PERMANENT  0x80u
+#define J_PERMANENT 0x80u
 struct failure {
     uint64_t key;
     uint32_t seq; /* load/replay order: the latest entry for a key wins */

@@ -136,8 +136,8 @@ int cts_state_journal_begin(struct cts_state *st, const char *email,
 {
     if (st->dry_run || st->jfd < 0)
         return 0;
-    return cts_state_jwrite(st, J_BEGIN, cts_state_email_key(email), row, fp,
-                            0, NULL, 0);
+    return cts_state_jwrite(st, J_BEGIN, cts_state_email_key(email), row, fp, 0,
+                            NULL, 0);
 }
 
 int cts_state_journal_done(struct cts_state *st, const char *email,
@@ -168,8 +168,7 @@ int cts_state_journal_done_key(struct cts_state *st, uint64_t key, uint32_t row,
                            strnlen(error_key, J_EKEY_MAX));
         cts_buf_putc(&st->jbuf, '\0');
         if (message != NULL)
-            cts_buf_append(&st->jbuf, message,
-                           strnlen(message, J_PAYLOAD_MAX));
+            cts_buf_append(&st->jbuf, message, strnlen(message, J_PAYLOAD_MAX));
     }
     rc = jappend(st, J_DONE, (uint8_t)(status | (perm_fail ? J_PERMANENT : 0)),
                  key, row, fp, http_status);

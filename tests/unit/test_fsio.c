@@ -30,11 +30,11 @@
  * armed number of times for the armed path, then do the system call.
  */
 static struct {
-    const char *path;  /* open: only this path */
-    int open_eintr;    /* open calls still to fail */
-    int fsync_eintr;   /* fsync calls still to fail */
-    int open_calls;    /* opens of path seen */
-    int flags;         /* the flags of the last open of path */
+    const char *path; /* open: only this path */
+    int open_eintr;   /* open calls still to fail */
+    int fsync_eintr;  /* fsync calls still to fail */
+    int open_calls;   /* opens of path seen */
+    int flags;        /* the flags of the last open of path */
 } inj;
 
 int open(const char *path, int flags, ...)
@@ -206,11 +206,10 @@ static void test_write_failure_keeps_old(void **state)
         signal(SIGXFSZ, SIG_IGN);
         if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
             _exit(2);
-        rc = cts_file_replace(f->path, big, sizeof(big), CTS_AFILE_FIXED,
-                              &step);
-        _exit(rc == -EFBIG && step != NULL && strcmp(step, "write") == 0
-                  ? 0
-                  : 1);
+        rc =
+            cts_file_replace(f->path, big, sizeof(big), CTS_AFILE_FIXED, &step);
+        _exit(rc == -EFBIG && step != NULL && strcmp(step, "write") == 0 ? 0
+                                                                         : 1);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
@@ -237,8 +236,8 @@ static void test_rename_failure_keeps_old(void **state)
     assert_int_equal(entries(f->dir), 1);
     /* Creating the temp file fails in a missing directory. */
     snprintf(inner, sizeof(inner), "%s/no/such/file", f->dir);
-    assert_int_equal(
-        cts_file_replace(inner, "x", 1, CTS_AFILE_FIXED, &step), -ENOENT);
+    assert_int_equal(cts_file_replace(inner, "x", 1, CTS_AFILE_FIXED, &step),
+                     -ENOENT);
     assert_string_equal(step, "create");
 }
 
