@@ -159,18 +159,6 @@ int cts_api_parse_token(const char *body, size_t len,
                         struct cts_api_token *out);
 void cts_api_token_clear(struct cts_api_token *t); /* NULL-safe */
 
-/*
- * Decode a JWT's payload without verifying it (the account check only
- * compares claims; the API verifies signatures).  Returns 0 with a new
- * reference in *payload, or CTS_EJSON when token is not three base64url
- * parts with a JSON object in the middle (an opaque token).
- */
-int cts_jwt_payload(const char *token, json_t **payload);
-
-/* Convenience over cts_jwt_payload: owned `cid` (NULL if absent) and `exp`
- * (0 if absent). */
-int cts_jwt_claims(const char *token, char **cid, long long *exp);
-
 /* ---- URLs ---- */
 
 /*

@@ -1,5 +1,5 @@
 /*
- * cts_state.h — cron-grade sync state (spec §8): the per key+account lock,
+ * cts_state.h — cron-grade sync state: the per key+account lock,
  * the crash-safe journal and resume, incremental-sync fingerprints, the
  * per-run email index (duplicate detection) and the daily request quota.
  *

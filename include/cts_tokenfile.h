@@ -1,6 +1,5 @@
 /*
- * cts_tokenfile.h — reading and atomically writing OAuth token files
- * (spec §4, §9).
+ * cts_tokenfile.h — reading and atomically writing OAuth token files.
  *
  * A token file is either JSON, mode 0600:
  *   {"api":"v3","access_token":"…","refresh_token":"…","expires_at":EPOCH,

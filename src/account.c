@@ -22,7 +22,9 @@
 #include "cts_api.h"
 #include "cts_fetch.h"
 #include "cts_http.h"
+#include "cts_jwt.h"
 #include "cts_oauth.h"
+#include "cts_refresh.h"
 #include "cts_secret.h"
 
 /* Response bodies of these calls are small; a hard cap protects us from a

@@ -944,58 +944,6 @@ void cts_api_token_clear(struct cts_api_token *t)
     t->expires_in = -1;
 }
 
-int cts_jwt_payload(const char *token, json_t **payload)
-{
-    const char *p1, *p2;
-    char *raw;
-    size_t rawlen = 0;
-    json_t *root;
-
-    *payload = NULL;
-    if (token == NULL)
-        return CTS_EJSON;
-    p1 = strchr(token, '.');
-    if (p1 == NULL)
-        return CTS_EJSON;
-    p2 = strchr(p1 + 1, '.');
-    if (p2 == NULL || p2 == p1 + 1 || strchr(p2 + 1, '.') != NULL)
-        return CTS_EJSON;
-    raw = cts_base64_decode(p1 + 1, (size_t)(p2 - p1 - 1), &rawlen);
-    if (raw == NULL)
-        return CTS_EJSON;
-    root = load(raw, rawlen);
-    free(raw);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return CTS_EJSON;
-    }
-    *payload = root;
-    return 0;
-}
-
-int cts_jwt_claims(const char *token, char **cid, long long *exp)
-{
-    json_t *p, *e;
-    int rc = cts_jwt_payload(token, &p);
-    if (cid != NULL)
-        *cid = NULL;
-    if (exp != NULL)
-        *exp = 0;
-    if (rc != 0)
-        return rc;
-    if (cid != NULL)
-        *cid = member_str(p, "cid");
-    e = json_object_get(p, "exp");
-    if (exp != NULL) {
-        if (json_is_integer(e))
-            *exp = (long long)json_integer_value(e);
-        else if (json_is_real(e))
-            *exp = (long long)json_real_value(e);
-    }
-    json_decref(p);
-    return 0;
-}
-
 char *cts_api_url(const char *base, const char *path, const char *api_key,
                   const char *query)
 {

@@ -1,5 +1,5 @@
 /*
- * emailidx.h — internal to state.c (and its unit test): the compact
+ * emailidx.h — internal to the state files (and its unit test): the compact
  * open-addressing table of 56-bit email keys used for duplicate detection
  * and incremental-sync fingerprints.
  *

@@ -16,7 +16,7 @@
 #include "cts_api.h"
 #include "cts_fetch.h"
 #include "cts_http.h"
-#include "cts_oauth.h"
+#include "cts_refresh.h"
 #include "cts_report.h"
 #include "cts_state.h"
 

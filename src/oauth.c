@@ -1,75 +1,33 @@
 /*
- * oauth.c — `ctct-sync auth` (v2 server flow, v3 PKCE and device flows, the
- * loopback listener) and the v3 refresh with rotation (spec §9, reference
- * §1.5, §2.7).  The crash-safety design is described in cts_oauth.h.
+ * oauth.c — `ctct-sync auth` (cts_oauth.h): the v2 server flow, the v3
+ * PKCE and device flows, the loopback listener that receives the browser's
+ * redirect, and the paste fallback.  The token endpoint calls are in
+ * oauth_token.c; the refresh of v3 tokens is refresh.c.
  *
- * All network calls are blocking cts_http_fetch calls: they happen before
- * the pipeline's loop starts, or between its requests (the 401 case).  The
- * waits (1 request/s on the token endpoint, device-flow polling, the
- * browser timeout) run on private uv loops with timers, never sleep().
+ * The waits (the browser timeout, device-flow polling) run on private uv
+ * loops with timers, never sleep().
  */
 #include "cts_oauth.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <uv.h>
 
 #include "cts_fetch.h"
 #include "cts_http.h"
+#include "cts_redirect.h"
 #include "cts_secret.h"
 #include "cts_tokenfile.h"
+#include "oauth_int.h"
 
 #define DEFAULT_SCOPES         "contact_data account_read offline_access"
 #define BROWSER_WAIT_S         300
 #define DEFAULT_REQ_TIMEOUT_MS 30000 /* config.c's default for --timeout */
 #define CALLBACK_MAX           16384 /* a browser's request head */
-#define CRASH_HOOK             "CTCT_SYNC_TEST_CRASH_AFTER_REFRESH"
-
-/* ------------------------------------------------------------------ */
-/* small helpers                                                       */
-
-int cts_oauth_jwt_exp(const char *token, long *exp)
-{
-    const char *p1, *p2;
-    char *payload;
-    size_t n;
-    json_t *root, *v;
-    int rc = CTS_EJSON;
-
-    if (token == NULL)
-        return CTS_EJSON;
-    p1 = strchr(token, '.');
-    if (p1 == NULL)
-        return CTS_EJSON;
-    p2 = strchr(p1 + 1, '.');
-    if (p2 == NULL)
-        return CTS_EJSON;
-    payload = cts_base64_decode(p1 + 1, (size_t)(p2 - p1 - 1), &n);
-    if (payload == NULL)
-        return CTS_EJSON;
-    root = json_loadb(payload, n, 0, NULL);
-    free(payload);
-    v = json_object_get(root, "exp");
-    if (json_is_integer(v)) {
-        *exp = (long)json_integer_value(v);
-        rc = 0;
-    } else if (json_is_real(v)) {
-        *exp = (long)json_real_value(v);
-        rc = 0;
-    }
-    json_decref(root);
-    return rc;
-}
 
 char *cts_oauth_pkce_challenge(const char *verifier)
 {
@@ -89,46 +47,8 @@ static char *random_token(size_t nbytes)
     return cts_base64url_encode(b, nbytes);
 }
 
-/* Real wall-clock time in milliseconds: the token endpoint's 1 request/s
- * is about real time, whatever CTCT_SYNC_NOW says. */
-static uint64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void on_wait_timer(uv_timer_t *t)
-{
-    (void)t; /* nothing to do: the loop ends when the timer is done */
-}
-
-/* Wait ms milliseconds on a private loop's timer (the house rule: no
- * sleep() for timing). */
-static void wait_ms(uint64_t ms)
-{
-    uv_loop_t loop;
-    uv_timer_t t;
-    if (ms == 0 || uv_loop_init(&loop) != 0)
-        return;
-    uv_timer_init(&loop, &t);
-    uv_timer_start(&t, on_wait_timer, ms, 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-}
-
-/* Append "&key=value" (value escaped) to a form body. */
-static void form_add(struct cts_buf *b, const char *key, const char *value)
-{
-    char *esc = cts_url_escape(value);
-    cts_buf_appendf(b, "%s%s=%s", b->len > 0 ? "&" : "", key, esc);
-    free(esc);
-}
-
 /* Scopes from the user ("a b", "a,b" or "a+b") joined with '+', the way
- * phpfui works around CC's scope parsing (reference §2.7); owned. */
+ * phpfui works around CC's scope parsing; owned. */
 static char *join_scopes(const char *scopes)
 {
     struct cts_buf b;
@@ -213,608 +133,7 @@ static void html_escape(struct cts_buf *b, const char *s)
     }
 }
 
-/* The command that gets new tokens, for messages.  The key is shown
- * masked (spec §4: keys appear only as first 4 + last 4). */
-static void auth_hint(const struct cts_config *cfg, struct cts_buf *b)
-{
-    char m[16];
-    cts_buf_appendf(b,
-                    "ctct-sync auth --api %s --api-key KEY --token-file "
-                    "%s%s%s  (KEY: your API key %s)",
-                    cfg->api == CTS_API_V2 ? "v2" : "v3",
-                    cfg->token_file != NULL ? cfg->token_file : "FILE",
-                    cfg->redirect_uri != NULL ? " --redirect-uri " : "",
-                    cfg->redirect_uri != NULL ? cfg->redirect_uri : "",
-                    cts_mask(cfg->api_key, m));
-}
-
-/* err from a cts_buf message. */
-static int set_err_buf(struct cts_error *err, int code, int exit_code,
-                       struct cts_buf *b)
-{
-    cts_error_setx(err, code, exit_code, "%s", b->data != NULL ? b->data : "");
-    cts_buf_free(b);
-    return code;
-}
-
-/* Rewrite err's message as before + message + after. */
-static void wrap_err(struct cts_error *err, int code, int exit_code,
-                     const char *before, const char *after)
-{
-    struct cts_buf b;
-    if (err == NULL)
-        return;
-    cts_buf_init(&b, 0);
-    cts_buf_appendf(&b, "%s%s%s", before, err->msg, after);
-    set_err_buf(err, code, exit_code, &b);
-}
-
-static char *side_path(const char *token_file, const char *suffix)
-{
-    return cts_xasprintf("%s%s", token_file, suffix);
-}
-
-/* ------------------------------------------------------------------ */
-/* the token endpoint                                                  */
-
-struct token_resp {
-    long status;
-    int transport_error;
-    int maybe_landed;
-    long retry_after_s;
-    char *access_token, *refresh_token, *error, *error_description;
-    long expires_in; /* 0 when absent */
-    long interval;   /* device flow, 0 when absent */
-    char *device_code, *user_code, *verification_uri,
-        *verification_uri_complete;
-};
-
-static void token_resp_clear(struct token_resp *r)
-{
-    if (r->access_token != NULL)
-        memset(r->access_token, 0, strlen(r->access_token));
-    if (r->refresh_token != NULL)
-        memset(r->refresh_token, 0, strlen(r->refresh_token));
-    free(r->access_token);
-    free(r->refresh_token);
-    free(r->error);
-    free(r->error_description);
-    free(r->device_code);
-    free(r->user_code);
-    free(r->verification_uri);
-    free(r->verification_uri_complete);
-    memset(r, 0, sizeof(*r));
-}
-
-static char *jstr(json_t *o, const char *k)
-{
-    json_t *v = json_object_get(o, k);
-    return json_is_string(v) ? cts_xstrdup(json_string_value(v)) : NULL;
-}
-
-/* v2 sends expires_in as a string ("308874923", reference §1.5). */
-static long jlong(json_t *o, const char *k)
-{
-    json_t *v = json_object_get(o, k);
-    long n = 0;
-    if (json_is_integer(v))
-        return (long)json_integer_value(v);
-    if (json_is_string(v) &&
-        cts_parse_long(json_string_value(v), 0, LONG_MAX, &n) == 0)
-        return n;
-    return 0;
-}
-
-/*
- * POST a form to url.  Never retried here: a token call spends a code or a
- * rotating refresh token, so repeating one blindly is wrong; callers decide.
- * Returns 0 when the server answered (any status, parsed into *out),
- * CTS_EHTTP (err filled) when it did not.
- */
-static int post_form_once(const struct cts_config *cfg, const char *url,
-                          const char *body, const char *basic_user,
-                          const char *basic_pass, struct token_resp *out,
-                          struct cts_error *err)
-{
-    struct cts_http_req req;
-    struct cts_http_opts o;
-    json_t *root;
-    int rc;
-
-    memset(out, 0, sizeof(*out));
-    memset(&o, 0, sizeof(o));
-    o.fetch_retries = -1;
-    o.timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 0;
-    o.max_response = 64 * 1024;
-    cts_http_req_init(&req);
-    req.method = "POST";
-    req.url = url;
-    req.body = body;
-    req.body_len = strlen(body);
-    req.content_type = "application/x-www-form-urlencoded";
-    req.basic_user = basic_user;
-    req.basic_pass = basic_pass;
-    rc = cts_http_fetch(&req, &o, err);
-    out->status = req.status;
-    out->transport_error = req.transport_error;
-    out->maybe_landed = req.maybe_landed;
-    out->retry_after_s = req.retry_after_s;
-    if (rc != 0) {
-        if (err != NULL)
-            err->exit_code = CTS_EX_UNAVAILABLE;
-        cts_http_req_clear(&req);
-        return rc != CTS_EHTTP && rc != UV_ENOMEM ? CTS_EHTTP : rc;
-    }
-    root = json_loadb(req.resp.data != NULL ? req.resp.data : "", req.resp.len,
-                      0, NULL);
-    if (json_is_object(root)) {
-        out->access_token = jstr(root, "access_token");
-        out->refresh_token = jstr(root, "refresh_token");
-        out->error = jstr(root, "error");
-        out->error_description = jstr(root, "error_description");
-        out->expires_in = jlong(root, "expires_in");
-        out->interval = jlong(root, "interval");
-        out->device_code = jstr(root, "device_code");
-        out->user_code = jstr(root, "user_code");
-        out->verification_uri = jstr(root, "verification_uri");
-        out->verification_uri_complete =
-            jstr(root, "verification_uri_complete");
-    }
-    json_decref(root);
-    if (req.resp.data != NULL)
-        memset(req.resp.data, 0, req.resp.len); /* it held tokens */
-    cts_http_req_clear(&req);
-    return 0;
-}
-
-/*
- * POST a form to a token endpoint.  Transport failures are not retried: a
- * token call spends a code or a rotating refresh token, so repeating one
- * that may have landed is wrong.  A 429 is retried once after Retry-After
- * (1 s when absent, at most 10 s): the endpoint allows 1 request/s per
- * client, and a throttled request was not processed, so nothing was spent.
- * Returns 0 when the server answered (any status, parsed into *out),
- * CTS_EHTTP (err filled, exit 69) when it did not.
- */
-static int post_form(const struct cts_config *cfg, const char *url,
-                     const char *body, const char *basic_user,
-                     const char *basic_pass, struct token_resp *out,
-                     struct cts_error *err)
-{
-    int rc = post_form_once(cfg, url, body, basic_user, basic_pass, out, err);
-    if (rc == 0 && out->status == 429) {
-        long ra = out->retry_after_s;
-        ra = ra < 1 ? 1 : ra > 10 ? 10 : ra;
-        cts_log_debug("token endpoint answered 429; retrying in %ld s", ra);
-        token_resp_clear(out);
-        wait_ms((uint64_t)ra * 1000u + 100u);
-        rc = post_form_once(cfg, url, body, basic_user, basic_pass, out, err);
-    }
-    return rc;
-}
-
-/* Expiry of a freshly issued access token: the JWT's own exp when it has
- * one, else now + expires_in, else unknown (0). */
-static long new_expiry(const struct cts_config *cfg, const struct token_resp *r)
-{
-    long exp = 0;
-    if (r->access_token != NULL &&
-        cts_oauth_jwt_exp(r->access_token, &exp) == 0)
-        return exp;
-    if (r->expires_in > 0)
-        return cts_config_now(cfg) + r->expires_in;
-    return 0;
-}
-
-/* Replace cfg's tokens with tok's (copies). */
-static void adopt(struct cts_config *cfg, const struct cts_tokens *tok)
-{
-    if (tok->access_token != NULL) {
-        free(cfg->token);
-        cfg->token = cts_xstrdup(tok->access_token);
-    }
-    free(cfg->refresh_token);
-    cfg->refresh_token =
-        tok->refresh_token != NULL ? cts_xstrdup(tok->refresh_token) : NULL;
-    cfg->token_expires_at = tok->expires_at;
-}
-
-/* ------------------------------------------------------------------ */
-/* v3 refresh with rotation                                            */
-
-/* First 16 hex digits of SHA-256(token): identifies a refresh token in the
- * intent record without storing it. */
-static void token_id(const char *token, char out[17])
-{
-    uint8_t d[CTS_SHA256_LEN];
-    char hex[2 * CTS_SHA256_LEN + 1];
-    cts_sha256(token, strlen(token), d);
-    cts_hex(d, sizeof(d), hex);
-    memcpy(out, hex, 16);
-    out[16] = '\0';
-}
-
-struct intent {
-    int present;
-    long started_at;
-    char id[17];
-};
-
-static void intent_read(const char *path, struct intent *in)
-{
-    json_t *root = json_load_file(path, 0, NULL);
-    json_t *v;
-    memset(in, 0, sizeof(*in));
-    if (root == NULL)
-        return;
-    v = json_object_get(root, "refresh_token_id");
-    if (json_is_string(v) && strlen(json_string_value(v)) == 16) {
-        in->present = 1;
-        memcpy(in->id, json_string_value(v), 17);
-        in->started_at = jlong(root, "started_at");
-    }
-    json_decref(root);
-}
-
-static int intent_write(const char *path, const char *refresh_token, long now,
-                        struct cts_error *err)
-{
-    char id[17], text[256];
-    int n;
-    token_id(refresh_token, id);
-    n = snprintf(text, sizeof(text),
-                 "{\"refresh_token_id\":\"%s\",\"started_at\":%ld,"
-                 "\"pid\":%ld}\n",
-                 id, now, (long)getpid());
-    return cts_file_write_atomic(path, text, (size_t)n, err);
-}
-
-static long token_expiry(const struct cts_config *cfg)
-{
-    long exp = 0;
-    if (cfg->token != NULL && cts_oauth_jwt_exp(cfg->token, &exp) == 0)
-        return exp;
-    return cfg->token_expires_at;
-}
-
-/* 1 when tok's access token is still good at need_until. */
-static int fresh_enough(const struct cts_tokens *tok, long need_until)
-{
-    long exp = 0;
-    if (tok->access_token == NULL)
-        return 0;
-    if (cts_oauth_jwt_exp(tok->access_token, &exp) != 0)
-        exp = tok->expires_at;
-    return exp > need_until;
-}
-
-static int refresh_failed(const struct cts_config *cfg,
-                          const struct token_resp *r, const struct intent *prev,
-                          const char *spent_id, struct cts_error *err)
-{
-    struct cts_buf b;
-    cts_buf_init(&b, 0);
-    if (r->error != NULL && strcmp(r->error, "invalid_grant") == 0 &&
-        prev->present && strcmp(prev->id, spent_id) == 0) {
-        char when[64] = "an earlier run";
-        time_t t = (time_t)prev->started_at;
-        struct tm tm;
-        if (prev->started_at > 0 && gmtime_r(&t, &tm) != NULL)
-            strftime(when, sizeof(when), "a run at %Y-%m-%d %H:%M:%S UTC", &tm);
-        cts_buf_appendf(
-            &b,
-            "the refresh token in %s was refused (invalid_grant): %s was "
-            "interrupted while refreshing with this same token, after the "
-            "server had replaced it; rotating refresh tokens work once, so "
-            "the new one was lost and cannot be recovered. Authorize "
-            "again: ",
-            cfg->token_file, when);
-        auth_hint(cfg, &b);
-    } else if (r->error != NULL && strcmp(r->error, "invalid_grant") == 0) {
-        cts_buf_appendf(
-            &b,
-            "the refresh token in %s was refused (invalid_grant"
-            "%s%s): it was revoked, already used, or unused for "
-            "180 days. Get new tokens: ",
-            cfg->token_file, r->error_description != NULL ? ": " : "",
-            r->error_description != NULL ? r->error_description : "");
-        auth_hint(cfg, &b);
-    } else {
-        cts_buf_appendf(
-            &b,
-            "refreshing the v3 access token failed (HTTP %ld, "
-            "%s%s%s). Check --api-key%s; to get new tokens, ",
-            r->status, r->error != NULL ? r->error : "no error code",
-            r->error_description != NULL ? ": " : "",
-            r->error_description != NULL ? r->error_description : "",
-            cfg->client_secret != NULL ? " and --client-secret" : "");
-        auth_hint(cfg, &b);
-    }
-    return set_err_buf(err, CTS_EAUTH, CTS_EX_NOPERM, &b);
-}
-
-/*
- * The refresh itself, under the token file's lock.  force: refresh even if
- * the file's token looks fresh, unless another process already replaced
- * the token we were using (the 401 case).  need_until: the access token
- * must be valid until then (ensure_fresh).
- */
-static int refresh_locked(struct cts_config *cfg, int force, long need_until,
-                          struct cts_error *err)
-{
-    struct cts_tokens tok;
-    struct token_resp r;
-    struct intent prev;
-    struct cts_buf body, msg;
-    char *intent_path = side_path(cfg->token_file, ".refresh");
-    char *url = NULL, spent_id[17];
-    const char *client_id;
-    uint64_t now_ms, next_ms;
-    int rc;
-
-    memset(&r, 0, sizeof(r));
-    cts_buf_init(&body, 0);
-    rc = cts_tokenfile_read(cfg->token_file, &tok, err);
-    if (rc != 0)
-        goto out;
-    /* Another run may have refreshed while we waited for the lock: its
-     * token is ours to use, and our refresh token is already spent. */
-    if (tok.access_token != NULL &&
-        (cfg->token == NULL || strcmp(tok.access_token, cfg->token) != 0) &&
-        fresh_enough(&tok, force ? cts_config_now(cfg) : need_until)) {
-        cts_log_info("using the access token another run saved in %s",
-                     cfg->token_file);
-        adopt(cfg, &tok);
-        goto out;
-    }
-    if (!force && fresh_enough(&tok, need_until)) {
-        adopt(cfg, &tok);
-        goto out;
-    }
-    if (tok.refresh_token == NULL) {
-        cts_buf_init(&msg, 0);
-        cts_buf_appendf(&msg,
-                        "the v3 access token has expired (or expires "
-                        "during this run) and %s holds no refresh "
-                        "token; get new tokens: ",
-                        cfg->token_file);
-        auth_hint(cfg, &msg);
-        rc = set_err_buf(err, CTS_EAUTH, CTS_EX_NOPERM, &msg);
-        goto out;
-    }
-    client_id = cfg->api_key != NULL ? cfg->api_key : tok.client_id;
-    if (client_id == NULL) {
-        rc = cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
-                            "refreshing the token needs the API key (client "
-                            "id): give --api-key or CTCT_API_KEY");
-        goto out;
-    }
-    intent_read(intent_path, &prev);
-    token_id(tok.refresh_token, spent_id);
-
-    /* The token endpoint allows 1 request/s (reference §2.7); the last
-     * call's time is in the file, rounded up to a whole second. */
-    now_ms = real_ms();
-    next_ms = tok.last_refresh_at > 0
-                  ? (uint64_t)(tok.last_refresh_at + 1) * 1000u
-                  : 0;
-    /* A last_refresh_at in the future (clock changed, edited file) must
-     * not make us wait for long: one second is the rule. */
-    if (next_ms > now_ms + 1000u)
-        next_ms = now_ms + 1000u;
-    if (next_ms > now_ms) {
-        cts_log_debug("token endpoint: waiting %llu ms (1 request/s)",
-                      (unsigned long long)(next_ms - now_ms));
-        wait_ms(next_ms - now_ms);
-    }
-
-    /* Intent first: if we die after the server answered, the next run can
-     * explain why the refresh token is refused. */
-    rc = intent_write(intent_path, tok.refresh_token, (long)time(NULL), err);
-    if (rc != 0)
-        goto out;
-
-    url = cts_xasprintf("%s/token", cfg->auth_url);
-    form_add(&body, "grant_type", "refresh_token");
-    form_add(&body, "refresh_token", tok.refresh_token);
-    if (cfg->client_secret == NULL)
-        form_add(&body, "client_id", client_id);
-    rc = post_form(cfg, url, body.data,
-                   cfg->client_secret != NULL ? client_id : NULL,
-                   cfg->client_secret, &r, err);
-    /* Record the call's time before anything else can fail. */
-    tok.last_refresh_at = (long)((real_ms() + 999) / 1000);
-    if (rc == 0 && r.status == 200 && r.access_token != NULL &&
-        getenv(CRASH_HOOK) != NULL && strcmp(getenv(CRASH_HOOK), "1") == 0)
-        _exit(CTS_EX_SOFTWARE); /* test hook: die before the save */
-    if (rc != 0) {
-        /* No answer: the server may or may not have rotated the token.
-         * Keep the intent record so a later invalid_grant is explained. */
-        wrap_err(err, CTS_EHTTP, CTS_EX_UNAVAILABLE,
-                 "refreshing the v3 access token: no answer from the token "
-                 "endpoint (",
-                 ")");
-        rc = CTS_EHTTP;
-        goto out;
-    }
-    if (r.status == 200 && r.access_token != NULL) {
-        /* Save before anything else: the old refresh token is spent. */
-        free(tok.access_token);
-        tok.access_token = cts_xstrdup(r.access_token);
-        if (r.refresh_token != NULL) {
-            /* Rotating: the response's token replaces the spent one.  A
-             * long-lived refresh token is simply not returned again. */
-            free(tok.refresh_token);
-            tok.refresh_token = cts_xstrdup(r.refresh_token);
-        }
-        tok.expires_at = new_expiry(cfg, &r);
-        if (tok.api == NULL)
-            tok.api = cts_xstrdup("v3");
-        if (tok.client_id == NULL)
-            tok.client_id = cts_xstrdup(client_id);
-        tok.bare = 0;
-        rc = cts_tokenfile_write(cfg->token_file, &tok, err);
-        if (rc != 0) {
-            /* The new refresh token now exists only in memory; say so and
-             * keep the intent record. */
-            wrap_err(err, rc, CTS_EX_CONFIG,
-                     "the token was refreshed but could not be saved (",
-                     "); the old refresh token is now spent: run `ctct-sync "
-                     "auth` after fixing the file");
-            goto out;
-        }
-        unlink(intent_path);
-        adopt(cfg, &tok);
-        {
-            char m[16];
-            cts_log_info("refreshed the v3 access token (now %s), saved to %s",
-                         cts_mask(tok.access_token, m), cfg->token_file);
-        }
-        rc = 0;
-        goto out;
-    }
-    if (r.status >= 500 || r.status == 429) {
-        /* The server failed before spending the token (it answered). */
-        unlink(intent_path);
-        rc = cts_error_setx(err, CTS_EHTTP, CTS_EX_UNAVAILABLE,
-                            "refreshing the v3 access token: the token "
-                            "endpoint answered HTTP %ld; try again later",
-                            r.status);
-        goto out;
-    }
-    rc = refresh_failed(cfg, &r, &prev, spent_id, err);
-    /* Our own intent record for a token the server refused is noise, but
-     * an earlier interrupted run's record keeps explaining the loss. */
-    if (!(prev.present && strcmp(prev.id, spent_id) == 0))
-        unlink(intent_path);
-out:
-    token_resp_clear(&r);
-    if (body.data != NULL)
-        memset(body.data, 0, body.len); /* it held the refresh token */
-    cts_buf_free(&body);
-    free(url);
-    free(intent_path);
-    cts_tokens_free(&tok);
-    return rc;
-}
-
-/* Take <token_file>.lock (exclusive) so that two runs never spend the same
- * rotating refresh token.  Returns the fd or a negative code. */
-static int lock_token_file(const struct cts_config *cfg, struct cts_error *err)
-{
-    char *path = side_path(cfg->token_file, ".lock");
-    int fd, e;
-    do
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        e = errno;
-        cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
-                       "cannot create lock file %s: %s", path, strerror(e));
-        free(path);
-        return CTS_ECONFIG;
-    }
-    /* Blocking: the holder releases it within one token call (bounded by
-     * the request timeout). */
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            e = errno;
-            close(fd);
-            cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
-                           "cannot lock %s: %s", path, strerror(e));
-            free(path);
-            return CTS_ECONFIG;
-        }
-    }
-    free(path);
-    return fd;
-}
-
-static int do_refresh(struct cts_config *cfg, int force, long need_until,
-                      struct cts_error *err)
-{
-    int fd, rc;
-    if (cfg->token_file == NULL) {
-        struct cts_buf b;
-        cts_buf_init(&b, 0);
-        cts_buf_appendf(&b, "the v3 access token has expired (or expires "
-                            "during this run) and there is no token file "
-                            "with a refresh token; get new tokens: ");
-        auth_hint(cfg, &b);
-        return set_err_buf(err, CTS_EAUTH, CTS_EX_NOPERM, &b);
-    }
-    fd = lock_token_file(cfg, err);
-    if (fd < 0)
-        return fd;
-    rc = refresh_locked(cfg, force, need_until, err);
-    close(fd); /* releases the flock */
-    return rc;
-}
-
-int cts_oauth_ensure_fresh(struct cts_config *cfg, long planned_seconds,
-                           struct cts_error *err)
-{
-    long now, exp, need_until;
-
-    if (cfg->api != CTS_API_V3)
-        return 0;
-    now = cts_config_now(cfg);
-    if (planned_seconds < 0)
-        planned_seconds = 0;
-    /* v3 access tokens live 24 h: a run planned longer than that cannot be
-     * covered by any token, and refreshing a nearly new token at every
-     * start would only spend calls.  The pipeline refreshes on a 401. */
-    if (planned_seconds > CTS_OAUTH_MAX_PLAN_S)
-        planned_seconds = CTS_OAUTH_MAX_PLAN_S;
-    need_until = now + planned_seconds + CTS_OAUTH_MARGIN_S;
-    exp = token_expiry(cfg);
-    if (cfg->token != NULL && exp == 0)
-        return 0; /* opaque token, unknown expiry: the account call decides */
-    if (cfg->token != NULL && exp > need_until)
-        return 0;
-    if (cfg->refresh_token == NULL) {
-        struct cts_buf b;
-        char when[64];
-        time_t t = (time_t)exp;
-        struct tm tm;
-        if (cfg->token != NULL && exp > now) {
-            /* Still valid now: let the run start; a 401 later is handled
-             * by the pipeline.  Warn so cron users learn about it. */
-            cts_log_warn("the v3 access token expires in %ld s, before this "
-                         "run is expected to end, and there is no refresh "
-                         "token to renew it",
-                         exp - now);
-            return 0;
-        }
-        cts_buf_init(&b, 0);
-        if (gmtime_r(&t, &tm) != NULL)
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-        else
-            snprintf(when, sizeof(when), "%ld", exp);
-        cts_buf_appendf(&b,
-                        "the v3 access token expired at %s and %s; get new "
-                        "tokens: ",
-                        when,
-                        cfg->token_file != NULL
-                            ? "the token file holds no refresh token"
-                            : "there is no token file with a refresh token");
-        auth_hint(cfg, &b);
-        return set_err_buf(err, CTS_EAUTH, CTS_EX_NOPERM, &b);
-    }
-    return do_refresh(cfg, 0, need_until, err);
-}
-
-int cts_oauth_refresh(struct cts_config *cfg, struct cts_error *err)
-{
-    if (cfg->api != CTS_API_V3)
-        return cts_error_setx(err, CTS_EAUTH, CTS_EX_NOPERM,
-                              "v2 access tokens cannot be refreshed; get a "
-                              "new one with `ctct-sync auth --api v2`");
-    return do_refresh(cfg, 1, 0, err);
-}
-
-/* ------------------------------------------------------------------ */
-/* `ctct-sync auth`                                                    */
+/* ---- `ctct-sync auth` ---- */
 
 struct auth {
     struct cts_config *cfg;
@@ -833,7 +152,7 @@ static void exchange_code(struct auth *a, const char *code)
 {
     struct cts_config *cfg = a->cfg;
     struct cts_buf body;
-    struct token_resp r;
+    struct cts_oauth_resp r;
     struct cts_error err = {0};
     struct cts_tokens tok;
     char *url;
@@ -841,21 +160,21 @@ static void exchange_code(struct auth *a, const char *code)
 
     cts_buf_init(&body, 0);
     memset(&tok, 0, sizeof(tok));
-    form_add(&body, "grant_type", "authorization_code");
-    form_add(&body, "code", code);
-    form_add(&body, "redirect_uri", a->redirect);
+    cts_oauth_form_add(&body, "grant_type", "authorization_code");
+    cts_oauth_form_add(&body, "code", code);
+    cts_oauth_form_add(&body, "redirect_uri", a->redirect);
     if (v2) {
-        /* v2 takes the secret in the parameters (reference §1.5); we send
+        /* v2 takes the secret in the parameters; we send
          * them in the body, never in a URL that could be logged. */
         url = cts_xasprintf("%s/oauth/token", cfg->auth_url);
-        form_add(&body, "client_id", cfg->api_key);
-        form_add(&body, "client_secret", cfg->client_secret);
+        cts_oauth_form_add(&body, "client_id", cfg->api_key);
+        cts_oauth_form_add(&body, "client_secret", cfg->client_secret);
     } else {
         url = cts_xasprintf("%s/token", cfg->auth_url);
-        form_add(&body, "client_id", cfg->api_key);
-        form_add(&body, "code_verifier", a->verifier);
+        cts_oauth_form_add(&body, "client_id", cfg->api_key);
+        cts_oauth_form_add(&body, "code_verifier", a->verifier);
     }
-    rc = post_form(cfg, url, body.data,
+    rc = cts_oauth_post_form(cfg, url, body.data,
                    !v2 && cfg->client_secret != NULL ? cfg->api_key : NULL,
                    !v2 ? cfg->client_secret : NULL, &r, &err);
     memset(body.data, 0, body.len);
@@ -875,7 +194,7 @@ static void exchange_code(struct auth *a, const char *code)
         cts_oauth_explain(r.error != NULL ? r.error : "(no error code)",
                           r.error_description, a->redirect, a->registered,
                           &a->msg);
-        token_resp_clear(&r);
+        cts_oauth_resp_clear(&r);
         return;
     }
     tok.api = cts_xstrdup(v2 ? "v2" : "v3");
@@ -884,14 +203,14 @@ static void exchange_code(struct auth *a, const char *code)
     r.access_token = r.refresh_token = NULL; /* moved into tok */
     tok.expires_at = 0;
     {
-        struct token_resp tmp = {0};
+        struct cts_oauth_resp tmp = {0};
         tmp.access_token = tok.access_token;
         tmp.expires_in = r.expires_in;
-        tok.expires_at = new_expiry(cfg, &tmp);
+        tok.expires_at = cts_oauth_new_expiry(cfg, &tmp);
     }
     tok.client_id = cts_xstrdup(cfg->api_key);
     if (!v2)
-        tok.last_refresh_at = (long)((real_ms() + 999) / 1000);
+        tok.last_refresh_at = cts_oauth_call_time();
     rc = cts_tokenfile_write(cfg->token_file, &tok, &err);
     if (rc != 0) {
         a->exit_code = err.exit_code != 0 ? err.exit_code : CTS_EX_CANTCREAT;
@@ -901,10 +220,8 @@ static void exchange_code(struct auth *a, const char *code)
         char m1[16], m2[16], when[64] = "unknown";
         time_t t = (time_t)tok.expires_at;
         struct tm tm;
-        char *intent = side_path(cfg->token_file, ".refresh");
         /* A fresh authorization supersedes an interrupted refresh. */
-        unlink(intent);
-        free(intent);
+        cts_oauth_intent_remove(cfg->token_file);
         if (tok.expires_at > 0 && gmtime_r(&t, &tm) != NULL)
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
         a->exit_code = CTS_EX_OK;
@@ -917,7 +234,7 @@ static void exchange_code(struct auth *a, const char *code)
             tok.refresh_token != NULL ? cts_mask(tok.refresh_token, m2) : "");
     }
     cts_tokens_free(&tok);
-    token_resp_clear(&r);
+    cts_oauth_resp_clear(&r);
 }
 
 /* Handle the redirect's query string (from the listener or a paste). */
@@ -1253,7 +570,7 @@ static void on_spawn_exit(uv_process_t *p, int64_t status, int sig)
     uv_close((uv_handle_t *)p, on_proc_closed);
 }
 
-/* --open: hand the URL to xdg-open; never by default (spec §9). */
+/* --open: hand the URL to xdg-open; never by default. */
 static void open_browser(uv_loop_t *loop, const char *url)
 {
     uv_process_options_t o;
@@ -1347,11 +664,11 @@ static void on_device_tick(uv_timer_t *t)
 {
     struct device_poll *d = t->data;
     struct auth *a = d->a;
-    struct token_resp r;
+    struct cts_oauth_resp r;
     struct cts_error err = {0};
     int rc;
 
-    rc = post_form(a->cfg, d->url, d->body, NULL, NULL, &r, &err);
+    rc = cts_oauth_post_form(a->cfg, d->url, d->body, NULL, NULL, &r, &err);
     if (rc != 0) {
         a->exit_code = CTS_EX_UNAVAILABLE;
         cts_buf_appendf(&a->msg, "polling the token endpoint failed: %s",
@@ -1365,9 +682,9 @@ static void on_device_tick(uv_timer_t *t)
         tok.access_token = cts_xstrdup(r.access_token);
         tok.refresh_token =
             r.refresh_token != NULL ? cts_xstrdup(r.refresh_token) : NULL;
-        tok.expires_at = new_expiry(a->cfg, &r);
+        tok.expires_at = cts_oauth_new_expiry(a->cfg, &r);
         tok.client_id = cts_xstrdup(a->cfg->api_key);
-        tok.last_refresh_at = (long)((real_ms() + 999) / 1000);
+        tok.last_refresh_at = cts_oauth_call_time();
         rc = cts_tokenfile_write(a->cfg->token_file, &tok, &err);
         if (rc != 0) {
             a->exit_code = err.exit_code != 0 ? err.exit_code : CTS_EX_CONFIG;
@@ -1375,9 +692,7 @@ static void on_device_tick(uv_timer_t *t)
                             err.msg);
         } else {
             char m[16];
-            char *intent = side_path(a->cfg->token_file, ".refresh");
-            unlink(intent);
-            free(intent);
+            cts_oauth_intent_remove(a->cfg->token_file);
             a->exit_code = CTS_EX_OK;
             cts_buf_appendf(
                 &a->msg, "tokens saved to %s (mode 0600): access token %s%s",
@@ -1404,7 +719,7 @@ static void on_device_tick(uv_timer_t *t)
         cts_oauth_explain(r.error, r.error_description, NULL, NULL, &a->msg);
         goto stop;
     }
-    token_resp_clear(&r);
+    cts_oauth_resp_clear(&r);
     if ((long)time(NULL) + d->interval_s > d->deadline) {
         a->exit_code = CTS_EX_TEMPFAIL;
         cts_buf_appendf(&a->msg, "the device code expired before it was "
@@ -1416,14 +731,14 @@ static void on_device_tick(uv_timer_t *t)
     uv_timer_start(t, on_device_tick, (uint64_t)d->interval_s * 1000u, 0);
     return;
 stop:
-    token_resp_clear(&r);
+    cts_oauth_resp_clear(&r);
     uv_close((uv_handle_t *)t, NULL);
 }
 
 static int run_device(struct auth *a)
 {
     struct cts_config *cfg = a->cfg;
-    struct token_resp r;
+    struct cts_oauth_resp r;
     struct cts_error err = {0};
     struct cts_buf body;
     struct device_poll d;
@@ -1432,13 +747,13 @@ static int run_device(struct auth *a)
     int rc;
 
     cts_buf_init(&body, 0);
-    form_add(&body, "client_id", cfg->api_key);
+    cts_oauth_form_add(&body, "client_id", cfg->api_key);
     scopes = join_scopes(cfg->scopes);
     /* join_scopes escaped each scope already; '+' is a space in a form. */
     cts_buf_appendf(&body, "&scope=%s", scopes);
     free(scopes);
     url = cts_xasprintf("%s/device/authorize", cfg->auth_url);
-    rc = post_form(cfg, url, body.data, NULL, NULL, &r, &err);
+    rc = cts_oauth_post_form(cfg, url, body.data, NULL, NULL, &r, &err);
     free(url);
     cts_buf_free(&body);
     if (rc != 0) {
@@ -1454,7 +769,7 @@ static int run_device(struct auth *a)
         cts_oauth_explain(r.error != NULL ? r.error : "(no device code)",
                           r.error_description, NULL, NULL, &a->msg);
         rc = r.status >= 500 ? CTS_EX_UNAVAILABLE : CTS_EX_NOPERM;
-        token_resp_clear(&r);
+        cts_oauth_resp_clear(&r);
         return rc;
     }
     printf("To authorize ctct-sync, open\n\n  %s\n\nand enter the code  %s\n",
@@ -1471,10 +786,10 @@ static int run_device(struct auth *a)
     d.deadline = (long)time(NULL) + (r.expires_in > 0 ? r.expires_in : 600);
     d.url = cts_xasprintf("%s/token", cfg->auth_url);
     cts_buf_init(&body, 0);
-    form_add(&body, "grant_type",
+    cts_oauth_form_add(&body, "grant_type",
              "urn:ietf:params:oauth:grant-type:device_code");
-    form_add(&body, "device_code", r.device_code);
-    form_add(&body, "client_id", cfg->api_key);
+    cts_oauth_form_add(&body, "device_code", r.device_code);
+    cts_oauth_form_add(&body, "client_id", cfg->api_key);
     d.body = cts_buf_detach(&body);
 
     a->exit_code = CTS_EX_SOFTWARE;
@@ -1493,7 +808,7 @@ static int run_device(struct auth *a)
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
     }
-    token_resp_clear(&r);
+    cts_oauth_resp_clear(&r);
     free(d.url);
     memset(d.body, 0, strlen(d.body));
     free(d.body);
@@ -1537,7 +852,7 @@ int cts_cmd_auth(struct cts_config *cfg)
         return CTS_EX_CONFIG;
     }
 
-    /* The diagnosis comes before anything is sent (spec §9). */
+    /* The diagnosis comes before anything is sent. */
     a.registered = cfg->registered_redirect_uri;
     a.redirect = cfg->redirect_uri != NULL ? cfg->redirect_uri : a.registered;
     cts_buf_init(&why, 0);

@@ -3,12 +3,12 @@
  * explanations of OAuth error codes.  Pure: no I/O, no globals.
  *
  * Authorization servers compare the redirect URI byte for byte with the one
- * registered for the API key (reference §1.5: one user got
+ * registered for the API key (one user got
  * redirect_uri_mismatch just by switching http to https).  So the checks
  * here compare the strings as written; parsing only serves to name the
  * component that differs and to recognise the well-known mistakes.
  */
-#include "cts_oauth.h"
+#include "cts_redirect.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -159,8 +159,7 @@ int cts_uri_is_loopback(const struct cts_uri *u)
     return u != NULL && is_loopback_host(u->host);
 }
 
-/* Hosts of Constant Contact's authorization servers, past and present
- * (reference §1.5, §2.6, §2.7). */
+/* Hosts of Constant Contact's authorization servers, past and present. */
 static const char *const cc_auth_hosts[] = {
     "oauth2.constantcontact.com",   "authz.constantcontact.com",
     "identity.constantcontact.com", "idfed.constantcontact.com",

@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cts_fsio.h"
+
 #define TOKENFILE_MAX (64 * 1024)
 
 /* Every token-file failure is a configuration error (exit 78). */
@@ -220,102 +222,28 @@ static int set_long(json_t *obj, const char *key, long val)
                                                                  : UV_ENOMEM;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Directory part of path ("." when there is none); returns owned. */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        return cts_xstrdup(".");
-    if (slash == path)
-        return cts_xstrdup("/");
-    return cts_xstrndup(path, (size_t)(slash - path));
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd, rc = 0;
-    do
-        fd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    /* Some file systems refuse fsync on a directory (EINVAL); the rename
-     * is then as durable as that file system makes it. */
-    if (fsync(fd) != 0 && errno != EINVAL)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
 int cts_file_write_atomic(const char *path, const char *data, size_t len,
                           struct cts_error *err)
 {
-    char *dir = NULL, *tmp = NULL;
-    const char *base;
-    int fd = -1, rc = 0;
+    const char *step = NULL;
+    int rc;
 
     if (path == NULL || path[0] == '\0')
         return fail(err, "file name is empty");
-    /* The temporary file must be in the same directory: rename(2) is only
-     * atomic within one file system. */
-    dir = dir_of(path);
-    base = strrchr(path, '/');
-    base = base != NULL ? base + 1 : path;
-    tmp = cts_xasprintf("%s/.%s.tmp.XXXXXX", dir, base);
-    fd = mkstemp(tmp); /* creates with mode 0600 whatever the umask */
-    if (fd < 0) {
-        rc = fail(err, "cannot create a temporary file next to %s: %s", path,
-                  strerror(errno));
-        free(tmp);
-        tmp = NULL;
-        goto out;
-    }
-    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || write_all(fd, data, len) != 0 ||
-        fsync(fd) != 0) {
-        rc = fail(err, "cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = fail(err, "cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = fail(err, "cannot replace %s: %s", path, strerror(errno));
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL; /* renamed: nothing to clean up any more */
-    /* Without the directory fsync the rename itself may be lost in a power
-     * failure, leaving the old file (and a spent refresh token). */
-    rc = fsync_dir(dir);
-    if (rc != 0)
-        rc = fail(err, "cannot sync the directory of %s: %s", path,
-                  strerror(-rc));
-out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp != NULL) {
-        unlink(tmp);
-        free(tmp);
-    }
-    free(dir);
-    return rc;
+    /* A unique temporary name: two `auth` runs may replace the same file
+     * at once, and each must rename only what it wrote. */
+    rc = cts_file_replace(path, data, len, CTS_AFILE_UNIQUE, &step);
+    if (rc == 0)
+        return 0;
+    if (strcmp(step, "create") == 0)
+        return fail(err, "cannot create a temporary file next to %s: %s", path,
+                    strerror(-rc));
+    if (strcmp(step, "rename") == 0)
+        return fail(err, "cannot replace %s: %s", path, strerror(-rc));
+    if (strcmp(step, "sync-dir") == 0)
+        return fail(err, "cannot sync the directory of %s: %s", path,
+                    strerror(-rc));
+    return fail(err, "cannot write %s: %s", path, strerror(-rc));
 }
 
 int cts_tokenfile_write(const char *path, const struct cts_tokens *tok,

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "cts_api.h"
+#include "cts_jwt.h"
 #include "cts_util.h"
 
 /* ---- helpers ---- */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cts_oauth.h"
+#include "cts_redirect.h"
 
 #define V3_AUTH "https://authz.constantcontact.com/oauth2/default/v1"
 #define V2_AUTH "https://oauth2.constantcontact.com/oauth2"
@@ -266,29 +267,6 @@ static void test_pkce_vector(void **state)
     free(c);
 }
 
-static void test_jwt_exp(void **state)
-{
-    long exp = 0;
-    char *payload, *tok;
-    const char *j1 = "{\"cid\":\"x\",\"exp\":4102444800}";
-    const char *j2 = "{\"cid\":\"x\"}";
-    (void)state;
-    payload = cts_base64url_encode(j1, strlen(j1));
-    tok = cts_xasprintf("eyJhbGciOiJIUzI1NiJ9.%s.sig", payload);
-    assert_int_equal(cts_oauth_jwt_exp(tok, &exp), 0);
-    assert_int_equal(exp, 4102444800L);
-    free(tok);
-    free(payload);
-    payload = cts_base64url_encode(j2, strlen(j2));
-    tok = cts_xasprintf("a.%s.b", payload);
-    assert_int_equal(cts_oauth_jwt_exp(tok, &exp), CTS_EJSON);
-    free(tok);
-    free(payload);
-    assert_int_equal(cts_oauth_jwt_exp("demo-v2-token-0001", &exp), CTS_EJSON);
-    assert_int_equal(cts_oauth_jwt_exp("a.!!!.b", &exp), CTS_EJSON);
-    assert_int_equal(cts_oauth_jwt_exp(NULL, &exp), CTS_EJSON);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,7 +277,6 @@ int main(void)
         cmocka_unit_test(test_registered_mismatch),
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_pkce_vector),
-        cmocka_unit_test(test_jwt_exp),
     };
     return cmocka_run_group_tests_name("redirect", tests, NULL, NULL);
 }
