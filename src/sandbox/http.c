@@ -4,7 +4,9 @@
  * The parser works in place on the connection's read buffer: it searches for
  * the end of the header block (remembering how far it already looked, so a
  * request arriving one byte at a time costs O(n), not O(n^2)), then splits
- * the request line and header lines with NULs.  Bodies are Content-Length
+ * the request line and header lines with NULs.  Lines end with CRLF or a
+ * bare LF (RFC 9112 §2.2 allows accepting it); a bare CR inside a line is
+ * an error.  Bodies are Content-Length
  * only; Transfer-Encoding gets 411 (our clients never send chunked bodies).
  */
 #include "sb_int.h"
@@ -52,17 +54,31 @@ static int has_token(const char *value, const char *token)
     return 0;
 }
 
+/* The line at p ends at the next LF, before end; a CR just before the LF is
+ * part of the line ending.  NUL-terminates the line, sets *next past the LF
+ * and returns the line's end, or NULL when no LF comes before end. */
+static char *cut_line(char *p, char *end, char **next)
+{
+    char *lf = memchr(p, '\n', (size_t)(end - p));
+    if (!lf)
+        return NULL;
+    *next = lf + 1;
+    if (lf > p && lf[-1] == '\r')
+        lf--;
+    *lf = '\0';
+    return lf;
+}
+
 static int parse_headers(struct sb_http_msg *msg, char *buf, char *end)
 {
-    /* end: the blank line's CRLF */
-    char *p = buf;
-    char *eol = strstr(p, "\r\n");
+    /* end: the start of the blank line that ends the header block */
+    char *p = buf, *next;
+    char *eol = cut_line(p, end, &next);
     int have_cl = 0, connection_close = 0, connection_keep = 0;
 
-    if (!eol || eol > end)
+    if (!eol)
         return SB_HTTP_BAD;
     /* request line: METHOD SP target SP HTTP/1.x */
-    *eol = '\0';
     char *sp1 = strchr(p, ' ');
     if (!sp1 || sp1 == p)
         return SB_HTTP_BAD;
@@ -79,6 +95,9 @@ static int parse_headers(struct sb_http_msg *msg, char *buf, char *end)
     const char *ver = sp2 + 1;
     if (strncmp(ver, "HTTP/", 5) != 0)
         return SB_HTTP_BAD;
+    for (const char *c = ver; *c; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c == 0x7f)
+            return SB_HTTP_BAD; /* a bare CR, a blank */
     if (strcmp(ver, "HTTP/1.1") == 0)
         msg->minor = 1;
     else if (strcmp(ver, "HTTP/1.0") == 0)
@@ -104,12 +123,11 @@ static int parse_headers(struct sb_http_msg *msg, char *buf, char *end)
     msg->path = target;
 
     /* header lines */
-    p = eol + 2;
+    p = next;
     while (p < end) {
-        eol = strstr(p, "\r\n");
-        if (!eol || eol > end)
+        eol = cut_line(p, end, &next);
+        if (!eol)
             return SB_HTTP_BAD;
-        *eol = '\0';
         if (*p == ' ' || *p == '\t')
             return SB_HTTP_BAD; /* obsolete line folding */
         char *colon = strchr(p, ':');
@@ -155,7 +173,7 @@ static int parse_headers(struct sb_http_msg *msg, char *buf, char *end)
                 return SB_HTTP_BAD; /* 417 would be exact; 400 is safe */
             msg->expect_continue = msg->minor >= 1;
         }
-        p = eol + 2;
+        p = next;
     }
     if (connection_close)
         msg->keep_alive = 0;
@@ -170,24 +188,39 @@ int sb_http_parse(struct sb_http_msg *msg, char *buf, size_t len)
 {
     if (!msg->parsed) {
         /* Tolerate empty lines before a request (RFC 9112 §2.2): they are
-         * part of this request's bytes, consumed with it. */
+         * part of this request's bytes, consumed with it.  Lines end with
+         * LF, optionally preceded by CR (a bare LF is accepted). */
         size_t start = msg->scanned >= 3 ? msg->scanned - 3 : 0;
-        char *found = NULL;
-        size_t lead = 0;
-        while (lead + 1 < len && buf[lead] == '\r' && buf[lead + 1] == '\n')
-            lead += 2;
+        size_t lead = 0, blank = 0, hend = 0;
+        for (;;) {
+            if (lead < len && buf[lead] == '\n')
+                lead += 1;
+            else if (lead + 1 < len && buf[lead] == '\r' &&
+                     buf[lead + 1] == '\n')
+                lead += 2;
+            else
+                break;
+        }
         if (start < lead)
             start = lead;
-        for (size_t i = start; i + 3 < len; i++) {
-            if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' &&
-                buf[i + 3] == '\n') {
-                found = buf + i;
-                break;
-            }
+        /* the header block ends with an empty line: LF LF or LF CR LF */
+        for (size_t i = start; i < len; i++) {
             if (buf[i] == '\0')
                 return SB_HTTP_BAD;
+            if (buf[i] != '\n' || i + 1 >= len)
+                continue;
+            if (buf[i + 1] == '\n') {
+                blank = i + 1;
+                hend = i + 2;
+                break;
+            }
+            if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n') {
+                blank = i + 1;
+                hend = i + 3;
+                break;
+            }
         }
-        if (!found) {
+        if (!hend) {
             msg->scanned = len;
             if (len > SB_HEADER_CAP)
                 return SB_HTTP_HDRBIG;
@@ -205,10 +238,10 @@ int sb_http_parse(struct sb_http_msg *msg, char *buf, size_t len)
             }
             return SB_HTTP_MORE;
         }
-        msg->header_len = (size_t)(found - buf) + 4;
+        msg->header_len = hend;
         if (msg->header_len > SB_HEADER_CAP)
             return SB_HTTP_HDRBIG;
-        int rc = parse_headers(msg, buf + lead, found + 2);
+        int rc = parse_headers(msg, buf + lead, buf + blank);
         if (rc != 0)
             return rc;
         msg->parsed = 1;
@@ -252,6 +285,7 @@ const char *sb_http_reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 411: return "Length Required";
     case 413: return "Payload Too Large";

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define DEMO_V3_CLIENT "demo-v3-client-00000000000001"
 #define DEMO_IAT       1767225600LL /* 2026-01-01: fixed so the token is too */
@@ -26,6 +27,10 @@ static const char usage_text[] =
     "                    [--fault-seed N] [--latency-ms N] [--slow-ms N]\n"
     "                    [--state-dump FILE] [--faults FILE]\n"
     "                    [--token-rate N] [--token-ttl S] [--activity-ms N]\n"
+    "                    [--window arrivals|admitted] [--foreign-load N]\n"
+    "                    [--header-timeout-ms N] [--body-timeout-ms N]\n"
+    "                    [--idle-timeout-ms N] [--max-connections N]\n"
+    "                    [--max-body-total BYTES]\n"
     "                    [--print-demo-token] [--verbose] [--help]\n"
     "\n"
     "A local Constant Contact API (v2 and v3) for tests and benchmarks.\n"
@@ -35,6 +40,11 @@ static const char usage_text[] =
     "  --rate N          requests per second per API key (default 4; 0 = off)\n"
     "  --daily-quota N   requests per UTC day per API key (default 10000;\n"
     "                    0 = off)\n"
+    "  --window W        what the 1-second rate window counts: arrivals\n"
+    "                    (default; refused requests count too, as on real\n"
+    "                    gateways) or admitted (only requests let through)\n"
+    "  --foreign-load N  another client spends N requests/s of every API\n"
+    "                    key's rate (evenly spread; not the daily quota)\n"
     "  --fault-rate P    probability 0..1 of a random fault per API request\n"
     "  --fault-seed N    seed of the random faults (default 1)\n"
     "  --latency-ms N    delay every API reply by N ms\n"
@@ -46,6 +56,16 @@ static const char usage_text[] =
     "                    0 = off)\n"
     "  --token-ttl S     v3 access token lifetime in seconds (default 86400)\n"
     "  --activity-ms N   time a bulk activity takes to complete (default 500)\n"
+    "  --header-timeout-ms N  request line + headers must arrive within N ms\n"
+    "                    of their first byte (default 10000; 0 = none)\n"
+    "  --body-timeout-ms N  the body within N ms of the headers (default\n"
+    "                    30000; 0 = none); late requests get 408, then close\n"
+    "  --idle-timeout-ms N  close a keep-alive connection idle N ms, or one\n"
+    "                    whose client reads no reply for N ms (default 60000)\n"
+    "  --max-connections N  open connections at once (default 1000); then\n"
+    "                    the longest-idle one closes, or the newcomer gets 503\n"
+    "  --max-body-total BYTES  request bodies held at once over all\n"
+    "                    connections (default 67108864); over it, 503\n"
     "  --print-demo-token print the demo account's v3 access token and exit\n"
     "  --verbose         log each request to stderr\n"
     "Prints \"listening on http://HOST:PORT\" on stdout once ready.\n"
@@ -113,6 +133,18 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&a->sigterm, NULL);
 }
 
+/* Keep --max-connections under the open-file limit, with room for the
+ * listener, stdio and files, so the cap answers 503 before accept fails. */
+static void clamp_connections(struct sb_options *opt)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur <= 64)
+        return;
+    if ((rlim_t)opt->max_connections > rl.rlim_cur - 32)
+        opt->max_connections = (long)(rl.rlim_cur - 32);
+}
+
 /* The demo account's v3 token: deterministic (fixed iat/exp), registered in
  * the model; OWNED. */
 static char *demo_token(struct sb_server *srv, struct sb_model *m)
@@ -144,6 +176,13 @@ int main(int argc, char **argv)
         {"token-rate", required_argument, NULL, 'R'},
         {"token-ttl", required_argument, NULL, 'L'},
         {"activity-ms", required_argument, NULL, 'A'},
+        {"window", required_argument, NULL, 'w'},
+        {"foreign-load", required_argument, NULL, 'g'},
+        {"header-timeout-ms", required_argument, NULL, 'x'},
+        {"body-timeout-ms", required_argument, NULL, 'b'},
+        {"idle-timeout-ms", required_argument, NULL, 'i'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"max-body-total", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct sb_options opt;
@@ -156,8 +195,14 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     opt.host = "127.0.0.1";
     opt.port = 8080;
-    opt.rate = 4;
-    opt.daily_quota = 10000;
+    opt.limits.rate = 4;
+    opt.limits.quota = 10000;
+    opt.limits.window = SB_WINDOW_ARRIVALS;
+    opt.header_timeout_ms = 10000;
+    opt.body_timeout_ms = 30000;
+    opt.idle_timeout_ms = 60000;
+    opt.max_connections = 1000;
+    opt.max_body_total = 64u * 1024 * 1024;
     opt.fault_seed = 1;
     opt.slow_ms = 3000;
     cts_log_set_prog("ctct-sandbox");
@@ -174,12 +219,12 @@ int main(int argc, char **argv)
         case 'r':
             if (cts_parse_long(optarg, 0, 1000000000L, &n) != 0)
                 return bad_usage("bad --rate: %s", optarg);
-            opt.rate = n;
+            opt.limits.rate = n;
             break;
         case 'q':
             if (cts_parse_long(optarg, 0, 1000000000000L, &n) != 0)
                 return bad_usage("bad --daily-quota: %s", optarg);
-            opt.daily_quota = n;
+            opt.limits.quota = n;
             break;
         case 'f':
             if (parse_double(optarg, &opt.fault_rate) != 0)
@@ -199,6 +244,39 @@ int main(int argc, char **argv)
             if (cts_parse_long(optarg, 0, 600000, &n) != 0)
                 return bad_usage("bad --slow-ms: %s", optarg);
             opt.slow_ms = n;
+            break;
+        case 'w':
+            if (sb_window_parse(optarg, &opt.limits.window) != 0)
+                return bad_usage("bad --window (arrivals|admitted): %s",
+                                 optarg);
+            break;
+        case 'g':
+            if (cts_parse_long(optarg, 0, 100000, &n) != 0)
+                return bad_usage("bad --foreign-load (0..100000): %s", optarg);
+            opt.limits.foreign_load = n;
+            break;
+        case 'x':
+        case 'b':
+        case 'i': {
+            long *to = c == 'x'   ? &opt.header_timeout_ms
+                       : c == 'b' ? &opt.body_timeout_ms
+                                  : &opt.idle_timeout_ms;
+            const char *name = c == 'x'   ? "header-timeout-ms"
+                               : c == 'b' ? "body-timeout-ms"
+                                          : "idle-timeout-ms";
+            if (cts_parse_long(optarg, 0, 86400000L, to) != 0)
+                return bad_usage("bad --%s: %s", name, optarg);
+            break;
+        }
+        case 'm':
+            if (cts_parse_long(optarg, 1, 1000000L, &n) != 0)
+                return bad_usage("bad --max-connections: %s", optarg);
+            opt.max_connections = n;
+            break;
+        case 'M':
+            if (cts_parse_long(optarg, 1, 1L << 40, &n) != 0)
+                return bad_usage("bad --max-body-total: %s", optarg);
+            opt.max_body_total = (size_t)n;
             break;
         case 'd': opt.state_dump = optarg; break;
         case 'F': opt.faults_file = optarg; break;
@@ -225,6 +303,7 @@ int main(int argc, char **argv)
         return bad_usage("unexpected argument: %s", argv[optind]);
 
     signal(SIGPIPE, SIG_IGN);
+    clamp_connections(&opt);
     a.model = sb_model_new();
     if (opt.accounts)
         a.rc = sb_model_load_file(a.model, opt.accounts, &err);

@@ -71,25 +71,46 @@ struct sb_ring { /* growable FIFO of microsecond timestamps, oldest first */
     size_t cap, head, len;
 };
 
+/* Which requests the 1-second window counts. */
+enum sb_window {
+    SB_WINDOW_ARRIVALS = 0, /* every arrival, refused ones too (default) */
+    SB_WINDOW_ADMITTED      /* only the requests let through */
+};
+
+struct sb_limit_policy {
+    long rate;  /* per key per second, 0 = off */
+    long quota; /* per key per UTC day, 0 = off */
+    enum sb_window window;
+    long foreign_load; /* another client's requests/s on every key, 0 = none */
+};
+
 struct sb_limit {
-    struct sb_ring accepted; /* accepted requests in the last second */
-    struct sb_ring arrived;  /* arrivals in the last second (busiest_1s) */
-    uint64_t requests;       /* arrivals */
+    struct sb_ring window;  /* what the rate limit counts (last second) */
+    struct sb_ring arrived; /* the client's arrivals (busiest_1s) */
+    uint64_t requests;      /* arrivals */
     uint64_t busiest_1s;
     uint64_t throttled; /* rejected by rate or quota */
     uint64_t daily_used;
     int64_t day; /* UTC day number daily_used counts */
+    /* foreign load: the k-th simulated arrival is at f_origin + k s / F */
+    uint64_t f_origin, f_next;
+    int f_started;
+    uint64_t foreign;         /* simulated arrivals so far */
+    uint64_t foreign_refused; /* of those, not admitted (admitted window) */
 };
 
 enum sb_limit_rc { SB_LIMIT_OK = 0, SB_LIMIT_RATE = 1, SB_LIMIT_QUOTA = 2 };
 
-/* Record an arrival at now_us (monotonic µs) on epoch second now_s; decide.
- * rate/quota 0 = off.  Only accepted requests count toward the window and
- * the day's quota. */
-int sb_limit_check(struct sb_limit *l, uint64_t now_us, int64_t now_s,
-                   long rate, long quota);
+/* Record an arrival at now_us (monotonic µs) on epoch second now_s and
+ * decide per policy.  Only admitted requests count toward the day's quota;
+ * the window counts per p->window, plus the foreign load's arrivals. */
+int sb_limit_check(struct sb_limit *l, const struct sb_limit_policy *p,
+                   uint64_t now_us, int64_t now_s);
 void sb_limit_reset(struct sb_limit *l);
 void sb_limit_free(struct sb_limit *l);
+/* "arrivals" / "admitted"; parse returns 0 or -1 (unknown name). */
+const char *sb_window_name(enum sb_window w);
+int sb_window_parse(const char *s, enum sb_window *out);
 
 /* ---- faults (faults.c) ------------------------------------------------ */
 
@@ -223,8 +244,8 @@ struct sb_options {
     const char *host;
     int port;
     const char *accounts;
-    long rate;        /* per key per second, 0 = off */
-    long daily_quota; /* per key per UTC day, 0 = off */
+    /* --rate, --daily-quota, --window, --foreign-load */
+    struct sb_limit_policy limits;
     double fault_rate;
     uint64_t fault_seed;
     long latency_ms;
@@ -232,6 +253,12 @@ struct sb_options {
     const char *state_dump;
     const char *faults_file;
     int verbose;
+    /* connection guards (0 = off for the timeouts) */
+    long header_timeout_ms; /* request line + headers, from the first byte */
+    long body_timeout_ms;   /* the body, from the end of the headers */
+    long idle_timeout_ms;   /* keep-alive between requests; a stalled write */
+    long max_connections;   /* open at once; then idle ones close, or 503 */
+    size_t max_body_total;  /* body bytes buffered at once, all conns: 503 */
 };
 
 struct sb_server *sb_server_new(const struct sb_options *opt,
@@ -260,6 +287,7 @@ struct sb_route {
     sb_handler_fn handler;
     unsigned flags;
     uint64_t hits; /* requests routed here (state.requests.by_endpoint) */
+    uint64_t throttled; /* throttling replies (throttled_by_endpoint) */
 };
 struct sb_router *sb_router_new(void);
 void sb_router_free(struct sb_router *r);

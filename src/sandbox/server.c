@@ -1,5 +1,8 @@
 /*
- * server.c — ctct-sandbox's HTTP/1.1 server on libuv.
+ * server.c — ctct-sandbox's HTTP/1.1 server on libuv: the server object,
+ * the request cycle, and the /_sandbox/state document.  Connection I/O and
+ * its guards (timeouts, caps) live in conn.c; response builders in
+ * response.c.
  *
  * One struct conn per TCP connection owns a read buffer, the request being
  * served (at most one at a time: pipelined requests are answered in order)
@@ -13,7 +16,7 @@
  * quota and rate limit (per API key), fault injection, the handler, then
  * --latency-ms before the reply is written.
  */
-#include "sb_int.h"
+#include "sb_conn.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,75 +26,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-#define READ_CHUNK  (64 * 1024)
-#define OUT_HIGH    (1024 * 1024) /* stop reading above this much unsent */
-#define SCRATCH_LEN 1024
-
-struct hook {
-    void (*fn)(void *);
-    void *arg;
-};
-
-struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_write_t wreq;
-    struct sb_server *srv;
-    struct conn *prev, *next;
-    char *rbuf;
-    size_t rlen, rcap, rpos; /* rpos: start of the current request */
-    struct sb_http_msg msg;
-    struct cts_buf out, outw; /* filling / being written */
-    int writing;
-    int reading;
-    int busy;         /* a request is being served */
-    int ext_pending;  /* the handler deferred; waiting for sb_req_done */
-    int in_process;   /* inside conn_process's loop (no recursion) */
-    int close_after;  /* close once out is flushed */
-    int closing;      /* uv_close issued */
-    int handles_open; /* tcp + timer */
-    int sent_continue;
-    int peer_loopback;
-    /* the request being served */
-    struct sb_req req;
-    struct sb_res res;
-    struct sb_route *route;
-    enum sb_fault fault;
-    char saved;    /* byte overwritten by the body's NUL */
-    char **allocs; /* strings handed to the handler, freed at finish */
-    size_t nallocs, callocs;
-    char scratch[SCRATCH_LEN];
-    char *claim_email; /* sign_up_form in-flight claim */
-    size_t claim_acct;
-    uint64_t started_us;
-};
-
-struct sb_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    struct sb_options opt;
-    struct sb_model *model;
-    struct sb_router *router;
-    struct sb_faults *faults;
-    char base_url[64];
-    int port;
-    int64_t clock; /* 0 = real time */
-    int closing;
-    struct conn *conns;
-    uint64_t total;
-    uint64_t by_status[600];
-    void *slots[SB_SLOT__COUNT];
-    struct hook *on_reset, *on_close;
-    size_t nreset, nclose;
-    char date[64];
-    time_t date_at;
-};
-
-static void conn_process(struct conn *c);
-static void conn_close(struct conn *c);
-static void conn_flush(struct conn *c);
-static void read_start(struct conn *c);
 
 /* ----------------------------------------------------------- utilities */
 
@@ -206,124 +140,6 @@ const char *sb_form_get(struct sb_req *req, const char *name)
     return keep(req, sb_form_lookup(req->body, req->body_len, name));
 }
 
-const char *sb_header_get(const struct sb_req *req, const char *name)
-{
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
-}
-
-int sb_req_content_type_is(const struct sb_req *req, const char *type)
-{
-    const char *ct = sb_header_get(req, "Content-Type");
-    size_t tl = strlen(type);
-    if (!ct)
-        return 0;
-    if (strncasecmp(ct, type, tl) != 0)
-        return 0;
-    return ct[tl] == '\0' || ct[tl] == ';' || ct[tl] == ' ';
-}
-
-const char *sb_req_bearer(const struct sb_req *req)
-{
-    const char *a = sb_header_get(req, "Authorization");
-    if (!a || strncasecmp(a, "Bearer ", 7) != 0)
-        return NULL;
-    a += 7;
-    while (*a == ' ')
-        a++;
-    return *a ? a : NULL;
-}
-
-json_t *sb_req_json(const struct sb_req *req)
-{
-    return json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
-}
-
-/* ------------------------------------------------------------ responses */
-
-void sb_res_header(struct sb_res *res, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-    char val[2048];
-    va_start(ap, fmt);
-    vsnprintf(val, sizeof val, fmt, ap);
-    va_end(ap);
-    /* never let a value break the header block */
-    for (char *p = val; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            *p = ' ';
-    cts_buf_appendf(&res->headers, "%s: %s\r\n", name, val);
-}
-
-void sb_res_text(struct sb_res *res, int status, const char *content_type,
-                 const char *body, size_t len)
-{
-    res->status = status;
-    snprintf(res->content_type, sizeof res->content_type, "%s",
-             content_type ? content_type : "text/plain");
-    cts_buf_reset(&res->body);
-    if (len)
-        cts_buf_append(&res->body, body, len);
-}
-
-void sb_res_json(struct sb_res *res, int status, json_t *json)
-{
-    res->status = status;
-    snprintf(res->content_type, sizeof res->content_type, "application/json");
-    cts_buf_reset(&res->body);
-    if (!json) {
-        cts_buf_append(&res->body, "null", 4);
-        return;
-    }
-    char *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s) {
-        cts_buf_append(&res->body, s, strlen(s));
-        free(s);
-    }
-    json_decref(json);
-}
-
-static json_t *err_obj(const char *key, const char *msg)
-{
-    return json_pack("{s:s,s:s}", "error_key", key ? key : "", "error_message",
-                     msg ? msg : "");
-}
-
-void sb_res_error_v2(struct sb_res *res, int status, const char *key,
-                     const char *msg)
-{
-    json_t *a = json_array();
-    json_array_append_new(a, err_obj(key, msg));
-    sb_res_json(res, status, a);
-}
-
-void sb_res_error_v3(struct sb_res *res, int status, const char *key,
-                     const char *msg)
-{
-    sb_res_error_v2(res, status, key, msg);
-}
-
-void sb_res_error_v3_obj(struct sb_res *res, int status, const char *key,
-                         const char *msg)
-{
-    sb_res_json(res, status, err_obj(key, msg));
-}
-
-void sb_res_oauth_error(struct sb_res *res, int status, const char *error,
-                        const char *desc)
-{
-    sb_res_json(res, status,
-                json_pack("{s:s,s:s}", "error", error ? error : "",
-                          "error_description", desc ? desc : ""));
-}
-
-void sb_res_redirect(struct sb_res *res, const char *url)
-{
-    sb_res_text(res, 302, "text/plain", "", 0);
-    sb_res_header(res, "Location", "%s", url);
-}
 
 /* ---------------------------------------------------------- in-flight */
 
@@ -341,122 +157,6 @@ int sb_inflight_claim(struct sb_req *req, const char *email)
     c->claim_email = cts_xstrdup(email);
     c->claim_acct = acct;
     return 0;
-}
-
-/* ------------------------------------------------------------- writing */
-
-static const char *http_date(struct sb_server *srv)
-{
-    time_t now = time(NULL);
-    if (now != srv->date_at) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        srv->date_at = now;
-    }
-    return srv->date;
-}
-
-static void serialize(struct conn *c, const struct sb_res *res)
-{
-    struct cts_buf *o = &c->out;
-    cts_buf_appendf(o,
-                    "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: ctct-sandbox\r\n"
-                    "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                    res->status, sb_http_reason(res->status), http_date(c->srv),
-                    res->content_type[0] ? res->content_type : "text/plain",
-                    res->body.len);
-    if (res->headers.len)
-        cts_buf_append(o, res->headers.data, res->headers.len);
-    if (res->close)
-        cts_buf_append(o, "Connection: close\r\n\r\n", 21);
-    else
-        cts_buf_append(o, "\r\n", 2);
-    if (res->body.len)
-        cts_buf_append(o, res->body.data, res->body.len);
-}
-
-static void on_write(uv_write_t *wr, int status)
-{
-    struct conn *c = wr->data;
-    c->writing = 0;
-    cts_buf_reset(&c->outw);
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
-    if (c->closing)
-        return;
-    if (c->out.len) {
-        conn_flush(c);
-        return;
-    }
-    if (c->close_after) {
-        conn_close(c);
-        return;
-    }
-    /* resume reading/processing held back by output pressure */
-    if (!c->busy)
-        conn_process(c);
-}
-
-static void conn_flush(struct conn *c)
-{
-    if (c->writing || c->closing || !c->out.len)
-        return;
-    struct cts_buf tmp = c->outw;
-    c->outw = c->out;
-    c->out = tmp;
-    uv_buf_t b = uv_buf_init(c->outw.data, (unsigned)c->outw.len);
-    c->wreq.data = c;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc < 0) {
-        cts_buf_reset(&c->outw);
-        conn_close(c);
-        return;
-    }
-    c->writing = 1;
-}
-
-/* ------------------------------------------------------------- closing */
-
-static void conn_free(struct conn *c)
-{
-    struct sb_server *srv = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    for (size_t i = 0; i < c->nallocs; i++)
-        free(c->allocs[i]);
-    free(c->allocs);
-    free(c->claim_email);
-    free(c->rbuf);
-    cts_buf_free(&c->out);
-    cts_buf_free(&c->outw);
-    cts_buf_free(&c->res.body);
-    cts_buf_free(&c->res.headers);
-    free(c);
-}
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    struct conn *c = h->data;
-    /* a request deferred by its handler keeps the conn until sb_req_done;
-     * one waiting on our own timer is simply abandoned */
-    if (--c->handles_open == 0 && !c->ext_pending)
-        conn_free(c);
-}
-
-static void conn_close(struct conn *c)
-{
-    if (c->closing)
-        return;
-    c->closing = 1;
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
 /* ------------------------------------------------------ request cycle */
@@ -482,7 +182,7 @@ static void finish_request(struct conn *c)
             sb_log(srv, "%s %s -> (dropped)", c->req.method, c->req.path);
         } else {
             count_status(srv, c, c->res.status);
-            serialize(c, &c->res);
+            sb_conn_serialize(c, &c->res);
             sb_log(srv, "%s %s -> %d", c->req.method, c->req.path,
                    c->res.status);
         }
@@ -493,6 +193,7 @@ static void finish_request(struct conn *c)
     c->nallocs = 0;
     free(c->claim_email);
     c->claim_email = NULL;
+    sb_conn_release_body(c);
     if (c->msg.total_len)
         c->rbuf[c->rpos + c->msg.total_len] = c->saved;
     c->rpos += c->msg.total_len;
@@ -501,11 +202,11 @@ static void finish_request(struct conn *c)
     c->sent_continue = 0;
     if (c->closing) {
         if (c->handles_open == 0)
-            conn_free(c);
+            sb_conn_free(c);
         return;
     }
     if (drop) {
-        conn_close(c);
+        sb_conn_close(c);
         return;
     }
     if (c->res.close)
@@ -513,7 +214,7 @@ static void finish_request(struct conn *c)
     /* inside conn_process's loop the loop goes on by itself; a deferred
      * completion restarts it */
     if (!c->in_process)
-        conn_process(c);
+        sb_conn_process(c);
 }
 
 static void on_delay(uv_timer_t *t)
@@ -546,7 +247,7 @@ void sb_req_done(struct sb_req *req)
     reply_ready(c);
 }
 
-static void reset_res(struct sb_res *res)
+void sb_res_reset(struct sb_res *res)
 {
     res->status = 200;
     snprintf(res->content_type, sizeof res->content_type, "application/json");
@@ -619,22 +320,30 @@ static int authenticate(struct conn *c)
     return 0;
 }
 
+/* The throttling reply of the route's API (rate limit or injected fault). */
+static void throttle_reply(struct conn *c, int v2)
+{
+    c->route->throttled++;
+    if (v2)
+        sb_res_error_v2(&c->res, 403, "mashery.not.authorized.over.qps",
+                        "The Mashery account associated with this "
+                        "request is over its queries-per-second quota.");
+    else
+        sb_res_error_v3_obj(&c->res, 429, "throttled", "Too Many Requests");
+}
+
 static int apply_limits(struct conn *c)
 {
     struct sb_server *srv = c->srv;
     int v2 = (c->route->flags & SB_ROUTE_V2) != 0;
-    int rc = sb_limit_check(c->req.app->limit, uv_hrtime() / 1000, sb_now(srv),
-                            srv->opt.rate, srv->opt.daily_quota);
+    int rc = sb_limit_check(c->req.app->limit, &srv->opt.limits,
+                            uv_hrtime() / 1000, sb_now(srv));
     if (rc == SB_LIMIT_OK)
         return 0;
     if (rc == SB_LIMIT_RATE) {
-        if (v2)
-            sb_res_error_v2(&c->res, 403, "mashery.not.authorized.over.qps",
-                            "The Mashery account associated with this "
-                            "request is over its queries-per-second quota.");
-        else
-            sb_res_error_v3_obj(&c->res, 429, "throttled", "Too Many Requests");
+        throttle_reply(c, v2);
     } else {
+        c->route->throttled++;
         if (v2)
             sb_res_error_v2(&c->res, 403,
                             "mashery.not.authorized.over.ratelimit",
@@ -647,8 +356,7 @@ static int apply_limits(struct conn *c)
     return -1;
 }
 
-/* Serve the parsed request in c->msg. */
-static void serve(struct conn *c)
+void sb_conn_serve(struct conn *c)
 {
     struct sb_server *srv = c->srv;
     struct sb_req *req = &c->req;
@@ -668,7 +376,7 @@ static void serve(struct conn *c)
     req->body = m->body;
     req->body_len = m->content_length;
     req->peer_loopback = c->peer_loopback;
-    reset_res(&c->res);
+    sb_res_reset(&c->res);
     c->res.close = !m->keep_alive || srv->closing;
     c->route = NULL;
     c->fault = SB_FAULT_NONE;
@@ -731,14 +439,7 @@ static void serve(struct conn *c)
             reply_ready(c);
             return;
         case SB_FAULT_429:
-            if (api == SB_API_V2)
-                sb_res_error_v2(&c->res, 403, "mashery.not.authorized.over.qps",
-                                "The Mashery account associated with this "
-                                "request is over its queries-per-second "
-                                "quota.");
-            else
-                sb_res_error_v3_obj(&c->res, 429, "throttled",
-                                    "Too Many Requests");
+            throttle_reply(c, api == SB_API_V2);
             reply_ready(c);
             return;
         default: break;
@@ -764,176 +465,6 @@ static void serve(struct conn *c)
     reply_ready(c);
 }
 
-static void read_stop(struct conn *c)
-{
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = 0;
-    }
-}
-
-/* Reply to a request we could not parse, then close. */
-static void bad_request(struct conn *c, int rc)
-{
-    int status = -rc;
-    const char *msg = "Bad request.";
-    if (status == 413)
-        msg = "Request body too large.";
-    else if (status == 431)
-        msg = "Request header fields too large.";
-    else if (status == 411)
-        msg = "Content-Length required (chunked bodies are not supported).";
-    else if (status == 505)
-        msg = "HTTP version not supported.";
-    reset_res(&c->res);
-    sb_res_error_v2(&c->res, status, "http.status.bad_request", msg);
-    c->res.close = 1;
-    c->srv->total++;
-    c->srv->by_status[status]++;
-    serialize(c, &c->res);
-    c->close_after = 1;
-    c->rlen = c->rpos = 0;
-    memset(&c->msg, 0, sizeof c->msg);
-    read_stop(c);
-    conn_flush(c);
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    struct conn *c = h->data;
-    (void)hint;
-    if (c->rcap - c->rlen < READ_CHUNK + 1) {
-        c->rcap = c->rlen + READ_CHUNK + 1;
-        c->rbuf = cts_xrealloc(c->rbuf, c->rcap);
-    }
-    /* keep one spare byte for the body's NUL */
-    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen - 1));
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    struct conn *c = s->data;
-    (void)buf;
-    if (n < 0) {
-        /* EOF or error: finish writing what we have, then close */
-        read_stop(c);
-        if (c->writing || c->out.len)
-            c->close_after = 1;
-        else
-            conn_close(c);
-        return;
-    }
-    c->rlen += (size_t)n;
-    conn_process(c);
-}
-
-/* Serve every complete request in the buffer, in order. */
-static void conn_process(struct conn *c)
-{
-    if (c->in_process)
-        return;
-    c->in_process = 1;
-    while (!c->busy && !c->closing && !c->close_after) {
-        if (c->out.len + c->outw.len > OUT_HIGH) {
-            /* the client is not reading its replies: wait for on_write */
-            break;
-        }
-        size_t avail = c->rlen - c->rpos;
-        if (avail == 0)
-            break;
-        int rc = sb_http_parse(&c->msg, c->rbuf + c->rpos, avail);
-        if (rc < 0) {
-            bad_request(c, rc);
-            break;
-        }
-        if (rc == SB_HTTP_MORE)
-            break;
-        if (rc == SB_HTTP_HEADERS) {
-            if (c->msg.expect_continue && !c->sent_continue) {
-                cts_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-                c->sent_continue = 1;
-            }
-            break;
-        }
-        serve(c);
-    }
-    c->in_process = 0;
-    if (c->closing) {
-        if (c->handles_open == 0 && !c->ext_pending)
-            conn_free(c);
-        return;
-    }
-    /* compact: move the unparsed rest to the front */
-    if (!c->busy && c->rpos) {
-        memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
-        c->rlen -= c->rpos;
-        /* the header scan position is relative to the request start, which
-         * moved with it */
-        c->rpos = 0;
-    }
-    conn_flush(c);
-    if (c->busy || c->close_after || c->out.len + c->outw.len > OUT_HIGH)
-        read_stop(c);
-    else
-        read_start(c);
-}
-
-static void read_start(struct conn *c)
-{
-    if (!c->reading && !c->closing) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-            c->reading = 1;
-    }
-}
-
-static int peer_is_loopback(uv_tcp_t *t)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0)
-        return 0;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
-            return 1;
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
-            return a->sin6_addr.s6_addr[12] == 127;
-    }
-    return 0;
-}
-
-static void on_connection(uv_stream_t *l, int status)
-{
-    struct sb_server *srv = l->data;
-    if (status < 0 || srv->closing)
-        return;
-    struct conn *c = cts_xcalloc(1, sizeof *c);
-    c->srv = srv;
-    uv_tcp_init(srv->loop, &c->tcp);
-    uv_timer_init(srv->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles_open = 2;
-    cts_buf_init(&c->out, 0);
-    cts_buf_init(&c->outw, 0);
-    cts_buf_init(&c->res.body, 0);
-    cts_buf_init(&c->res.headers, 0);
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    c->peer_loopback = peer_is_loopback(&c->tcp);
-    read_start(c);
-}
-
 /* --------------------------------------------------------------- server */
 
 struct sb_server *sb_server_new(const struct sb_options *opt,
@@ -948,6 +479,15 @@ struct sb_server *sb_server_new(const struct sb_options *opt,
     return srv;
 }
 
+/* Per-route counters start at zero (router.c leaves them to the server). */
+static void zero_route_counts(struct sb_server *srv)
+{
+    for (size_t i = 0; i < sb_router_count(srv->router); i++) {
+        sb_router_at(srv->router, i)->hits = 0;
+        sb_router_at(srv->router, i)->throttled = 0;
+    }
+}
+
 int sb_server_listen(struct sb_server *srv, struct cts_error *err)
 {
     struct sockaddr_storage ss;
@@ -956,11 +496,13 @@ int sb_server_listen(struct sb_server *srv, struct cts_error *err)
     if (uv_ip4_addr(host, srv->opt.port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(host, srv->opt.port, (struct sockaddr_in6 *)&ss) != 0)
         return cts_error_set(err, CTS_EUSAGE, "bad --host address: %s", host);
+    zero_route_counts(srv);
     uv_tcp_init(srv->loop, &srv->listener);
     srv->listener.data = srv;
     rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+        rc = uv_listen((uv_stream_t *)&srv->listener, 511,
+                       sb_conn_on_connection);
     if (rc != 0)
         return cts_error_set(err, rc, "cannot listen on %s:%d: %s", host,
                              srv->opt.port, uv_strerror(rc));
@@ -986,7 +528,7 @@ void sb_server_close(struct sb_server *srv)
     if (srv->listener.loop)
         uv_close((uv_handle_t *)&srv->listener, NULL);
     for (struct conn *c = srv->conns; c; c = c->next)
-        conn_close(c);
+        sb_conn_close(c);
 }
 
 void sb_server_free(struct sb_server *srv)
@@ -1008,8 +550,8 @@ void sb_server_reset(struct sb_server *srv)
     sb_faults_clear(srv->faults);
     srv->total = 0;
     memset(srv->by_status, 0, sizeof srv->by_status);
-    for (size_t i = 0; i < sb_router_count(srv->router); i++)
-        sb_router_at(srv->router, i)->hits = 0;
+    memset(&srv->cstats, 0, sizeof srv->cstats);
+    zero_route_counts(srv);
     for (size_t i = 0; i < srv->nreset; i++)
         srv->on_reset[i].fn(srv->on_reset[i].arg);
 }
@@ -1046,6 +588,7 @@ json_t *sb_server_state(struct sb_server *srv, int with_contacts,
     json_object_set_new(st, "accounts", accts);
 
     json_t *req = json_object(), *bs = json_object(), *be = json_object();
+    json_t *bt = json_object();
     json_object_set_new(req, "total", json_integer((json_int_t)srv->total));
     for (int s = 100; s < 600; s++) {
         if (!srv->by_status[s])
@@ -1059,23 +602,57 @@ json_t *sb_server_state(struct sb_server *srv, int with_contacts,
         if (r->hits)
             json_object_set_new(be, r->endpoint,
                                 json_integer((json_int_t)r->hits));
+        if (r->throttled)
+            json_object_set_new(bt, r->endpoint,
+                                json_integer((json_int_t)r->throttled));
     }
     json_object_set_new(req, "by_status", bs);
     json_object_set_new(req, "by_endpoint", be);
+    json_object_set_new(req, "throttled_by_endpoint", bt);
     json_object_set_new(st, "requests", req);
+
+    const struct sb_limit_policy *lp = &srv->opt.limits;
+    json_object_set_new(
+        st, "limits",
+        json_pack("{s:I,s:I,s:s,s:I}", "rate", (json_int_t)lp->rate,
+                  "daily_quota", (json_int_t)lp->quota, "window",
+                  sb_window_name(lp->window), "foreign_load",
+                  (json_int_t)lp->foreign_load));
 
     json_t *keys = json_object();
     for (size_t i = 0; i < sb_model_app_count(srv->model); i++) {
         struct sb_app *app = sb_model_app_at(srv->model, i);
         struct sb_limit *l = app->limit;
-        json_object_set_new(keys, app->api_key,
-                            json_pack("{s:I,s:I,s:I,s:I}", "requests",
-                                      (json_int_t)l->requests, "busiest_1s",
-                                      (json_int_t)l->busiest_1s, "throttled",
-                                      (json_int_t)l->throttled, "daily_used",
-                                      (json_int_t)l->daily_used));
+        json_object_set_new(
+            keys, app->api_key,
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+                      (json_int_t)l->requests, "busiest_1s",
+                      (json_int_t)l->busiest_1s, "throttled",
+                      (json_int_t)l->throttled, "daily_used",
+                      (json_int_t)l->daily_used, "foreign",
+                      (json_int_t)l->foreign, "foreign_refused",
+                      (json_int_t)l->foreign_refused));
     }
     json_object_set_new(st, "keys", keys);
+
+    const struct conn_stats *cs = &srv->cstats;
+    json_t *sv = json_object();
+    json_object_set_new(sv, "connections", json_integer((json_int_t)srv->nconns));
+    json_object_set_new(sv, "max_connections",
+                        json_integer((json_int_t)srv->opt.max_connections));
+    json_object_set_new(sv, "accepted", json_integer((json_int_t)cs->accepted));
+    json_object_set_new(sv, "refused", json_integer((json_int_t)cs->refused));
+    json_object_set_new(sv, "idle_closed",
+                        json_integer((json_int_t)cs->idle_closed));
+    json_object_set_new(sv, "timed_out",
+                        json_integer((json_int_t)cs->timed_out));
+    json_object_set_new(sv, "body_bytes_held",
+                        json_integer((json_int_t)srv->body_held));
+    json_object_set_new(sv, "max_body_total",
+                        json_integer((json_int_t)srv->opt.max_body_total));
+    json_object_set_new(sv, "body_refused",
+                        json_integer((json_int_t)cs->body_refused));
+    json_object_set_new(st, "server", sv);
 
     json_t *f = json_object();
     for (int k = SB_FAULT_500; k < SB_FAULT__COUNT; k++)

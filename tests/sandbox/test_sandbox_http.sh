@@ -1,8 +1,8 @@
 #!/bin/bash
 # test_sandbox_http.sh — ctct-sandbox as an HTTP/1.1 server: keep-alive
-# reuse, pipelining, Expect: 100-continue, caps (413/431), malformed input
-# (400 then close, never a crash), the command line (ready line, exit 64,
-# --print-demo-token, SIGTERM with --state-dump).
+# reuse, pipelining, bare-LF requests, Expect: 100-continue, caps (413/431),
+# malformed input (400 then close, never a crash), the command line (ready
+# line, exit 64, --print-demo-token, SIGTERM with --state-dump).
 . "$(dirname "$0")/../integration/lib.sh"
 
 V3=$(cat "$TOP/samples/demo-v3.token")
@@ -47,6 +47,15 @@ check "HTTP/1.0 request answered" grep -aq '^HTTP/1.1 404' "$T/r"
     printf 'ation: Bearer %s\r\nConnection: close\r\n\r\n' "$V3"
 } | raw > "$T/r"
 check "request arriving in pieces" grep -aq '"encoded_account_id":"a07e1demo0001"' "$T/r"
+
+# bare LF line endings: accepted (RFC 9112 §2.2), never left hanging
+printf 'GET /v3/account/summary HTTP/1.1\nHost: x\nAuthorization: Bearer %s\nConnection: close\n\n' "$V3" \
+    | raw > "$T/r"
+check "bare-LF request answered" grep -aq '"encoded_account_id":"a07e1demo0001"' "$T/r"
+printf 'GET /v3/nope HTTP/1.1\r\nHost: x\n\r\nGET /v3/nope HTTP/1.1\nConnection: close\r\n\n' | raw > "$T/r"
+check "mixed CRLF/LF pipelined requests both answered" test "$(grep -ao 'HTTP/1.1 404' "$T/r" | wc -l)" = 2
+printf 'GET /x HTTP/1.1\nA: b\rc\n\n' | raw > "$T/r"
+check "bare CR inside a header → 400" grep -aq '^HTTP/1.1 400' "$T/r"
 
 # Expect: 100-continue
 body="{\"email_address\":\"exp@example.com\",\"first_name\":\"$(printf 'x%.0s' $(seq 40))\",\"list_memberships\":[\"$L1\"]}"

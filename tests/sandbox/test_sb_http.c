@@ -214,6 +214,35 @@ static void test_caps(void **state)
     cts_buf_free(&b);
 }
 
+/* Lines may end with a bare LF (RFC 9112 §2.2 lets a recipient accept it):
+ * such requests are parsed, never left waiting for a CRLF that never
+ * comes; a bare CR inside a line stays an error. */
+static const char bare_lf[] =
+    "GET /a HTTP/1.1\nHost: x\n\n"
+    "POST /b?k=1 HTTP/1.1\r\nContent-Length: 2\n\r\nhi"
+    "\n" /* a stray LF between requests */
+    "GET /c HTTP/1.1\nConnection: close\r\n\n";
+
+static const char bare_lf_want[] = "GET /a ? |Host=x #\n"
+                                   "POST /b ?k=1 |Content-Length=2 #hi\n"
+                                   "GET /c ? |Connection=close #\n";
+
+static void test_bare_lf(void **state)
+{
+    (void)state;
+    size_t len = strlen(bare_lf);
+    for (size_t chunk = 1; chunk <= len; chunk++) {
+        struct seen s;
+        feed(bare_lf, len, chunk, &s);
+        if (s.error || s.n != 3 || strcmp(s.line, bare_lf_want) != 0)
+            fail_msg("chunk %zu: error %d, %d requests:\n%s", chunk, s.error,
+                     s.n, s.line);
+        assert_int_equal(s.keep_alive_last, 0);
+    }
+    expect_error("GET /x HTTP/1.1\nA: b\rc\n\n", SB_HTTP_BAD);
+    expect_error("GET /x HTTP/1.1\r\r\n\r\n", SB_HTTP_BAD);
+}
+
 static void test_keep_alive_rules(void **state)
 {
     (void)state;
@@ -324,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_bare_lf),
         cmocka_unit_test(test_keep_alive_rules),
         cmocka_unit_test(test_incomplete_is_more),
         cmocka_unit_test(test_url_decode_and_form),
