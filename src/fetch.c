@@ -50,25 +50,26 @@ static void on_backoff(uv_timer_t *t)
     }
 }
 
-/* Whether the blocking fetch should try again after this reply. */
-static int fetch_should_retry(const struct cts_http_req *req)
+/* How the blocking fetch treats this reply: CTS_OC_TRANSIENT or
+ * CTS_OC_THROTTLED to try again, anything else to stop. */
+static enum cts_outcome_class fetch_outcome(const struct cts_http_req *req)
 {
     const char *m = req->method != NULL ? req->method : "GET";
     char *key = NULL;
     enum cts_outcome_class oc;
 
     if (req->maybe_landed && strcmp(m, "POST") == 0 && !req->idempotent)
-        return 0;
+        return CTS_OC_PERMANENT;
     if (req->transport_error == 0 && req->status != 403 && req->status != 408 &&
         req->status != 429 && req->status < 500)
-        return 0;
+        return CTS_OC_PERMANENT;
     if (req->transport_error == 0 && req->resp.data != NULL)
         cts_api_parse_error(req->resp.data, req->resp.len, &key, NULL);
     /* 403 is only a throttling signal in v2's mashery vocabulary. */
     oc = cts_retry_classify(req->status == 403 ? CTS_API_V2 : CTS_API_V3,
                             req->status, req->transport_error, key);
     free(key);
-    return oc == CTS_OC_TRANSIENT || oc == CTS_OC_THROTTLED;
+    return oc;
 }
 
 static void on_fetch_done(struct cts_http_req *req, void *arg)
@@ -76,14 +77,22 @@ static void on_fetch_done(struct cts_http_req *req, void *arg)
     struct fetch *f = arg;
     uint32_t rnd = 0;
     uint64_t delay;
+    enum cts_outcome_class oc;
 
     req->attempts++;
-    if (req->attempts <= f->max_retries && fetch_should_retry(req) &&
+    oc = fetch_outcome(req);
+    if (req->attempts <= f->max_retries &&
+        (oc == CTS_OC_TRANSIENT || oc == CTS_OC_THROTTLED) &&
         req->retry_after_s <= FETCH_MAX_RETRY_AFTER_S) {
         if (cts_random_bytes(&rnd, sizeof(rnd)) != 0)
             rnd = (uint32_t)uv_hrtime();
         delay = cts_retry_delay_ms(req->attempts, req->retry_after_s,
                                    f->base_ms, FETCH_CAP_MS, rnd);
+        /* Throttling means "this second is full" and a server counts every
+         * arrival, refused ones too: a retry within the same second would
+         * only be refused again and keep the window full. */
+        if (oc == CTS_OC_THROTTLED && req->retry_after_s < 0)
+            delay += 1000;
         if (cts_log_get_level() >= CTS_LOG_DEBUG) {
             char *u = cts_url_redact(req->url);
             cts_log_debug("retrying %s in %llu ms (%s, status %ld)", u,
