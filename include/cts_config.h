@@ -23,6 +23,10 @@ enum cts_command {
 
 enum cts_api { CTS_API_V3 = 0, CTS_API_V2 = 2 };
 enum cts_mode { CTS_MODE_UPSERT = 0, CTS_MODE_CREATE };
+/* What the people in the rows gave: implicit (an import by the account;
+ * new contacts implicit, nobody's permission changed) or explicit (each
+ * row is the contact's own sign-up). */
+enum cts_permission { CTS_PERM_IMPLICIT = 0, CTS_PERM_EXPLICIT };
 enum cts_bulk { CTS_BULK_AUTO = 0, CTS_BULK_NEVER, CTS_BULK_ALWAYS };
 enum cts_encoding {
     CTS_ENC_AUTO = 0,
@@ -65,6 +69,7 @@ struct cts_config {
     char **lists; /* --list ID, repeatable */
     size_t nlists;
     enum cts_mode mode;
+    enum cts_permission permission; /* --permission, default implicit */
     double rate; /* requests/s; 0 = unlimited */
     long concurrency;
     long daily_quota;
