@@ -92,8 +92,9 @@ int cts_report_close(struct cts_report *r, struct cts_error *err);
  * Write the --summary JSON to path (borrowed): exactly these keys in this
  * order: api, account, input_rows, created, updated, imported, unchanged,
  * exists, invalid, duplicate, failed, deferred, opted_out, unsubscribed,
- * removed, requests, retries, elapsed_s, exit_code.  api is "v2" or "v3"; account may be NULL (written as
- * null).  Returns 0, or a negative code with err filled (exit code 73).
+ * removed, requests, retries, elapsed_s, exit_code.  api is "v2" or "v3";
+ * account may be NULL (written as null).  Returns 0, or a negative code
+ * with err filled (exit code 73).
  */
 int cts_report_write_summary(const char *path,
                              const struct cts_report_counts *c, const char *api,
