@@ -680,6 +680,75 @@ static void test_dates(void **state)
                         "unsubscribed; left alone");
 }
 
+static void count_only(void *arg, const char *email, const char *date)
+{
+    (void)email;
+    (void)date;
+    ++*(size_t *)arg;
+}
+
+/* Prefixes of every reply, in an exact-size buffer (no NUL, so ASan
+ * sees a read past the end): the parsers and builders fail cleanly, and
+ * their out-pointers are NULL when they do. */
+static void test_truncated_replies(void **state)
+{
+    static const char *const files[] = {
+        "v3_search_include.json", "v3_unsubscribed_page1.json",
+        "get_contacts.json", "get_contact.json"};
+    struct cts_contact c;
+    char *lists[] = {LIST_NEW};
+    size_t f, n;
+    (void)state;
+
+    memset(&c, 0, sizeof(c));
+    c.f[CTS_F_EMAIL] = "jane@example.com";
+    c.f[CTS_F_PHONE] = "1";
+    for (f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        size_t len;
+        char *full = tu_fixture(files[f], &len);
+        /* Every length at first, then every 7th: fast under ASan. */
+        for (n = 0; n <= len; n += n < 256 ? 1 : 7) {
+            char *buf = malloc(n > 0 ? n : 1), *z = malloc(n + 1);
+            char *a = NULL, *b = NULL, *next = NULL;
+            size_t k = 0;
+            int rc;
+            assert_non_null(buf);
+            assert_non_null(z);
+            memcpy(buf, full, n);
+            memcpy(z, full, n);
+            z[n] = '\0';
+            rc = cts_consent_v3_parse_search(buf, n, &a, &b);
+            if (rc != 0 && (a != NULL || b != NULL))
+                fail_msg("%s[0..%zu): outputs on failure", files[f], n);
+            free(a);
+            free(b);
+            rc = cts_consent_parse_optouts(n % 2 ? CTS_API_V2 : CTS_API_V3,
+                                           buf, n, count_only, &k, &next,
+                                           NULL);
+            if (rc != 0 && next != NULL)
+                fail_msg("%s[0..%zu): next on failure", files[f], n);
+            free(next);
+            rc = cts_consent_v3_merge(z, &c, lists, 1, &cf_ids, &a, &b, NULL);
+            if (rc < 0 && (a != NULL || b != NULL))
+                fail_msg("%s[0..%zu): merge outputs on failure", files[f], n);
+            free(a);
+            free(b);
+            rc = cts_consent_v3_unsubscribe(z, "r", &a, NULL);
+            assert_true(rc != CTS_CONSENT_WRITE || a != NULL);
+            free(a);
+            rc = cts_consent_v2_merge(z, &c, lists, 1, &a, &b, NULL);
+            if (rc < 0 && (a != NULL || b != NULL))
+                fail_msg("%s[0..%zu): v2 merge outputs on failure", files[f],
+                         n);
+            free(a);
+            free(b);
+            free(buf);
+            free(z);
+        }
+        free(full);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -693,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_v2),
         cmocka_unit_test(test_optout_listing),
         cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_truncated_replies),
     };
     return cmocka_run_group_tests_name("consent", tests, NULL, NULL);
 }
