@@ -50,6 +50,7 @@ struct cts_config {
     char **lists; /* --list ID, repeatable */
     size_t nlists;
     enum cts_mode mode;
+    enum cts_permission permission; /* --permission, default implicit */
     double rate; /* requests/s; 0 = unlimited */
     long concurrency;
     long daily_quota;

@@ -28,7 +28,14 @@ enum cts_field {
     CTS_F_BIRTHDAY_MONTH,
     CTS_F_BIRTHDAY_DAY,
     CTS_F_ANNIVERSARY,
-    CTS_F__COUNT
+    CTS_F__COUNT,
+    /* Columns that steer the row rather than hold a value of the contact:
+     * they live beside f[] (struct cts_contact.opt_out/.opt_out_reason),
+     * so request bodies and fingerprints that walk f[] stay as they were.
+     * opt_out: the row asks that the contact be unsubscribed. */
+    CTS_F_OPT_OUT = CTS_F__COUNT,
+    CTS_F_OPT_OUT_REASON,
+    CTS_F__MAPPABLE /* every name --map FIELD= accepts */
 };
 
 struct cts_custom_field {
@@ -43,6 +50,11 @@ struct cts_contact {
     char *f[CTS_F__COUNT];
     struct cts_custom_field *cf;
     size_t ncf;
+    /* The row says "unsubscribe this person" (an opt_out column that is
+     * true).  Such a contact carries only its email and the reason: no
+     * other value is sent for it. */
+    int opt_out;
+    char *opt_out_reason; /* owned like f[]; NULL when absent or empty */
 };
 
 /* Free the strings a contact owns (not the struct); NULL-safe. */
@@ -51,7 +63,8 @@ void cts_contact_clear(struct cts_contact *c);
  * memory may be someone else's, e.g. an arena); clear dst with
  * cts_contact_clear. */
 void cts_contact_copy(struct cts_contact *dst, const struct cts_contact *src);
-/* Canonical name of a field ("email", "first_name", ...). */
+/* Canonical name of a field ("email", "first_name", ... "opt_out",
+ * "opt_out_reason"); any value below CTS_F__MAPPABLE. */
 const char *cts_field_name(enum cts_field f);
 
 /* The final status of a data row (spec §7), in report spelling order. */
@@ -66,10 +79,15 @@ enum cts_status {
     CTS_ST_FAILED,
     CTS_ST_DEFERRED,
     CTS_ST_DRY_RUN,
+    CTS_ST_OPTED_OUT,    /* unsubscribed in the account: left alone */
+    CTS_ST_UNSUBSCRIBED, /* this run unsubscribed it (the file said so) */
+    CTS_ST_REMOVED,      /* a --mirror list member absent from the input,
+                            taken off that list */
     CTS_ST__COUNT
 };
 
-/* "created", "updated", ... "dry-run". */
+/* "created", "updated", ... "dry-run", "opted-out", "unsubscribed",
+ * "removed". */
 const char *cts_status_name(enum cts_status s);
 /* Parse a status name; returns -1 when unknown. */
 int cts_status_parse(const char *name);

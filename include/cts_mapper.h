@@ -21,6 +21,13 @@
  *   birthday_month 1–12 and birthday_day 1–31, each requires the other
  *   anniversary    ≤ 10: YYYY-MM-DD, MM/DD/YYYY, M/D/YYYY, YYYY/MM/DD
  *   custom field value ≤ 255; at most 25 custom fields
+ * Opt-outs: a column mapped to opt_out (aliases: opt out, opted out, email
+ * opt out, unsubscribed, unsubscribe, do not email, HasOptedOutOfEmail,
+ * ...) is yes (yes y true 1 x unsubscribed "opted out", any case) or no
+ * (empty no n false 0); any other value makes the row invalid, the message
+ * naming the column and the value.  A yes row is only an unsubscription:
+ * contact.opt_out = 1, the email and opt_out_reason (≤ 255 characters, cut
+ * beyond) are kept and the other columns are neither read nor checked.
  * v2 text must fit ISO-8859-1: the mapper transliterates
  *   ’ ‘ ‚ ′ → '   “ ” „ ″ → "   – — ‒ − → -   … → ...   € → EUR
  *   • → *   ™ → (TM)   NBSP/thin/zero-width spaces → space / nothing

@@ -90,9 +90,12 @@ struct cts_report_counts *cts_report_counts(struct cts_report *r);
 int cts_report_close(struct cts_report *r, struct cts_error *err);
 
 /*
- * Write the --summary JSON to path (borrowed): exactly the keys of spec §7
- * in that order.  api is "v2" or "v3"; account may be NULL (written as
- * null).  Returns 0, or a negative code with err filled (exit code 73).
+ * Write the --summary JSON to path (borrowed): exactly these keys in this
+ * order: api, account, input_rows, created, updated, imported, unchanged,
+ * exists, invalid, duplicate, failed, deferred, opted_out, unsubscribed,
+ * removed, requests, retries, elapsed_s, exit_code.  api is "v2" or "v3";
+ * account may be NULL (written as null).  Returns 0, or a negative code
+ * with err filled (exit code 73).
  */
 int cts_report_write_summary(const char *path,
                              const struct cts_report_counts *c, const char *api,
@@ -103,7 +106,9 @@ int cts_report_write_summary(const char *path,
  * Format the one-line summary (without prefix or newline) into out:
  * "N rows: A created, B updated, ... ; R requests, T retries, 1.2 s".
  * Zero counts other than created/updated/failed are left out to keep the
- * line short.  Returns out.
+ * line short; opted-out, unsubscribed and removed rows are said in words
+ * ("2 opted out (unsubscribed in the account, left alone)").  Returns
+ * out.
  */
 char *cts_report_summary_line(const struct cts_report_counts *c,
                               double elapsed_s, char *out, size_t outlen);

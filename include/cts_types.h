@@ -15,6 +15,10 @@ enum cts_api { CTS_API_V3 = 0, CTS_API_V2 = 2 };
 
 /* --mode: create-or-update, or create only. */
 enum cts_mode { CTS_MODE_UPSERT = 0, CTS_MODE_CREATE };
+/* What the people in the rows gave: implicit (an import by the account;
+ * new contacts implicit, nobody's permission changed) or explicit (each
+ * row is the contact's own sign-up). */
+enum cts_permission { CTS_PERM_IMPLICIT = 0, CTS_PERM_EXPLICIT };
 
 /* --bulk: when to use the bulk import activities. */
 enum cts_bulk { CTS_BULK_AUTO = 0, CTS_BULK_NEVER, CTS_BULK_ALWAYS };

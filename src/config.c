@@ -45,6 +45,7 @@ enum opt_id {
     O_JSON,
     O_LIST,
     O_MODE,
+    O_PERMISSION,
     O_RATE,
     O_CONCURRENCY,
     O_DAILY_QUOTA,
@@ -101,6 +102,7 @@ static const struct opt_def opts[] = {
     {"json", O_JSON, A_NONE, C_CHECK | C_LISTS, 0},
     {"list", O_LIST, A_REQ, C_IMPORT, 1},
     {"mode", O_MODE, A_REQ, C_IMPORT, 1},
+    {"permission", O_PERMISSION, A_REQ, C_IMPORT, 1},
     {"rate", O_RATE, A_REQ, C_IMPORT, 1},
     {"concurrency", O_CONCURRENCY, A_REQ, C_IMPORT, 1},
     {"daily-quota", O_DAILY_QUOTA, A_REQ, C_IMPORT, 1},
@@ -307,7 +309,7 @@ static int parse_map(const char *s, struct cts_map *out, const char **why)
         out->header = cts_xstrdup(eq + 1);
         return 0;
     }
-    for (f = 0; f < CTS_F__COUNT; f++) {
+    for (f = 0; f < CTS_F__MAPPABLE; f++) {
         const char *n = cts_field_name((enum cts_field)f);
         if (strlen(n) == flen && strncmp(n, s, flen) == 0) {
             out->field = cts_xstrndup(s, flen);
@@ -317,7 +319,8 @@ static int parse_map(const char *s, struct cts_map *out, const char **why)
     }
     *why = "unknown FIELD (email, first_name, last_name, company_name, "
            "job_title, phone, street, city, state, postal_code, country, "
-           "birthday_month, birthday_day, anniversary, or cf:NAME)";
+           "birthday_month, birthday_day, anniversary, opt_out, "
+           "opt_out_reason, or cf:NAME)";
     return CTS_EUSAGE;
 }
 
@@ -449,6 +452,15 @@ static int apply(struct loader *ld, const struct opt_def *o, const char *value,
             cfg->mode = CTS_MODE_CREATE;
         else
             return bad_value(ld, o, shown, "expected upsert or create", err);
+        return 0;
+    case O_PERMISSION:
+        if (cts_streq_nocase(value, "implicit"))
+            cfg->permission = CTS_PERM_IMPLICIT;
+        else if (cts_streq_nocase(value, "explicit"))
+            cfg->permission = CTS_PERM_EXPLICIT;
+        else
+            return bad_value(ld, o, shown, "expected implicit or explicit",
+                             err);
         return 0;
     case O_RATE:
         if (parse_double(value, 0, 100000, &d) != 0)
@@ -588,6 +600,7 @@ static void set_defaults(struct cts_config *cfg, enum cts_command command)
     cfg->bulk_threshold = 1000;
     cfg->poll_interval_s = 10;
     cfg->mode = CTS_MODE_UPSERT;
+    cfg->permission = CTS_PERM_IMPLICIT;
 }
 
 /* ---- file permission and URL rules ---- */
@@ -779,6 +792,7 @@ static const struct {
     {"CTCT_BASE_URL", O_BASE_URL},
     {"CTCT_AUTH_URL", O_AUTH_URL},
     {"CTCT_CLIENT_SECRET", O_CLIENT_SECRET},
+    {"CTCT_PERMISSION", O_PERMISSION},
 };
 
 static int load_env(struct loader *ld, struct cts_error *err)

@@ -6,19 +6,20 @@
 
 #include "cts_util.h"
 
-static const char *const field_names[CTS_F__COUNT] = {
-    "email",      "first_name",  "last_name", "company_name",
-    "job_title",  "phone",       "street",    "city",
-    "state",      "postal_code", "country",   "birthday_month",
-    "birthday_day", "anniversary"};
+static const char *const field_names[CTS_F__MAPPABLE] = {
+    "email",        "first_name",  "last_name", "company_name",
+    "job_title",    "phone",       "street",    "city",
+    "state",        "postal_code", "country",   "birthday_month",
+    "birthday_day", "anniversary", "opt_out",   "opt_out_reason"};
 
 static const char *const status_names[CTS_ST__COUNT] = {
-    "created", "updated",   "imported", "unchanged", "exists",
-    "invalid", "duplicate", "failed",   "deferred",  "dry-run"};
+    "created",  "updated",   "imported",     "unchanged", "exists",
+    "invalid",  "duplicate", "failed",       "deferred",  "dry-run",
+    "opted-out", "unsubscribed", "removed"};
 
 const char *cts_field_name(enum cts_field f)
 {
-    return (unsigned)f < CTS_F__COUNT ? field_names[f] : "?";
+    return (unsigned)f < CTS_F__MAPPABLE ? field_names[f] : "?";
 }
 
 const char *cts_status_name(enum cts_status s)
@@ -55,6 +56,8 @@ void cts_contact_copy(struct cts_contact *dst, const struct cts_contact *src)
         }
         dst->ncf = src->ncf;
     }
+    dst->opt_out = src->opt_out;
+    dst->opt_out_reason = dup_or_null(src->opt_out_reason);
 }
 
 void cts_contact_clear(struct cts_contact *c)
@@ -73,4 +76,7 @@ void cts_contact_clear(struct cts_contact *c)
     free(c->cf);
     c->cf = NULL;
     c->ncf = 0;
+    free(c->opt_out_reason);
+    c->opt_out_reason = NULL;
+    c->opt_out = 0;
 }

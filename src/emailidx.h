@@ -1,7 +1,8 @@
 /*
- * emailidx.h — internal to the state files (and its unit test): the compact
- * open-addressing table of 56-bit email keys used for duplicate detection
- * and incremental-sync fingerprints.
+ * emailidx.h — internal to the state files, optouts.c and their unit tests:
+ * the compact open-addressing table of 56-bit email keys used for duplicate
+ * detection, incremental-sync fingerprints and the set of unsubscribed
+ * addresses.
  *
  * A slot is 16 bytes: kf = key << 8 | flags (0 = empty; keys are never 0),
  * fp (a 32-bit fingerprint) and row (the run's first row tag, 0 = not seen

@@ -15,7 +15,7 @@
 #include "cts_encoding.h"
 
 #define MAX_CUSTOM  25
-#define CF_FIELD(k) (CTS_F__COUNT + (int)(k))
+#define CF_FIELD(k) (CTS_F__MAPPABLE + (int)(k))
 
 struct col {
     char *name; /* as written, trimmed */
@@ -29,7 +29,7 @@ struct cts_mapper {
     char *file;
     size_t ncols;
     struct col *cols;
-    int fcol[CTS_F__COUNT]; /* column of each field, -1 if none */
+    int fcol[CTS_F__MAPPABLE]; /* column of each field, -1 if none */
     size_t ncf;
     char **cf_name; /* custom field names (after "cf:") */
     int *cf_col;
@@ -155,6 +155,27 @@ static const struct {
     {CTS_F_COUNTRY, "pays"},
     {CTS_F_COUNTRY, "land"},
     {CTS_F_COUNTRY, "país"},
+    /* Opt-outs: CRM exports (Salesforce "Email Opt Out" and its API name
+     * HasOptedOutOfEmail, HubSpot "Unsubscribed from all email", Dynamics
+     * "Do not allow Emails", Zoho "Email Opt Out").  Never "subscribed"
+     * or "status": those say the opposite or something else. */
+    {CTS_F_OPT_OUT, "optout"},
+    {CTS_F_OPT_OUT, "optedout"},
+    {CTS_F_OPT_OUT, "emailoptout"},
+    {CTS_F_OPT_OUT, "emailoptedout"},
+    {CTS_F_OPT_OUT, "hasoptedoutofemail"},
+    {CTS_F_OPT_OUT, "unsubscribed"},
+    {CTS_F_OPT_OUT, "unsubscribe"},
+    {CTS_F_OPT_OUT, "emailunsubscribed"},
+    {CTS_F_OPT_OUT, "unsubscribedfromallemail"},
+    {CTS_F_OPT_OUT, "donotemail"},
+    {CTS_F_OPT_OUT, "donotallowemails"},
+    {CTS_F_OPT_OUT, "donotallowemail"},
+    {CTS_F_OPT_OUT_REASON, "optoutreason"},
+    {CTS_F_OPT_OUT_REASON, "optedoutreason"},
+    {CTS_F_OPT_OUT_REASON, "emailoptoutreason"},
+    {CTS_F_OPT_OUT_REASON, "unsubscribereason"},
+    {CTS_F_OPT_OUT_REASON, "unsubscribedreason"},
 };
 
 size_t cts_field_max(enum cts_api api, enum cts_field f)
@@ -166,6 +187,7 @@ size_t cts_field_max(enum cts_api api, enum cts_field f)
     case CTS_F_PHONE: return 25;
     case CTS_F_STREET: return 255;
     case CTS_F_ANNIVERSARY: return 10;
+    case CTS_F_OPT_OUT_REASON: return 255;
     case CTS_F_BIRTHDAY_MONTH:
     case CTS_F_BIRTHDAY_DAY: return 2;
     default: return 50;
@@ -261,7 +283,7 @@ static int field_by_name(const char *name)
     char *norm = cts_header_normalize(name);
     int f, found = -1;
 
-    for (f = 0; f < CTS_F__COUNT; f++) {
+    for (f = 0; f < CTS_F__MAPPABLE; f++) {
         char *cn = cts_header_normalize(cts_field_name((enum cts_field)f));
         if (strcmp(cn, norm) == 0)
             found = f;
@@ -274,9 +296,9 @@ static int field_by_name(const char *name)
 static const char *field_label(const struct cts_mapper *m, int field, char *buf,
                                size_t len)
 {
-    if (field < CTS_F__COUNT)
+    if (field < CTS_F__MAPPABLE)
         return cts_field_name((enum cts_field)field);
-    snprintf(buf, len, "cf:%s", m->cf_name[field - CTS_F__COUNT]);
+    snprintf(buf, len, "cf:%s", m->cf_name[field - CTS_F__MAPPABLE]);
     return buf;
 }
 
@@ -302,7 +324,7 @@ static const char *all_fields(void)
 {
     return "email, first_name, last_name, company_name, job_title, phone, "
            "street, city, state, postal_code, country, birthday_month, "
-           "birthday_day, anniversary, cf:NAME";
+           "birthday_day, anniversary, opt_out, opt_out_reason, cf:NAME";
 }
 
 static int fail(struct cts_mapper *m, struct cts_error *err, int with_headers,
@@ -401,7 +423,7 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
 
     m->api = o->api;
     m->file = cts_xstrdup(o->file != NULL ? o->file : "-");
-    for (f = 0; f < CTS_F__COUNT; f++)
+    for (f = 0; f < CTS_F__MAPPABLE; f++)
         m->fcol[f] = -1;
     m->ncols = header->nfields;
     m->cols = cts_xcalloc(m->ncols > 0 ? m->ncols : 1, sizeof(*m->cols));
@@ -722,6 +744,55 @@ static int check_date(const char *s)
     return 0;
 }
 
+/* Bytes of s[0..n) that hold at most max bytes without splitting a UTF-8
+ * character (for quoting a cell in a message). */
+static size_t utf8_prefix(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
+/* Case-insensitive equality of the span s[0..n) and the ASCII word w. */
+static int span_is(const char *s, size_t n, const char *w)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (w[i] == '\0')
+            return 0;
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (c != (unsigned char)w[i])
+            return 0;
+    }
+    return w[n] == '\0';
+}
+
+/* An opt_out cell: 1 true, 0 false (empty too), -1 neither.  Compared in
+ * place on the trimmed span: a yes/no costs no allocation per row. */
+static int opt_out_value(const char *s, size_t n)
+{
+    static const char *const yes[] = {"yes", "y", "true",        "1",
+                                      "x",   "unsubscribed", "opted out",
+                                      "opted-out"};
+    static const char *const no[] = {"no", "n", "false", "0"};
+    size_t i;
+
+    if (n == 0)
+        return 0;
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        if (span_is(s, n, yes[i]))
+            return 1;
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (span_is(s, n, no[i]))
+            return 0;
+    return -1;
+}
+
 static int invalid(struct cts_error *err, const struct cts_row *row,
                    const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -822,6 +893,40 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
                                "which the v2 API rejects",
                                (unsigned)(step == 0 ? p[i] : cp));
         }
+    }
+
+    if (m->fcol[CTS_F_OPT_OUT] >= 0 &&
+        (size_t)m->fcol[CTS_F_OPT_OUT] < row->nfields) {
+        int col = m->fcol[CTS_F_OPT_OUT];
+        size_t n = row->lens[col];
+        const char *v = cts_trim_span(row->fields[col], &n);
+        out->opt_out = opt_out_value(v, n);
+        if (out->opt_out < 0) {
+            out->opt_out = 0;
+            return invalid(err, row, "opt_out",
+                           "column \"%s\" says \"%.*s\", which is neither "
+                           "yes (yes, y, true, 1, x, unsubscribed, opted out) "
+                           "nor no (no, n, false, 0, empty)",
+                           m->cols[col].name, (int)utf8_prefix(v, n, 60), v);
+        }
+    }
+    if (out->opt_out) {
+        /* Only the unsubscription is sent for this row: its other values
+         * are neither used nor able to make it invalid (someone who asked
+         * to be unsubscribed is, whatever else the row holds). */
+        char *r = cell(a, row, m->fcol[CTS_F_OPT_OUT_REASON]);
+        if (r != NULL) {
+            /* Too long a reason is cut, not a reason to ignore the row. */
+            size_t max = cts_field_max(m->api, CTS_F_OPT_OUT_REASON);
+            size_t i, chars = 0;
+            for (i = 0; r[i] != '\0'; i++)
+                if (((unsigned char)r[i] & 0xC0) != 0x80 && chars++ == max) {
+                    r[i] = '\0';
+                    break;
+                }
+        }
+        out->opt_out_reason = r;
+        return 0;
     }
 
     for (f = CTS_F_EMAIL + 1; f < CTS_F__COUNT; f++) {

@@ -375,11 +375,25 @@ int cts_report_write_summary(const char *path,
                              const char *account, double elapsed_s,
                              int exit_code, struct cts_error *err)
 {
-    /* Key order is the spec's (§7); JSON_PRESERVE_ORDER keeps it. */
-    static const enum cts_status order[] = {
-        CTS_ST_CREATED,   CTS_ST_UPDATED, CTS_ST_IMPORTED,
-        CTS_ST_UNCHANGED, CTS_ST_EXISTS,  CTS_ST_INVALID,
-        CTS_ST_DUPLICATE, CTS_ST_FAILED,  CTS_ST_DEFERRED};
+    /* The documented key order; JSON_PRESERVE_ORDER keeps it.  Keys are
+     * the status names with '_' for '-' (JSON keys scripts can dot). */
+    static const struct {
+        enum cts_status st;
+        const char *key;
+    } order[] = {
+        {CTS_ST_CREATED, "created"},
+        {CTS_ST_UPDATED, "updated"},
+        {CTS_ST_IMPORTED, "imported"},
+        {CTS_ST_UNCHANGED, "unchanged"},
+        {CTS_ST_EXISTS, "exists"},
+        {CTS_ST_INVALID, "invalid"},
+        {CTS_ST_DUPLICATE, "duplicate"},
+        {CTS_ST_FAILED, "failed"},
+        {CTS_ST_DEFERRED, "deferred"},
+        {CTS_ST_OPTED_OUT, "opted_out"},
+        {CTS_ST_UNSUBSCRIBED, "unsubscribed"},
+        {CTS_ST_REMOVED, "removed"},
+    };
     json_t *o = json_object();
     FILE *fp = NULL;
     int rc = 0;
@@ -394,8 +408,8 @@ int cts_report_write_summary(const char *path,
                         account != NULL ? json_string(account) : json_null());
     json_object_set_new(o, "input_rows", json_integer(c->input_rows));
     for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
-        json_object_set_new(o, cts_status_name(order[i]),
-                            json_integer(c->status[order[i]]));
+        json_object_set_new(o, order[i].key,
+                            json_integer(c->status[order[i].st]));
     json_object_set_new(o, "requests", json_integer(c->requests));
     json_object_set_new(o, "retries", json_integer(c->retries));
     /* Milliseconds are enough and keep the file stable to read. */
@@ -440,7 +454,18 @@ char *cts_report_summary_line(const struct cts_report_counts *c,
         if (c->status[s] == 0 && s != CTS_ST_CREATED && s != CTS_ST_UPDATED &&
             s != CTS_ST_FAILED)
             continue;
-        cts_buf_appendf(&b, " %ld %s,", c->status[s], cts_status_name(s));
+        /* Consent outcomes in words: why those contacts got nothing. */
+        if (s == CTS_ST_OPTED_OUT)
+            cts_buf_appendf(&b, " %ld opted out (unsubscribed in the "
+                                "account, left alone),",
+                            c->status[s]);
+        else if (s == CTS_ST_UNSUBSCRIBED)
+            cts_buf_appendf(&b, " %ld unsubscribed (as the file asked),",
+                            c->status[s]);
+        else if (s == CTS_ST_REMOVED)
+            cts_buf_appendf(&b, " %ld removed from the list,", c->status[s]);
+        else
+            cts_buf_appendf(&b, " %ld %s,", c->status[s], cts_status_name(s));
     }
     b.data[--b.len] = '\0'; /* the last comma */
     cts_buf_appendf(&b, "; %ld requests, %ld retries, %.1f s", c->requests,

@@ -125,7 +125,7 @@ check "token from env: no ps warning" eval '[ "$RC" = 69 ] && ! grep -q "visible
 sed 's/\\//g' "$TOP/doc/ctct-sync.1" >"$T/man.txt"
 for c in import check lists auth; do "$CTS" "$c" --help >>"$T/allhelp"; done
 missing=""
-for o in api api-key token token-file account base-url auth-url config list mode \
+for o in api api-key token token-file account base-url auth-url config list mode permission \
     rate concurrency daily-quota retries report summary state full bulk \
     bulk-threshold poll-interval dry-run quiet verbose delimiter encoding map \
     redirect-uri registered-redirect-uri no-listen open device client-secret \
@@ -135,7 +135,8 @@ for o in api api-key token token-file account base-url auth-url config list mode
         missing="$missing man:--$o"
 done
 for e in CTCT_API CTCT_API_KEY CTCT_ACCESS_TOKEN CTCT_TOKEN_FILE CTCT_ACCOUNT \
-    CTCT_BASE_URL CTCT_AUTH_URL CTCT_CONFIG CTCT_CLIENT_SECRET CTCT_SYNC_NOW; do
+    CTCT_BASE_URL CTCT_AUTH_URL CTCT_CONFIG CTCT_CLIENT_SECRET CTCT_SYNC_NOW \
+    CTCT_PERMISSION; do
     grep -q "$e" "$T/man.txt" || missing="$missing man:$e"
 done
 for x in 0 1 64 65 66 69 73 75 77 78; do

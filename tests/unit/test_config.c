@@ -21,7 +21,8 @@ static const char *const env_names[] = {"CTCT_API",           "CTCT_API_KEY",
                                         "CTCT_ACCESS_TOKEN",  "CTCT_TOKEN_FILE",
                                         "CTCT_ACCOUNT",       "CTCT_BASE_URL",
                                         "CTCT_AUTH_URL",      "CTCT_CONFIG",
-                                        "CTCT_CLIENT_SECRET", "CTCT_SYNC_NOW"};
+                                        "CTCT_CLIENT_SECRET", "CTCT_SYNC_NOW",
+                                        "CTCT_PERMISSION"};
 
 static void clear_env(void)
 {
@@ -73,6 +74,15 @@ static const char *write_file(const char *name, const char *text, int mode)
     return p;
 }
 
+/* Write the default config file ($XDG_CONFIG_HOME/ctct-sync/config). */
+static void write_default_config(const char *text)
+{
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/ctct-sync", tmpdir);
+    mkdir(dir, 0700);
+    write_file("ctct-sync/config", text, 0600);
+}
+
 /* Load with a NULL-terminated argument list (argv[0] = the command). */
 static int load(struct cts_config *cfg, enum cts_command cmd,
                 struct cts_error *err, ...)
@@ -121,6 +131,11 @@ static const struct case_ import_cases[] = {
     {"--mode", "create", 1},
     {"--mode", "upsert", 1},
     {"--mode", "merge", 0},
+    {"--permission", "implicit", 1},
+    {"--permission", "explicit", 1},
+    {"--permission", "Explicit", 1},
+    {"--permission", "opt-in", 0},
+    {"--permission", "", 0},
     {"--rate", "0.5", 1},
     {"--rate", "0", 1},
     {"--rate", "-1", 0},
@@ -161,6 +176,8 @@ static const struct case_ import_cases[] = {
     {"--map", "shoe=Size", 0},
     {"--map", "email", 0},
     {"--map", "email=", 0},
+    {"--map", "opt_out=Unsubscribed", 1},
+    {"--map", "opt_out_reason=Why", 1},
     {"--config", "/nonexistent/explicit", -78},
     {"--redirect-uri", "http://localhost:8080/cb", 0}, /* auth only */
     {"--json", NULL, 0},                               /* check/lists */
@@ -249,6 +266,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.bulk_threshold, 1000);
     assert_int_equal(cfg.poll_interval_s, 10);
     assert_int_equal(cfg.delimiter, 0);
+    assert_int_equal(cfg.mode, CTS_MODE_UPSERT);
+    assert_int_equal(cfg.permission, CTS_PERM_IMPLICIT);
     snprintf(want, sizeof(want), "%s/ctct-sync", tmpdir);
     assert_string_equal(cfg.state_dir, want);
     cts_config_free(&cfg);
@@ -268,22 +287,16 @@ static void test_precedence(void **state)
 {
     struct cts_config cfg;
     struct cts_error err;
-    char dir[400];
     (void)state;
-    snprintf(dir, sizeof(dir), "%s/ctct-sync", tmpdir);
-    mkdir(dir, 0700);
-    /* The default config file ($XDG_CONFIG_HOME/ctct-sync/config). */
-    write_file("ctct-sync/config",
-               "# defaults for the nightly sync\n"
-               "api = v2\n"
-               "api_key = file-key-0000000000\n"
-               "account = file-account\n"
-               "rate = 2\n"
-               "concurrency = 3\n"
-               "list = 10\n"
-               "list = 11\n"
-               "dry-run = true\n",
-               0600);
+    write_default_config("# defaults for the nightly sync\n"
+                         "api = v2\n"
+                         "api_key = file-key-0000000000\n"
+                         "account = file-account\n"
+                         "rate = 2\n"
+                         "concurrency = 3\n"
+                         "list = 10\n"
+                         "list = 11\n"
+                         "dry-run = true\n");
 
     /* file > defaults */
     assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, TOK, "a.csv", NULL), 0);
@@ -357,6 +370,56 @@ static void test_env_errors(void **state)
     setenv("CTCT_SYNC_NOW", "1700000000", 1);
     assert_int_equal(load(&cfg, CTS_CMD_CHECK, &err, TOK, NULL), 0);
     assert_int_equal(cts_config_now(&cfg), 1700000000L);
+    cts_config_free(&cfg);
+}
+
+/* --permission from every layer: argv > CTCT_PERMISSION > the file's
+ * `permission =`; a bad value names where it came from. */
+static void test_permission(void **state)
+{
+    struct cts_config cfg;
+    struct cts_error err;
+    (void)state;
+    write_default_config("permission = explicit\n");
+    assert_int_equal(
+        load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN, "a.csv", NULL), 0);
+    assert_int_equal(cfg.permission, CTS_PERM_EXPLICIT);
+    cts_config_free(&cfg);
+    assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN,
+                          "--permission", "implicit", "a.csv", NULL),
+                     0);
+    assert_int_equal(cfg.permission, CTS_PERM_IMPLICIT);
+    cts_config_free(&cfg);
+
+    write_default_config("permission = implicit\n");
+    setenv("CTCT_PERMISSION", "explicit", 1);
+    assert_int_equal(
+        load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN, "a.csv", NULL), 0);
+    assert_int_equal(cfg.permission, CTS_PERM_EXPLICIT);
+    cts_config_free(&cfg);
+
+    setenv("CTCT_PERMISSION", "sure", 1);
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN, "a.csv", NULL), 0);
+    assert_int_equal(err.exit_code, 78);
+    assert_non_null(strstr(err.msg, "CTCT_PERMISSION"));
+    assert_non_null(strstr(err.msg, "expected implicit or explicit"));
+    cts_config_free(&cfg);
+    unsetenv("CTCT_PERMISSION");
+
+    write_default_config("permission = opt-in\n");
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_IMPORT, &err, IMPORT_MIN, "a.csv", NULL), 0);
+    assert_int_equal(err.exit_code, 78);
+    assert_non_null(strstr(err.msg, "config:1: permission"));
+    cts_config_free(&cfg);
+    write_default_config("");
+
+    /* An import option: check does not take it on the command line. */
+    assert_int_not_equal(
+        load(&cfg, CTS_CMD_CHECK, &err, TOK, "--permission", "implicit", NULL),
+        0);
+    assert_int_equal(err.exit_code, 64);
     cts_config_free(&cfg);
 }
 
@@ -696,6 +759,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_values_parsed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_syntax, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_permissions, setup, teardown),

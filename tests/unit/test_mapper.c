@@ -629,6 +629,148 @@ static void test_map_with_allocator(void **state)
     free(bp);
 }
 
+/* Opt-out columns: every alias maps, yes/no spellings, a bad value names
+ * the column and the value, and a yes row carries only the unsubscription
+ * (its other cells cannot make it invalid). */
+static void test_opt_out(void **state)
+{
+    static const char *const opt_headers[] = {
+        "opt_out",           "Opt Out",         "Opted Out",
+        "Email Opt Out",     "Email Opt-Out",   "Unsubscribed",
+        "Unsubscribe",       "Do Not Email",    "DoNotEmail",
+        "HasOptedOutOfEmail", "Unsubscribed from all email",
+        "Do not allow Emails"};
+    static const char *const yes[] = {"yes", "Y",         "TRUE",
+                                      "1",   " x ",       "Unsubscribed",
+                                      "opted out", "Opted Out"};
+    static const char *const no[] = {"", "no", "N", "False", "0", "  "};
+    struct fake_row h, r;
+    struct cts_error err;
+    struct cts_contact c;
+    struct cts_mapper *m;
+    char *text = NULL, *reason;
+    size_t len = 0, i;
+    FILE *f;
+    (void)state;
+
+    for (i = 0; i < sizeof(opt_headers) / sizeof(opt_headers[0]); i++) {
+        mkrow(&h, 0, "Email", opt_headers[i], NULL);
+        m = new_mapper(CTS_API_V3, NULL, 0, &h.row, &err);
+        assert_non_null(m);
+        mkrow(&r, 1, "a@b.co", "yes", NULL);
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), 0);
+        if (c.opt_out != 1)
+            fail_msg("header \"%s\" did not map to opt_out", opt_headers[i]);
+        cts_contact_clear(&c);
+        cts_mapper_free(m);
+    }
+
+    mkrow(&h, 0, "Email", "First Name", "Birthday Month", "Unsubscribed",
+          "Unsubscribe Reason", NULL);
+    m = new_mapper(CTS_API_V3, NULL, 0, &h.row, &err);
+    assert_non_null(m);
+    f = open_memstream(&text, &len);
+    cts_mapper_describe(m, f);
+    fclose(f);
+    assert_non_null(strstr(text, "\"Unsubscribed\" -> opt_out\n"));
+    assert_non_null(strstr(text, "\"Unsubscribe Reason\" -> opt_out_reason\n"));
+    free(text);
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        mkrow(&r, 1, " Ann@B.co ", "Ann", "14", yes[i], "asked by phone",
+              NULL);
+        memset(&c, 0, sizeof(c));
+        memset(&err, 0, sizeof(err));
+        /* The month 14 would make any other row invalid. */
+        if (cts_mapper_map(m, &r.row, &c, &err) != 0)
+            fail_msg("\"%s\": %s", yes[i], err.msg);
+        assert_int_equal(c.opt_out, 1);
+        assert_string_equal(c.f[CTS_F_EMAIL], "ann@b.co");
+        assert_null(c.f[CTS_F_FIRST_NAME]);
+        assert_string_equal(c.opt_out_reason, "asked by phone");
+        cts_contact_clear(&c);
+        assert_null(c.opt_out_reason);
+    }
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        mkrow(&r, 1, "ann@b.co", "Ann", "", no[i], "ignored", NULL);
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), 0);
+        assert_int_equal(c.opt_out, 0);
+        assert_null(c.opt_out_reason);
+        assert_string_equal(c.f[CTS_F_FIRST_NAME], "Ann");
+        cts_contact_clear(&c);
+    }
+    /* A "no" row is validated as usual. */
+    mkrow(&r, 3, "ann@b.co", "Ann", "14", "no", "", NULL);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+    assert_non_null(strstr(err.msg, "birthday_month"));
+    cts_contact_clear(&c);
+    /* Neither yes nor no: invalid, naming the column as written. */
+    mkrow(&r, 4, "ann@b.co", "Ann", "", " maybe ", "", NULL);
+    memset(&c, 0, sizeof(c));
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+    assert_int_equal(err.row, 4);
+    assert_true(strncmp(err.msg,
+                        "opt_out: column \"Unsubscribed\" says \"maybe\"",
+                        strlen("opt_out: column \"Unsubscribed\" says "
+                               "\"maybe\"")) == 0);
+    assert_int_equal(c.opt_out, 0);
+    cts_contact_clear(&c);
+    /* An opt-out row with a bad email is still invalid (no one to
+     * unsubscribe). */
+    mkrow(&r, 5, "not-an-email", "", "", "yes", "", NULL);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+    assert_true(strncmp(err.msg, "email:", 6) == 0);
+    cts_contact_clear(&c);
+    /* A reason over 255 characters is cut at 255, never split inside a
+     * character. */
+    reason = malloc(2 * 300 + 1);
+    assert_non_null(reason);
+    for (i = 0; i < 300; i++)
+        memcpy(reason + 2 * i, "\xC3\xA9", 2);
+    reason[600] = '\0';
+    mkrow(&r, 6, "ann@b.co", "", "", "yes", reason, NULL);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), 0);
+    assert_int_equal(strlen(c.opt_out_reason), 2 * 255);
+    cts_contact_clear(&c);
+    free(reason);
+    cts_mapper_free(m);
+
+    /* --map opt_out=HEADER claims a column no alias knows. */
+    {
+        struct cts_map maps[] = {{"opt_out", "Bounce Flag"},
+                                 {"opt_out_reason", "Why"}};
+        mkrow(&h, 0, "Email", "Bounce Flag", "Why", NULL);
+        m = new_mapper(CTS_API_V2, maps, 2, &h.row, &err);
+        assert_non_null(m);
+        mkrow(&r, 1, "a@b.co", "X", "spam", NULL);
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), 0);
+        assert_int_equal(c.opt_out, 1);
+        assert_string_equal(c.opt_out_reason, "spam");
+        /* A copy keeps the flag and the reason. */
+        {
+            struct cts_contact d;
+            cts_contact_copy(&d, &c);
+            assert_int_equal(d.opt_out, 1);
+            assert_string_equal(d.opt_out_reason, "spam");
+            assert_ptr_not_equal(d.opt_out_reason, c.opt_out_reason);
+            cts_contact_clear(&d);
+        }
+        cts_contact_clear(&c);
+        cts_mapper_free(m);
+    }
+    /* Two opt-out columns: an error, as for any field. */
+    mkrow(&h, 0, "Email", "Unsubscribed", "Do Not Email", NULL);
+    assert_null(new_mapper(CTS_API_V3, NULL, 0, &h.row, &err));
+    assert_non_null(strstr(err.msg, "both map to opt_out"));
+}
+
 static void test_field_limits(void **state)
 {
     (void)state;
@@ -651,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_v2_latin1),
         cmocka_unit_test(test_map_with_allocator),
+        cmocka_unit_test(test_opt_out),
         cmocka_unit_test(test_field_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

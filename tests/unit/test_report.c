@@ -325,10 +325,11 @@ static void test_summary_json(void **state)
     struct cts_error err = {0};
     char path[] = "/tmp/cts-summary-XXXXXX";
     static const char *keys[] = {
-        "api",      "account",   "input_rows", "created",
-        "updated",  "imported",  "unchanged",  "exists",
-        "invalid",  "duplicate", "failed",     "deferred",
-        "requests", "retries",   "elapsed_s",  "exit_code"};
+        "api",       "account",      "input_rows", "created",
+        "updated",   "imported",     "unchanged",  "exists",
+        "invalid",   "duplicate",    "failed",     "deferred",
+        "opted_out", "unsubscribed", "removed",    "requests",
+        "retries",   "elapsed_s",    "exit_code"};
     json_t *j;
     json_error_t jerr;
     const char *k;
@@ -344,6 +345,8 @@ static void test_summary_json(void **state)
     c.status[CTS_ST_CREATED] = 6;
     c.status[CTS_ST_INVALID] = 3;
     c.status[CTS_ST_DEFERRED] = 1;
+    c.status[CTS_ST_OPTED_OUT] = 4;
+    c.status[CTS_ST_UNSUBSCRIBED] = 2;
     c.requests = 9;
     c.retries = 2;
     assert_int_equal(
@@ -359,6 +362,10 @@ static void test_summary_json(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "api")), "v3");
     assert_int_equal(json_integer_value(json_object_get(j, "created")), 6);
     assert_int_equal(json_integer_value(json_object_get(j, "deferred")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "opted_out")), 4);
+    assert_int_equal(json_integer_value(json_object_get(j, "unsubscribed")),
+                     2);
+    assert_int_equal(json_integer_value(json_object_get(j, "removed")), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 75);
     assert_true(json_real_value(json_object_get(j, "elapsed_s")) > 1.2);
     json_decref(j);
@@ -385,6 +392,46 @@ static void test_summary_line(void **state)
     assert_string_equal(cts_report_summary_line(&c, 2.04, line, sizeof(line)),
                         "5 rows: 3 created, 0 updated, 2 duplicate, 0 failed;"
                         " 4 requests, 1 retries, 2.0 s");
+    /* Consent outcomes are said in words, and only when they happened. */
+    c.input_rows = 9;
+    c.status[CTS_ST_OPTED_OUT] = 3;
+    c.status[CTS_ST_UNSUBSCRIBED] = 1;
+    assert_string_equal(cts_report_summary_line(&c, 2.04, line, sizeof(line)),
+                        "9 rows: 3 created, 0 updated, 2 duplicate, 0 failed,"
+                        " 3 opted out (unsubscribed in the account, left"
+                        " alone), 1 unsubscribed (as the file asked);"
+                        " 4 requests, 1 retries, 2.0 s");
+}
+
+/* The consent statuses are report statuses like the others, and rows in
+ * them are settled: they count, they are not failures. */
+static void test_consent_statuses(void **state)
+{
+    struct fixture *f = *state;
+    struct cts_error err = {0};
+    struct cts_report *r = cts_report_open_stream(f->fp, &err);
+    struct cts_result a = mk(1, "gone@x.co", CTS_ST_OPTED_OUT);
+    struct cts_result b = mk(2, "bye@x.co", CTS_ST_UNSUBSCRIBED);
+    struct cts_result c = mk(3, "old@x.co", CTS_ST_REMOVED);
+    assert_non_null(r);
+    a.message = "unsubscribed since 2024-03-05; left alone";
+    b.http_status = 200;
+    b.attempts = 2;
+    assert_int_equal(cts_report_put(r, 0, &a), 0);
+    assert_int_equal(cts_report_put(r, 2, &c), 0);
+    assert_int_equal(cts_report_put(r, 1, &b), 0);
+    assert_string_equal(body(f),
+                        "in.csv,1,gone@x.co,opted-out,,0,,,unsubscribed since "
+                        "2024-03-05; left alone\r\n"
+                        "in.csv,2,bye@x.co,unsubscribed,200,2,,,\r\n"
+                        "in.csv,3,old@x.co,removed,,0,,,\r\n");
+    assert_int_equal(cts_report_counts(r)->status[CTS_ST_OPTED_OUT], 1);
+    assert_int_equal(cts_report_counts(r)->status[CTS_ST_UNSUBSCRIBED], 1);
+    assert_int_equal(cts_report_counts(r)->status[CTS_ST_REMOVED], 1);
+    assert_int_equal(cts_status_parse("opted-out"), CTS_ST_OPTED_OUT);
+    assert_int_equal(cts_status_parse("unsubscribed"), CTS_ST_UNSUBSCRIBED);
+    assert_int_equal(cts_status_parse("removed"), CTS_ST_REMOVED);
+    assert_int_equal(cts_report_close(r, &err), 0);
 }
 
 static void test_progress_rate_limit(void **state)
@@ -423,6 +470,8 @@ int main(void)
         cmocka_unit_test(test_before_write_hook),
         cmocka_unit_test(test_summary_json),
         cmocka_unit_test(test_summary_line),
+        cmocka_unit_test_setup_teardown(test_consent_statuses, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_progress_rate_limit, setup,
                                         teardown),
     };

@@ -173,4 +173,39 @@ static inline json_t *tu_admin(const char *base, const char *method,
     return j;
 }
 
+/* The bytes of tests/unit/fixtures/NAME ($CTS_FIXTURES/NAME when set; NAME
+ * itself when it is an absolute path), NUL terminated; *len (may be NULL) =
+ * their count.  Owned (free).  Fails the test when the file cannot be
+ * read. */
+static inline char *tu_fixture(const char *name, size_t *len)
+{
+    char path[1024], chunk[4096];
+    const char *env = getenv("CTS_FIXTURES");
+    struct cts_buf b;
+    FILE *f;
+    size_t n;
+
+    if (name[0] == '/')
+        snprintf(path, sizeof(path), "%s", name);
+    else if (env != NULL)
+        snprintf(path, sizeof(path), "%s/%s", env, name);
+    else
+        /* Next to this header (the suite runs from the top directory). */
+        snprintf(path, sizeof(path), "%.*sfixtures/%s",
+                 (int)(strrchr(__FILE__, '/') != NULL
+                           ? strrchr(__FILE__, '/') - __FILE__ + 1
+                           : 0),
+                 __FILE__, name);
+    f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot open fixture %s", path);
+    cts_buf_init(&b, 0);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        cts_buf_append(&b, chunk, n);
+    fclose(f);
+    if (len != NULL)
+        *len = b.len;
+    return cts_buf_detach(&b);
+}
+
 #endif /* CTS_TESTUTIL_H */
