@@ -22,6 +22,7 @@
 #include "cts_bulk.h"
 #include "cts_contact.h"
 #include "cts_http.h"
+#include "cts_intake.h"
 #include "cts_limiter.h"
 #include "cts_mapper.h"
 #include "cts_oauth.h"
@@ -142,37 +143,10 @@ struct pipeline {
     struct cts_job *spare;  /* freed jobs kept for reuse (no timer) */
     unsigned nspare;
 
-    /* reader (see "reading" below for who may touch what when) */
-    size_t file_idx;
-    uv_file fd;
-    int fd_open;
-    struct cts_reader *reader;
-    struct cts_mapper *mapper;
-    uint64_t file_first_seq; /* seq of data row 1 of the current file */
-    uint64_t *file_seq;      /* first seq of each file (dup messages) */
-    struct batch *bat[2];    /* chunks of mapped rows, owned */
-    struct batch *filling;   /* the one the work item fills */
-    struct batch *settling;  /* the one the loop settles */
-    struct batch *ready;     /* filled, waiting for the loop */
-    size_t batch_rows;       /* rows per work item (about), and */
-    size_t feed_slice;       /*   bytes fed to the reader at a time */
-    char *rbuf;              /* READ_CHUNK bytes of input */
-    size_t rpos, rlen;       /* rbuf[rpos, rlen) not fed yet */
-    uv_timer_t feed_timer;   /* ready/inline hand-over on its own turn */
-    int inline_intake;       /* fill on the loop thread, not the pool */
-    int inline_done;         /* an inline fill awaits its hand-back */
-    uv_thread_t intake_tid;  /* the intake thread (see "reading") */
-    uv_sem_t intake_go;      /* posted: fill p->filling (or quit) */
-    uv_async_t intake_done;  /* sent by the thread: the item is back */
-    uv_mutex_t intake_mx;    /* guards intake_back */
-    int intake_back;         /* the thread finished the queued item */
-    int intake_started;
-    int intake_quit;
-    int read_pending;        /* a fill is queued: reader, mapper, fd busy */
-    int stop_reading;        /* finish reading once the fill is back */
-    int in_feed;
-    int paused;
-    int reading_done;
+    /* reading (cts_intake.h: its own thread) */
+    struct cts_intake in;
+    int intake_inited;
+    uint64_t *file_seq; /* first seq of each file (dup messages) */
     uint64_t next_seq;
     uint64_t high, low; /* backpressure marks, unreported rows */
 
@@ -198,9 +172,6 @@ struct pipeline {
     int signals;
     int fatal_rc;
     struct cts_error fatal;
-    int csv_error;
-    char csv_msg[800];
-    const char *encoding;
     int finishing;
 
     /* bulk (--bulk always, or auto once it pays; see "bulk" below) */
@@ -221,7 +192,6 @@ static void pump(struct pipeline *p);
 static void bulk_take(struct pipeline *p, struct cts_job *j);
 static void bulk_start(struct pipeline *p);
 static void bulk_maybe_start(struct pipeline *p);
-static void read_next(struct pipeline *p);
 static void maybe_finish(struct pipeline *p);
 static void job_settle(struct cts_job *j, enum cts_status st);
 static void stop_sending(struct pipeline *p, enum cts_stop why, const char *fmt,
@@ -269,7 +239,7 @@ static uint64_t unreported(const struct pipeline *p)
 
 #define SPARE_MAX 64 /* freed jobs kept for reuse: a row costs no malloc */
 
-static struct cts_job *job_new(struct pipeline *p, long row)
+static struct cts_job *job_new(struct pipeline *p, size_t file_idx, long row)
 {
     struct cts_job *j = p->spare;
 
@@ -284,7 +254,7 @@ static struct cts_job *job_new(struct pipeline *p, long row)
     j->p = p;
     j->seq = p->next_seq++;
     j->row = row;
-    j->file = p->cfg->inputs[p->file_idx];
+    j->file = p->cfg->inputs[file_idx];
     j->state = JS_READ;
     cts_http_req_init(&j->req);
     p->live++;
@@ -374,6 +344,8 @@ static void fatal(struct pipeline *p, int rc, int exit_code, const char *msg)
         cts_error_setx(&p->fatal, rc, exit_code, "%s", msg);
     }
     stop_sending(p, CTS_STOP_FATAL, "%s", msg);
+    if (p->intake_inited)
+        cts_intake_stop(&p->in);
     abort_soon(p);
 }
 
@@ -416,10 +388,8 @@ static void job_report(struct cts_job *j)
     }
     /* Backpressure: the reader waits until the window has drained to the
      * low-water mark (hysteresis avoids one read per finished row). */
-    if (p->paused && unreported(p) <= p->low) {
-        p->paused = 0;
-        read_next(p);
-    }
+    if (cts_intake_paused(&p->in) && unreported(p) <= p->low)
+        cts_intake_resume(&p->in);
     maybe_finish(p);
 }
 
@@ -1088,241 +1058,19 @@ out:
     pump(p);
 }
 
-/* ---- reading ----
- *
- * Intake runs off the loop thread.  Input is read, parsed (reader.c),
- * mapped and validated (mapper.c), and its rows' email keys and
- * fingerprints computed (pure functions of cts_state) by a work item on
- * the intake thread, which fills a batch of mapped rows.  The loop thread
- * then settles the batch's rows in input order: duplicates, state lookups,
- * reports, sending.  There are two batches: as soon as one is handed back,
- * the next work item is queued into the other, so while the loop settles
- * one batch a second core reads the next.
- *
- * One dedicated thread rather than libuv's threadpool: the pool hands
- * successive items to different threads, so the reader's and libcsv's
- * state, the mapper and malloc's per-thread caches were cold for every
- * item (measured: the intake side cost twice its single-thread time).
- * The loop posts a semaphore to start an item; the thread answers with
- * uv_async_send, whose callback runs on the loop thread (the libuv way for
- * another thread to wake a loop; both order the memory hand-over).
- *
- * At most one work item is queued at a time, and the reader, mapper, fd
- * and read buffer of the current file are used only by it while it is
- * queued (read_pending).  Whatever happens on the loop (fatal errors,
- * signals, the end of a file) waits for a queued item to come back before
- * the file is closed.  Backpressure is unchanged: above the high-water
- * mark no new item is queued, and a batch that was already read waits
- * (ready) until the report drains to the low-water mark.
- *
- * If the thread cannot be created, the same steps run on the loop thread
- * (inline_intake), each work item handed back on the next loop turn.
- */
-
-/* A work item reads and parses up to BATCH_BYTES or BATCH_ROWS rows,
- * whichever comes first, feeding the reader FEED_SLICE bytes at a time:
- * big enough that the hand-overs between threads (a wake-up each way) are
- * rare, while a batch's memory stays bounded even for rows of two bytes
- * (at most BATCH_ROWS + one slice of rows). */
-#define READ_CHUNK  (128 * 1024)
-#define FEED_SLICE  (16 * 1024)
-#define BATCH_BYTES (256 * 1024)
-#define BATCH_ROWS  4096
-/* A run that sends settles a batch into jobs (each with its contact and
- * request body) faster than they can be sent: smaller batches keep those
- * within about the backpressure window, as when one 64 KiB read was
- * settled at a time (4096-row batches cost ~6 MiB more at 1M rows sent),
- * and cost nothing there, where the requests, not the intake, set the
- * pace. */
-#define SEND_FEED_SLICE (4 * 1024)
-#define SEND_BATCH_ROWS 256
-
-/*
- * The strings of a batch's contacts live in an arena of blocks that never
- * move (pointers stay valid while it grows) and are reused batch after
- * batch; the mapper allocates them there (cts_mapper_map_with).  Why not
- * malloc'd strings: they would be allocated by the intake thread and freed
- * by the loop thread, which glibc's per-thread caches do not serve (that
- * cross-thread malloc/free was a quarter of the run), and even freed on
- * the intake thread they cost a malloc and free per field.  A row that
- * outlives its batch (one to send) gets its own copy (job_own_contact).
- */
-#define ARENA_BLOCK (64 * 1024)
-
-struct ablock {
-    struct ablock *next;
-    size_t cap, used;
-    char data[]; /* cap bytes */
-};
-
-struct arena {
-    struct ablock *head; /* every block, in use order */
-    struct ablock *cur;  /* the one being filled */
-};
-
-static void *arena_alloc(struct arena *a, size_t n)
-{
-    struct ablock *b = a->cur;
-
-    n = (n + 7) & ~(size_t)7; /* keeps cf arrays aligned */
-    while (b != NULL && b->used + n > b->cap) {
-        b = b->next;
-        if (b != NULL)
-            b->used = 0;
-    }
-    if (b == NULL) {
-        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-        b = cts_xmalloc(sizeof(*b) + cap);
-        b->cap = cap;
-        b->used = 0;
-        b->next = NULL;
-        /* Appended at the end, so a reset reuses blocks in order. */
-        if (a->head == NULL) {
-            a->head = b;
-        } else {
-            struct ablock *t = a->head;
-            while (t->next != NULL)
-                t = t->next;
-            t->next = b;
-        }
-    }
-    a->cur = b;
-    b->used += n;
-    return b->data + b->used - n;
-}
-
-/* cts_mapper_alloc_fn over a batch's arena. */
-static void *arena_alloc_cb(void *arg, size_t n)
-{
-    return arena_alloc(arg, n);
-}
-
-static void arena_reset(struct arena *a)
-{
-    a->cur = a->head;
-    if (a->cur != NULL)
-        a->cur->used = 0;
-}
-
-static void arena_free(struct arena *a)
-{
-    struct ablock *b;
-
-    while ((b = a->head) != NULL) {
-        a->head = b->next;
-        free(b);
-    }
-    a->cur = NULL;
-}
-
-struct mrow {
-    long row;             /* 1-based data row in its file */
-    int invalid;          /* the mapper refused it: msg says why */
-    size_t msg;           /* offset of that message in batch.msgs */
-    uint64_t key;         /* cts_state_email_key (valid rows) */
-    uint32_t fp;          /* cts_state_fingerprint (valid rows) */
-    struct cts_contact c; /* strings in the batch's arena (not owned) */
-};
-
-struct batch {
-    int eof;               /* read(2) said end of file */
-    int rerr;              /* read(2) failed: -errno */
-    int rc;                /* cts_reader_feed's result */
-    struct cts_error err;  /* its message */
-    int header;            /* the header row was in this chunk */
-    int header_rc;         /* 0, or the mapper refused the header */
-    struct cts_error herr; /* that refusal, file name included */
-    struct mrow *rows;     /* rows in input order */
-    size_t n, cap;
-    struct cts_buf msgs; /* NUL-terminated messages of invalid rows */
-    struct arena strings; /* the rows' contact strings */
-};
-
-static void batch_clear(struct batch *b)
-{
-    b->n = 0;
-    arena_reset(&b->strings);
-    cts_buf_reset(&b->msgs);
-    b->eof = 0;
-    b->rerr = 0;
-    b->rc = 0;
-    b->header = 0;
-    b->header_rc = 0;
-}
-
-static struct batch *batch_new(void)
-{
-    struct batch *b = cts_xcalloc(1, sizeof(*b));
-
-    cts_buf_init(&b->msgs, 0);
-    return b;
-}
-
-static void batch_free(struct batch *b)
-{
-    if (b == NULL)
-        return;
-    batch_clear(b);
-    cts_buf_free(&b->msgs);
-    arena_free(&b->strings);
-    free(b->rows);
-    free(b);
-}
-
-/* Close the current input and drop its reader and mapper (each file has
- * its own header, delimiter and encoding).  Never while a work item is
- * queued: it is using them. */
-static void close_file(struct pipeline *p)
-{
-    uv_fs_t req;
-
-    assert(!p->read_pending);
-    if (p->fd_open && p->fd != 0) {
-        /* Synchronous close (no callback): a local file, instant. */
-        uv_fs_close(&p->loop, &req, p->fd, NULL);
-        uv_fs_req_cleanup(&req);
-    }
-    p->fd_open = 0;
-    cts_reader_free(p->reader);
-    p->reader = NULL;
-    cts_mapper_free(p->mapper);
-    p->mapper = NULL;
-}
-
-static void finish_reading(struct pipeline *p)
-{
-    /* A chunk read but not settled is dropped, as the rows an early stop
-     * never read (fatal error, second signal). */
-    if (p->ready != NULL) {
-        batch_clear(p->ready);
-        p->ready = NULL;
-    }
-    close_file(p);
-    p->reading_done = 1;
-    if (p->bulk != NULL)
-        cts_bulk_flush(p->bulk);
-    maybe_finish(p);
-}
-
-/* Stop reading now, or as soon as the queued work item is back. */
-static void stop_reading(struct pipeline *p)
-{
-    if (p->read_pending)
-        p->stop_reading = 1;
-    else if (!p->reading_done)
-        finish_reading(p);
-}
+/* ---- rows from intake (cts_intake.h) ---- */
 
 /* Message naming the row that first had this email (state row tag). */
-static void dup_message(struct pipeline *p, struct cts_job *j, uint32_t tag)
+static void dup_message(struct pipeline *p, struct cts_job *j, size_t file_idx,
+                        uint32_t tag)
 {
     uint64_t first = (uint64_t)tag - 1;
-    size_t k = p->file_idx;
+    size_t k = file_idx;
     char buf[512];
 
     while (k > 0 && p->file_seq[k] > first)
         k--;
-    if (k == p->file_idx)
+    if (k == file_idx)
         snprintf(buf, sizeof(buf), "same email as row %" PRIu64,
                  first - p->file_seq[k] + 1);
     else
@@ -1331,39 +1079,11 @@ static void dup_message(struct pipeline *p, struct cts_job *j, uint32_t tag)
     set_str(&j->message, buf);
 }
 
-/* Intake side (work item): build the file's mapping from its header row.
- * The mapper is pure; what the loop must do about it (print it, or stop
- * the run) waits in the batch for header_done. */
-static int intake_header(struct pipeline *p, struct batch *b,
-                         const struct cts_row *row)
+/* The header row of a file was read (its mapping built by intake). */
+static int header_done(struct pipeline *p, const struct cts_intake_batch *b)
 {
     const struct cts_config *cfg = p->cfg;
-    struct cts_mapper_opts mo;
-    struct cts_error err = {0};
-
-    memset(&mo, 0, sizeof(mo));
-    mo.api = cfg->api;
-    mo.maps = cfg->maps;
-    mo.nmaps = cfg->nmaps;
-    mo.file = row->file;
-    b->header = 1;
-    p->mapper = cts_mapper_new(&mo, row, &err);
-    if (p->mapper == NULL) {
-        b->header_rc = err.code != 0 ? err.code : CTS_EDATA;
-        /* The mapper's message already starts with the file name. */
-        cts_error_setx(&b->herr, b->header_rc,
-                       err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
-                       "%s", err.msg);
-        return CTS_EDATA; /* stops this file's reader */
-    }
-    return 0;
-}
-
-/* Loop side: the header row of the current file was read. */
-static int header_done(struct pipeline *p, const struct batch *b)
-{
-    const struct cts_config *cfg = p->cfg;
-    const char *file = cfg->inputs[p->file_idx];
+    const char *file = cfg->inputs[b->file_idx];
     const char *const *names = NULL;
     size_t n, i;
 
@@ -1371,10 +1091,10 @@ static int header_done(struct pipeline *p, const struct batch *b)
         fatal(p, b->header_rc, b->herr.exit_code, b->herr.msg);
         return CTS_EDATA;
     }
-    p->file_seq[p->file_idx] = p->next_seq;
+    p->file_seq[b->file_idx] = p->next_seq;
     /* The mapper is only read here while the next work item may map rows
      * with it: both sides treat it as const. */
-    n = cts_mapper_unmapped(p->mapper, &names);
+    n = cts_mapper_unmapped(b->mapper, &names);
     if (n > 0) {
         struct cts_buf buf;
         cts_buf_init(&buf, 4096);
@@ -1387,41 +1107,8 @@ static int header_done(struct pipeline *p, const struct batch *b)
     if (cfg->dry_run && !cfg->quiet) {
         progress_clear_locked(p);
         fprintf(stderr, "%s: %s: column mapping:\n", "ctct-sync", file);
-        cts_mapper_describe(p->mapper, stderr);
+        cts_mapper_describe(b->mapper, stderr);
     }
-    return 0;
-}
-
-/* Intake side: reader callback, synchronously from cts_reader_feed/finish
- * in the work item (or on the loop at the end of a file). */
-static int cb_row(const struct cts_row *row, void *arg)
-{
-    struct pipeline *p = arg;
-    struct batch *b = p->filling;
-    struct cts_error err = {0};
-    struct mrow *m;
-
-    if (row->row == 0)
-        return intake_header(p, b, row);
-    if (b->n == b->cap) {
-        b->cap = b->cap != 0 ? b->cap * 2 : 1024;
-        b->rows = cts_xrealloc(b->rows, b->cap * sizeof(*b->rows));
-    }
-    m = &b->rows[b->n++];
-    memset(m, 0, sizeof(*m));
-    m->row = row->row;
-    /* The mapper also turns the reader's problems into an invalid row. */
-    if (cts_mapper_map_with(p->mapper, row, &m->c, arena_alloc_cb,
-                            &b->strings, &err) != 0) {
-        m->invalid = 1;
-        m->msg = b->msgs.len;
-        if (cts_buf_append(&b->msgs, err.msg, strlen(err.msg) + 1) != 0)
-            abort();
-        return 0;
-    }
-    /* Pure functions of the row: done here, off the loop thread. */
-    m->key = cts_state_email_key(m->c.f[CTS_F_EMAIL]);
-    m->fp = cts_state_fingerprint(&m->c, p->cfg->lists, p->cfg->nlists);
     return 0;
 }
 
@@ -1438,10 +1125,11 @@ static void job_own_contact(struct cts_job *j)
 }
 
 /* Loop side: decide what happens to one mapped row. */
-static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
+static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
+                       struct cts_intake_row *m)
 {
     const struct cts_config *cfg = p->cfg;
-    struct cts_job *j = job_new(p, m->row);
+    struct cts_job *j = job_new(p, b->file_idx, m->row);
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
@@ -1451,14 +1139,14 @@ static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
     j->c = m->c;
     j->c_borrowed = 1;
     if (m->invalid) {
-        set_str(&j->message, b->msgs.data + m->msg);
+        set_str(&j->message, cts_intake_row_msg(b, m));
         job_settle(j, CTS_ST_INVALID);
         return;
     }
     job_set_state(j, JS_MAPPED);
     j->fp = m->fp;
     if (cts_state_seen_key(p->st, m->key, (uint32_t)(j->seq + 1), &first)) {
-        dup_message(p, j, first);
+        dup_message(p, j, b->file_idx, first);
         job_settle(j, CTS_ST_DUPLICATE);
         return;
     }
@@ -1530,10 +1218,12 @@ static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
 
 #define PREFETCH_AHEAD 8 /* rows whose index slot is loading meanwhile */
 
-/* Loop side: the header (if any), then every row of a batch in order; a
- * fatal error drops the rest (as the reader used to stop delivering). */
-static void settle_batch(struct pipeline *p, struct batch *b)
+/* intake's on_batch: the header (if any), then every row of a batch in
+ * order; a fatal error drops the rest (as the reader used to stop
+ * delivering). */
+static void on_batch(void *arg, struct cts_intake_batch *b)
 {
+    struct pipeline *p = arg;
     size_t i;
 
     if (b->header) {
@@ -1557,333 +1247,43 @@ static void settle_batch(struct pipeline *p, struct batch *b)
     }
 }
 
-static int open_file(struct pipeline *p)
-{
-    const struct cts_config *cfg = p->cfg;
-    const char *name = cfg->inputs[p->file_idx];
-    struct cts_reader_opts o;
-    struct cts_error err = {0};
-    enum cts_encoding enc = cfg->encoding;
-    char msg[700];
-    uv_fs_t req;
-    int rc;
-
-    if (strcmp(name, "-") == 0) {
-        p->fd = 0;
-    } else {
-        if (enc == CTS_ENC_AUTO) {
-            /* Decide the encoding once per regular file, before the first
-             * row, so a late non-UTF-8 byte cannot split the file into two
-             * encodings (cts_reader.h). */
-            rc = cts_encoding_detect_file(name, &enc, &err);
-            if (rc != 0) {
-                snprintf(msg, sizeof(msg), "%s", err.msg);
-                fatal(p, rc, CTS_EX_NOINPUT, msg);
-                return rc;
-            }
-        }
-        rc = uv_fs_open(&p->loop, &req, name, O_RDONLY, 0, NULL);
-        uv_fs_req_cleanup(&req);
-        if (rc < 0) {
-            snprintf(msg, sizeof(msg), "cannot open %s: %s", name,
-                     uv_strerror(rc));
-            fatal(p, rc, CTS_EX_NOINPUT, msg);
-            return rc;
-        }
-        p->fd = rc;
-    }
-    p->fd_open = 1;
-    p->rpos = p->rlen = 0;
-    /* A new reader per file: row numbers restart at 1 and the header row
-     * builds that file's mapping (intake_header). */
-    memset(&o, 0, sizeof(o));
-    o.file = name;
-    o.delimiter = cfg->delimiter;
-    o.enc = enc;
-    p->reader = cts_reader_new(&o, cb_row, p);
-    return 0;
-}
-
-/* Work item (intake thread, or the loop when inline): read and turn input
- * into mapped rows.  Touches only the batch, the file's fd, read buffer,
- * reader and mapper, and the read-only configuration. */
-static void work_fill(struct pipeline *p)
-{
-    struct batch *b = p->filling;
-    size_t fed = 0, n;
-    ssize_t got;
-
-    while (b->n < p->batch_rows && fed < BATCH_BYTES) {
-        if (p->rpos == p->rlen) {
-            /* From the current position: works for stdin and pipes. */
-            do {
-                got = read(p->fd, p->rbuf, READ_CHUNK);
-            } while (got < 0 && errno == EINTR);
-            if (got <= 0) {
-                b->rerr = got < 0 ? -errno : 0;
-                b->eof = got == 0;
-                return;
-            }
-            p->rpos = 0;
-            p->rlen = (size_t)got;
-        }
-        n = p->rlen - p->rpos < p->feed_slice ? p->rlen - p->rpos
-                                              : p->feed_slice;
-        b->rc = cts_reader_feed(p->reader, p->rbuf + p->rpos, n, &b->err);
-        p->rpos += n;
-        fed += n;
-        if (b->rc != 0)
-            return;
-    }
-}
-
-static void intake_step(struct pipeline *p);
-
-/* The intake thread: one work item per post of intake_go. */
-static void intake_main(void *arg)
+/* intake's on_error: reading cannot go on (the first error wins). */
+static void on_intake_error(void *arg, int rc, int exit_code, const char *msg)
 {
     struct pipeline *p = arg;
 
-    for (;;) {
-        uv_sem_wait(&p->intake_go);
-        if (p->intake_quit)
-            return;
-        work_fill(p);
-        /* The mutex publishes the batch to the loop thread (the async
-         * alone would too, through libuv's atomics, but this way the
-         * hand-over is visible to tools such as ThreadSanitizer). */
-        uv_mutex_lock(&p->intake_mx);
-        p->intake_back = 1;
-        uv_mutex_unlock(&p->intake_mx);
-        uv_async_send(&p->intake_done);
-    }
+    if (p->fatal_rc == 0)
+        fatal(p, rc, exit_code, msg);
 }
 
-/* The work item is back: its batch is the loop's now. */
-static void filled(struct pipeline *p)
+/* intake's on_settled: start what the batch queued. */
+static void on_settled(void *arg)
 {
-    p->read_pending = 0;
-    p->ready = p->filling;
-    p->filling = NULL;
-    intake_step(p);
+    pump(arg);
 }
 
-static void on_intake_done(uv_async_t *h)
+/* intake's full: backpressure (style C7): above the high-water mark of
+ * unreported rows the next rows wait for the report to catch up. */
+static int intake_full(void *arg)
 {
-    struct pipeline *p = h->data;
-    int back;
+    struct pipeline *p = arg;
 
-    /* One item at a time, so sends never coalesce over a needed one. */
-    uv_mutex_lock(&p->intake_mx);
-    back = p->intake_back;
-    p->intake_back = 0;
-    uv_mutex_unlock(&p->intake_mx);
-    if (back && p->read_pending)
-        filled(p);
+    if (unreported(p) <= p->high)
+        return 0;
+    /* A bulk chunk fills only while reading goes on: post it. */
+    if (p->bulk != NULL)
+        cts_bulk_seal(p->bulk);
+    return 1;
 }
 
-static void on_feed_timer(uv_timer_t *t)
+/* intake's on_done: every row has been read (or reading stopped). */
+static void on_read_done(void *arg)
 {
-    struct pipeline *p = t->data;
+    struct pipeline *p = arg;
 
-    if (p->inline_done) {
-        /* The inline item's hand-back, one loop turn later (as from the
-         * thread), so no callback runs inside its caller. */
-        p->inline_done = 0;
-        filled(p);
-        return;
-    }
-    intake_step(p);
-}
-
-/* Start the intake thread; on failure intake runs inline.  Called once,
- * after the loop's handles exist. */
-static void intake_start(struct pipeline *p)
-{
-    if (p->inline_intake)
-        return;
-    if (uv_sem_init(&p->intake_go, 0) != 0) {
-        p->inline_intake = 1;
-        return;
-    }
-    if (uv_mutex_init(&p->intake_mx) != 0) {
-        uv_sem_destroy(&p->intake_go);
-        p->inline_intake = 1;
-        return;
-    }
-    uv_async_init(&p->loop, &p->intake_done, on_intake_done);
-    p->intake_done.data = p;
-    if (uv_thread_create(&p->intake_tid, intake_main, p) != 0) {
-        cts_log_debug("no intake thread: reading on the loop thread");
-        uv_close((uv_handle_t *)&p->intake_done, NULL);
-        uv_mutex_destroy(&p->intake_mx);
-        uv_sem_destroy(&p->intake_go);
-        p->inline_intake = 1;
-        return;
-    }
-    p->intake_started = 1;
-}
-
-/* After the loop has ended (nothing queued): stop and join the thread. */
-static void intake_join(struct pipeline *p)
-{
-    if (!p->intake_started)
-        return;
-    p->intake_quit = 1;
-    uv_sem_post(&p->intake_go);
-    uv_thread_join(&p->intake_tid);
-    uv_mutex_destroy(&p->intake_mx);
-    uv_sem_destroy(&p->intake_go);
-    p->intake_started = 0;
-}
-
-/* Queue the next chunk unless one is queued, we are inside a settle,
- * backpressure holds the reader, or a chunk already read waits. */
-static void read_next(struct pipeline *p)
-{
-    struct batch *b;
-
-    if (p->read_pending || p->in_feed || p->paused || p->reading_done ||
-        !p->fd_open)
-        return;
-    if (p->stop == CTS_STOP_FATAL || p->signals >= 2 || p->stop_reading) {
-        finish_reading(p);
-        return;
-    }
-    if (p->ready != NULL) {
-        /* Unpaused (from a job's report): settle it from its own turn of
-         * the loop, not inside whichever callback reported that job. */
-        uv_timer_start(&p->feed_timer, on_feed_timer, 0, 0);
-        return;
-    }
-    b = p->bat[0] != p->settling ? p->bat[0] : p->bat[1];
-    batch_clear(b);
-    p->filling = b;
-    p->read_pending = 1;
-    if (p->inline_intake) {
-        work_fill(p);
-        p->inline_done = 1;
-        uv_timer_start(&p->feed_timer, on_feed_timer, 0, 0);
-        return;
-    }
-    uv_sem_post(&p->intake_go);
-}
-
-static void end_of_file(struct pipeline *p, struct batch *b)
-{
-    const char *name = p->cfg->inputs[p->file_idx];
-    struct cts_error err = {0};
-    const char *enc;
-    int rc;
-
-    /* Nothing is queued now: the last record is delivered and settled
-     * here, on the loop. */
-    p->filling = b;
-    p->settling = b;
-    p->in_feed = 1;
-    rc = cts_reader_finish(p->reader, &err);
-    settle_batch(p, b);
-    p->in_feed = 0;
-    p->filling = NULL;
-    p->settling = NULL;
-    batch_clear(b);
-    if (p->stop == CTS_STOP_FATAL) {
-        finish_reading(p);
-        return;
-    }
-    if (rc == CTS_ECSV) {
-        /* Every complete row was delivered and the broken tail reported
-         * `invalid`; the run goes on and exits 65 at the end. */
-        p->csv_error = 1;
-        /* The reader's message already names the file and row. */
-        snprintf(p->csv_msg, sizeof(p->csv_msg), "%s", err.msg);
-        cts_log_error("%s", p->csv_msg);
-    } else if (rc != 0) {
-        char msg[700];
-        if (p->fatal_rc == 0) {
-            snprintf(msg, sizeof(msg), "%s", err.msg);
-            fatal(p, rc, err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
-                  msg);
-        }
-        finish_reading(p);
-        return;
-    }
-    enc = cts_reader_encoding(p->reader);
-    if (enc != NULL && strstr(enc, "convert") != NULL)
-        cts_log_info("%s: read as %s", name, enc);
-    if (enc != NULL)
-        p->encoding = strstr(enc, "utf-16") != NULL   ? "utf-16 (converted)"
-                      : strstr(enc, "cp1252") != NULL ? "cp1252 (converted)"
-                      : strstr(enc, "latin1") != NULL ? "latin1 (converted)"
-                                                      : "utf-8";
-    close_file(p);
-    p->file_idx++;
-    if (p->file_idx >= p->cfg->ninputs) {
-        finish_reading(p);
-        return;
-    }
-    if (open_file(p) != 0) {
-        finish_reading(p);
-        return;
-    }
-    read_next(p);
-}
-
-/* Loop side: settle the rows that were read, if nothing holds them back. */
-static void intake_step(struct pipeline *p)
-{
-    struct batch *b = p->ready;
-
-    if (b == NULL || p->in_feed || p->read_pending)
-        return;
-    if (p->stop == CTS_STOP_FATAL || p->signals >= 2 || p->stop_reading) {
-        finish_reading(p);
-        return;
-    }
-    if (p->paused)
-        return; /* read_next, on the way down to the low-water mark */
-    p->ready = NULL;
-    /* The next rows are read and parsed while these settle. */
-    p->settling = b;
-    if (b->rc == 0 && !b->eof && b->rerr == 0)
-        read_next(p);
-    p->in_feed = 1;
-    settle_batch(p, b);
-    p->in_feed = 0;
-    p->settling = NULL;
-    if (b->rc != 0 && p->fatal_rc == 0)
-        fatal(p, b->rc, b->err.exit_code != 0 ? b->err.exit_code
-                                              : CTS_EX_DATAERR,
-              b->err.msg);
-    if (b->rerr != 0 && p->fatal_rc == 0) {
-        char msg[700];
-        snprintf(msg, sizeof(msg), "cannot read %s: %s",
-                 p->cfg->inputs[p->file_idx], uv_strerror(b->rerr));
-        fatal(p, b->rerr, CTS_EX_NOINPUT, msg);
-    }
-    if (p->stop == CTS_STOP_FATAL) {
-        batch_clear(b);
-        stop_reading(p);
-        return;
-    }
-    if (b->eof) {
-        batch_clear(b);
-        end_of_file(p, b);
-        pump(p);
-        return;
-    }
-    batch_clear(b);
-    pump(p);
-    /* Backpressure (style C7): above the high-water mark of unreported rows
-     * the next rows wait for the report to catch up. */
-    if (unreported(p) > p->high) {
-        p->paused = 1;
-        /* A bulk chunk fills only while reading goes on: post it. */
-        if (p->bulk != NULL)
-            cts_bulk_seal(p->bulk);
-    } else {
-        read_next(p);
-    }
+    if (p->bulk != NULL)
+        cts_bulk_flush(p->bulk);
+    maybe_finish(p);
 }
 
 /* ---- bulk (helper "state"; cts_bulk.h) ----
@@ -2003,7 +1403,7 @@ static void bulk_maybe_start(struct pipeline *p)
 
     cts_state_get_stats(p->st, &ss);
     if (ss.known > 0 && !cfg->full && read < BULK_SAMPLE_ROWS &&
-        !p->reading_done &&
+        !cts_intake_finished(&p->in) &&
         (p->expected_rows <= 0 || read < (uint64_t)p->expected_rows))
         return;
     left = p->expected_rows > 0 && (uint64_t)p->expected_rows > read
@@ -2078,8 +1478,7 @@ static void on_signal(uv_signal_t *h, int signum)
          * not read yet) and abandon what is in flight. */
         cts_log_warn("stopping at once; the report is incomplete");
         uv_timer_start(&p->grace_timer, on_grace, 0, 0);
-        if (!p->read_pending && !p->in_feed && !p->reading_done)
-            finish_reading(p);
+        cts_intake_stop(&p->in);
     }
 }
 
@@ -2090,9 +1489,7 @@ static void shutdown_handles(struct pipeline *p)
         uv_close((uv_handle_t *)&p->pump_timer, NULL);
         uv_close((uv_handle_t *)&p->tick_timer, NULL);
         uv_close((uv_handle_t *)&p->grace_timer, NULL);
-        uv_close((uv_handle_t *)&p->feed_timer, NULL);
-        if (p->intake_started)
-            uv_close((uv_handle_t *)&p->intake_done, NULL);
+        cts_intake_close(&p->in);
         uv_close((uv_handle_t *)&p->sigint, NULL);
         uv_close((uv_handle_t *)&p->sigterm, NULL);
     }
@@ -2115,7 +1512,7 @@ static void shutdown_handles(struct pipeline *p)
 
 static void maybe_finish(struct pipeline *p)
 {
-    if (p->finishing || !p->reading_done || p->live > 0 || p->in_feed)
+    if (p->finishing || !cts_intake_finished(&p->in) || p->live > 0)
         return;
     p->finishing = 1;
     shutdown_handles(p);
@@ -2153,11 +1550,6 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     /* The out-of-order window of the report is bounded by this mark. */
     p->high = 4 * (uint64_t)cfg->concurrency + 256;
     p->low = p->high / 2;
-    p->bat[0] = batch_new();
-    p->bat[1] = batch_new();
-    p->batch_rows = cfg->dry_run ? BATCH_ROWS : SEND_BATCH_ROWS;
-    p->feed_slice = cfg->dry_run ? FEED_SLICE : SEND_FEED_SLICE;
-    p->rbuf = cts_xmalloc(READ_CHUNK);
     p->file_seq = cts_xcalloc(cfg->ninputs + 1, sizeof(*p->file_seq));
     if (cts_random_bytes(&p->rng, sizeof(p->rng)) != 0 || p->rng == 0)
         p->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)uv_hrtime();
@@ -2171,9 +1563,6 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     if (rc != 0) {
         cts_error_setx(err, rc, CTS_EX_SOFTWARE, "cannot start the loop: %s",
                        uv_strerror(rc));
-        batch_free(p->bat[0]);
-        batch_free(p->bat[1]);
-        free(p->rbuf);
         free(p->file_seq);
         free(p);
         return rc;
@@ -2229,13 +1618,11 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     uv_timer_init(&p->loop, &p->pump_timer);
     uv_timer_init(&p->loop, &p->tick_timer);
     uv_timer_init(&p->loop, &p->grace_timer);
-    uv_timer_init(&p->loop, &p->feed_timer);
     uv_signal_init(&p->loop, &p->sigint);
     uv_signal_init(&p->loop, &p->sigterm);
     p->pump_timer.data = p;
     p->tick_timer.data = p;
     p->grace_timer.data = p;
-    p->feed_timer.data = p;
     p->sigint.data = p;
     p->sigterm.data = p;
     p->handles_inited = 1;
@@ -2243,21 +1630,30 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     uv_signal_start(&p->sigterm, on_signal, SIGTERM);
 
     p->show_progress = cfg->progress && !cfg->quiet;
-    intake_start(p);
+    {
+        struct cts_intake_params ip;
+        memset(&ip, 0, sizeof(ip));
+        ip.loop = &p->loop;
+        ip.cfg = cfg;
+        ip.on_batch = on_batch;
+        ip.on_error = on_intake_error;
+        ip.on_settled = on_settled;
+        ip.full = intake_full;
+        ip.on_done = on_read_done;
+        ip.arg = p;
+        cts_intake_init(&p->in, &ip);
+        p->intake_inited = 1;
+    }
     cts_progress_init(&p->progress, stderr, uv_now(&p->loop));
     if (p->show_progress)
         cts_log_set_hook(progress_clear_locked, p);
     uv_timer_start(&p->tick_timer, on_tick, TICK_MS, TICK_MS);
 
-    if (open_file(p) == 0)
-        read_next(p);
-    else
-        finish_reading(p);
+    cts_intake_start(&p->in);
 
     /* Everything happens in callbacks from here; uv_run returns once the
      * last handle is closed (shutdown_handles, from maybe_finish). */
     uv_run(&p->loop, UV_RUN_DEFAULT);
-    intake_join(p);
 
     /* Requests counted in a block (quota_take) but never made go back to
      * today's count, so a run over-counts by nothing. */
@@ -2296,22 +1692,18 @@ out:
     out->stop = p->stop == CTS_STOP_FATAL ? CTS_STOP_FATAL : p->stop;
     out->requests = p->requests;
     out->retries = p->retries;
-    out->csv_error = p->csv_error;
-    out->encoding = p->encoding;
+    out->csv_error = cts_intake_csv_error(&p->in) != NULL;
+    out->encoding = cts_intake_encoding(&p->in);
     if (p->stop != CTS_STOP_NONE)
         snprintf(out->message, sizeof(out->message), "%s", p->stop_msg);
-    else if (p->csv_error)
-        snprintf(out->message, sizeof(out->message), "%s", p->csv_msg);
-    cts_reader_free(p->reader);
-    cts_mapper_free(p->mapper);
+    else if (out->csv_error)
+        snprintf(out->message, sizeof(out->message), "%s",
+                 cts_intake_csv_error(&p->in));
     cts_limiter_close(&p->lim);
     free(p->done_ring);
     free(p->url_create);
     free(p->bearer);
     free(p->old_bearer);
-    batch_free(p->bat[0]);
-    batch_free(p->bat[1]);
-    free(p->rbuf);
     free(p->file_seq);
     spares_free(p);
     uv_mutex_destroy(&p->progress_mx);
