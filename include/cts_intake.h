@@ -69,10 +69,10 @@ struct cts_intake_batch {
 
     /* ---- private to intake.c ---- */
     size_t cap;
-    int eof;              /* read(2) said end of file */
-    int rerr;             /* read(2) failed: -errno */
-    int rc;               /* cts_reader_feed's result */
-    struct cts_error err; /* its message */
+    int eof;                                /* read(2) said end of file */
+    int rerr;                               /* read(2) failed: -errno */
+    int rc;                                 /* cts_reader_feed's result */
+    struct cts_error err;                   /* its message */
     struct cts_intake_ablock *ahead, *acur; /* string arena */
 };
 
@@ -91,10 +91,10 @@ struct cts_intake_params {
     const struct cts_config *cfg;
     void (*on_batch)(void *arg, struct cts_intake_batch *b); /* required */
     void (*on_error)(void *arg, int rc, int exit_code,
-                     const char *msg);                 /* required */
-    void (*on_settled)(void *arg);                     /* may be NULL */
-    int (*full)(void *arg);                            /* may be NULL */
-    void (*on_done)(void *arg);                        /* required */
+                     const char *msg); /* required */
+    void (*on_settled)(void *arg);     /* may be NULL */
+    int (*full)(void *arg);            /* may be NULL */
+    void (*on_done)(void *arg);        /* required */
     void *arg;
 };
 
@@ -106,7 +106,7 @@ struct cts_intake {
     int fd_open;
     struct cts_reader *reader;
     struct cts_mapper *mapper;
-    struct cts_intake_batch *bat[2]; /* owned */
+    struct cts_intake_batch *bat[2];   /* owned */
     struct cts_intake_batch *filling;  /* the one the work item fills */
     struct cts_intake_batch *settling; /* the one the owner settles */
     struct cts_intake_batch *ready;    /* filled, waiting for the loop */
@@ -118,10 +118,10 @@ struct cts_intake {
     int inline_intake;     /* fill on the loop thread, not the thread */
     int inline_done;       /* an inline fill awaits its hand-back */
     uv_thread_t tid;
-    uv_sem_t go;       /* posted: fill `filling` (or quit) */
-    uv_async_t back;   /* sent by the thread: the item is back */
-    uv_mutex_t mx;     /* guards item_back */
-    int item_back;     /* the thread finished the queued item */
+    uv_sem_t go;     /* posted: fill `filling` (or quit) */
+    uv_async_t back; /* sent by the thread: the item is back */
+    uv_mutex_t mx;   /* guards item_back */
+    int item_back;   /* the thread finished the queued item */
     int thread_started;
     int quit;
     int read_pending; /* a fill is queued: reader, mapper, fd busy */

@@ -201,8 +201,8 @@ static int cb_row(const struct cts_row *row, void *arg)
     memset(m, 0, sizeof(*m));
     m->row = row->row;
     /* The mapper also turns the reader's problems into an invalid row. */
-    if (cts_mapper_map_with(in->mapper, row, &m->c, arena_alloc_cb, b,
-                            &err) != 0) {
+    if (cts_mapper_map_with(in->mapper, row, &m->c, arena_alloc_cb, b, &err) !=
+        0) {
         m->invalid = 1;
         m->msg = b->msgs.len;
         if (cts_buf_append(&b->msgs, err.msg, strlen(err.msg) + 1) != 0)
@@ -273,8 +273,7 @@ static void intake_main(void *arg)
 static void intake_step(struct cts_intake *in);
 static void read_next(struct cts_intake *in);
 
-static void fail(struct cts_intake *in, int rc, int exit_code,
-                 const char *msg)
+static void fail(struct cts_intake *in, int rc, int exit_code, const char *msg)
 {
     in->stop = 1;
     in->p.on_error(in->p.arg, rc, exit_code, msg);
@@ -405,8 +404,7 @@ static void read_next(struct cts_intake *in)
 {
     struct cts_intake_batch *b;
 
-    if (in->read_pending || in->busy || in->paused || in->done ||
-        !in->fd_open)
+    if (in->read_pending || in->busy || in->paused || in->done || !in->fd_open)
         return;
     if (in->stop) {
         finish_reading(in);
@@ -480,8 +478,7 @@ static void end_of_file(struct cts_intake *in, struct cts_intake_batch *b)
     } else if (rc != 0) {
         char msg[700];
         snprintf(msg, sizeof(msg), "%s", err.msg);
-        fail(in, rc, err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
-             msg);
+        fail(in, rc, err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR, msg);
         finish_reading(in);
         return;
     }
