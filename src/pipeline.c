@@ -72,7 +72,6 @@ struct pipeline {
     struct cts_bulk_run *bulk;
     int bulk_decided;    /* --bulk auto: the choice has been made */
     uint64_t to_send;    /* rows that reached the send decision */
-    long bulk_requests, bulk_retries;
     struct job_q bulk_q; /* rows handed to bulk, in input order */
 
     /* progress */
@@ -323,8 +322,8 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
                        struct cts_intake_row *m)
 {
     const struct cts_config *cfg = p->cfg;
-    struct cts_job *j =
-        cts_job_new(&p->jobs, p->next_seq++, p->cfg->inputs[b->file_idx], m->row);
+    struct cts_job *j = cts_job_new(&p->jobs, p->next_seq++,
+                                    cfg->inputs[b->file_idx], m->row);
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
@@ -348,14 +347,15 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     memset(&prev, 0, sizeof(prev));
     switch (cts_state_lookup_key(p->st, m->key, j->fp, &prev)) {
     case CTS_SV_UNCHANGED:
-        cts_job_set_static_msg(j, "unchanged since the last run (--full sends it)");
+        cts_job_set_static_msg(j, "unchanged since the last run (--full "
+                                  "sends it)");
         job_settle(j, CTS_ST_UNCHANGED);
         return;
     case CTS_SV_RESUMED:
         /* prev.message is the state's, valid until it closes. */
         cts_job_set_static_msg(j, prev.message != NULL
-                              ? prev.message
-                              : "settled by an interrupted run");
+                                      ? prev.message
+                                      : "settled by an interrupted run");
         job_settle(j, prev.status);
         return;
     case CTS_SV_FAILED_BEFORE:
@@ -482,8 +482,8 @@ static void on_read_done(void *arg)
  * journals them itself, so j->journaled stays 0).  Rows of a killed run's
  * activity are adopted: their result is polled, not posted again.
  * --bulk auto switches to bulk as soon as the rows to send are expected to
- * exceed --bulk-threshold or the remaining daily quota (cts_bulk_choose,
- * spec §8); see bulk_maybe_start for how "rows to send" is estimated.
+ * exceed --bulk-threshold or the remaining daily quota (cts_bulk_choose);
+ * see bulk_maybe_start for how "rows to send" is estimated.
  */
 
 #define BULK_PIPE_ROWS 5000 /* rows per chunk here: bounds the jobs held */
@@ -548,21 +548,16 @@ static void bulk_take(struct pipeline *p, struct cts_job *j)
 static void bulk_start(struct pipeline *p)
 {
     struct cts_bulk_params bp;
-    struct cts_error err = {0};
 
     memset(&bp, 0, sizeof(bp));
     bp.loop = &p->loop;
     bp.cfg = p->cfg;
+    bp.send = &p->send;
     bp.state = p->st;
     bp.on_result = bulk_on_result;
     bp.arg = p;
     bp.max_rows = BULK_PIPE_ROWS;
-    if (cts_bulk_new(&bp, &p->bulk, &err) != 0) {
-        cts_log_warn("bulk unavailable (%s); sending contact by contact",
-                     err.msg);
-        p->bulk = NULL;
-        return;
-    }
+    cts_bulk_new(&bp, &p->bulk, NULL);
     /* Two chunks may wait for their activities while a third fills. */
     p->high = 2 * BULK_PIPE_ROWS + 256;
     p->low = BULK_PIPE_ROWS;
@@ -620,8 +615,8 @@ static void on_tick(uv_timer_t *t)
         uv_mutex_lock(&p->progress_mx);
         cts_progress_update(&p->progress, uv_now(&p->loop),
                             (long)cts_report_written(p->report),
-                            p->expected_rows, p->send.requests + p->bulk_requests,
-                            p->send.retries + p->bulk_retries);
+                            p->expected_rows, p->send.requests,
+                            p->send.retries);
         uv_mutex_unlock(&p->progress_mx);
     }
     /* Journal records reach the kernel at once; fdatasync is batched here
@@ -691,10 +686,7 @@ static void shutdown_handles(struct pipeline *p)
         cts_send_close(&p->send);
     }
     if (p->bulk != NULL) {
-        struct cts_bulk_stats bs;
-        cts_bulk_get_stats(p->bulk, &bs);
-        p->bulk_requests += bs.requests;
-        p->bulk_retries += bs.retries;
+        /* Its requests came back when the engine closed above. */
         cts_bulk_close(p->bulk, NULL, NULL);
         p->bulk = NULL;
     }
@@ -839,8 +831,9 @@ out:
                                 "internal error: event loop not idle");
     }
     out->stop = p->stop;
-    out->requests = p->send.requests + p->bulk_requests;
-    out->retries = p->send.retries + p->bulk_retries;
+    /* Every request of the run, bulk POSTs and polls included. */
+    out->requests = p->send.requests;
+    out->retries = p->send.retries;
     out->csv_error = cts_intake_csv_error(&p->in) != NULL;
     out->encoding = cts_intake_encoding(&p->in);
     if (p->stop != CTS_STOP_NONE)
