@@ -93,6 +93,30 @@ char *cts_api_v2_merge_update(const char *existing_contact_json,
                               const struct cts_contact *c, char *const *lists,
                               size_t nlists, struct cts_error *err);
 
+/* ---- bulk imports: v3 POST /activities/contacts_json_import, v2 POST
+ * /activities/addcontacts.  A body is CTS_API_BULK_HEAD, the items joined
+ * with ',', then the tail. ---- */
+
+#define CTS_API_BULK_HEAD "{\"import_data\":["
+
+/*
+ * One contact as an import_data item, compact JSON: v3 flat {"email",
+ * "first_name", ..., "birthday_month" (a number when it is one), "cf:<name>"};
+ * v2 {email_addresses[], first_name, ..., work_phone, addresses[{line1, city,
+ * state_code (free text), postal_code, country_code, address_type}],
+ * custom_fields[{name:"custom_field_N",value}]} (only CustomField1..15;
+ * *cf_mask gets bit N for each, for the tail's columns).  Returns an owned
+ * string, or NULL when the contact cannot be written (invalid UTF-8).
+ */
+char *cts_api_bulk_item(enum cts_api api, const struct cts_contact *c,
+                        unsigned *cf_mask);
+
+/* What follows the items: v3 `],"list_ids":[...]}`; v2
+ * `],"lists":[...],"column_names":[...]}` naming the base columns and the
+ * CUSTOM FIELD n of cf_mask.  Returns an owned string. */
+char *cts_api_bulk_tail(enum cts_api api, char *const *lists, size_t nlists,
+                        unsigned cf_mask);
+
 /* ---- response parsers ---- */
 
 /*

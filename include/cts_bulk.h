@@ -1,5 +1,5 @@
 /*
- * cts_bulk.h — bulk imports (spec §8): v3 POST
+ * cts_bulk.h — bulk imports: v3 POST
  * /activities/contacts_json_import, v2 POST /activities/addcontacts, polled
  * with GET /activities/{id} every
  * --poll-interval on a uv timer, errors mapped back to rows, every step
@@ -24,11 +24,12 @@
  * (on_idle runs then): cts_bulk_close()
  *
  * The bulk module journals its rows itself (cts_state_bulk_begin /
- * bulk_started / journal_done): the pipeline must not journal them.  Each
- * POST and each poll takes one request of the daily quota
- * (cts_state_quota_take); chunks are posted one at a time and polls are
- * one request per activity per interval, so the per-second rate is not
- * otherwise limited.
+ * bulk_started / journal_done): the pipeline must not journal them.  Every
+ * POST and poll goes through the run's send engine (cts_send.h), so it
+ * passes the same rate limiter, arrival gate, daily quota, retry rules and
+ * journal hook as every other request; a POST's transient failures are
+ * retried there, a failed poll is repeated at the poll interval.  Chunks
+ * are posted one at a time; bodies come from cts_api_bulk_item/_tail.
  *
  * Chunks: at most max_rows contacts (40,000) and a body under max_bytes
  * (4,000,000 bytes: the API drops what lies beyond 4 MB).  Memory: the
@@ -51,6 +52,7 @@
 #include "cts_util.h"
 
 struct cts_bulk_run;
+struct cts_send;
 struct cts_state;
 
 /* One row's outcome.  Strings borrowed for the duration of the call. */
@@ -76,19 +78,18 @@ enum cts_bulk_stop {
 };
 
 struct cts_bulk_params {
-    uv_loop_t *loop; /* borrowed */
-    /* Borrowed for the object's life: api, base_url, api_key, token (read
-     * at each request, so a refresh by the pipeline is seen), lists,
-     * poll_interval_s, retries, timeout_ms, verbose. */
+    uv_loop_t *loop; /* borrowed: the poll timers */
+    /* Borrowed for the object's life: api, base_url, api_key, lists,
+     * poll_interval_s, retries. */
     const struct cts_config *cfg;
-    struct cts_state *state;      /* borrowed: journal and quota */
+    struct cts_send *send;        /* borrowed, required: every request */
+    struct cts_state *state;      /* borrowed: journal */
     cts_bulk_result_cb on_result; /* required */
     cts_bulk_idle_cb on_idle;     /* may be NULL */
     void *arg;
     size_t max_rows;        /* 0 = 40000 */
     size_t max_bytes;       /* 0 = 4000000 */
     uint64_t poll_ms;       /* 0 = cfg->poll_interval_s * 1000 */
-    uint64_t retry_base_ms; /* 0 = 1000 (tests use less) */
 };
 
 /*
@@ -100,7 +101,7 @@ int cts_bulk_choose(const struct cts_config *cfg, long rows_to_send,
                     long quota_remaining);
 
 /* Create the bulk sender.  *out owned; close with cts_bulk_close.
- * 0, or UV_ENOMEM / CTS_EHTTP with err filled. */
+ * Returns 0 (err unused; allocation failures abort). */
 int cts_bulk_new(const struct cts_bulk_params *p, struct cts_bulk_run **out,
                  struct cts_error *err);
 
@@ -138,8 +139,8 @@ size_t cts_bulk_outstanding(const struct cts_bulk_run *b);
 enum cts_bulk_stop cts_bulk_stopped(const struct cts_bulk_run *b);
 
 struct cts_bulk_stats {
-    long requests; /* POSTs and polls */
-    long retries;
+    long requests; /* POSTs and polls submitted to the send engine */
+    long retries;  /* POST tries after the first (the engine's retries) */
     long activities; /* accepted by the server */
     long imported, failed, deferred;
 };
@@ -148,10 +149,11 @@ void cts_bulk_get_stats(const struct cts_bulk_run *b,
 
 /*
  * Close: stops (as cts_bulk_stop, but rows still outstanding are NOT
- * reported: call it when outstanding is 0, or accept that), closes the
- * timers and the HTTP transport; `closed` runs from the loop when every
- * handle is closed, after which b is freed.  b must not be used after
- * this call.
+ * reported: call it when outstanding is 0, or accept that), withdraws its
+ * requests still waiting in the send engine and closes the timers;
+ * `closed` runs from the loop when every handle is closed and every
+ * request in flight has come back (close the engine to abort those),
+ * after which b is freed.  b must not be used after this call.
  */
 void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg),
                     void *arg);

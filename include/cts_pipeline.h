@@ -1,29 +1,20 @@
 /*
- * cts_pipeline.h — the import pipeline (spec §5–§7, style C1/C7) and the
- * `import` command.
+ * cts_pipeline.h — the import pipeline and the `import` command.
  *
- * One libuv loop drives every stage after intake:
+ * One libuv loop drives every stage after intake; only pipeline.c knows
+ * them all:
  *
- *   [intake thread: read(2) → cts_reader (libcsv) → cts_mapper, in batches]
- *   → email index and fingerprints (cts_state) → send queue → cts_limiter
- *   (one uv timer) → cts_http (curl multi, --concurrency in flight) → retry
- *   policy (per-job uv timer) → cts_report (ordered sink)
+ *   cts_intake (its own thread: read(2) → cts_reader → cts_mapper, in
+ *   batches) → the row decisions (invalid, duplicate, unchanged, resumed,
+ *   dry run: cts_state) → a cts_job per row → cts_protocol (the row's
+ *   requests, v3 or v2) or cts_bulk (activities) → cts_send (the one send
+ *   engine: gate, limiter, quota, cts_http, retries) → cts_report (ordered
+ *   sink), the journal written before each request can leave.
  *
- * Intake (reading, parsing, mapping) runs on one helper thread, one batch
- * at a time (up to 4096 rows in a dry run, ~256 when sending), handed to
- * the loop through a semaphore, a mutex and uv_async; everything after it
- * runs on the loop thread (see "reading" in pipeline.c; make tsan checks
- * it).
- *
- * Each data row becomes a job whose state only changes through one
- * function that asserts the transition (curl's mstate):
- *
- *   READ → MAPPED → QUEUED → WAIT_TOKEN → IN_FLIGHT
- *        → (BACKOFF → WAIT_TOKEN)* → DONE → REPORTED
- *
- * (READ/MAPPED → DONE for rows that are not sent: invalid, duplicate,
- * unchanged, dry-run, deferred; IN_FLIGHT → WAIT_TOKEN for the next request
- * of the same row, v2 409 → GET → PUT.)
+ * Intake runs one batch at a time (up to 4096 rows in a dry run, ~256 when
+ * sending), handed to the loop through a semaphore, a mutex and uv_async;
+ * everything after it runs on the loop thread (make tsan checks it).  A
+ * job's states are cts_job.h's, a request's are the engine's.
  *
  * Backpressure: no new intake batch is started while more than
  * 4 × concurrency + 256 rows are unreported, and intake resumes at half
@@ -107,7 +98,8 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
  * `ctct-sync import`: check the inputs, the credentials and the account
  * (also in --dry-run), the lists and v3 custom fields, lock the state, run
  * the pipeline, write the report, the --summary JSON and the summary line.
- * Returns the spec §7 exit code.  cfg borrowed (see above for the token).
+ * Returns the exit code (enum cts_exit).  cfg borrowed (see above for the
+ * token).
  *
  * Under --quiet the closing summary line is printed only when the exit
  * code is not 0, so a cron job that succeeded stays silent.

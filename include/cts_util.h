@@ -138,6 +138,16 @@ void cts_hex(const uint8_t *data, size_t len, char *out);
 /* Fill buf with len bytes from the system's random source; 0 or -errno. */
 int cts_random_bytes(void *buf, size_t len);
 
+/* ---- random numbers for jitter (util.c): xorshift64*, different per run,
+ * not secret ---- */
+struct cts_rng {
+    uint64_t s; /* never 0 */
+};
+/* Seed r from the system's random source (the clock if it fails). */
+void cts_rng_init(struct cts_rng *r);
+/* The next 32 random bits. */
+uint32_t cts_rng_next32(struct cts_rng *r);
+
 /* ---- small string helpers ---- */
 /* Parse a whole decimal string into [min,max]; 0 or CTS_EUSAGE. */
 int cts_parse_long(const char *s, long min, long max, long *out);

@@ -629,6 +629,167 @@ char *cts_api_v2_merge_update(const char *existing_contact_json,
 }
 
 /* ---------------------------------------------------------------- */
+/* bulk imports (v3 contacts_json_import, v2 addcontacts)           */
+
+/* A number when the whole value is one (birthday month/day), else text. */
+static int put_int_or_str(json_t *o, const char *k, const char *v)
+{
+    char *end;
+    long n;
+    if (v == NULL || *v == '\0')
+        return 0;
+    n = strtol(v, &end, 10);
+    if (*end == '\0' && end != v)
+        return json_object_set_new(o, k, json_integer(n));
+    return put_str(o, k, v, 0, NULL);
+}
+
+/* v2 custom fields are CustomField1..15: accept "custom_field_3",
+ * "CustomField3", "custom field 3"; 0 when the name is not one. */
+static int v2_cf_number(const char *name)
+{
+    const char *p = name;
+    const char *want = "customfield";
+    long n;
+    char *end;
+    for (; *want != '\0'; p++) {
+        if (*p == '_' || *p == ' ' || *p == '-')
+            continue;
+        if (tolower((unsigned char)*p) != *want)
+            return 0;
+        want++;
+    }
+    while (*p == '_' || *p == ' ' || *p == '-')
+        p++;
+    n = strtol(p, &end, 10);
+    return *end == '\0' && end != p && n >= 1 && n <= 15 ? (int)n : 0;
+}
+
+static int bulk_item_v3(json_t *o, const struct cts_contact *c)
+{
+    static const char *const names[CTS_F__COUNT] = {
+        "email",        "first_name", "last_name", "company_name",
+        "job_title",    "phone",      "street",    "city",
+        "state",        "zip",        "country",   "birthday_month",
+        "birthday_day", "anniversary"};
+    size_t i;
+    int rc = 0;
+    for (i = 0; i < CTS_F__COUNT && rc == 0; i++) {
+        if (i == CTS_F_BIRTHDAY_MONTH || i == CTS_F_BIRTHDAY_DAY)
+            rc = put_int_or_str(o, names[i], c->f[i]);
+        else
+            rc = put_str(o, names[i], c->f[i], 0, NULL);
+    }
+    /* The v3 import takes custom fields by name as "cf:<name>". */
+    for (i = 0; i < c->ncf && rc == 0; i++) {
+        char *k = cts_xasprintf("cf:%s", c->cf[i].name);
+        rc = put_str(o, k, c->cf[i].value, 0, NULL);
+        free(k);
+    }
+    return rc;
+}
+
+static int bulk_item_v2(json_t *o, const struct cts_contact *c,
+                        unsigned *cf_mask)
+{
+    json_t *a = json_array(), *addr, *cfs;
+    size_t i;
+    int rc = 0;
+    rc |= json_array_append_new(a, json_string(c->f[CTS_F_EMAIL]));
+    rc |= json_object_set_new(o, "email_addresses", a);
+    rc |= put_str(o, "first_name", c->f[CTS_F_FIRST_NAME], 0, NULL);
+    rc |= put_str(o, "last_name", c->f[CTS_F_LAST_NAME], 0, NULL);
+    rc |= put_str(o, "company_name", c->f[CTS_F_COMPANY_NAME], 0, NULL);
+    rc |= put_str(o, "job_title", c->f[CTS_F_JOB_TITLE], 0, NULL);
+    rc |= put_str(o, "work_phone", c->f[CTS_F_PHONE], 0, NULL);
+    rc |= put_str(o, "birthday_month", c->f[CTS_F_BIRTHDAY_MONTH], 0, NULL);
+    rc |= put_str(o, "birthday_day", c->f[CTS_F_BIRTHDAY_DAY], 0, NULL);
+    rc |= put_str(o, "anniversary", c->f[CTS_F_ANNIVERSARY], 0, NULL);
+    if (c->f[CTS_F_STREET] || c->f[CTS_F_CITY] || c->f[CTS_F_STATE] ||
+        c->f[CTS_F_POSTAL_CODE] || c->f[CTS_F_COUNTRY]) {
+        addr = json_object();
+        rc |= put_str(addr, "line1", c->f[CTS_F_STREET], 0, NULL);
+        rc |= put_str(addr, "city", c->f[CTS_F_CITY], 0, NULL);
+        /* Bulk state_code is free text (50 characters), unlike the
+         * contact resource's two-letter code. */
+        rc |= put_str(addr, "state_code", c->f[CTS_F_STATE], 0, NULL);
+        rc |= put_str(addr, "postal_code", c->f[CTS_F_POSTAL_CODE], 0, NULL);
+        rc |= put_str(addr, "country_code", c->f[CTS_F_COUNTRY], 0, NULL);
+        rc |= put_str(addr, "address_type", "PERSONAL", 0, NULL);
+        a = json_array();
+        rc |= json_array_append_new(a, addr);
+        rc |= json_object_set_new(o, "addresses", a);
+    }
+    if (c->ncf > 0) {
+        cfs = json_array();
+        for (i = 0; i < c->ncf; i++) {
+            int n = v2_cf_number(c->cf[i].name);
+            json_t *f;
+            char nm[32];
+            if (n == 0 || c->cf[i].value == NULL)
+                continue; /* v2 has only CustomField1..15 */
+            snprintf(nm, sizeof(nm), "custom_field_%d", n);
+            f = json_object();
+            rc |= put_str(f, "name", nm, 0, NULL);
+            rc |= put_str(f, "value", c->cf[i].value, 0, NULL);
+            rc |= json_array_append_new(cfs, f);
+            *cf_mask |= 1u << n;
+        }
+        rc |= json_object_set_new(o, "custom_fields", cfs);
+    }
+    return rc;
+}
+
+char *cts_api_bulk_item(enum cts_api api, const struct cts_contact *c,
+                        unsigned *cf_mask)
+{
+    json_t *o = json_object();
+    char *s = NULL;
+    if (o != NULL && (api == CTS_API_V3 ? bulk_item_v3(o, c)
+                                        : bulk_item_v2(o, c, cf_mask)) == 0)
+        s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+char *cts_api_bulk_tail(enum cts_api api, char *const *lists, size_t nlists,
+                        unsigned cf_mask)
+{
+    static const char *const base[] = {
+        "EMAIL",           "FIRST NAME", "LAST NAME",
+        "COMPANY NAME",    "JOB TITLE",  "WORK PHONE",
+        "ADDRESS LINE 1",  "CITY",       "US STATE/CA PROVINCE",
+        "ZIP/POSTAL CODE", "COUNTRY",    "BIRTHDAY_MONTH",
+        "BIRTHDAY_DAY",    "ANNIVERSARY"};
+    json_t *a = string_array(lists, nlists);
+    char *l = json_dumps(a, JSON_COMPACT), *cn, *out;
+    size_t i;
+    int n;
+    json_decref(a);
+    if (api == CTS_API_V3) {
+        out = cts_xasprintf("],\"list_ids\":%s}", l);
+        free(l);
+        return out;
+    }
+    a = json_array();
+    for (i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+        json_array_append_new(a, json_string(base[i]));
+    for (n = 1; n <= 15; n++) {
+        if (cf_mask & (1u << n)) {
+            char nm[32];
+            snprintf(nm, sizeof(nm), "CUSTOM FIELD %d", n);
+            json_array_append_new(a, json_string(nm));
+        }
+    }
+    cn = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    out = cts_xasprintf("],\"lists\":%s,\"column_names\":%s}", l, cn);
+    free(l);
+    free(cn);
+    return out;
+}
+
+/* ---------------------------------------------------------------- */
 /* parsers                                                          */
 
 static void take_first_error(const json_t *e, char **key, char **msg)

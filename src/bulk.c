@@ -1,5 +1,6 @@
-/* bulk.c — bulk activities: chunking, posting, polling, error mapping
- * (cts_bulk.h). */
+/* bulk.c — bulk activities: chunking, polling decisions, activity errors
+ * mapped back to rows (cts_bulk.h).  Requests go through the send engine
+ * (cts_send.h); bodies are built by api.c. */
 #include "cts_bulk.h"
 
 #include <ctype.h>
@@ -13,13 +14,12 @@
 #include <uv.h>
 
 #include "cts_api.h"
-#include "cts_http.h"
-#include "cts_retry.h"
+#include "cts_send.h"
 #include "cts_state.h"
 
 #define DEF_MAX_ROWS  40000
 #define DEF_MAX_BYTES 4000000
-/* Activities take 30 s to 15 min (reference §1.8); one still running after
+/* Activities take 30 s to 15 min; one still running after
  * this long is left to the next run (its rows stay journalled), so a stuck
  * activity cannot hold a cron job forever. */
 #define MAX_POLL_MS (4ULL * 3600 * 1000)
@@ -43,8 +43,8 @@ struct rowerr {
 enum ch_state {
     CH_FILLING = 0, /* rows being added */
     CH_READY,       /* sealed, waiting for its turn to be posted */
-    CH_POSTING,     /* POST in flight */
-    CH_BACKOFF,     /* waiting to retry the POST */
+    CH_POSTING,     /* POST in the send engine (queued, in flight or
+                       backing off) */
     CH_POLLING,     /* accepted; timer armed or GET in flight */
     CH_FINISHED     /* outcome known; rows delivered from `reported` on */
 };
@@ -56,6 +56,7 @@ struct chunk {
     uint32_t serial;
     int adopted; /* a killed run's activity: never posted here */
     int retired; /* removed from the list, close pending */
+    int closes;  /* handle closes pending (timer, request's timer) */
     struct brow *rows;
     size_t n, cap, reported;
     struct cts_buf body; /* import_data items so far (no head/tail) */
@@ -66,11 +67,10 @@ struct chunk {
     char *poll_url; /* GET /activities/{id} */
     int attempts;   /* POSTs */
     int poll_errors;
-    uint64_t first_ms;      /* first POST, for the retry time budget */
     uint64_t poll_since_ms; /* polling began (0: not yet) */
-    int req_busy;           /* req submitted, done_cb pending */
-    uv_timer_t timer;       /* backoff and poll timer; data = chunk */
-    struct cts_http_req req;
+    int req_busy;           /* sreq submitted, its done pending */
+    uv_timer_t timer;       /* poll timer; data = chunk */
+    struct cts_send_req sreq; /* the POST, then the polls; data = chunk */
     /* outcome */
     enum cts_status fin_status; /* for rows without their own error */
     int fin_permanent;
@@ -93,21 +93,18 @@ struct cts_bulk_run {
     void *arg;
     size_t max_rows, max_bytes;
     uint64_t poll_ms;
-    struct cts_retry_policy policy;
-    struct cts_http http;
-    int http_ready;
+    struct cts_send *send;
     uv_timer_t kick; /* deferred deliveries (never synchronous) */
     struct chunk_list chunks;
     struct chunk *filling;
-    char *head, *tail_v3; /* body pieces */
-    size_t tail_max;      /* longest tail, for the size check */
+    size_t head_len; /* CTS_API_BULK_HEAD */
+    size_t tail_max; /* longest tail, for the size check */
     size_t in, out;       /* rows handed in / reported */
     int flushed, closing, idle_signalled;
     enum cts_bulk_stop stop;
     unsigned pending_closes;
     void (*closed)(void *arg);
     void *closed_arg;
-    uint64_t rnd;
     struct cts_bulk_stats stats;
 };
 
@@ -117,15 +114,6 @@ static void on_timer(uv_timer_t *t);
 static void on_kick(uv_timer_t *t);
 
 /* ---- small helpers ---- */
-
-static uint32_t rnd32(struct cts_bulk_run *b)
-{
-    /* xorshift64*: jitter only, not security. */
-    b->rnd ^= b->rnd >> 12;
-    b->rnd ^= b->rnd << 25;
-    b->rnd ^= b->rnd >> 27;
-    return (uint32_t)((b->rnd * 0x2545F4914F6CDD1DULL) >> 32);
-}
 
 static void kick(struct cts_bulk_run *b)
 {
@@ -145,180 +133,10 @@ int cts_bulk_choose(const struct cts_config *cfg, long rows_to_send,
     return rows_to_send > cfg->bulk_threshold || rows_to_send > quota_remaining;
 }
 
-/* ---- JSON of one contact ---- */
-
-static int set_str(json_t *o, const char *k, const char *v)
-{
-    if (v == NULL || *v == '\0')
-        return 0;
-    return json_object_set_new(o, k, json_string(v));
-}
-
-static int set_int_or_str(json_t *o, const char *k, const char *v)
-{
-    char *end;
-    long n;
-    if (v == NULL || *v == '\0')
-        return 0;
-    n = strtol(v, &end, 10);
-    if (*end == '\0' && end != v)
-        return json_object_set_new(o, k, json_integer(n));
-    return json_object_set_new(o, k, json_string(v));
-}
-
-/* v2 custom fields are CustomField1..15: accept "custom_field_3",
- * "CustomField3", "custom field 3"; 0 when the name is not one. */
-static int v2_cf_number(const char *name)
-{
-    const char *p = name;
-    const char *want = "customfield";
-    long n;
-    char *end;
-    for (; *want != '\0'; p++) {
-        if (*p == '_' || *p == ' ' || *p == '-')
-            continue;
-        if (tolower((unsigned char)*p) != *want)
-            return 0;
-        want++;
-    }
-    while (*p == '_' || *p == ' ' || *p == '-')
-        p++;
-    n = strtol(p, &end, 10);
-    return *end == '\0' && end != p && n >= 1 && n <= 15 ? (int)n : 0;
-}
-
-static json_t *item_v3(const struct cts_contact *c)
-{
-    static const char *const names[CTS_F__COUNT] = {
-        "email",        "first_name", "last_name", "company_name",
-        "job_title",    "phone",      "street",    "city",
-        "state",        "zip",        "country",   "birthday_month",
-        "birthday_day", "anniversary"};
-    json_t *o = json_object();
-    size_t i;
-    int rc = 0;
-    if (o == NULL)
-        return NULL;
-    for (i = 0; i < CTS_F__COUNT && rc == 0; i++) {
-        if (i == CTS_F_BIRTHDAY_MONTH || i == CTS_F_BIRTHDAY_DAY)
-            rc = set_int_or_str(o, names[i], c->f[i]);
-        else
-            rc = set_str(o, names[i], c->f[i]);
-    }
-    /* The v3 import takes custom fields by name as "cf:<name>". */
-    for (i = 0; i < c->ncf && rc == 0; i++) {
-        char *k = cts_xasprintf("cf:%s", c->cf[i].name);
-        rc = set_str(o, k, c->cf[i].value);
-        free(k);
-    }
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *item_v2(const struct cts_contact *c, unsigned *cf_mask)
-{
-    json_t *o = json_object(), *a, *addr, *cfs;
-    size_t i;
-    int rc = 0;
-    if (o == NULL)
-        return NULL;
-    a = json_array();
-    rc |= json_array_append_new(a, json_string(c->f[CTS_F_EMAIL]));
-    rc |= json_object_set_new(o, "email_addresses", a);
-    rc |= set_str(o, "first_name", c->f[CTS_F_FIRST_NAME]);
-    rc |= set_str(o, "last_name", c->f[CTS_F_LAST_NAME]);
-    rc |= set_str(o, "company_name", c->f[CTS_F_COMPANY_NAME]);
-    rc |= set_str(o, "job_title", c->f[CTS_F_JOB_TITLE]);
-    rc |= set_str(o, "work_phone", c->f[CTS_F_PHONE]);
-    rc |= set_str(o, "birthday_month", c->f[CTS_F_BIRTHDAY_MONTH]);
-    rc |= set_str(o, "birthday_day", c->f[CTS_F_BIRTHDAY_DAY]);
-    rc |= set_str(o, "anniversary", c->f[CTS_F_ANNIVERSARY]);
-    if (c->f[CTS_F_STREET] || c->f[CTS_F_CITY] || c->f[CTS_F_STATE] ||
-        c->f[CTS_F_POSTAL_CODE] || c->f[CTS_F_COUNTRY]) {
-        addr = json_object();
-        rc |= set_str(addr, "line1", c->f[CTS_F_STREET]);
-        rc |= set_str(addr, "city", c->f[CTS_F_CITY]);
-        /* Bulk state_code is free text (50 characters), unlike the
-         * contact resource's two-letter code. */
-        rc |= set_str(addr, "state_code", c->f[CTS_F_STATE]);
-        rc |= set_str(addr, "postal_code", c->f[CTS_F_POSTAL_CODE]);
-        rc |= set_str(addr, "country_code", c->f[CTS_F_COUNTRY]);
-        rc |= set_str(addr, "address_type", "PERSONAL");
-        a = json_array();
-        rc |= json_array_append_new(a, addr);
-        rc |= json_object_set_new(o, "addresses", a);
-    }
-    if (c->ncf > 0) {
-        cfs = json_array();
-        for (i = 0; i < c->ncf; i++) {
-            int n = v2_cf_number(c->cf[i].name);
-            json_t *f;
-            char nm[32];
-            if (n == 0 || c->cf[i].value == NULL)
-                continue; /* v2 has only CustomField1..15 */
-            snprintf(nm, sizeof(nm), "custom_field_%d", n);
-            f = json_object();
-            rc |= set_str(f, "name", nm);
-            rc |= set_str(f, "value", c->cf[i].value);
-            rc |= json_array_append_new(cfs, f);
-            *cf_mask |= 1u << n;
-        }
-        rc |= json_object_set_new(o, "custom_fields", cfs);
-    }
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-/* The body after the items: v3 list ids; v2 lists and column_names. */
-static char *make_tail(const struct cts_bulk_run *b, unsigned cf_mask)
-{
-    const struct cts_config *cfg = b->cfg;
-    json_t *lists = json_array(), *cols;
-    char *l, *cn, *out;
-    size_t i;
-    for (i = 0; i < cfg->nlists; i++)
-        json_array_append_new(lists, json_string(cfg->lists[i]));
-    l = json_dumps(lists, JSON_COMPACT);
-    json_decref(lists);
-    if (cfg->api == CTS_API_V3) {
-        out = cts_xasprintf("],\"list_ids\":%s}", l);
-        free(l);
-        return out;
-    }
-    {
-        static const char *const base[] = {
-            "EMAIL",           "FIRST NAME", "LAST NAME",
-            "COMPANY NAME",    "JOB TITLE",  "WORK PHONE",
-            "ADDRESS LINE 1",  "CITY",       "US STATE/CA PROVINCE",
-            "ZIP/POSTAL CODE", "COUNTRY",    "BIRTHDAY_MONTH",
-            "BIRTHDAY_DAY",    "ANNIVERSARY"};
-        int n;
-        cols = json_array();
-        for (i = 0; i < sizeof(base) / sizeof(base[0]); i++)
-            json_array_append_new(cols, json_string(base[i]));
-        for (n = 1; n <= 15; n++) {
-            if (cf_mask & (1u << n)) {
-                char nm[32];
-                snprintf(nm, sizeof(nm), "CUSTOM FIELD %d", n);
-                json_array_append_new(cols, json_string(nm));
-            }
-        }
-        cn = json_dumps(cols, JSON_COMPACT);
-        json_decref(cols);
-    }
-    out = cts_xasprintf("],\"lists\":%s,\"column_names\":%s}", l, cn);
-    free(l);
-    free(cn);
-    return out;
-}
-
 /* ---- chunks ---- */
+
+static void on_post_done(struct cts_send_req *r, struct cts_send_result *res);
+static void on_poll_done(struct cts_send_req *r, struct cts_send_result *res);
 
 static struct chunk *chunk_new(struct cts_bulk_run *b)
 {
@@ -326,7 +144,8 @@ static struct chunk *chunk_new(struct cts_bulk_run *b)
     c->b = b;
     c->state = CH_FILLING;
     cts_buf_init(&c->body, 0);
-    cts_http_req_init(&c->req);
+    cts_send_req_init(&c->sreq);
+    c->sreq.data = c;
     uv_timer_init(b->loop, &c->timer);
     c->timer.data = c;
     TAILQ_INSERT_TAIL(&b->chunks, c, link);
@@ -337,7 +156,6 @@ static void chunk_free(struct chunk *c)
 {
     size_t i;
     cts_buf_free(&c->body);
-    cts_http_req_clear(&c->req);
     for (i = 0; i < c->nerrs; i++)
         free(c->errs[i].msg);
     free(c->errs);
@@ -361,21 +179,56 @@ static void maybe_closed(struct cts_bulk_run *b)
         TAILQ_REMOVE(&b->chunks, c, link);
         chunk_free(c);
     }
-    free(b->head);
-    free(b->tail_v3);
     if (b->closed != NULL)
         b->closed(b->closed_arg);
     free(b);
 }
 
-static void on_chunk_closed(uv_handle_t *h)
+static void chunk_handle_closed(struct chunk *c)
 {
-    struct chunk *c = h->data;
     struct cts_bulk_run *b = c->b;
     b->pending_closes--;
-    if (c->retired)
+    if (--c->closes == 0 && c->retired)
         chunk_free(c); /* a finished chunk retired earlier */
     maybe_closed(b);
+}
+
+static void on_chunk_closed(uv_handle_t *h)
+{
+    chunk_handle_closed(h->data);
+}
+
+static void on_chunk_req_closed(uv_handle_t *h)
+{
+    struct cts_send_req *r = h->data;
+    chunk_handle_closed(r->data);
+}
+
+/* Release the chunk's request (its response, its backoff timer). */
+static void close_req(struct chunk *c)
+{
+    if (cts_send_req_close(&c->sreq, on_chunk_req_closed)) {
+        c->closes++;
+        c->b->pending_closes++;
+    }
+}
+
+/* Close the chunk's handles; it is freed once they are closed (retired)
+ * or with the run (maybe_closed).  A request still in flight is released
+ * from its done (which the engine's close brings at the latest). */
+static void close_chunk(struct chunk *c)
+{
+    struct cts_bulk_run *b = c->b;
+    uv_timer_stop(&c->timer);
+    c->closes++;
+    b->pending_closes++;
+    uv_close((uv_handle_t *)&c->timer, on_chunk_closed);
+    if (c->req_busy && cts_send_cancel(b->send, &c->sreq) == 0)
+        c->req_busy = 0;
+    if (c->req_busy)
+        b->pending_closes++; /* the done's */
+    else
+        close_req(c);
 }
 
 static void add_row(struct chunk *c, uint64_t key, uint32_t row, uint32_t fp,
@@ -415,6 +268,9 @@ static void finish(struct chunk *c, enum cts_status st, int permanent,
                    int journal, int http, const char *ekey, const char *msg)
 {
     uv_timer_stop(&c->timer);
+    /* A request still waiting for its slot is not sent any more. */
+    if (c->req_busy && cts_send_cancel(c->b->send, &c->sreq) == 0)
+        c->req_busy = 0;
     c->state = CH_FINISHED;
     c->fin_status = st;
     c->fin_permanent = permanent;
@@ -627,8 +483,7 @@ static void deliver(struct cts_bulk_run *b)
         if (!c->adopted && c->reported == c->n && !c->req_busy && !b->closing) {
             TAILQ_REMOVE(&b->chunks, c, link);
             c->retired = 1;
-            b->pending_closes++;
-            uv_close((uv_handle_t *)&c->timer, on_chunk_closed);
+            close_chunk(c);
         }
     }
     if (!b->closing && b->flushed && b->in == b->out) {
@@ -647,7 +502,7 @@ static void on_kick(uv_timer_t *t)
     deliver(t->data);
 }
 
-/* ---- HTTP ---- */
+/* ---- requests (through the send engine) ---- */
 
 static char *url_for(const struct cts_bulk_run *b, const char *path)
 {
@@ -656,43 +511,22 @@ static char *url_for(const struct cts_bulk_run *b, const char *path)
                        cfg->api == CTS_API_V2 ? cfg->api_key : NULL, NULL);
 }
 
-static enum cts_outcome_class classify(const struct cts_bulk_run *b,
-                                       struct cts_http_req *req, char **ekey,
-                                       char **msg)
-{
-    *ekey = NULL;
-    *msg = NULL;
-    if (req->transport_error == 0 && (req->status < 200 || req->status > 299))
-        cts_api_parse_error(req->resp.data, req->resp.len, ekey, msg);
-    return cts_retry_classify(b->cfg->api, req->status, req->transport_error,
-                              *ekey);
-}
-
-static void on_post_done(struct cts_http_req *req, void *arg);
-static void on_poll_done(struct cts_http_req *req, void *arg);
-
 static void submit(struct chunk *c, const char *method, const char *url,
-                   const char *body, cts_http_done_cb cb)
+                   const char *body, int poll)
 {
     struct cts_bulk_run *b = c->b;
-    int rc;
-    cts_http_req_clear(&c->req);
-    cts_http_req_init(&c->req);
-    c->req.method = method;
-    c->req.url = url;
-    c->req.body = body;
-    c->req.body_len = body != NULL ? strlen(body) : 0;
-    c->req.bearer = b->cfg->token;
+
+    cts_send_req_set(&c->sreq, method, url, body);
     /* An import is create-or-update by email: repeating a POST that may
      * have landed costs an activity, never a duplicate contact. */
-    c->req.idempotent = 1;
-    rc = cts_http_submit(&b->http, &c->req, cb, c);
+    c->sreq.http.idempotent = 1;
+    /* A poll that fails is repeated at the poll interval, not retried. */
+    c->sreq.no_retry = poll;
+    c->sreq.done = poll ? on_poll_done : on_post_done;
     b->stats.requests++;
-    if (rc != 0) {
-        char m[128];
-        snprintf(m, sizeof(m), "cannot start the request: %s",
-                 cts_strerror(rc));
-        finish(c, CTS_ST_FAILED, 0, 1, 0, NULL, m);
+    if (cts_send_submit(b->send, &c->sreq, 1) != 0) {
+        /* The engine has stopped: so does every activity's sending. */
+        stop_all(b, CTS_BULK_STOP_USER, 0, "stopped before it was sent");
         return;
     }
     c->req_busy = 1;
@@ -705,7 +539,7 @@ static void post_next(struct cts_bulk_run *b)
     if (b->closing || b->stop != CTS_BULK_STOP_NONE)
         return;
     for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link)) {
-        if (c->state == CH_POSTING || c->state == CH_BACKOFF)
+        if (c->state == CH_POSTING)
             return; /* one POST at a time */
     }
     for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link)) {
@@ -714,15 +548,12 @@ static void post_next(struct cts_bulk_run *b)
     }
     if (c == NULL)
         return;
-    if (cts_state_quota_take(b->st, 1) != 0) {
-        stop_all(b, CTS_BULK_STOP_QUOTA, 0,
-                 "daily quota exhausted; sent by the next run");
-        return;
-    }
     if (c->post_body == NULL) {
-        tail = make_tail(b, c->v2_cf_mask);
-        c->post_body = cts_xasprintf("%s%s%s", b->head,
-                                     c->body.data ? c->body.data : "", tail);
+        tail = cts_api_bulk_tail(b->cfg->api, b->cfg->lists, b->cfg->nlists,
+                                 c->v2_cf_mask);
+        c->post_body =
+            cts_xasprintf("%s%s%s", CTS_API_BULK_HEAD,
+                          c->body.data ? c->body.data : "", tail);
         free(tail);
         cts_buf_free(&c->body);
     }
@@ -730,11 +561,50 @@ static void post_next(struct cts_bulk_run *b)
         c->url = url_for(b, b->cfg->api == CTS_API_V3
                                 ? "/activities/contacts_json_import"
                                 : "/activities/addcontacts");
-    if (c->attempts == 0)
-        c->first_ms = uv_now(b->loop);
-    c->attempts++;
     c->state = CH_POSTING;
-    submit(c, "POST", c->url, c->post_body, on_post_done);
+    submit(c, "POST", c->url, c->post_body, 0);
+}
+
+/* A request's done while the run closes: release it now. */
+static int closing_done(struct chunk *c)
+{
+    struct cts_bulk_run *b = c->b;
+    if (!b->closing)
+        return 0;
+    close_req(c);
+    b->pending_closes--; /* the done's (close_chunk) */
+    maybe_closed(b);
+    return 1;
+}
+
+/* The request ended without an answer to judge: 1 when that settles it
+ * (the quota is used up, or sending stopped). */
+static int unanswered(struct chunk *c, const struct cts_send_result *res)
+{
+    struct cts_bulk_run *b = c->b;
+    char m[128];
+
+    switch (res->end) {
+    case CTS_SEND_NO_QUOTA:
+        if (c->state == CH_POSTING)
+            c->state = CH_READY;
+        stop_all(b, CTS_BULK_STOP_QUOTA, 0,
+                 "daily quota exhausted; sent by the next run");
+        return 1;
+    case CTS_SEND_FAILED:
+        snprintf(m, sizeof(m), "cannot start the request: %s",
+                 cts_strerror(res->rc));
+        finish(c, CTS_ST_FAILED, 0, 1, 0, NULL, m);
+        return 1;
+    case CTS_SEND_STOPPED:
+    case CTS_SEND_ABORTED:
+    case CTS_SEND_REFUSED:
+        if (c->state == CH_POSTING)
+            c->state = CH_READY;
+        stop_all(b, CTS_BULK_STOP_USER, 0, "stopped before it was sent");
+        return 1;
+    default: return 0; /* a reply, or the POST's retries used up */
+    }
 }
 
 static void start_polling(struct chunk *c, uint64_t delay)
@@ -752,18 +622,20 @@ static void start_polling(struct chunk *c, uint64_t delay)
     uv_timer_start(&c->timer, on_timer, delay, 0);
 }
 
-static void on_post_done(struct cts_http_req *req, void *arg)
+static void on_post_done(struct cts_send_req *r, struct cts_send_result *res)
 {
-    struct chunk *c = arg;
+    struct chunk *c = r->data;
     struct cts_bulk_run *b = c->b;
-    char *ekey, *msg;
-    enum cts_outcome_class oc;
-    uint64_t delay;
+    const struct cts_http_req *req = &r->http;
     c->req_busy = 0;
-    if (b->closing || c->state != CH_POSTING)
+    c->attempts += r->tries;
+    if (r->tries > 1)
+        b->stats.retries += r->tries - 1;
+    if (closing_done(c) || c->state != CH_POSTING)
         return;
-    oc = classify(b, req, &ekey, &msg);
-    if (oc == CTS_OC_OK) {
+    if (unanswered(c, res)) {
+        /* settled above */
+    } else if (res->end == CTS_SEND_REPLY && res->oc == CTS_OC_OK) {
         json_t *j = json_loadb(req->resp.data ? req->resp.data : "",
                                req->resp.len, 0, NULL);
         const char *id = json_string_value(json_object_get(
@@ -784,45 +656,31 @@ static void on_post_done(struct cts_http_req *req, void *arg)
             start_polling(c, b->poll_ms);
         }
         json_decref(j);
-    } else if (oc == CTS_OC_QUOTA) {
-        cts_state_quota_exhausted(b->st);
+    } else if (res->end == CTS_SEND_REPLY && res->oc == CTS_OC_QUOTA) {
         c->state = CH_READY;
         stop_all(b, CTS_BULK_STOP_QUOTA, (int)req->status,
                  "daily quota exhausted; sent by the next run");
-    } else if (oc == CTS_OC_AUTH) {
+    } else if (res->end == CTS_SEND_REPLY && res->oc == CTS_OC_AUTH) {
         c->state = CH_READY;
         stop_all(b, CTS_BULK_STOP_AUTH, (int)req->status,
                  "the access token was rejected (401)");
-    } else if (cts_retry_next(&b->policy, oc, c->attempts,
-                              uv_now(b->loop) - c->first_ms, req->retry_after_s,
-                              rnd32(b), &delay)) {
-        b->stats.retries++;
-        c->state = CH_BACKOFF;
-        uv_timer_start(&c->timer, on_timer, delay, 0);
     } else {
         char m[300];
         snprintf(m, sizeof(m), "bulk import not accepted: %s",
-                 msg != NULL ? msg
+                 res->reply_message != NULL ? res->reply_message
                  : req->transport_error
                      ? cts_xfer_error_name(req->transport_error)
                      : "HTTP error");
         /* A refused chunk is not a verdict on each row's data: transient,
          * so the next run sends the rows again. */
-        finish(c, CTS_ST_FAILED, 0, 1, (int)req->status, ekey, m);
+        finish(c, CTS_ST_FAILED, 0, 1, (int)req->status, res->reply_key, m);
     }
-    free(ekey);
-    free(msg);
     post_next(b);
 }
 
 static void poll_once(struct chunk *c)
 {
     struct cts_bulk_run *b = c->b;
-    if (cts_state_quota_take(b->st, 1) != 0) {
-        stop_all(b, CTS_BULK_STOP_QUOTA, 0,
-                 "daily quota exhausted; sent by the next run");
-        return;
-    }
     if (c->poll_url == NULL) {
         char *esc = cts_url_escape(c->activity_id);
         char *path = cts_xasprintf("/activities/%s", esc);
@@ -830,23 +688,24 @@ static void poll_once(struct chunk *c)
         free(path);
         free(esc);
     }
-    submit(c, "GET", c->poll_url, NULL, on_poll_done);
+    submit(c, "GET", c->poll_url, NULL, 1);
 }
 
-static void on_poll_done(struct cts_http_req *req, void *arg)
+static void on_poll_done(struct cts_send_req *r, struct cts_send_result *res)
 {
-    struct chunk *c = arg;
+    struct chunk *c = r->data;
     struct cts_bulk_run *b = c->b;
-    char *ekey, *msg;
-    enum cts_outcome_class oc;
+    const struct cts_http_req *req = &r->http;
     c->req_busy = 0;
-    if (b->closing || c->state != CH_POLLING) {
-        if (!b->closing)
-            kick(b);
+    if (closing_done(c))
+        return;
+    if (c->state != CH_POLLING) {
+        kick(b);
         return;
     }
-    oc = classify(b, req, &ekey, &msg);
-    if (oc == CTS_OC_OK) {
+    if (unanswered(c, res))
+        return;
+    if (res->oc == CTS_OC_OK) {
         json_t *j = json_loadb(req->resp.data ? req->resp.data : "",
                                req->resp.len, 0, NULL);
         const char *state = json_string_value(
@@ -875,11 +734,10 @@ static void on_poll_done(struct cts_http_req *req, void *arg)
             start_polling(c, b->poll_ms);
         }
         json_decref(j);
-    } else if (oc == CTS_OC_QUOTA) {
-        cts_state_quota_exhausted(b->st);
+    } else if (res->oc == CTS_OC_QUOTA) {
         stop_all(b, CTS_BULK_STOP_QUOTA, (int)req->status,
                  "daily quota exhausted; sent by the next run");
-    } else if (oc == CTS_OC_AUTH) {
+    } else if (res->oc == CTS_OC_AUTH) {
         stop_all(b, CTS_BULK_STOP_AUTH, (int)req->status,
                  "the access token was rejected (401)");
     } else if (req->status == 404) {
@@ -888,28 +746,21 @@ static void on_poll_done(struct cts_http_req *req, void *arg)
                "the bulk activity is no longer known to the server");
     } else if (++c->poll_errors > (b->cfg->retries > 0 ? b->cfg->retries : 6)) {
         /* Keep the rows journalled: the next run polls again. */
-        finish(c, CTS_ST_DEFERRED, 0, 0, (int)req->status, ekey,
+        finish(c, CTS_ST_DEFERRED, 0, 0, (int)req->status, res->reply_key,
                "the bulk activity could not be polled; the next run "
                "collects its result");
     } else {
         start_polling(c, b->poll_ms);
     }
-    free(ekey);
-    free(msg);
 }
 
 static void on_timer(uv_timer_t *t)
 {
     struct chunk *c = t->data;
-    struct cts_bulk_run *b = c->b;
-    if (b->closing)
+    if (c->b->closing)
         return;
-    if (c->state == CH_BACKOFF) {
-        c->state = CH_READY;
-        post_next(b);
-    } else if (c->state == CH_POLLING && !c->req_busy) {
+    if (c->state == CH_POLLING && !c->req_busy)
         poll_once(c);
-    }
 }
 
 /* ---- public ---- */
@@ -918,8 +769,8 @@ int cts_bulk_new(const struct cts_bulk_params *p, struct cts_bulk_run **out,
                  struct cts_error *err)
 {
     struct cts_bulk_run *b = cts_xcalloc(1, sizeof(*b));
-    struct cts_http_opts ho;
-    int rc;
+    char *t;
+    (void)err;
     *out = NULL;
     b->loop = p->loop;
     b->cfg = p->cfg;
@@ -934,32 +785,15 @@ int cts_bulk_new(const struct cts_bulk_params *p, struct cts_bulk_run **out,
                                              ? p->cfg->poll_interval_s
                                              : 10) *
                                   1000;
-    cts_retry_policy_default(&b->policy);
-    if (p->cfg->retries >= 0)
-        b->policy.max_retries = (int)p->cfg->retries;
-    if (p->retry_base_ms)
-        b->policy.base_ms = p->retry_base_ms;
-    b->rnd = uv_hrtime() | 1;
+    b->send = p->send;
     TAILQ_INIT(&b->chunks);
-    memset(&ho, 0, sizeof(ho));
-    ho.max_in_flight = 2;
-    ho.timeout_ms = p->cfg->timeout_ms;
-    ho.verbose = p->cfg->verbose;
-    rc = cts_http_init(&b->http, b->loop, &ho);
-    if (rc != 0) {
-        free(b);
-        return cts_error_set(err, rc, "bulk: cannot start HTTP: %s",
-                             cts_strerror(rc));
-    }
     uv_timer_init(b->loop, &b->kick);
     b->kick.data = b;
-    b->head = cts_xstrdup("{\"import_data\":[");
-    {
-        /* Worst case tail: every custom field column declared. */
-        char *t = make_tail(b, 0xfffeu);
-        b->tail_max = strlen(t);
-        free(t);
-    }
+    b->head_len = strlen(CTS_API_BULK_HEAD);
+    /* Worst case tail: every custom field column declared. */
+    t = cts_api_bulk_tail(b->cfg->api, b->cfg->lists, b->cfg->nlists, 0xfffeu);
+    b->tail_max = strlen(t);
+    free(t);
     *out = b;
     return 0;
 }
@@ -970,26 +804,23 @@ int cts_bulk_add(struct cts_bulk_run *b, uint32_t row,
 {
     struct chunk *ch;
     unsigned mask = 0;
-    json_t *item;
     char *s;
     size_t len;
     if (b->stop != CTS_BULK_STOP_NONE || b->closing)
         return UV_ECANCELED;
-    item = b->cfg->api == CTS_API_V3 ? item_v3(c) : item_v2(c, &mask);
-    s = item != NULL ? json_dumps(item, JSON_COMPACT) : NULL;
-    json_decref(item);
+    s = cts_api_bulk_item(b->cfg->api, c, &mask);
     if (s == NULL)
         return cts_error_set(err, CTS_EDATA,
                              "the contact cannot be written as bulk JSON");
     len = strlen(s);
-    if (strlen(b->head) + len + b->tail_max >= b->max_bytes) {
+    if (b->head_len + len + b->tail_max >= b->max_bytes) {
         free(s);
         return cts_error_set(err, CTS_EDATA,
                              "the contact alone exceeds the bulk size limit");
     }
     ch = b->filling;
     if (ch != NULL && (ch->n >= b->max_rows ||
-                       strlen(b->head) + ch->body.len + 1 + len + b->tail_max >=
+                       b->head_len + ch->body.len + 1 + len + b->tail_max >=
                            b->max_bytes)) {
         seal(b);
         ch = NULL;
@@ -1082,15 +913,6 @@ static void on_kick_closed(uv_handle_t *h)
     maybe_closed(b);
 }
 
-static void on_http_closed(struct cts_http *h)
-{
-    struct cts_bulk_run *b =
-        (struct cts_bulk_run *)((char *)h -
-                                offsetof(struct cts_bulk_run, http));
-    b->pending_closes--;
-    maybe_closed(b);
-}
-
 void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg),
                     void *arg)
 {
@@ -1098,15 +920,11 @@ void cts_bulk_close(struct cts_bulk_run *b, void (*closed)(void *arg),
     b->closing = 1;
     b->closed = closed;
     b->closed_arg = arg;
-    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link)) {
-        uv_timer_stop(&c->timer);
-        b->pending_closes++;
-        uv_close((uv_handle_t *)&c->timer, on_chunk_closed);
-    }
+    /* Requests waiting in the engine are withdrawn; one in flight is
+     * released from its done (the engine's close aborts it). */
+    for (c = TAILQ_FIRST(&b->chunks); c != NULL; c = TAILQ_NEXT(c, link))
+        close_chunk(c);
     uv_timer_stop(&b->kick);
     b->pending_closes++;
     uv_close((uv_handle_t *)&b->kick, on_kick_closed);
-    /* Aborts what is in flight (done callbacks run now and see closing). */
-    b->pending_closes++;
-    cts_http_close(&b->http, on_http_closed);
 }

@@ -1,11 +1,15 @@
-/* pipeline.c — the import loop: wires reader, mapper, state, limiter, http,
- * retry and report; owns the job state machine, backpressure and shutdown.
- * Only this file knows every stage (style C1). */
+/* pipeline.c — the import: wires intake, the row decisions (state,
+ * duplicates, dry run), the request protocol or bulk, the send engine and
+ * the report; owns backpressure, signals and shutdown.  Only this file
+ * knows every stage (style C1).
+ *
+ * A row's way: intake (its thread) → on_batch → settle_row: a job; settled
+ * at once (invalid, duplicate, unchanged, dry run, deferred), or handed to
+ * cts_protocol (→ cts_send → cts_http) or to cts_bulk → on_row_done /
+ * bulk_on_result → job_settle → job_report: journal, report, free. */
 #include "cts_pipeline.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,108 +17,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <uv.h>
 
-#include "cts_api.h"
 #include "cts_bulk.h"
 #include "cts_contact.h"
-#include "cts_encoding.h"
-#include "cts_http.h"
-#include "cts_limiter.h"
+#include "cts_intake.h"
+#include "cts_job.h"
 #include "cts_mapper.h"
-#include "cts_oauth.h"
 #include "cts_progress.h"
-#include "cts_reader.h"
+#include "cts_protocol.h"
 #include "cts_report.h"
-#include "cts_retry.h"
+#include "cts_send.h"
 #include "cts_state.h"
 
-#define TICK_MS        100  /* progress redraw and journal flush period */
-#define FLUSH_EVERY    2    /* journal fdatasync every 2 ticks (200 ms) */
-#define GRACE_MIN_MS   5000 /* SIGINT: in-flight requests get this long */
-#define GATE_MARGIN_MS 5    /* ms rounding of uv_now vs the server's clock */
-#define WAIT_REPLY     UINT64_MAX
-
-/* ---- the job state machine (style C7) ---- */
-
-enum job_state {
-    JS_READ = 0,
-    JS_MAPPED,
-    JS_QUEUED,
-    JS_WAIT_TOKEN,
-    JS_IN_FLIGHT,
-    JS_BACKOFF,
-    JS_DONE,
-    JS_REPORTED
-};
-
-static const char *const state_names[] = {"READ",       "MAPPED",    "QUEUED",
-                                          "WAIT_TOKEN", "IN_FLIGHT", "BACKOFF",
-                                          "DONE",       "REPORTED"};
-
-#define B(s) (1u << (s))
-/* legal[from] is the set of states a job may move to from `from`. */
-static const unsigned legal[] = {
-    [JS_READ] = B(JS_MAPPED) | B(JS_DONE),
-    [JS_MAPPED] = B(JS_QUEUED) | B(JS_DONE),
-    [JS_QUEUED] = B(JS_WAIT_TOKEN) | B(JS_DONE),
-    [JS_WAIT_TOKEN] = B(JS_IN_FLIGHT) | B(JS_DONE),
-    [JS_IN_FLIGHT] = B(JS_BACKOFF) | B(JS_WAIT_TOKEN) | B(JS_DONE),
-    [JS_BACKOFF] = B(JS_WAIT_TOKEN) | B(JS_DONE),
-    [JS_DONE] = B(JS_REPORTED),
-    [JS_REPORTED] = 0,
-};
-
-/* Which request a job makes next. */
-enum job_step {
-    STEP_V3_SIGNUP = 0, /* POST /contacts/sign_up_form (upsert) */
-    STEP_V3_CREATE,     /* POST /contacts (--mode create) */
-    STEP_V2_POST,       /* POST /contacts?action_by=ACTION_BY_OWNER */
-    STEP_V2_GET,        /* GET /contacts?email= (after a 409) */
-    STEP_V2_PUT         /* PUT /contacts/{id} with lists merged */
-};
-
-struct pipeline;
-
-struct cts_job {
-    TAILQ_ENTRY(cts_job) link; /* on send_q, retry_q or backoff_q */
-    struct pipeline *p;
-    uint64_t seq;     /* 0-based over the run: report order */
-    long row;         /* 1-based data row in its file */
-    const char *file; /* borrowed from cfg->inputs */
-    enum job_state state;
-    enum job_step step;
-    struct cts_contact c;   /* mapped; owned unless c_borrowed */
-    int c_borrowed;         /* c's strings are the batch's (see "reading"):
-                               only while the row settles synchronously */
-    uint32_t fp;            /* fingerprint (cts_state) */
-    char *body;             /* owned; the POSTFIELDS of the current step
-                               belong to the job until done_cb runs */
-    char *url;              /* owned; per-row URLs (v2 GET/PUT) */
-    int attempts;           /* HTTP requests made for this row */
-    int step_tries;         /* tries of the current step (retry budget) */
-    uint64_t step_start_ms; /* first try of the current step */
-    int maybe_landed;       /* a create whose reply was lost may exist */
-    int journaled;          /* cts_state_journal_begin done */
-    int timer_inited;       /* backoff timer initialised (lazily) */
-    uv_timer_t timer;       /* per-job backoff; closed before free */
-    struct cts_http_req req;
-    /* result */
-    enum cts_status status;
-    int http_status;
-    int permanent; /* failed with a permanent error */
-    char *contact_id;
-    char *error_key;
-    char *message;          /* owned; wins over smsg */
-    const char *smsg;       /* borrowed text that outlives the job (string
-                               literals, the state's messages): most rows
-                               of a dry or incremental run settle with one
-                               of a few fixed texts, not worth a copy */
-    struct cts_job *spare;  /* link on the pipeline's spare list */
-};
+#define TICK_MS      100  /* progress redraw and journal flush period */
+#define FLUSH_EVERY  2    /* journal fdatasync every 2 ticks (200 ms) */
+#define GRACE_MIN_MS 5000 /* SIGINT: in-flight requests get this long */
 
 TAILQ_HEAD(job_q, cts_job);
 
@@ -123,76 +42,24 @@ struct pipeline {
     struct cts_config *cfg;
     struct cts_report *report;
     struct cts_state *st;
-    const struct cts_cf_ids *cf;
 
     /* stages */
-    struct cts_http http;
-    int http_inited;
-    int http_closing;
-    struct cts_limiter lim;
-    struct cts_retry_policy policy;
-    uv_timer_t pump_timer; /* armed for the limiter's next slot */
+    struct cts_intake in; /* reading, on its own thread */
+    int intake_inited;
+    struct cts_jobs jobs;        /* one job per row until reported */
+    struct cts_protocol proto;   /* a row's requests */
+    struct cts_send send;        /* every request of the run */
+    int send_inited;
+    int send_closing;
     uv_timer_t tick_timer; /* progress line, journal flush */
     uv_timer_t grace_timer;
     uv_signal_t sigint, sigterm;
     int handles_inited;
     int handles_closing;
-    struct job_q send_q;    /* QUEUED, in input order */
-    struct job_q retry_q;   /* WAIT_TOKEN again: retries and next steps */
-    struct job_q backoff_q; /* BACKOFF: timer armed */
-    long live;              /* jobs allocated and not yet freed */
-    struct cts_job *spare;  /* freed jobs kept for reuse (no timer) */
-    unsigned nspare;
 
-    /* reader (see "reading" below for who may touch what when) */
-    size_t file_idx;
-    uv_file fd;
-    int fd_open;
-    struct cts_reader *reader;
-    struct cts_mapper *mapper;
-    uint64_t file_first_seq; /* seq of data row 1 of the current file */
-    uint64_t *file_seq;      /* first seq of each file (dup messages) */
-    struct batch *bat[2];    /* chunks of mapped rows, owned */
-    struct batch *filling;   /* the one the work item fills */
-    struct batch *settling;  /* the one the loop settles */
-    struct batch *ready;     /* filled, waiting for the loop */
-    size_t batch_rows;       /* rows per work item (about), and */
-    size_t feed_slice;       /*   bytes fed to the reader at a time */
-    char *rbuf;              /* READ_CHUNK bytes of input */
-    size_t rpos, rlen;       /* rbuf[rpos, rlen) not fed yet */
-    uv_timer_t feed_timer;   /* ready/inline hand-over on its own turn */
-    int inline_intake;       /* fill on the loop thread, not the pool */
-    int inline_done;         /* an inline fill awaits its hand-back */
-    uv_thread_t intake_tid;  /* the intake thread (see "reading") */
-    uv_sem_t intake_go;      /* posted: fill p->filling (or quit) */
-    uv_async_t intake_done;  /* sent by the thread: the item is back */
-    uv_mutex_t intake_mx;    /* guards intake_back */
-    int intake_back;         /* the thread finished the queued item */
-    int intake_started;
-    int intake_quit;
-    int read_pending;        /* a fill is queued: reader, mapper, fd busy */
-    int stop_reading;        /* finish reading once the fill is back */
-    int in_feed;
-    int paused;
-    int reading_done;
+    uint64_t *file_seq; /* first seq of each file (dup messages) */
     uint64_t next_seq;
     uint64_t high, low; /* backpressure marks, unreported rows */
-
-    /* arrival gate: completion times of the last n requests (see
-     * gate_wait); n = the limiter's starts per window, 0 = off */
-    uint64_t *done_ring;
-    unsigned done_n, done_head, done_count;
-
-    /* sending */
-    char *url_create; /* shared URL of the row's first request */
-    char *bearer;     /* current access token (copy) */
-    char *old_bearer; /* kept alive for requests still using it */
-    int refreshed;
-    long requests;
-    long retries;
-    long quota_credit;      /* requests already counted, not yet made */
-    uint64_t last_reply_ms; /* last HTTP reply of any kind */
-    uint64_t rng;
 
     /* stopping */
     enum cts_stop stop;
@@ -200,16 +67,13 @@ struct pipeline {
     int signals;
     int fatal_rc;
     struct cts_error fatal;
-    int csv_error;
-    char csv_msg[800];
-    const char *encoding;
     int finishing;
 
     /* bulk (--bulk always, or auto once it pays; see "bulk" below) */
     struct cts_bulk_run *bulk;
-    int bulk_decided;   /* --bulk auto: the choice has been made */
-    uint64_t to_send;   /* rows that reached the send decision */
-    struct job_q bulk_q; /* QUEUED rows handed to bulk, in input order */
+    int bulk_decided;    /* --bulk auto: the choice has been made */
+    uint64_t to_send;    /* rows that reached the send decision */
+    struct job_q bulk_q; /* rows handed to bulk, in input order */
 
     /* progress */
     int show_progress;
@@ -219,128 +83,17 @@ struct pipeline {
     unsigned ticks;
 };
 
-static void pump(struct pipeline *p);
 static void bulk_take(struct pipeline *p, struct cts_job *j);
 static void bulk_start(struct pipeline *p);
 static void bulk_maybe_start(struct pipeline *p);
-static void read_next(struct pipeline *p);
 static void maybe_finish(struct pipeline *p);
-static void job_settle(struct cts_job *j, enum cts_status st);
 static void stop_sending(struct pipeline *p, enum cts_stop why, const char *fmt,
                          ...) __attribute__((format(printf, 3, 4)));
-static void cancel_backoffs(struct pipeline *p);
 static void abort_soon(struct pipeline *p);
-
-static void job_set_state(struct cts_job *j, enum job_state to)
-{
-    /* An illegal transition is a pipeline bug, never an input condition. */
-    assert((legal[j->state] & B(to)) != 0);
-    if ((legal[j->state] & B(to)) == 0)
-        cts_log_error("internal: row %ld: %s -> %s", j->row,
-                      state_names[j->state], state_names[to]);
-    cts_log_debug("%s:%ld: %s -> %s", j->file, j->row, state_names[j->state],
-                  state_names[to]);
-    j->state = to;
-}
-
-/* xorshift64*: jitter only needs to be different per run, not secret. */
-static uint32_t rnd32(struct pipeline *p)
-{
-    p->rng ^= p->rng >> 12;
-    p->rng ^= p->rng << 25;
-    p->rng ^= p->rng >> 27;
-    return (uint32_t)((p->rng * 2685821657736338717ULL) >> 32);
-}
-
-static uint64_t clock_now(void *arg)
-{
-    uv_loop_t *loop = arg;
-    /* uv_now is cached per loop iteration; the limiter needs the time the
-     * request really starts, or a slow iteration would let a slot open
-     * early as the server counts it. */
-    uv_update_time(loop);
-    return uv_now(loop);
-}
 
 static uint64_t unreported(const struct pipeline *p)
 {
     return p->next_seq - cts_report_written(p->report);
-}
-
-/* ---- jobs: creation, result, reporting, freeing ---- */
-
-#define SPARE_MAX 64 /* freed jobs kept for reuse: a row costs no malloc */
-
-static struct cts_job *job_new(struct pipeline *p, long row)
-{
-    struct cts_job *j = p->spare;
-
-    if (j != NULL) {
-        p->spare = j->spare;
-        p->nspare--;
-        memset(j, 0, sizeof(*j));
-    } else {
-        j = cts_xcalloc(1, sizeof(*j));
-    }
-
-    j->p = p;
-    j->seq = p->next_seq++;
-    j->row = row;
-    j->file = p->cfg->inputs[p->file_idx];
-    j->state = JS_READ;
-    cts_http_req_init(&j->req);
-    p->live++;
-    return j;
-}
-
-static void on_job_timer_closed(uv_handle_t *h)
-{
-    struct cts_job *j = h->data;
-    /* The last handle of the job is closed: only now may it be freed
-     * (libuv: memory of a handle stays in use until its close callback). */
-    free(j);
-}
-
-static void job_free(struct cts_job *j)
-{
-    struct pipeline *p = j->p;
-
-    if (!j->c_borrowed)
-        cts_contact_clear(&j->c);
-    cts_http_req_clear(&j->req);
-    free(j->body);
-    free(j->url);
-    free(j->contact_id);
-    free(j->error_key);
-    free(j->message);
-    p->live--;
-    if (j->timer_inited) {
-        uv_close((uv_handle_t *)&j->timer, on_job_timer_closed);
-    } else if (p->nspare < SPARE_MAX) {
-        /* No handle was ever initialised in it: reusable at once. */
-        j->spare = p->spare;
-        p->spare = j;
-        p->nspare++;
-    } else {
-        free(j);
-    }
-}
-
-static void spares_free(struct pipeline *p)
-{
-    struct cts_job *j;
-
-    while ((j = p->spare) != NULL) {
-        p->spare = j->spare;
-        free(j);
-    }
-    p->nspare = 0;
-}
-
-static void set_str(char **dst, const char *src)
-{
-    free(*dst);
-    *dst = src != NULL ? cts_xstrdup(src) : NULL;
 }
 
 /* The progress line is drawn by the loop (on_tick) and erased before any
@@ -355,19 +108,6 @@ static void progress_clear_locked(void *arg)
     uv_mutex_unlock(&p->progress_mx);
 }
 
-/* The row's message is text that lives longer than the job (see smsg). */
-static void set_static_msg(struct cts_job *j, const char *text)
-{
-    free(j->message);
-    j->message = NULL;
-    j->smsg = text;
-}
-
-static const char *job_message(const struct cts_job *j)
-{
-    return j->message != NULL ? j->message : j->smsg;
-}
-
 /* Record a failure of the whole run (first one wins) and stop. */
 static void fatal(struct pipeline *p, int rc, int exit_code, const char *msg)
 {
@@ -376,13 +116,16 @@ static void fatal(struct pipeline *p, int rc, int exit_code, const char *msg)
         cts_error_setx(&p->fatal, rc, exit_code, "%s", msg);
     }
     stop_sending(p, CTS_STOP_FATAL, "%s", msg);
+    if (p->intake_inited)
+        cts_intake_stop(&p->in);
     abort_soon(p);
 }
 
-/* DONE → journal → sink → REPORTED → free. */
+/* ---- a row's end: DONE → journal → report → REPORTED → free ---- */
+
 static void job_report(struct cts_job *j)
 {
-    struct pipeline *p = j->p;
+    struct pipeline *p = j->owner;
     struct cts_result res;
     int rc;
 
@@ -392,7 +135,7 @@ static void job_report(struct cts_job *j)
         rc = cts_state_journal_done(
             p->st, j->c.f[CTS_F_EMAIL], (uint32_t)(j->seq + 1), j->fp,
             j->status, j->permanent, j->http_status, j->error_key,
-            job_message(j));
+            cts_job_message(j));
         if (rc != 0)
             fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
     }
@@ -405,10 +148,10 @@ static void job_report(struct cts_job *j)
     res.attempts = j->attempts;
     res.contact_id = j->contact_id;
     res.error_key = j->error_key;
-    res.message = job_message(j);
+    res.message = cts_job_message(j);
     rc = cts_report_put(p->report, j->seq, &res);
-    job_set_state(j, JS_REPORTED);
-    job_free(j);
+    cts_job_set_state(j, CTS_JS_REPORTED);
+    cts_job_free(j);
     if (rc != 0 && p->fatal_rc == 0) {
         char msg[256];
         snprintf(msg, sizeof(msg), "cannot write the report: %s",
@@ -418,35 +161,26 @@ static void job_report(struct cts_job *j)
     }
     /* Backpressure: the reader waits until the window has drained to the
      * low-water mark (hysteresis avoids one read per finished row). */
-    if (p->paused && unreported(p) <= p->low) {
-        p->paused = 0;
-        read_next(p);
-    }
+    if (cts_intake_paused(&p->in) && unreported(p) <= p->low)
+        cts_intake_resume(&p->in);
     maybe_finish(p);
 }
 
 static void job_settle(struct cts_job *j, enum cts_status st)
 {
     j->status = st;
-    job_set_state(j, JS_DONE);
+    cts_job_set_state(j, CTS_JS_DONE);
     job_report(j);
-}
-
-static void job_fail(struct cts_job *j, int permanent, const char *key,
-                     const char *msg)
-{
-    j->permanent = permanent;
-    set_str(&j->error_key, key);
-    set_str(&j->message, msg);
-    job_settle(j, CTS_ST_FAILED);
 }
 
 static void job_defer(struct cts_job *j)
 {
-    if (job_message(j) == NULL)
-        set_str(&j->message, j->p->stop_msg[0] != '\0'
-                                 ? j->p->stop_msg
-                                 : "not sent: the run stopped early");
+    struct pipeline *p = j->owner;
+
+    if (cts_job_message(j) == NULL)
+        cts_job_set_str(&j->message, p->stop_msg[0] != '\0'
+                                         ? p->stop_msg
+                                         : "not sent: the run stopped early");
     job_settle(j, CTS_ST_DEFERRED);
 }
 
@@ -455,7 +189,6 @@ static void job_defer(struct cts_job *j)
 static void stop_sending(struct pipeline *p, enum cts_stop why, const char *fmt,
                          ...)
 {
-    struct cts_job *j;
     va_list ap;
 
     if (p->stop != CTS_STOP_NONE) {
@@ -467,184 +200,56 @@ static void stop_sending(struct pipeline *p, enum cts_stop why, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(p->stop_msg, sizeof(p->stop_msg), fmt, ap);
     va_end(ap);
-    if (p->handles_inited)
-        uv_timer_stop(&p->pump_timer);
-    /* Every row still waiting becomes `deferred`; in-flight requests finish
-     * and keep their result (a write that landed is reported as such). */
-    while ((j = TAILQ_FIRST(&p->retry_q)) != NULL) {
-        TAILQ_REMOVE(&p->retry_q, j, link);
-        job_defer(j);
-    }
-    while ((j = TAILQ_FIRST(&p->send_q)) != NULL) {
-        TAILQ_REMOVE(&p->send_q, j, link);
-        job_defer(j);
-    }
-    cancel_backoffs(p);
+    /* Every request still waiting ends now (its row deferred); in-flight
+     * requests finish and keep their result (a write that landed is
+     * reported as such). */
+    if (p->send_inited)
+        cts_send_stop(&p->send);
     /* Bulk rows settle from the loop (deferred, or kept journalled when
      * their activity is already running). */
     if (p->bulk != NULL)
         cts_bulk_stop(p->bulk);
 }
 
-/* Cancel every backoff timer: those rows are deferred. */
-static void cancel_backoffs(struct pipeline *p)
+/* ---- sending a row (cts_protocol) ---- */
+
+/* The send engine's start hook of a row's requests: the intent to send is
+ * journaled before the first request leaves, so a killed run knows this
+ * row may have landed.  Without a journal the run is not crash-safe:
+ * nothing is sent then. */
+static int journal_begin(struct cts_send_req *r)
 {
-    struct cts_job *j;
-
-    while ((j = TAILQ_FIRST(&p->backoff_q)) != NULL) {
-        TAILQ_REMOVE(&p->backoff_q, j, link);
-        uv_timer_stop(&j->timer);
-        job_defer(j);
-    }
-}
-
-/* ---- sending ---- */
-
-static const char *v2_key(const struct pipeline *p)
-{
-    return p->cfg->api == CTS_API_V2 ? p->cfg->api_key : NULL;
-}
-
-/* Build the first request of a row.  Returns 0 or CTS_EDATA (the body
- * could not be built: the row is invalid, err says why). */
-static int job_prepare(struct cts_job *j, struct cts_error *err)
-{
-    struct pipeline *p = j->p;
-    const struct cts_config *cfg = p->cfg;
-
-    if (cfg->api == CTS_API_V3) {
-        if (cfg->mode == CTS_MODE_CREATE) {
-            j->step = STEP_V3_CREATE;
-            j->body = cts_api_v3_contact_body(&j->c, cfg->lists, cfg->nlists,
-                                              p->cf, err);
-        } else {
-            j->step = STEP_V3_SIGNUP;
-            j->body = cts_api_v3_signup_body(&j->c, cfg->lists, cfg->nlists,
-                                             p->cf, err);
-        }
-    } else {
-        j->step = STEP_V2_POST;
-        j->body = cts_api_v2_contact_body(&j->c, cfg->lists, cfg->nlists, err);
-    }
-    return j->body != NULL ? 0 : CTS_EDATA;
-}
-
-static void on_http_done(struct cts_http_req *req, void *arg);
-
-/*
- * Hand the job's current step to libcurl.  Returns 0 (on_http_done runs
- * exactly once, later) or the submit error, in which case the callback
- * never runs and the job is still ours (libuv's rule, cts_http.h).
- */
-static int start_request(struct cts_job *j)
-{
-    struct pipeline *p = j->p;
-    struct cts_http_req *r = &j->req;
+    struct cts_job *j =
+        (struct cts_job *)((char *)r - offsetof(struct cts_job, sr));
+    struct pipeline *p = j->owner;
     int rc;
 
-    if (j->step_tries == 0)
-        j->step_start_ms = uv_now(&p->loop);
-    r->method = "POST";
-    r->url = p->url_create;
-    r->body = j->body;
-    r->content_type = NULL;
-    if (j->step == STEP_V2_GET) {
-        r->method = "GET";
-        r->url = j->url;
-        r->body = NULL;
-    } else if (j->step == STEP_V2_PUT) {
-        r->method = "PUT";
-        r->url = j->url;
-    }
-    /* libcurl's POSTFIELDS rule: the body is not copied, so it belongs to
-     * the job until on_http_done; j->body is only replaced between steps. */
-    r->body_len = r->body != NULL ? strlen(r->body) : 0;
-    /* The bearer is borrowed until done_cb: p->bearer lives for the whole
-     * run (after a refresh the previous copy is kept in old_bearer). */
-    r->bearer = p->bearer;
-    r->user = j;
-    cts_buf_reset(&r->resp);
-    job_set_state(j, JS_IN_FLIGHT);
-    rc = cts_http_submit(&p->http, r, on_http_done, j);
-    if (rc == 0) {
-        j->attempts++;
-        j->step_tries++;
-        p->requests++;
-    }
-    return rc;
-}
-
-/*
- * One request of the local daily quota.  The count lives in a locked file
- * (cts_state: flock, read, write, unlock per call), which costs more than
- * the request itself at thousands per second; so without a rate limit (or
- * above 50/s) requests are counted in blocks of 16 while more than 64
- * remain; the unused rest of the last block is given back at the end of
- * the run.  A run killed before that over-counts by at most 15 requests,
- * never under-counts.
- */
-static int quota_take(struct pipeline *p)
-{
-    long want = 1;
-
-    if (p->quota_credit > 0) {
-        p->quota_credit--;
+    if (j->journaled)
         return 0;
+    rc = cts_state_journal_begin(p->st, j->c.f[CTS_F_EMAIL],
+                                 (uint32_t)(j->seq + 1), j->fp);
+    if (rc != 0) {
+        fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
+        return rc;
     }
-    if ((p->cfg->rate <= 0 || p->cfg->rate > 50) &&
-        cts_state_quota_remaining(p->st) > 64)
-        want = 16;
-    if (cts_state_quota_take(p->st, want) != 0)
-        return CTS_EQUOTA;
-    p->quota_credit = want - 1;
+    j->journaled = 1;
     return 0;
 }
 
-/* Start one job's request if the limiter and the quota allow.  Returns 1
- * when the job left the queue (started, or settled), 0 when the limiter
- * said wait (the job stays at the head in WAIT_TOKEN). */
-static int try_start(struct pipeline *p, struct cts_job *j, struct job_q *q)
+/* cts_protocol's done: the row's requests are over. */
+static void on_row_done(void *arg, struct cts_job *j,
+                        const struct cts_proto_end *e)
 {
-    int rc;
+    struct pipeline *p = arg;
 
-    if (j->state == JS_QUEUED)
-        job_set_state(j, JS_WAIT_TOKEN);
-    if (!cts_limiter_try_take(&p->lim))
-        return 0;
-    TAILQ_REMOVE(q, j, link);
-    /* The local daily count (across runs) is taken per request, retries
-     * and v2 follow-up requests included, as the server counts them. */
-    if (quota_take(p) != 0) {
-        stop_sending(p, CTS_STOP_QUOTA,
-                     "not sent: the daily quota of %ld requests is used up; "
-                     "run again after 00:00 UTC",
-                     p->cfg->daily_quota);
+    if (e->stop == CTS_STOP_FATAL)
+        fatal(p, e->rc, CTS_EX_SOFTWARE, e->why);
+    else if (e->stop != CTS_STOP_NONE)
+        stop_sending(p, e->stop, "%s", e->why);
+    if (e->status == CTS_ST_DEFERRED)
         job_defer(j);
-        return 1;
-    }
-    /* cts_state: the intent to send is journaled before the first request
-     * leaves, so a killed run knows this row may have landed. */
-    if (!j->journaled) {
-        rc = cts_state_journal_begin(p->st, j->c.f[CTS_F_EMAIL],
-                                     (uint32_t)(j->seq + 1), j->fp);
-        if (rc != 0) {
-            fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
-            job_defer(j);
-            return 1;
-        }
-        j->journaled = 1;
-    }
-    rc = start_request(j);
-    if (rc != 0) {
-        char msg[256];
-        /* A refused submit is a libcurl multi error: style C4 stops the
-         * run for it rather than failing rows one by one. */
-        snprintf(msg, sizeof(msg), "cannot start a request: %s",
-                 cts_strerror(rc));
-        fatal(p, rc, CTS_EX_SOFTWARE, msg);
-        job_defer(j);
-    }
-    return 1;
+    else
+        job_settle(j, e->status);
 }
 
 /* cts_http's and cts_report's hook: write the coalesced journal before
@@ -660,712 +265,32 @@ static int journal_push(void *arg)
     return rc;
 }
 
-static void on_pump_timer(uv_timer_t *t)
-{
-    pump(t->data);
-}
-
-/* Remember when a request's reply (or failure) came back. */
-static void note_done_at(struct pipeline *p, uint64_t now)
-{
-    if (p->done_n == 0)
-        return;
-    if (p->done_count < p->done_n) {
-        p->done_ring[(p->done_head + p->done_count) % p->done_n] = now;
-        p->done_count++;
-    } else {
-        p->done_ring[p->done_head] = now;
-        p->done_head = (p->done_head + 1) % p->done_n;
-    }
-}
-
-static void note_done(struct pipeline *p)
-{
-    if (p->done_n > 0)
-        note_done_at(p, clock_now(&p->loop));
-}
-
-/*
- * The arrival gate (spec §6: "as the server counts them").  The limiter
- * spaces our *starts*, but the server counts *arrivals*, and on a busy
- * machine the delay between the two varies by more than any fixed margin
- * (a request started first may arrive late, next to one started a window
- * later).  A request's arrival is known to lie between its start and its
- * reply, so counting every request in flight plus every request whose
- * reply came back within the last window bounds the arrivals the server
- * can see in any window: a start is allowed only while that count is
- * below n.  Returns 0 (go), WAIT_REPLY (only a reply can free a slot) or
- * the ms until the oldest counted reply leaves the window.
- */
-static uint64_t gate_wait(struct pipeline *p)
-{
-    uint64_t now, win;
-    unsigned in_flight, recent = 0, i, k;
-
-    if (p->done_n == 0)
-        return 0;
-    in_flight = cts_http_in_flight(&p->http);
-    if (in_flight >= p->done_n)
-        return WAIT_REPLY;
-    now = clock_now(&p->loop);
-    win = p->lim.window_ms + GATE_MARGIN_MS;
-    /* Replies are recorded in time order: the recent ones are the newest. */
-    for (i = p->done_count; i > 0; i--) {
-        uint64_t t = p->done_ring[(p->done_head + i - 1) % p->done_n];
-        if (t + win <= now)
-            break;
-        recent++;
-    }
-    if (in_flight + recent < p->done_n)
-        return 0;
-    /* The k-th oldest of the recent replies must leave the window. */
-    k = in_flight + recent - p->done_n; /* 0-based */
-    {
-        uint64_t t =
-            p->done_ring[(p->done_head + (p->done_count - recent) + k) %
-                         p->done_n];
-        return t + win > now ? t + win - now : 1;
-    }
-}
-
-/*
- * Start waiting jobs while a connection is free and the limiter has a slot;
- * otherwise arm the one pump timer for the limiter's next slot (never a
- * busy loop).  Retries and next steps go first: they hold older rows, and
- * the ordered report is waiting for them.  Never two requests for one
- * email in flight: duplicates are settled before they reach a queue, and a
- * row's steps run one after the other.
- */
-static void pump(struct pipeline *p)
-{
-    for (;;) {
-        struct job_q *q;
-        struct cts_job *j;
-
-        if (p->stop != CTS_STOP_NONE || p->http_closing)
-            return;
-        if (cts_http_in_flight(&p->http) >= (unsigned)p->cfg->concurrency)
-            return;
-        q = !TAILQ_EMPTY(&p->retry_q) ? &p->retry_q : &p->send_q;
-        j = TAILQ_FIRST(q);
-        if (j == NULL)
-            return;
-        {
-            uint64_t gw = gate_wait(p);
-            if (gw == WAIT_REPLY)
-                return; /* on_http_done pumps again */
-            if (gw > 0) {
-                if (!uv_is_active((uv_handle_t *)&p->pump_timer))
-                    uv_timer_start(&p->pump_timer, on_pump_timer, gw, 0);
-                return;
-            }
-        }
-        if (!try_start(p, j, q)) {
-            uint64_t wait = cts_limiter_wait_ms(&p->lim);
-            if (!uv_is_active((uv_handle_t *)&p->pump_timer))
-                uv_timer_start(&p->pump_timer, on_pump_timer,
-                               wait > 0 ? wait : 1, 0);
-            return;
-        }
-    }
-}
-
-/* Put a job back in line for its next request (retry or next step). */
-static void requeue(struct cts_job *j)
-{
-    job_set_state(j, JS_WAIT_TOKEN);
-    TAILQ_INSERT_TAIL(&j->p->retry_q, j, link);
-}
-
-static void next_step(struct cts_job *j, enum job_step step)
-{
-    j->step = step;
-    j->step_tries = 0;
-    if (j->p->stop != CTS_STOP_NONE) {
-        job_defer(j);
-        return;
-    }
-    requeue(j);
-}
-
-static void on_backoff(uv_timer_t *t)
-{
-    struct cts_job *j = t->data;
-    struct pipeline *p = j->p;
-
-    TAILQ_REMOVE(&p->backoff_q, j, link);
-    /* Back through the limiter: a retry spends rate budget (style C7). */
-    requeue(j);
-    pump(p);
-}
-
-/* Text for a failure without an API error body. */
-static void describe_failure(const struct cts_http_req *req, char *key,
-                             size_t keylen, char *msg, size_t msglen)
-{
-    if (req->transport_error != CTS_XE_NONE) {
-        snprintf(key, keylen, "%s", cts_xfer_error_name(req->transport_error));
-        snprintf(msg, msglen, "%s",
-                 req->errbuf[0] != '\0' ? req->errbuf : "transfer failed");
-    } else {
-        snprintf(key, keylen, "http.status.%ld", req->status);
-        snprintf(msg, msglen, "HTTP %ld", req->status);
-    }
-}
-
-static void handle_retry(struct cts_job *j, const struct cts_http_req *req,
-                         enum cts_outcome_class oc, const char *ek,
-                         const char *em)
-{
-    struct pipeline *p = j->p;
-    uint64_t delay = 0;
-    uint64_t elapsed = uv_now(&p->loop) - j->step_start_ms;
-    char key[64], msg[300];
-
-    describe_failure(req, key, sizeof(key), msg, sizeof(msg));
-    if (p->stop != CTS_STOP_NONE) {
-        set_str(&j->error_key, ek != NULL ? ek : key);
-        job_defer(j);
-        return;
-    }
-    if (cts_retry_next(&p->policy, oc, j->step_tries, elapsed,
-                       req->retry_after_s, rnd32(p), &delay)) {
-        if (oc == CTS_OC_THROTTLED) {
-            /* Throttling is per API key: every request would meet it, so
-             * hold all starts, not only this row's. */
-            cts_limiter_pause(&p->lim, req->retry_after_s >= 0
-                                           ? (uint64_t)req->retry_after_s * 1000
-                                           : 1000);
-        }
-        cts_log_debug("%s:%ld: %s (%s), retry %d in %" PRIu64 " ms", j->file,
-                      j->row, cts_outcome_name(oc), ek != NULL ? ek : key,
-                      j->step_tries, delay);
-        p->retries++;
-        job_set_state(j, JS_BACKOFF);
-        if (!j->timer_inited) {
-            /* Initialised only for rows that need a retry: most rows never
-             * do, and a handle costs a close round trip at free. */
-            uv_timer_init(&p->loop, &j->timer);
-            j->timer.data = j;
-            j->timer_inited = 1;
-        }
-        TAILQ_INSERT_TAIL(&p->backoff_q, j, link);
-        uv_timer_start(&j->timer, on_backoff, delay, 0);
-        return;
-    }
-    if ((req->transport_error == CTS_XE_CONNECT ||
-         req->transport_error == CTS_XE_RESOLVE) &&
-        p->last_reply_ms < j->step_start_ms) {
-        /* The API went away: not one reply, from any request, since this
-         * row's first try.  Every other row would now spend its whole
-         * retry budget the same way (minutes each), so stop here: the
-         * rest is deferred and the run exits 69. */
-        stop_sending(p, CTS_STOP_UNREACHABLE,
-                     "not sent: the API stopped answering (%s); run again "
-                     "later",
-                     msg);
-        set_str(&j->error_key, key);
-        job_defer(j);
-        return;
-    }
-    {
-        char full[512];
-        snprintf(full, sizeof(full), "gave up after %d attempts: %s",
-                 j->step_tries, em != NULL ? em : msg);
-        job_fail(j, 0, ek != NULL ? ek : key, full);
-    }
-}
-
-static void handle_auth(struct cts_job *j, const struct cts_http_req *req,
-                        const char *ek)
-{
-    struct pipeline *p = j->p;
-    struct cts_config *cfg = p->cfg;
-    struct cts_error err = {0};
-
-    if (req->bearer != p->bearer && p->stop == CTS_STOP_NONE) {
-        /* Sent with the token a refresh has replaced since: just resend. */
-        requeue(j);
-        return;
-    }
-    if (!p->refreshed && cfg->api == CTS_API_V3 && cfg->refresh_token != NULL &&
-        p->stop == CTS_STOP_NONE) {
-        p->refreshed = 1;
-        /* Blocking, on the OAuth module's private loop: a token call is
-         * rare (once per run at most) and other rows would meet the same
-         * 401 meanwhile anyway. */
-        if (cts_oauth_refresh(cfg, &err) == 0 && cfg->token != NULL) {
-            free(p->old_bearer);
-            p->old_bearer = p->bearer;
-            p->bearer = cts_xstrdup(cfg->token);
-            cts_log_info("the access token was refused (401); refreshed it "
-                         "and going on");
-            requeue(j);
-            return;
-        }
-        cts_log_error("%s", err.msg);
-    }
-    stop_sending(p, CTS_STOP_AUTH,
-                 "not sent: the API refused the access token (401%s%s); get "
-                 "a new one with `ctct-sync auth`",
-                 ek != NULL ? " " : "", ek != NULL ? ek : "");
-    set_str(&j->error_key, ek);
-    job_defer(j);
-}
-
-/* A 409 on a create: the email is already in the account. */
-static void handle_conflict(struct cts_job *j, const char *ek, const char *em)
-{
-    struct pipeline *p = j->p;
-    const struct cts_config *cfg = p->cfg;
-
-    if (j->step == STEP_V2_POST && cfg->mode != CTS_MODE_CREATE) {
-        /* v2 upsert: look the contact up by email, then PUT with the lists
-         * merged (reference §1.4).  Also right when our own earlier POST
-         * landed and its reply was lost (libcurl may even have resent it
-         * on a new connection by itself, reference §5): never a failure,
-         * never a second contact. */
-        char *q, *esc = cts_url_escape(j->c.f[CTS_F_EMAIL]);
-        q = cts_xasprintf("email=%s", esc);
-        free(esc);
-        free(j->url);
-        j->url = cts_api_url(cfg->base_url, "/contacts", v2_key(p), q);
-        free(q);
-        next_step(j, STEP_V2_GET);
-        return;
-    }
-    if (j->maybe_landed) {
-        /* --mode create, and an earlier attempt of ours may have stored it:
-         * the 409 is our own contact. */
-        set_str(&j->message, "stored by an earlier attempt whose reply was "
-                             "lost (the retry found it existing)");
-        job_settle(j, CTS_ST_CREATED);
-        return;
-    }
-    set_str(&j->error_key, ek);
-    set_str(&j->message,
-            em != NULL ? em : "the contact already exists (--mode create)");
-    job_settle(j, CTS_ST_EXISTS);
-}
-
-static void handle_ok(struct cts_job *j, const struct cts_http_req *req)
-{
-    struct pipeline *p = j->p;
-    const struct cts_config *cfg = p->cfg;
-    const char *body = req->resp.data != NULL ? req->resp.data : "";
-    char *id = NULL, *action = NULL, *existing = NULL, *merged, *path, *esc;
-    struct cts_error err = {0};
-
-    /* A 2xx is a settled write even when the reply cannot be parsed: the
-     * contact id is then left empty rather than the row failed (a retry
-     * would only write the same data again). */
-    switch (j->step) {
-    case STEP_V3_SIGNUP:
-        /* sign_up_form: 201 created, 200 updated (reference §2.3).  The
-         * body's `action` has no documented values; a server that answers
-         * 200 with an action naming a creation is believed too. */
-        cts_api_v3_parse_signup(body, req->resp.len, &id, &action);
-        j->contact_id = id;
-        {
-            int created = req->status == 201 ||
-                          (action != NULL && strstr(action, "creat") != NULL);
-            free(action);
-            job_settle(j, created ? CTS_ST_CREATED : CTS_ST_UPDATED);
-        }
-        return;
-    case STEP_V3_CREATE:
-        cts_api_v3_parse_contact_id(body, req->resp.len, &id);
-        j->contact_id = id;
-        job_settle(j, CTS_ST_CREATED);
-        return;
-    case STEP_V2_POST:
-        cts_api_v2_parse_contact_id(body, req->resp.len, &id);
-        j->contact_id = id;
-        job_settle(j, CTS_ST_CREATED);
-        return;
-    case STEP_V2_GET:
-        /* The 409's contact: merge our fields and lists into what the
-         * account holds (a v2 PUT replaces the whole contact). */
-        if (cts_api_v2_parse_search(body, req->resp.len, &id, &existing) != 0 ||
-            id == NULL) {
-            free(id);
-            free(existing);
-            job_fail(j, 0, "contacts.search.not_found",
-                     "the API said the email exists (409) but a search by "
-                     "email found no contact");
-            return;
-        }
-        merged = cts_api_v2_merge_update(existing, &j->c, cfg->lists,
-                                         cfg->nlists, &err);
-        free(existing);
-        if (merged == NULL) {
-            free(id);
-            job_fail(j, 1, "contacts.merge", err.msg);
-            return;
-        }
-        free(j->body);
-        j->body = merged;
-        esc = cts_url_escape(id);
-        path = cts_xasprintf("/contacts/%s", esc);
-        free(esc);
-        free(j->url);
-        j->url = cts_api_url(cfg->base_url, path, v2_key(p),
-                             "action_by=ACTION_BY_OWNER");
-        free(path);
-        free(j->contact_id);
-        j->contact_id = id;
-        next_step(j, STEP_V2_PUT);
-        return;
-    case STEP_V2_PUT: job_settle(j, CTS_ST_UPDATED); return;
-    }
-}
-
-/* libcurl finished one request of a job (from cts_http's drain loop). */
-static void on_http_done(struct cts_http_req *req, void *arg)
-{
-    struct cts_job *j = arg;
-    struct pipeline *p = j->p;
-    char *ek = NULL, *em = NULL;
-    char key[64], msg[300];
-    enum cts_outcome_class oc;
-
-    /* First, before anything can start another request: the reply frees an
-     * arrival-gate slot one window from now. */
-    note_done(p);
-    if (req->status > 0)
-        p->last_reply_ms = uv_now(&p->loop);
-    j->http_status = (int)req->status;
-    /* Sticky: once a create may have landed, a later 409 on this row is
-     * our own contact (reference §5: libcurl itself may resend a POST). */
-    if (req->maybe_landed && j->step != STEP_V2_GET)
-        j->maybe_landed = 1;
-    if (req->transport_error == CTS_XE_ABORTED) {
-        set_str(&j->message, "not confirmed: the run stopped while this "
-                             "request was in flight");
-        job_defer(j);
-        goto out;
-    }
-    /* Error bodies come in both shapes (array, single object for v3 429);
-     * the error_key decides throttling vs quota for the classifier. */
-    if (req->transport_error == CTS_XE_NONE && req->status >= 300)
-        cts_api_parse_error(req->resp.data != NULL ? req->resp.data : "",
-                            req->resp.len, &ek, &em);
-    if (req->transport_error == CTS_XE_NONE && req->status == 409) {
-        if (j->step == STEP_V3_SIGNUP) {
-            /* sign_up_form's 409 means simultaneous changes to one contact
-             * (reference §2.3): transient, try again. */
-            handle_retry(j, req, CTS_OC_TRANSIENT, ek, em);
-            goto out;
-        }
-        if (j->step == STEP_V2_POST || j->step == STEP_V3_CREATE) {
-            handle_conflict(j, ek, em);
-            goto out;
-        }
-    }
-    oc = cts_retry_classify(p->cfg->api, req->status, req->transport_error, ek);
-    switch (oc) {
-    case CTS_OC_OK: handle_ok(j, req); break;
-    case CTS_OC_AUTH: handle_auth(j, req, ek); break;
-    case CTS_OC_QUOTA:
-        cts_state_quota_exhausted(p->st);
-        stop_sending(p, CTS_STOP_QUOTA,
-                     "not sent: the API says the daily quota is used up "
-                     "(%s); run again after 00:00 UTC",
-                     ek != NULL ? ek : "quota");
-        set_str(&j->error_key, ek);
-        job_defer(j);
-        break;
-    case CTS_OC_THROTTLED:
-    case CTS_OC_TRANSIENT: handle_retry(j, req, oc, ek, em); break;
-    case CTS_OC_PERMANENT:
-    default:
-        describe_failure(req, key, sizeof(key), msg, sizeof(msg));
-        job_fail(j, req->transport_error == CTS_XE_NONE, ek != NULL ? ek : key,
-                 em != NULL ? em : msg);
-        break;
-    }
-out:
-    free(ek);
-    free(em);
-    pump(p);
-}
-
-/* ---- reading ----
- *
- * Intake runs off the loop thread.  Input is read, parsed (reader.c),
- * mapped and validated (mapper.c), and its rows' email keys and
- * fingerprints computed (pure functions of cts_state) by a work item on
- * the intake thread, which fills a batch of mapped rows.  The loop thread
- * then settles the batch's rows in input order: duplicates, state lookups,
- * reports, sending.  There are two batches: as soon as one is handed back,
- * the next work item is queued into the other, so while the loop settles
- * one batch a second core reads the next.
- *
- * One dedicated thread rather than libuv's threadpool: the pool hands
- * successive items to different threads, so the reader's and libcsv's
- * state, the mapper and malloc's per-thread caches were cold for every
- * item (measured: the intake side cost twice its single-thread time).
- * The loop posts a semaphore to start an item; the thread answers with
- * uv_async_send, whose callback runs on the loop thread (the libuv way for
- * another thread to wake a loop; both order the memory hand-over).
- *
- * At most one work item is queued at a time, and the reader, mapper, fd
- * and read buffer of the current file are used only by it while it is
- * queued (read_pending).  Whatever happens on the loop (fatal errors,
- * signals, the end of a file) waits for a queued item to come back before
- * the file is closed.  Backpressure is unchanged: above the high-water
- * mark no new item is queued, and a batch that was already read waits
- * (ready) until the report drains to the low-water mark.
- *
- * If the thread cannot be created, the same steps run on the loop thread
- * (inline_intake), each work item handed back on the next loop turn.
- */
-
-/* A work item reads and parses up to BATCH_BYTES or BATCH_ROWS rows,
- * whichever comes first, feeding the reader FEED_SLICE bytes at a time:
- * big enough that the hand-overs between threads (a wake-up each way) are
- * rare, while a batch's memory stays bounded even for rows of two bytes
- * (at most BATCH_ROWS + one slice of rows). */
-#define READ_CHUNK  (128 * 1024)
-#define FEED_SLICE  (16 * 1024)
-#define BATCH_BYTES (256 * 1024)
-#define BATCH_ROWS  4096
-/* A run that sends settles a batch into jobs (each with its contact and
- * request body) faster than they can be sent: smaller batches keep those
- * within about the backpressure window, as when one 64 KiB read was
- * settled at a time (4096-row batches cost ~6 MiB more at 1M rows sent),
- * and cost nothing there, where the requests, not the intake, set the
- * pace. */
-#define SEND_FEED_SLICE (4 * 1024)
-#define SEND_BATCH_ROWS 256
-
-/*
- * The strings of a batch's contacts live in an arena of blocks that never
- * move (pointers stay valid while it grows) and are reused batch after
- * batch; the mapper allocates them there (cts_mapper_map_with).  Why not
- * malloc'd strings: they would be allocated by the intake thread and freed
- * by the loop thread, which glibc's per-thread caches do not serve (that
- * cross-thread malloc/free was a quarter of the run), and even freed on
- * the intake thread they cost a malloc and free per field.  A row that
- * outlives its batch (one to send) gets its own copy (job_own_contact).
- */
-#define ARENA_BLOCK (64 * 1024)
-
-struct ablock {
-    struct ablock *next;
-    size_t cap, used;
-    char data[]; /* cap bytes */
-};
-
-struct arena {
-    struct ablock *head; /* every block, in use order */
-    struct ablock *cur;  /* the one being filled */
-};
-
-static void *arena_alloc(struct arena *a, size_t n)
-{
-    struct ablock *b = a->cur;
-
-    n = (n + 7) & ~(size_t)7; /* keeps cf arrays aligned */
-    while (b != NULL && b->used + n > b->cap) {
-        b = b->next;
-        if (b != NULL)
-            b->used = 0;
-    }
-    if (b == NULL) {
-        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-        b = cts_xmalloc(sizeof(*b) + cap);
-        b->cap = cap;
-        b->used = 0;
-        b->next = NULL;
-        /* Appended at the end, so a reset reuses blocks in order. */
-        if (a->head == NULL) {
-            a->head = b;
-        } else {
-            struct ablock *t = a->head;
-            while (t->next != NULL)
-                t = t->next;
-            t->next = b;
-        }
-    }
-    a->cur = b;
-    b->used += n;
-    return b->data + b->used - n;
-}
-
-/* cts_mapper_alloc_fn over a batch's arena. */
-static void *arena_alloc_cb(void *arg, size_t n)
-{
-    return arena_alloc(arg, n);
-}
-
-static void arena_reset(struct arena *a)
-{
-    a->cur = a->head;
-    if (a->cur != NULL)
-        a->cur->used = 0;
-}
-
-static void arena_free(struct arena *a)
-{
-    struct ablock *b;
-
-    while ((b = a->head) != NULL) {
-        a->head = b->next;
-        free(b);
-    }
-    a->cur = NULL;
-}
-
-struct mrow {
-    long row;             /* 1-based data row in its file */
-    int invalid;          /* the mapper refused it: msg says why */
-    size_t msg;           /* offset of that message in batch.msgs */
-    uint64_t key;         /* cts_state_email_key (valid rows) */
-    uint32_t fp;          /* cts_state_fingerprint (valid rows) */
-    struct cts_contact c; /* strings in the batch's arena (not owned) */
-};
-
-struct batch {
-    int eof;               /* read(2) said end of file */
-    int rerr;              /* read(2) failed: -errno */
-    int rc;                /* cts_reader_feed's result */
-    struct cts_error err;  /* its message */
-    int header;            /* the header row was in this chunk */
-    int header_rc;         /* 0, or the mapper refused the header */
-    struct cts_error herr; /* that refusal, file name included */
-    struct mrow *rows;     /* rows in input order */
-    size_t n, cap;
-    struct cts_buf msgs; /* NUL-terminated messages of invalid rows */
-    struct arena strings; /* the rows' contact strings */
-};
-
-static void batch_clear(struct batch *b)
-{
-    b->n = 0;
-    arena_reset(&b->strings);
-    cts_buf_reset(&b->msgs);
-    b->eof = 0;
-    b->rerr = 0;
-    b->rc = 0;
-    b->header = 0;
-    b->header_rc = 0;
-}
-
-static struct batch *batch_new(void)
-{
-    struct batch *b = cts_xcalloc(1, sizeof(*b));
-
-    cts_buf_init(&b->msgs, 0);
-    return b;
-}
-
-static void batch_free(struct batch *b)
-{
-    if (b == NULL)
-        return;
-    batch_clear(b);
-    cts_buf_free(&b->msgs);
-    arena_free(&b->strings);
-    free(b->rows);
-    free(b);
-}
-
-/* Close the current input and drop its reader and mapper (each file has
- * its own header, delimiter and encoding).  Never while a work item is
- * queued: it is using them. */
-static void close_file(struct pipeline *p)
-{
-    uv_fs_t req;
-
-    assert(!p->read_pending);
-    if (p->fd_open && p->fd != 0) {
-        /* Synchronous close (no callback): a local file, instant. */
-        uv_fs_close(&p->loop, &req, p->fd, NULL);
-        uv_fs_req_cleanup(&req);
-    }
-    p->fd_open = 0;
-    cts_reader_free(p->reader);
-    p->reader = NULL;
-    cts_mapper_free(p->mapper);
-    p->mapper = NULL;
-}
-
-static void finish_reading(struct pipeline *p)
-{
-    /* A chunk read but not settled is dropped, as the rows an early stop
-     * never read (fatal error, second signal). */
-    if (p->ready != NULL) {
-        batch_clear(p->ready);
-        p->ready = NULL;
-    }
-    close_file(p);
-    p->reading_done = 1;
-    if (p->bulk != NULL)
-        cts_bulk_flush(p->bulk);
-    maybe_finish(p);
-}
-
-/* Stop reading now, or as soon as the queued work item is back. */
-static void stop_reading(struct pipeline *p)
-{
-    if (p->read_pending)
-        p->stop_reading = 1;
-    else if (!p->reading_done)
-        finish_reading(p);
-}
+/* ---- rows from intake (cts_intake.h) ---- */
 
 /* Message naming the row that first had this email (state row tag). */
-static void dup_message(struct pipeline *p, struct cts_job *j, uint32_t tag)
+static void dup_message(struct pipeline *p, struct cts_job *j, size_t file_idx,
+                        uint32_t tag)
 {
     uint64_t first = (uint64_t)tag - 1;
-    size_t k = p->file_idx;
+    size_t k = file_idx;
     char buf[512];
 
     while (k > 0 && p->file_seq[k] > first)
         k--;
-    if (k == p->file_idx)
+    if (k == file_idx)
         snprintf(buf, sizeof(buf), "same email as row %" PRIu64,
                  first - p->file_seq[k] + 1);
     else
         snprintf(buf, sizeof(buf), "same email as %s row %" PRIu64,
                  p->cfg->inputs[k], first - p->file_seq[k] + 1);
-    set_str(&j->message, buf);
+    cts_job_set_str(&j->message, buf);
 }
 
-/* Intake side (work item): build the file's mapping from its header row.
- * The mapper is pure; what the loop must do about it (print it, or stop
- * the run) waits in the batch for header_done. */
-static int intake_header(struct pipeline *p, struct batch *b,
-                         const struct cts_row *row)
+/* The header row of a file was read (its mapping built by intake). */
+static int header_done(struct pipeline *p, const struct cts_intake_batch *b)
 {
     const struct cts_config *cfg = p->cfg;
-    struct cts_mapper_opts mo;
-    struct cts_error err = {0};
-
-    memset(&mo, 0, sizeof(mo));
-    mo.api = cfg->api;
-    mo.maps = cfg->maps;
-    mo.nmaps = cfg->nmaps;
-    mo.file = row->file;
-    b->header = 1;
-    p->mapper = cts_mapper_new(&mo, row, &err);
-    if (p->mapper == NULL) {
-        b->header_rc = err.code != 0 ? err.code : CTS_EDATA;
-        /* The mapper's message already starts with the file name. */
-        cts_error_setx(&b->herr, b->header_rc,
-                       err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
-                       "%s", err.msg);
-        return CTS_EDATA; /* stops this file's reader */
-    }
-    return 0;
-}
-
-/* Loop side: the header row of the current file was read. */
-static int header_done(struct pipeline *p, const struct batch *b)
-{
-    const struct cts_config *cfg = p->cfg;
-    const char *file = cfg->inputs[p->file_idx];
+    const char *file = cfg->inputs[b->file_idx];
     const char *const *names = NULL;
     size_t n, i;
 
@@ -1373,10 +298,10 @@ static int header_done(struct pipeline *p, const struct batch *b)
         fatal(p, b->header_rc, b->herr.exit_code, b->herr.msg);
         return CTS_EDATA;
     }
-    p->file_seq[p->file_idx] = p->next_seq;
+    p->file_seq[b->file_idx] = p->next_seq;
     /* The mapper is only read here while the next work item may map rows
      * with it: both sides treat it as const. */
-    n = cts_mapper_unmapped(p->mapper, &names);
+    n = cts_mapper_unmapped(b->mapper, &names);
     if (n > 0) {
         struct cts_buf buf;
         cts_buf_init(&buf, 4096);
@@ -1389,61 +314,17 @@ static int header_done(struct pipeline *p, const struct batch *b)
     if (cfg->dry_run && !cfg->quiet) {
         progress_clear_locked(p);
         fprintf(stderr, "%s: %s: column mapping:\n", "ctct-sync", file);
-        cts_mapper_describe(p->mapper, stderr);
+        cts_mapper_describe(b->mapper, stderr);
     }
     return 0;
 }
 
-/* Intake side: reader callback, synchronously from cts_reader_feed/finish
- * in the work item (or on the loop at the end of a file). */
-static int cb_row(const struct cts_row *row, void *arg)
-{
-    struct pipeline *p = arg;
-    struct batch *b = p->filling;
-    struct cts_error err = {0};
-    struct mrow *m;
-
-    if (row->row == 0)
-        return intake_header(p, b, row);
-    if (b->n == b->cap) {
-        b->cap = b->cap != 0 ? b->cap * 2 : 1024;
-        b->rows = cts_xrealloc(b->rows, b->cap * sizeof(*b->rows));
-    }
-    m = &b->rows[b->n++];
-    memset(m, 0, sizeof(*m));
-    m->row = row->row;
-    /* The mapper also turns the reader's problems into an invalid row. */
-    if (cts_mapper_map_with(p->mapper, row, &m->c, arena_alloc_cb,
-                            &b->strings, &err) != 0) {
-        m->invalid = 1;
-        m->msg = b->msgs.len;
-        if (cts_buf_append(&b->msgs, err.msg, strlen(err.msg) + 1) != 0)
-            abort();
-        return 0;
-    }
-    /* Pure functions of the row: done here, off the loop thread. */
-    m->key = cts_state_email_key(m->c.f[CTS_F_EMAIL]);
-    m->fp = cts_state_fingerprint(&m->c, p->cfg->lists, p->cfg->nlists);
-    return 0;
-}
-
-/* The job outlives its batch: give it an owned copy of its contact. */
-static void job_own_contact(struct cts_job *j)
-{
-    struct cts_contact c;
-
-    if (!j->c_borrowed)
-        return;
-    cts_contact_copy(&c, &j->c);
-    j->c = c;
-    j->c_borrowed = 0;
-}
-
-/* Loop side: decide what happens to one mapped row. */
-static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
+static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
+                       struct cts_intake_row *m)
 {
     const struct cts_config *cfg = p->cfg;
-    struct cts_job *j = job_new(p, m->row);
+    struct cts_job *j = cts_job_new(&p->jobs, p->next_seq++,
+                                    cfg->inputs[b->file_idx], m->row);
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
@@ -1453,34 +334,35 @@ static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
     j->c = m->c;
     j->c_borrowed = 1;
     if (m->invalid) {
-        set_str(&j->message, b->msgs.data + m->msg);
+        cts_job_set_str(&j->message, cts_intake_row_msg(b, m));
         job_settle(j, CTS_ST_INVALID);
         return;
     }
-    job_set_state(j, JS_MAPPED);
+    cts_job_set_state(j, CTS_JS_MAPPED);
     j->fp = m->fp;
     if (cts_state_seen_key(p->st, m->key, (uint32_t)(j->seq + 1), &first)) {
-        dup_message(p, j, first);
+        dup_message(p, j, b->file_idx, first);
         job_settle(j, CTS_ST_DUPLICATE);
         return;
     }
     memset(&prev, 0, sizeof(prev));
     switch (cts_state_lookup_key(p->st, m->key, j->fp, &prev)) {
     case CTS_SV_UNCHANGED:
-        set_static_msg(j, "unchanged since the last run (--full sends it)");
+        cts_job_set_static_msg(j, "unchanged since the last run (--full "
+                                  "sends it)");
         job_settle(j, CTS_ST_UNCHANGED);
         return;
     case CTS_SV_RESUMED:
         /* prev.message is the state's, valid until it closes. */
-        set_static_msg(j, prev.message != NULL
-                              ? prev.message
-                              : "settled by an interrupted run");
+        cts_job_set_static_msg(j, prev.message != NULL
+                                      ? prev.message
+                                      : "settled by an interrupted run");
         job_settle(j, prev.status);
         return;
     case CTS_SV_FAILED_BEFORE:
         j->http_status = prev.http_status;
-        set_str(&j->error_key, prev.error_key);
-        set_str(&j->message, prev.message);
+        cts_job_set_str(&j->error_key, prev.error_key);
+        cts_job_set_str(&j->message, prev.message);
         job_settle(j, CTS_ST_FAILED);
         return;
     case CTS_SV_SEND_IN_DOUBT:
@@ -1494,17 +376,7 @@ static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
         /* The mapper has validated the row against the API's limits; the
          * request body itself is not built (it would only be thrown away,
          * and it is most of a dry run's cost). */
-        set_static_msg(j,
-                cfg->bulk == CTS_BULK_ALWAYS
-                    ? "would import it in a bulk activity"
-                : cfg->api == CTS_API_V2
-                    ? (cfg->mode == CTS_MODE_CREATE
-                           ? "would POST /contacts (exists if it does)"
-                           : "would POST /contacts (GET and PUT if it "
-                             "exists)")
-                : cfg->mode == CTS_MODE_CREATE
-                    ? "would POST /contacts"
-                    : "would POST /contacts/sign_up_form");
+        cts_job_set_static_msg(j, cts_protocol_dry_run(cfg));
         job_settle(j, CTS_ST_DRY_RUN);
         return;
     }
@@ -1512,7 +384,7 @@ static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
         job_defer(j);
         return;
     }
-    job_own_contact(j);
+    cts_job_own_contact(j);
     p->to_send++;
     if (p->bulk == NULL && !p->bulk_decided && cfg->bulk == CTS_BULK_AUTO)
         bulk_maybe_start(p);
@@ -1521,21 +393,25 @@ static void settle_row(struct pipeline *p, struct batch *b, struct mrow *m)
         bulk_take(p, j);
         return;
     }
-    if (job_prepare(j, &err) != 0) {
-        set_str(&j->message, err.msg);
+    if (cts_protocol_prepare(&p->proto, j, &err) != 0) {
+        cts_job_set_str(&j->message, err.msg);
         job_settle(j, CTS_ST_INVALID);
         return;
     }
-    job_set_state(j, JS_QUEUED);
-    TAILQ_INSERT_TAIL(&p->send_q, j, link);
+    cts_job_set_state(j, CTS_JS_SENDING);
+    j->sr.start = journal_begin;
+    if (cts_protocol_start(&p->proto, j) != 0)
+        job_defer(j);
 }
 
 #define PREFETCH_AHEAD 8 /* rows whose index slot is loading meanwhile */
 
-/* Loop side: the header (if any), then every row of a batch in order; a
- * fatal error drops the rest (as the reader used to stop delivering). */
-static void settle_batch(struct pipeline *p, struct batch *b)
+/* intake's on_batch: the header (if any), then every row of a batch in
+ * order; a fatal error drops the rest (as the reader used to stop
+ * delivering). */
+static void on_batch(void *arg, struct cts_intake_batch *b)
 {
+    struct pipeline *p = arg;
     size_t i;
 
     if (b->header) {
@@ -1559,344 +435,56 @@ static void settle_batch(struct pipeline *p, struct batch *b)
     }
 }
 
-static int open_file(struct pipeline *p)
-{
-    const struct cts_config *cfg = p->cfg;
-    const char *name = cfg->inputs[p->file_idx];
-    struct cts_reader_opts o;
-    struct cts_error err = {0};
-    enum cts_encoding enc = cfg->encoding;
-    char msg[700];
-    uv_fs_t req;
-    int rc;
-
-    if (strcmp(name, "-") == 0) {
-        p->fd = 0;
-    } else {
-        if (enc == CTS_ENC_AUTO) {
-            /* Decide the encoding once per regular file, before the first
-             * row, so a late non-UTF-8 byte cannot split the file into two
-             * encodings (cts_reader.h). */
-            rc = cts_encoding_detect_file(name, &enc, &err);
-            if (rc != 0) {
-                snprintf(msg, sizeof(msg), "%s", err.msg);
-                fatal(p, rc, CTS_EX_NOINPUT, msg);
-                return rc;
-            }
-        }
-        rc = uv_fs_open(&p->loop, &req, name, O_RDONLY, 0, NULL);
-        uv_fs_req_cleanup(&req);
-        if (rc < 0) {
-            snprintf(msg, sizeof(msg), "cannot open %s: %s", name,
-                     uv_strerror(rc));
-            fatal(p, rc, CTS_EX_NOINPUT, msg);
-            return rc;
-        }
-        p->fd = rc;
-    }
-    p->fd_open = 1;
-    p->rpos = p->rlen = 0;
-    /* A new reader per file: row numbers restart at 1 and the header row
-     * builds that file's mapping (intake_header). */
-    memset(&o, 0, sizeof(o));
-    o.file = name;
-    o.delimiter = cfg->delimiter;
-    o.enc = enc;
-    p->reader = cts_reader_new(&o, cb_row, p);
-    return 0;
-}
-
-/* Work item (intake thread, or the loop when inline): read and turn input
- * into mapped rows.  Touches only the batch, the file's fd, read buffer,
- * reader and mapper, and the read-only configuration. */
-static void work_fill(struct pipeline *p)
-{
-    struct batch *b = p->filling;
-    size_t fed = 0, n;
-    ssize_t got;
-
-    while (b->n < p->batch_rows && fed < BATCH_BYTES) {
-        if (p->rpos == p->rlen) {
-            /* From the current position: works for stdin and pipes. */
-            do {
-                got = read(p->fd, p->rbuf, READ_CHUNK);
-            } while (got < 0 && errno == EINTR);
-            if (got <= 0) {
-                b->rerr = got < 0 ? -errno : 0;
-                b->eof = got == 0;
-                return;
-            }
-            p->rpos = 0;
-            p->rlen = (size_t)got;
-        }
-        n = p->rlen - p->rpos < p->feed_slice ? p->rlen - p->rpos
-                                              : p->feed_slice;
-        b->rc = cts_reader_feed(p->reader, p->rbuf + p->rpos, n, &b->err);
-        p->rpos += n;
-        fed += n;
-        if (b->rc != 0)
-            return;
-    }
-}
-
-static void intake_step(struct pipeline *p);
-
-/* The intake thread: one work item per post of intake_go. */
-static void intake_main(void *arg)
+/* intake's on_error: reading cannot go on (the first error wins). */
+static void on_intake_error(void *arg, int rc, int exit_code, const char *msg)
 {
     struct pipeline *p = arg;
 
-    for (;;) {
-        uv_sem_wait(&p->intake_go);
-        if (p->intake_quit)
-            return;
-        work_fill(p);
-        /* The mutex publishes the batch to the loop thread (the async
-         * alone would too, through libuv's atomics, but this way the
-         * hand-over is visible to tools such as ThreadSanitizer). */
-        uv_mutex_lock(&p->intake_mx);
-        p->intake_back = 1;
-        uv_mutex_unlock(&p->intake_mx);
-        uv_async_send(&p->intake_done);
-    }
+    if (p->fatal_rc == 0)
+        fatal(p, rc, exit_code, msg);
 }
 
-/* The work item is back: its batch is the loop's now. */
-static void filled(struct pipeline *p)
+/* intake's on_settled: start what the batch queued. */
+static void on_settled(void *arg)
 {
-    p->read_pending = 0;
-    p->ready = p->filling;
-    p->filling = NULL;
-    intake_step(p);
+    struct pipeline *p = arg;
+
+    cts_send_pump(&p->send);
 }
 
-static void on_intake_done(uv_async_t *h)
+/* intake's full: backpressure (style C7): above the high-water mark of
+ * unreported rows the next rows wait for the report to catch up. */
+static int intake_full(void *arg)
 {
-    struct pipeline *p = h->data;
-    int back;
+    struct pipeline *p = arg;
 
-    /* One item at a time, so sends never coalesce over a needed one. */
-    uv_mutex_lock(&p->intake_mx);
-    back = p->intake_back;
-    p->intake_back = 0;
-    uv_mutex_unlock(&p->intake_mx);
-    if (back && p->read_pending)
-        filled(p);
+    if (unreported(p) <= p->high)
+        return 0;
+    /* A bulk chunk fills only while reading goes on: post it. */
+    if (p->bulk != NULL)
+        cts_bulk_seal(p->bulk);
+    return 1;
 }
 
-static void on_feed_timer(uv_timer_t *t)
+/* intake's on_done: every row has been read (or reading stopped). */
+static void on_read_done(void *arg)
 {
-    struct pipeline *p = t->data;
+    struct pipeline *p = arg;
 
-    if (p->inline_done) {
-        /* The inline item's hand-back, one loop turn later (as from the
-         * thread), so no callback runs inside its caller. */
-        p->inline_done = 0;
-        filled(p);
-        return;
-    }
-    intake_step(p);
-}
-
-/* Start the intake thread; on failure intake runs inline.  Called once,
- * after the loop's handles exist. */
-static void intake_start(struct pipeline *p)
-{
-    if (p->inline_intake)
-        return;
-    if (uv_sem_init(&p->intake_go, 0) != 0) {
-        p->inline_intake = 1;
-        return;
-    }
-    if (uv_mutex_init(&p->intake_mx) != 0) {
-        uv_sem_destroy(&p->intake_go);
-        p->inline_intake = 1;
-        return;
-    }
-    uv_async_init(&p->loop, &p->intake_done, on_intake_done);
-    p->intake_done.data = p;
-    if (uv_thread_create(&p->intake_tid, intake_main, p) != 0) {
-        cts_log_debug("no intake thread: reading on the loop thread");
-        uv_close((uv_handle_t *)&p->intake_done, NULL);
-        uv_mutex_destroy(&p->intake_mx);
-        uv_sem_destroy(&p->intake_go);
-        p->inline_intake = 1;
-        return;
-    }
-    p->intake_started = 1;
-}
-
-/* After the loop has ended (nothing queued): stop and join the thread. */
-static void intake_join(struct pipeline *p)
-{
-    if (!p->intake_started)
-        return;
-    p->intake_quit = 1;
-    uv_sem_post(&p->intake_go);
-    uv_thread_join(&p->intake_tid);
-    uv_mutex_destroy(&p->intake_mx);
-    uv_sem_destroy(&p->intake_go);
-    p->intake_started = 0;
-}
-
-/* Queue the next chunk unless one is queued, we are inside a settle,
- * backpressure holds the reader, or a chunk already read waits. */
-static void read_next(struct pipeline *p)
-{
-    struct batch *b;
-
-    if (p->read_pending || p->in_feed || p->paused || p->reading_done ||
-        !p->fd_open)
-        return;
-    if (p->stop == CTS_STOP_FATAL || p->signals >= 2 || p->stop_reading) {
-        finish_reading(p);
-        return;
-    }
-    if (p->ready != NULL) {
-        /* Unpaused (from a job's report): settle it from its own turn of
-         * the loop, not inside whichever callback reported that job. */
-        uv_timer_start(&p->feed_timer, on_feed_timer, 0, 0);
-        return;
-    }
-    b = p->bat[0] != p->settling ? p->bat[0] : p->bat[1];
-    batch_clear(b);
-    p->filling = b;
-    p->read_pending = 1;
-    if (p->inline_intake) {
-        work_fill(p);
-        p->inline_done = 1;
-        uv_timer_start(&p->feed_timer, on_feed_timer, 0, 0);
-        return;
-    }
-    uv_sem_post(&p->intake_go);
-}
-
-static void end_of_file(struct pipeline *p, struct batch *b)
-{
-    const char *name = p->cfg->inputs[p->file_idx];
-    struct cts_error err = {0};
-    const char *enc;
-    int rc;
-
-    /* Nothing is queued now: the last record is delivered and settled
-     * here, on the loop. */
-    p->filling = b;
-    p->settling = b;
-    p->in_feed = 1;
-    rc = cts_reader_finish(p->reader, &err);
-    settle_batch(p, b);
-    p->in_feed = 0;
-    p->filling = NULL;
-    p->settling = NULL;
-    batch_clear(b);
-    if (p->stop == CTS_STOP_FATAL) {
-        finish_reading(p);
-        return;
-    }
-    if (rc == CTS_ECSV) {
-        /* Every complete row was delivered and the broken tail reported
-         * `invalid`; the run goes on and exits 65 at the end. */
-        p->csv_error = 1;
-        /* The reader's message already names the file and row. */
-        snprintf(p->csv_msg, sizeof(p->csv_msg), "%s", err.msg);
-        cts_log_error("%s", p->csv_msg);
-    } else if (rc != 0) {
-        char msg[700];
-        if (p->fatal_rc == 0) {
-            snprintf(msg, sizeof(msg), "%s", err.msg);
-            fatal(p, rc, err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR,
-                  msg);
-        }
-        finish_reading(p);
-        return;
-    }
-    enc = cts_reader_encoding(p->reader);
-    if (enc != NULL && strstr(enc, "convert") != NULL)
-        cts_log_info("%s: read as %s", name, enc);
-    if (enc != NULL)
-        p->encoding = strstr(enc, "utf-16") != NULL   ? "utf-16 (converted)"
-                      : strstr(enc, "cp1252") != NULL ? "cp1252 (converted)"
-                      : strstr(enc, "latin1") != NULL ? "latin1 (converted)"
-                                                      : "utf-8";
-    close_file(p);
-    p->file_idx++;
-    if (p->file_idx >= p->cfg->ninputs) {
-        finish_reading(p);
-        return;
-    }
-    if (open_file(p) != 0) {
-        finish_reading(p);
-        return;
-    }
-    read_next(p);
-}
-
-/* Loop side: settle the rows that were read, if nothing holds them back. */
-static void intake_step(struct pipeline *p)
-{
-    struct batch *b = p->ready;
-
-    if (b == NULL || p->in_feed || p->read_pending)
-        return;
-    if (p->stop == CTS_STOP_FATAL || p->signals >= 2 || p->stop_reading) {
-        finish_reading(p);
-        return;
-    }
-    if (p->paused)
-        return; /* read_next, on the way down to the low-water mark */
-    p->ready = NULL;
-    /* The next rows are read and parsed while these settle. */
-    p->settling = b;
-    if (b->rc == 0 && !b->eof && b->rerr == 0)
-        read_next(p);
-    p->in_feed = 1;
-    settle_batch(p, b);
-    p->in_feed = 0;
-    p->settling = NULL;
-    if (b->rc != 0 && p->fatal_rc == 0)
-        fatal(p, b->rc, b->err.exit_code != 0 ? b->err.exit_code
-                                              : CTS_EX_DATAERR,
-              b->err.msg);
-    if (b->rerr != 0 && p->fatal_rc == 0) {
-        char msg[700];
-        snprintf(msg, sizeof(msg), "cannot read %s: %s",
-                 p->cfg->inputs[p->file_idx], uv_strerror(b->rerr));
-        fatal(p, b->rerr, CTS_EX_NOINPUT, msg);
-    }
-    if (p->stop == CTS_STOP_FATAL) {
-        batch_clear(b);
-        stop_reading(p);
-        return;
-    }
-    if (b->eof) {
-        batch_clear(b);
-        end_of_file(p, b);
-        pump(p);
-        return;
-    }
-    batch_clear(b);
-    pump(p);
-    /* Backpressure (style C7): above the high-water mark of unreported rows
-     * the next rows wait for the report to catch up. */
-    if (unreported(p) > p->high) {
-        p->paused = 1;
-        /* A bulk chunk fills only while reading goes on: post it. */
-        if (p->bulk != NULL)
-            cts_bulk_seal(p->bulk);
-    } else {
-        read_next(p);
-    }
+    if (p->bulk != NULL)
+        cts_bulk_flush(p->bulk);
+    maybe_finish(p);
 }
 
 /* ---- bulk (helper "state"; cts_bulk.h) ----
  *
  * With --bulk always, rows that would be sent go to bulk.c instead of the
- * send queue: QUEUED on bulk_q until their activity settles them (bulk.c
+ * send engine: on bulk_q until their activity settles them (bulk.c
  * journals them itself, so j->journaled stays 0).  Rows of a killed run's
  * activity are adopted: their result is polled, not posted again.
  * --bulk auto switches to bulk as soon as the rows to send are expected to
- * exceed --bulk-threshold or the remaining daily quota (cts_bulk_choose,
- * spec §8); see bulk_maybe_start for how "rows to send" is estimated.
+ * exceed --bulk-threshold or the remaining daily quota (cts_bulk_choose);
+ * see bulk_maybe_start for how "rows to send" is estimated.
  */
 
 #define BULK_PIPE_ROWS 5000 /* rows per chunk here: bounds the jobs held */
@@ -1917,8 +505,8 @@ static void bulk_on_result(void *arg, const struct cts_bulk_result *r)
     TAILQ_REMOVE(&p->bulk_q, j, link);
     j->http_status = r->http_status;
     j->attempts = r->attempts;
-    set_str(&j->error_key, r->error_key);
-    set_str(&j->message, r->message);
+    cts_job_set_str(&j->error_key, r->error_key);
+    cts_job_set_str(&j->message, r->message);
     if (r->status == CTS_ST_DEFERRED && p->stop == CTS_STOP_NONE) {
         enum cts_bulk_stop why = cts_bulk_stopped(p->bulk);
         if (why == CTS_BULK_STOP_QUOTA)
@@ -1940,7 +528,7 @@ static void bulk_take(struct pipeline *p, struct cts_job *j)
     uint32_t tag = (uint32_t)(j->seq + 1);
     int rc;
 
-    job_set_state(j, JS_QUEUED);
+    cts_job_set_state(j, CTS_JS_BULK);
     TAILQ_INSERT_TAIL(&p->bulk_q, j, link);
     if (j->maybe_landed &&
         cts_state_bulk_pending(p->st, j->c.f[CTS_F_EMAIL], j->fp, &id, &line))
@@ -1953,7 +541,7 @@ static void bulk_take(struct pipeline *p, struct cts_job *j)
     if (rc == UV_ECANCELED) {
         job_defer(j);
     } else {
-        set_str(&j->message, err.msg);
+        cts_job_set_str(&j->message, err.msg);
         job_settle(j, CTS_ST_INVALID);
     }
 }
@@ -1961,21 +549,16 @@ static void bulk_take(struct pipeline *p, struct cts_job *j)
 static void bulk_start(struct pipeline *p)
 {
     struct cts_bulk_params bp;
-    struct cts_error err = {0};
 
     memset(&bp, 0, sizeof(bp));
     bp.loop = &p->loop;
     bp.cfg = p->cfg;
+    bp.send = &p->send;
     bp.state = p->st;
     bp.on_result = bulk_on_result;
     bp.arg = p;
     bp.max_rows = BULK_PIPE_ROWS;
-    if (cts_bulk_new(&bp, &p->bulk, &err) != 0) {
-        cts_log_warn("bulk unavailable (%s); sending contact by contact",
-                     err.msg);
-        p->bulk = NULL;
-        return;
-    }
+    cts_bulk_new(&bp, &p->bulk, NULL);
     /* Two chunks may wait for their activities while a third fills. */
     p->high = 2 * BULK_PIPE_ROWS + 256;
     p->low = BULK_PIPE_ROWS;
@@ -2005,7 +588,7 @@ static void bulk_maybe_start(struct pipeline *p)
 
     cts_state_get_stats(p->st, &ss);
     if (ss.known > 0 && !cfg->full && read < BULK_SAMPLE_ROWS &&
-        !p->reading_done &&
+        !cts_intake_finished(&p->in) &&
         (p->expected_rows <= 0 || read < (uint64_t)p->expected_rows))
         return;
     left = p->expected_rows > 0 && (uint64_t)p->expected_rows > read
@@ -2033,7 +616,8 @@ static void on_tick(uv_timer_t *t)
         uv_mutex_lock(&p->progress_mx);
         cts_progress_update(&p->progress, uv_now(&p->loop),
                             (long)cts_report_written(p->report),
-                            p->expected_rows, p->requests, p->retries);
+                            p->expected_rows, p->send.requests,
+                            p->send.retries);
         uv_mutex_unlock(&p->progress_mx);
     }
     /* Journal records reach the kernel at once; fdatasync is batched here
@@ -2042,21 +626,22 @@ static void on_tick(uv_timer_t *t)
         fatal(p, UV_EIO, CTS_EX_CANTCREAT, "cannot sync the state journal");
 }
 
-/* Remove whatever is still in flight: cts_http_close runs their done
+/* Remove whatever is still in flight: closing the engine runs their done
  * callbacks (aborted → deferred).  Never called from inside cts_http's
  * own callbacks: only from a timer. */
 static void on_grace(uv_timer_t *t)
 {
     struct pipeline *p = t->data;
+    unsigned n;
 
-    if (p->http_closing)
+    if (p->send_closing)
         return;
-    if (cts_http_in_flight(&p->http) > 0)
-        cts_log_warn("abandoning %u request%s still in flight",
-                     cts_http_in_flight(&p->http),
-                     cts_http_in_flight(&p->http) == 1 ? "" : "s");
-    p->http_closing = 1;
-    cts_http_close(&p->http, NULL);
+    n = cts_send_in_flight(&p->send);
+    if (n > 0)
+        cts_log_warn("abandoning %u request%s still in flight", n,
+                     n == 1 ? "" : "s");
+    p->send_closing = 1;
+    cts_send_close(&p->send);
     maybe_finish(p);
 }
 
@@ -2080,8 +665,7 @@ static void on_signal(uv_signal_t *h, int signum)
          * not read yet) and abandon what is in flight. */
         cts_log_warn("stopping at once; the report is incomplete");
         uv_timer_start(&p->grace_timer, on_grace, 0, 0);
-        if (!p->read_pending && !p->in_feed && !p->reading_done)
-            finish_reading(p);
+        cts_intake_stop(&p->in);
     }
 }
 
@@ -2089,27 +673,21 @@ static void shutdown_handles(struct pipeline *p)
 {
     if (p->handles_inited && !p->handles_closing) {
         p->handles_closing = 1;
-        uv_close((uv_handle_t *)&p->pump_timer, NULL);
         uv_close((uv_handle_t *)&p->tick_timer, NULL);
         uv_close((uv_handle_t *)&p->grace_timer, NULL);
-        uv_close((uv_handle_t *)&p->feed_timer, NULL);
-        if (p->intake_started)
-            uv_close((uv_handle_t *)&p->intake_done, NULL);
+        cts_intake_close(&p->in);
         uv_close((uv_handle_t *)&p->sigint, NULL);
         uv_close((uv_handle_t *)&p->sigterm, NULL);
     }
     /* Style C6.7: nothing queued, in flight or backing off any more, so
-     * cts_http_close only cleans up (curl_multi_cleanup, header lists,
-     * timer and socket polls). */
-    if (p->http_inited && !p->http_closing) {
-        p->http_closing = 1;
-        cts_http_close(&p->http, NULL);
+     * closing the engine only cleans up (curl_multi_cleanup, header lists,
+     * timers and socket polls). */
+    if (p->send_inited && !p->send_closing) {
+        p->send_closing = 1;
+        cts_send_close(&p->send);
     }
     if (p->bulk != NULL) {
-        struct cts_bulk_stats bs;
-        cts_bulk_get_stats(p->bulk, &bs);
-        p->requests += bs.requests;
-        p->retries += bs.retries;
+        /* Its requests came back when the engine closed above. */
         cts_bulk_close(p->bulk, NULL, NULL);
         p->bulk = NULL;
     }
@@ -2117,7 +695,7 @@ static void shutdown_handles(struct pipeline *p)
 
 static void maybe_finish(struct pipeline *p)
 {
-    if (p->finishing || !p->reading_done || p->live > 0 || p->in_feed)
+    if (p->finishing || !cts_intake_finished(&p->in) || p->jobs.live > 0)
         return;
     p->finishing = 1;
     shutdown_handles(p);
@@ -2127,7 +705,7 @@ static void maybe_finish(struct pipeline *p)
  * be inside an http callback now). */
 static void abort_soon(struct pipeline *p)
 {
-    if (p->handles_inited && !p->handles_closing && !p->http_closing)
+    if (p->handles_inited && !p->handles_closing && !p->send_closing)
         uv_timer_start(&p->grace_timer, on_grace, 0, 0);
 }
 
@@ -2136,7 +714,8 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
 {
     struct cts_config *cfg = pp->cfg;
     struct pipeline *p;
-    struct cts_http_opts ho;
+    struct cts_send_params sp;
+    struct cts_intake_params ip;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -2144,27 +723,15 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     p->cfg = cfg;
     p->report = pp->report;
     p->st = pp->state;
-    p->cf = pp->cf;
     p->expected_rows = pp->expected_rows;
-    TAILQ_INIT(&p->send_q);
-    TAILQ_INIT(&p->retry_q);
-    TAILQ_INIT(&p->backoff_q);
     TAILQ_INIT(&p->bulk_q);
+    cts_jobs_init(&p->jobs, p);
     if (cfg->concurrency < 1)
         cfg->concurrency = 1;
     /* The out-of-order window of the report is bounded by this mark. */
     p->high = 4 * (uint64_t)cfg->concurrency + 256;
     p->low = p->high / 2;
-    p->bat[0] = batch_new();
-    p->bat[1] = batch_new();
-    p->batch_rows = cfg->dry_run ? BATCH_ROWS : SEND_BATCH_ROWS;
-    p->feed_slice = cfg->dry_run ? FEED_SLICE : SEND_FEED_SLICE;
-    p->rbuf = cts_xmalloc(READ_CHUNK);
     p->file_seq = cts_xcalloc(cfg->ninputs + 1, sizeof(*p->file_seq));
-    if (cts_random_bytes(&p->rng, sizeof(p->rng)) != 0 || p->rng == 0)
-        p->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)uv_hrtime();
-    cts_retry_policy_default(&p->policy);
-    p->policy.max_retries = cfg->retries >= 0 ? (int)cfg->retries : 0;
 
     /* A private loop, not uv_default_loop(): the account check and OAuth
      * calls run their own loops, and this one must close to 0 at the end
@@ -2173,9 +740,6 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     if (rc != 0) {
         cts_error_setx(err, rc, CTS_EX_SOFTWARE, "cannot start the loop: %s",
                        uv_strerror(rc));
-        batch_free(p->bat[0]);
-        batch_free(p->bat[1]);
-        free(p->rbuf);
         free(p->file_seq);
         free(p);
         return rc;
@@ -2184,60 +748,35 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
         cts_log_error("out of resources creating a mutex");
         abort();
     }
-    cts_limiter_init(&p->lim, cfg->rate, clock_now, &p->loop);
-    if (cfg->rate > 0) {
-        /* The arrival gate covers the jitter the limiter's margin was for,
-         * so the margin only has to absorb clock rounding. */
-        cts_limiter_set_margin(&p->lim, GATE_MARGIN_MS);
-        p->done_n = p->lim.n;
-        p->done_ring = cts_xcalloc(p->done_n, sizeof(*p->done_ring));
-        /* The server's window already holds the account check's requests;
-         * a full first burst on top of them would be throttled (spec §6:
-         * as the server counts them).  They enter the gate with the time
-         * they ended (uv_now is uv_hrtime in ms: the same clock). */
-        for (int i = 0; i < pp->preflight; i++)
-            note_done_at(p, pp->preflight_done_ms != 0 ? pp->preflight_done_ms
-                                                       : clock_now(&p->loop));
-    }
-    memset(&ho, 0, sizeof(ho));
-    ho.max_in_flight = cfg->concurrency;
-    ho.timeout_ms = cfg->timeout_ms;
-    ho.verbose = cfg->verbose;
-    rc = cts_http_init(&p->http, &p->loop, &ho);
-    if (rc != 0) {
-        cts_error_setx(err, rc, CTS_EX_SOFTWARE,
-                       "cannot start the HTTP client: %s", cts_strerror(rc));
+    /* One engine for every request of the run, its preflight included in
+     * the first window.  One journal write per loop turn instead of two
+     * per row (a begin and a done): the records wait in memory until
+     * libcurl is about to send or a report block is about to be written
+     * (cts_state.h). */
+    memset(&sp, 0, sizeof(sp));
+    sp.loop = &p->loop;
+    sp.cfg = cfg;
+    sp.state = p->st;
+    sp.before_io = journal_push;
+    sp.before_io_arg = p;
+    sp.preflight = pp->preflight;
+    sp.preflight_done_ms = pp->preflight_done_ms;
+    rc = cts_send_init(&p->send, &sp, err);
+    if (rc != 0)
         goto out;
-    }
-    p->http_inited = 1;
-    /* One journal write per loop turn instead of two per row (a begin and
-     * a done): the records wait in memory until libcurl is about to send
-     * or a report block is about to be written (cts_state.h). */
+    p->send_inited = 1;
     cts_state_journal_coalesce(p->st, 1);
-    cts_http_set_before_io(&p->http, journal_push, p);
     cts_report_set_before_write(p->report, journal_push, p);
+    cts_protocol_init(&p->proto, cfg, pp->cf, &p->send, on_row_done, p);
     if (!cfg->dry_run && cfg->bulk == CTS_BULK_ALWAYS)
         bulk_start(p);
-    if (cfg->api == CTS_API_V2)
-        p->url_create = cts_api_url(cfg->base_url, "/contacts", cfg->api_key,
-                                    "action_by=ACTION_BY_OWNER");
-    else if (cfg->mode == CTS_MODE_CREATE)
-        p->url_create = cts_api_url(cfg->base_url, "/contacts", NULL, NULL);
-    else
-        p->url_create =
-            cts_api_url(cfg->base_url, "/contacts/sign_up_form", NULL, NULL);
-    p->bearer = cts_xstrdup(cfg->token != NULL ? cfg->token : "");
 
-    uv_timer_init(&p->loop, &p->pump_timer);
     uv_timer_init(&p->loop, &p->tick_timer);
     uv_timer_init(&p->loop, &p->grace_timer);
-    uv_timer_init(&p->loop, &p->feed_timer);
     uv_signal_init(&p->loop, &p->sigint);
     uv_signal_init(&p->loop, &p->sigterm);
-    p->pump_timer.data = p;
     p->tick_timer.data = p;
     p->grace_timer.data = p;
-    p->feed_timer.data = p;
     p->sigint.data = p;
     p->sigterm.data = p;
     p->handles_inited = 1;
@@ -2245,28 +784,27 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     uv_signal_start(&p->sigterm, on_signal, SIGTERM);
 
     p->show_progress = cfg->progress && !cfg->quiet;
-    intake_start(p);
+    memset(&ip, 0, sizeof(ip));
+    ip.loop = &p->loop;
+    ip.cfg = cfg;
+    ip.on_batch = on_batch;
+    ip.on_error = on_intake_error;
+    ip.on_settled = on_settled;
+    ip.full = intake_full;
+    ip.on_done = on_read_done;
+    ip.arg = p;
+    cts_intake_init(&p->in, &ip);
+    p->intake_inited = 1;
     cts_progress_init(&p->progress, stderr, uv_now(&p->loop));
     if (p->show_progress)
         cts_log_set_hook(progress_clear_locked, p);
     uv_timer_start(&p->tick_timer, on_tick, TICK_MS, TICK_MS);
 
-    if (open_file(p) == 0)
-        read_next(p);
-    else
-        finish_reading(p);
+    cts_intake_start(&p->in);
 
     /* Everything happens in callbacks from here; uv_run returns once the
      * last handle is closed (shutdown_handles, from maybe_finish). */
     uv_run(&p->loop, UV_RUN_DEFAULT);
-    intake_join(p);
-
-    /* Requests counted in a block (quota_take) but never made go back to
-     * today's count, so a run over-counts by nothing. */
-    if (p->quota_credit > 0) {
-        cts_state_quota_release(p->st, p->quota_credit);
-        p->quota_credit = 0;
-    }
 
 out:
     /* The report outlives p: from here its lines need no hook, because
@@ -2279,9 +817,7 @@ out:
         progress_clear_locked(p);
         cts_log_set_hook(NULL, NULL);
     }
-    if (!p->http_inited) {
-        /* Nothing but the loop to close. */
-    } else if (p->fatal_rc != 0) {
+    if (p->send_inited && p->fatal_rc != 0) {
         rc = p->fatal_rc;
         if (err != NULL)
             *err = p->fatal;
@@ -2295,27 +831,20 @@ out:
             rc = cts_error_setx(err, UV_EBUSY, CTS_EX_SOFTWARE,
                                 "internal error: event loop not idle");
     }
-    out->stop = p->stop == CTS_STOP_FATAL ? CTS_STOP_FATAL : p->stop;
-    out->requests = p->requests;
-    out->retries = p->retries;
-    out->csv_error = p->csv_error;
-    out->encoding = p->encoding;
+    out->stop = p->stop;
+    /* Every request of the run, bulk POSTs and polls included. */
+    out->requests = p->send.requests;
+    out->retries = p->send.retries;
+    out->csv_error = cts_intake_csv_error(&p->in) != NULL;
+    out->encoding = cts_intake_encoding(&p->in);
     if (p->stop != CTS_STOP_NONE)
         snprintf(out->message, sizeof(out->message), "%s", p->stop_msg);
-    else if (p->csv_error)
-        snprintf(out->message, sizeof(out->message), "%s", p->csv_msg);
-    cts_reader_free(p->reader);
-    cts_mapper_free(p->mapper);
-    cts_limiter_close(&p->lim);
-    free(p->done_ring);
-    free(p->url_create);
-    free(p->bearer);
-    free(p->old_bearer);
-    batch_free(p->bat[0]);
-    batch_free(p->bat[1]);
-    free(p->rbuf);
+    else if (out->csv_error)
+        snprintf(out->message, sizeof(out->message), "%s",
+                 cts_intake_csv_error(&p->in));
+    cts_protocol_free(&p->proto);
     free(p->file_seq);
-    spares_free(p);
+    cts_jobs_free(&p->jobs);
     uv_mutex_destroy(&p->progress_mx);
     free(p);
     return rc;

@@ -1,11 +1,12 @@
-/* util.c — small helpers shared by every layer: URL escaping and reading
- * numbers out of JSON replies. */
+/* util.c — small helpers shared by every layer: URL escaping, reading
+ * numbers out of JSON replies, and the run's random generator. */
 #include "cts_util.h"
 
 #include <math.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <uv.h>
 
 char *cts_url_escape(const char *s)
 {
@@ -58,4 +59,19 @@ int cts_json_int(const struct json_t *v, long min, long max, long *out)
     }
     *out = n;
     return 0;
+}
+
+/* xorshift64*: backoff jitter only needs to differ per run, not be secret. */
+void cts_rng_init(struct cts_rng *r)
+{
+    if (cts_random_bytes(&r->s, sizeof(r->s)) != 0 || r->s == 0)
+        r->s = 0x9e3779b97f4a7c15ULL ^ (uint64_t)uv_hrtime();
+}
+
+uint32_t cts_rng_next32(struct cts_rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return (uint32_t)((r->s * 0x2545F4914F6CDD1DULL) >> 32);
 }

@@ -24,8 +24,10 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cts_api.h"
 #include "cts_bulk.h"
 #include "cts_http.h"
+#include "cts_send.h"
 #include "cts_state.h"
 #include "cts_util.h"
 #include "testutil.h"
@@ -121,6 +123,7 @@ struct run {
     struct cts_config cfg;
     char *lists[1];
     struct cts_state *st;
+    struct cts_send send; /* the requests' engine, as in the pipeline */
     struct cts_bulk_run *b;
     int got[MAXROWS + 1];
     enum cts_status status[MAXROWS + 1];
@@ -156,6 +159,7 @@ static long now_for_next_open = 1893456000;
 static void run_open(struct run *x, enum cts_api api, size_t max_rows)
 {
     struct cts_state_params sp;
+    struct cts_send_params ep;
     struct cts_bulk_params bp;
     struct cts_error err = {0};
     memset(x, 0, sizeof(*x));
@@ -172,6 +176,7 @@ static void run_open(struct run *x, enum cts_api api, size_t max_rows)
     x->cfg.retries = 3;
     x->cfg.timeout_ms = 10000;
     x->cfg.poll_interval_s = 1;
+    x->cfg.concurrency = 2;
     memset(&sp, 0, sizeof(sp));
     sp.dir = state_dir;
     sp.api = api;
@@ -180,16 +185,22 @@ static void run_open(struct run *x, enum cts_api api, size_t max_rows)
     sp.now = now_for_next_open;
     sp.daily_quota = quota_for_next_open;
     assert_int_equal(cts_state_open(&sp, &x->st, &err), 0);
+    memset(&ep, 0, sizeof(ep));
+    ep.loop = &x->loop;
+    ep.cfg = &x->cfg;
+    ep.state = x->st;
+    ep.retry_base_ms = 20;
+    assert_int_equal(cts_send_init(&x->send, &ep, &err), 0);
     memset(&bp, 0, sizeof(bp));
     bp.loop = &x->loop;
     bp.cfg = &x->cfg;
+    bp.send = &x->send;
     bp.state = x->st;
     bp.on_result = on_result;
     bp.on_idle = on_idle;
     bp.arg = x;
     bp.max_rows = max_rows;
     bp.poll_ms = 50;
-    bp.retry_base_ms = 20;
     assert_int_equal(cts_bulk_new(&bp, &x->b, &err), 0);
 }
 
@@ -206,6 +217,7 @@ static void run_close(struct run *x, int commit)
 {
     struct cts_error err = {0};
     cts_bulk_close(x->b, on_bulk_closed, x);
+    cts_send_close(&x->send); /* aborts a poll still in flight */
     uv_run(&x->loop, UV_RUN_DEFAULT);
     assert_true(x->closed);
     assert_int_equal(uv_loop_close(&x->loop), 0);
@@ -467,10 +479,54 @@ static void test_choose(void **state)
     assert_true(cts_bulk_choose(&cfg, 1, 10000));
 }
 
+/* The import bodies (pure): v3 flat items with numbers where the API
+ * wants them and custom fields by name; v2 items whose custom fields
+ * declare their columns in the tail. */
+static void test_bodies(void **state)
+{
+    struct cts_contact c;
+    struct cts_custom_field cf[2] = {{"Custom Field 3", "gold"},
+                                     {"Shoe size", "42"}};
+    char *lists[2] = {"L1", "L2"};
+    unsigned mask = 0;
+    char *s;
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    c.f[CTS_F_EMAIL] = "ann@example.com";
+    c.f[CTS_F_FIRST_NAME] = "Ann";
+    c.f[CTS_F_BIRTHDAY_MONTH] = "7";
+    c.f[CTS_F_CITY] = "Springfield";
+    c.cf = cf;
+    c.ncf = 2;
+    s = cts_api_bulk_item(CTS_API_V3, &c, &mask);
+    assert_string_equal(s, "{\"email\":\"ann@example.com\",\"first_name\":"
+                           "\"Ann\",\"city\":\"Springfield\","
+                           "\"birthday_month\":7,\"cf:Custom Field 3\":"
+                           "\"gold\",\"cf:Shoe size\":\"42\"}");
+    free(s);
+    s = cts_api_bulk_item(CTS_API_V2, &c, &mask);
+    assert_non_null(strstr(s, "\"email_addresses\":[\"ann@example.com\"]"));
+    assert_non_null(strstr(s, "\"addresses\":[{\"city\":\"Springfield\","
+                              "\"address_type\":\"PERSONAL\"}]"));
+    assert_non_null(strstr(s, "\"custom_fields\":[{\"name\":"
+                              "\"custom_field_3\",\"value\":\"gold\"}]"));
+    assert_int_equal(mask, 1u << 3); /* "Shoe size" is no v2 field */
+    free(s);
+    s = cts_api_bulk_tail(CTS_API_V3, lists, 2, 0);
+    assert_string_equal(s, "],\"list_ids\":[\"L1\",\"L2\"]}");
+    free(s);
+    s = cts_api_bulk_tail(CTS_API_V2, lists, 1, mask);
+    assert_non_null(strstr(s, "],\"lists\":[\"L1\"],\"column_names\":["
+                              "\"EMAIL\","));
+    assert_non_null(strstr(s, "\"ANNIVERSARY\",\"CUSTOM FIELD 3\"]}"));
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choose),
+        cmocka_unit_test(test_bodies),
         cmocka_unit_test_setup_teardown(test_v3_chunks_and_errors, state_setup,
                                         state_teardown),
         cmocka_unit_test_setup_teardown(test_v2_error_objects, state_setup,

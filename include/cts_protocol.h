@@ -1,0 +1,84 @@
+/*
+ * cts_protocol.h — the per-row request protocol: which requests a row
+ * makes, one after the other, through the send engine, and what their
+ * replies mean for the row.
+ *
+ *   v3 upsert   POST /contacts/sign_up_form        (409: transient, retry)
+ *   v3 create   POST /contacts                     (409: exists)
+ *   v2          POST /contacts?action_by=ACTION_BY_OWNER
+ *                 409 (upsert) → GET /contacts?email= → PUT /contacts/{id}
+ *                                                       with lists merged
+ *               (--mode create: 409 → exists)
+ *
+ * Each request is one step (enum cts_proto_step); a step's reply either
+ * settles the row or names the next step (next_step in protocol.c): a new
+ * step is a new enum value, its request line in start_step and its reply
+ * in handle_ok (or the 409 switch).
+ *
+ * The row ends through the owner's done(job, end) exactly once after
+ * cts_protocol_start returned 0; the job's result fields (status,
+ * http_status, contact_id, error_key, message, permanent, attempts) are
+ * filled by then.  done never runs from inside cts_protocol_start.
+ */
+#ifndef CTS_PROTOCOL_H
+#define CTS_PROTOCOL_H
+
+#include "cts_config.h"
+#include "cts_job.h"
+#include "cts_pipeline.h" /* enum cts_stop */
+#include "cts_send.h"
+#include "cts_util.h"
+
+struct cts_cf_ids;
+
+enum cts_proto_step {
+    CTS_STEP_V3_SIGNUP = 0, /* POST /contacts/sign_up_form (upsert) */
+    CTS_STEP_V3_CREATE,     /* POST /contacts (--mode create) */
+    CTS_STEP_V2_POST,       /* POST /contacts?action_by=ACTION_BY_OWNER */
+    CTS_STEP_V2_GET,        /* GET /contacts?email= (after a 409) */
+    CTS_STEP_V2_PUT         /* PUT /contacts/{id} with lists merged */
+};
+
+/* How a row ended.  why borrowed for the call. */
+struct cts_proto_end {
+    enum cts_status status; /* CREATED, UPDATED, EXISTS, FAILED or
+                               DEFERRED */
+    enum cts_stop stop;     /* NONE, or why sending must stop now: QUOTA,
+                               AUTH, UNREACHABLE or FATAL (row DEFERRED) */
+    int rc;                 /* FATAL: the error code */
+    const char *why;        /* the stop's message, or NULL */
+};
+
+typedef void (*cts_proto_done_cb)(void *arg, struct cts_job *j,
+                                  const struct cts_proto_end *end);
+
+/* Embeddable; fields private to protocol.c. */
+struct cts_protocol {
+    const struct cts_config *cfg;
+    const struct cts_cf_ids *cf;
+    struct cts_send *send;
+    cts_proto_done_cb done;
+    void *arg;
+    char *url_create; /* shared URL of every row's first request */
+};
+
+/* cfg, cf (may be NULL: no cf: mapping) and send borrowed for the
+ * object's life; done required. */
+void cts_protocol_init(struct cts_protocol *pr, const struct cts_config *cfg,
+                       const struct cts_cf_ids *cf, struct cts_send *send,
+                       cts_proto_done_cb done, void *arg);
+void cts_protocol_free(struct cts_protocol *pr);
+
+/* What a dry run says a row would cost (static text). */
+const char *cts_protocol_dry_run(const struct cts_config *cfg);
+
+/* Build the row's first request.  0, or CTS_EDATA with err filled (the
+ * body cannot be built: the row is invalid). */
+int cts_protocol_prepare(struct cts_protocol *pr, struct cts_job *j,
+                         struct cts_error *err);
+
+/* Send the prepared row.  0 (done follows), or UV_ECANCELED when the
+ * engine has stopped (done never runs: defer the row yourself). */
+int cts_protocol_start(struct cts_protocol *pr, struct cts_job *j);
+
+#endif /* CTS_PROTOCOL_H */

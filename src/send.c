@@ -1,0 +1,611 @@
+/* send.c — the send engine (cts_send.h): queues, concurrency cap, arrival
+ * gate, rate limiter, daily quota, start hook, libcurl, retry and backoff,
+ * 401 refresh.  Knows nothing of rows or activities. */
+#include "cts_send.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "cts_api.h"
+#include "cts_refresh.h"
+#include "cts_state.h"
+
+#define GATE_MARGIN_MS 5 /* ms rounding of uv_now vs the server's clock */
+#define WAIT_REPLY     UINT64_MAX
+
+/* Where a request is: every change through set_where (curl's mstate). */
+enum where {
+    W_IDLE = 0,  /* not submitted, or done has run */
+    W_QUEUED,    /* on `again` or `fresh`, waiting for the gate/limiter */
+    W_IN_FLIGHT, /* libcurl has it */
+    W_BACKOFF    /* on `backoff`, its timer armed */
+};
+
+static const char *const where_names[] = {"IDLE", "QUEUED", "IN_FLIGHT",
+                                          "BACKOFF"};
+
+#define B(s) (1u << (s))
+static const unsigned legal[] = {
+    [W_IDLE] = B(W_QUEUED) | B(W_BACKOFF), /* cts_send_retry from done */
+    [W_QUEUED] = B(W_IN_FLIGHT) | B(W_IDLE),
+    [W_IN_FLIGHT] = B(W_BACKOFF) | B(W_QUEUED) | B(W_IDLE),
+    [W_BACKOFF] = B(W_QUEUED) | B(W_IDLE),
+};
+
+static void set_where(struct cts_send_req *r, enum where to)
+{
+    /* An illegal transition is an engine bug, never an input condition. */
+    assert((legal[r->where] & B(to)) != 0);
+    if ((legal[r->where] & B(to)) == 0)
+        cts_log_error("internal: request %s -> %s", where_names[r->where],
+                      where_names[to]);
+    r->where = (int)to;
+}
+
+static uint64_t clock_now(void *arg)
+{
+    uv_loop_t *loop = arg;
+    /* uv_now is cached per loop iteration; the limiter needs the time the
+     * request really starts, or a slow iteration would let a slot open
+     * early as the server counts it. */
+    uv_update_time(loop);
+    return uv_now(loop);
+}
+
+/* ---- the arrival gate ---- */
+
+/* Remember when a request's reply (or failure) came back. */
+static void note_done_at(struct cts_send *s, uint64_t now)
+{
+    if (s->done_n == 0)
+        return;
+    if (s->done_count < s->done_n) {
+        s->done_ring[(s->done_head + s->done_count) % s->done_n] = now;
+        s->done_count++;
+    } else {
+        s->done_ring[s->done_head] = now;
+        s->done_head = (s->done_head + 1) % s->done_n;
+    }
+}
+
+/*
+ * The limiter spaces our *starts*, but the server counts *arrivals*, and
+ * on a busy machine the delay between the two varies by more than any
+ * fixed margin (a request started first may arrive late, next to one
+ * started a window later).  A request's arrival is known to lie between
+ * its start and its reply, so counting every request in flight plus every
+ * request whose reply came back within the last window bounds the arrivals
+ * the server can see in any window: a start is allowed only while that
+ * count is below n.  Returns 0 (go), WAIT_REPLY (only a reply can free a
+ * slot) or the ms until the oldest counted reply leaves the window.
+ */
+static uint64_t gate_wait(struct cts_send *s)
+{
+    uint64_t now, win, t;
+    unsigned in_flight, recent = 0, i, k;
+
+    if (s->done_n == 0)
+        return 0;
+    in_flight = cts_http_in_flight(&s->http);
+    if (in_flight >= s->done_n)
+        return WAIT_REPLY;
+    now = clock_now(s->loop);
+    win = s->lim.window_ms + GATE_MARGIN_MS;
+    /* Replies are recorded in time order: the recent ones are the newest. */
+    for (i = s->done_count; i > 0; i--) {
+        t = s->done_ring[(s->done_head + i - 1) % s->done_n];
+        if (t + win <= now)
+            break;
+        recent++;
+    }
+    if (in_flight + recent < s->done_n)
+        return 0;
+    /* The k-th oldest of the recent replies must leave the window. */
+    k = in_flight + recent - s->done_n; /* 0-based */
+    t = s->done_ring[(s->done_head + (s->done_count - recent) + k) % s->done_n];
+    return t + win > now ? t + win - now : 1;
+}
+
+/*
+ * One request of the local daily quota.  The count lives in a locked file
+ * (cts_state: flock, read, write, unlock per call), which costs more than
+ * the request itself at thousands per second; so without a rate limit (or
+ * above 50/s) requests are counted in blocks of 16 while more than 64
+ * remain; the unused rest of the last block is given back at close.  A
+ * run killed before that over-counts by at most 15 requests, never
+ * under-counts.
+ */
+static int quota_take(struct cts_send *s)
+{
+    long want = 1;
+
+    if (s->st == NULL)
+        return 0;
+    if (s->quota_credit > 0) {
+        s->quota_credit--;
+        return 0;
+    }
+    if ((s->cfg->rate <= 0 || s->cfg->rate > 50) &&
+        cts_state_quota_remaining(s->st) > 64)
+        want = 16;
+    if (cts_state_quota_take(s->st, want) != 0)
+        return CTS_EQUOTA;
+    s->quota_credit = want - 1;
+    return 0;
+}
+
+/* ---- ending a request ---- */
+
+/* Text for a failure without an API error body. */
+static void describe_failure(const struct cts_http_req *req, char *key,
+                             size_t keylen, char *msg, size_t msglen)
+{
+    if (req->transport_error != CTS_XE_NONE) {
+        snprintf(key, keylen, "%s", cts_xfer_error_name(req->transport_error));
+        snprintf(msg, msglen, "%s",
+                 req->errbuf[0] != '\0' ? req->errbuf : "transfer failed");
+    } else {
+        snprintf(key, keylen, "http.status.%ld", req->status);
+        snprintf(msg, msglen, "HTTP %ld", req->status);
+    }
+}
+
+/* Hand r back to its owner.  r must not be touched afterwards: done may
+ * free it or submit it again. */
+static void deliver(struct cts_send_req *r, struct cts_send_result *res)
+{
+    if (r->where != W_IDLE)
+        set_where(r, W_IDLE);
+    r->done(r, res);
+}
+
+/* End r without an exchange (never sent, or withdrawn by a stop). */
+static void end_unsent(struct cts_send_req *r, enum cts_send_end end, int rc)
+{
+    struct cts_send_result res;
+
+    memset(&res, 0, sizeof(res));
+    res.end = end;
+    res.rc = rc;
+    deliver(r, &res);
+}
+
+static void on_pump_timer(uv_timer_t *t)
+{
+    cts_send_pump(t->data);
+}
+
+/* Back in line for the next try (a retry, or a resend after a 401). */
+static void requeue(struct cts_send *s, struct cts_send_req *r)
+{
+    set_where(r, W_QUEUED);
+    TAILQ_INSERT_TAIL(&s->again, r, link);
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    struct cts_send_req *r = t->data;
+    struct cts_send *s = r->s;
+
+    TAILQ_REMOVE(&s->backoff, r, link);
+    /* Back through the gate and the limiter: a retry spends rate budget
+     * (style C7). */
+    requeue(s, r);
+    cts_send_pump(s);
+}
+
+/* Schedule the next try of a transiently failed r, or say why not. */
+static int retry_or_end(struct cts_send *s, struct cts_send_req *r,
+                        enum cts_outcome_class oc, struct cts_send_result *res)
+{
+    const struct cts_http_req *req = &r->http;
+    uint64_t delay = 0;
+    uint64_t elapsed = uv_now(s->loop) - r->first_ms;
+
+    if (s->stopped) {
+        res->end = CTS_SEND_STOPPED;
+        return 0;
+    }
+    if (cts_retry_next(&s->policy, oc, r->tries, elapsed, req->retry_after_s,
+                       cts_rng_next32(&s->rng), &delay)) {
+        if (oc == CTS_OC_THROTTLED) {
+            /* Throttling is per API key: every request would meet it, so
+             * hold all starts, not only this one. */
+            cts_limiter_pause(&s->lim, req->retry_after_s >= 0
+                                           ? (uint64_t)req->retry_after_s * 1000
+                                           : 1000);
+        }
+        cts_log_debug(
+            "%s: %s (%s), retry %d in %" PRIu64 " ms",
+            req->method != NULL ? req->method : "GET", cts_outcome_name(oc),
+            res->error_key != NULL ? res->error_key : "", r->tries, delay);
+        s->retries++;
+        set_where(r, W_BACKOFF);
+        if (!r->timer_inited) {
+            /* Initialised only for requests that need a retry: most never
+             * do, and a handle costs a close round trip at free. */
+            uv_timer_init(s->loop, &r->timer);
+            r->timer.data = r;
+            r->timer_inited = 1;
+        }
+        TAILQ_INSERT_TAIL(&s->backoff, r, link);
+        uv_timer_start(&r->timer, on_backoff, delay, 0);
+        return 1;
+    }
+    if ((req->transport_error == CTS_XE_CONNECT ||
+         req->transport_error == CTS_XE_RESOLVE) &&
+        s->last_reply_ms < r->first_ms) {
+        /* Not one reply, from any request, since this one's first try:
+         * every other request would now spend its whole retry budget the
+         * same way (minutes each). */
+        res->end = CTS_SEND_UNREACHABLE;
+        return 0;
+    }
+    res->end = CTS_SEND_GAVE_UP;
+    return 0;
+}
+
+/* A 401: resend with the token a refresh has put in place.  1 = requeued. */
+static int auth_again(struct cts_send *s, struct cts_send_req *r)
+{
+    struct cts_config *cfg = s->cfg;
+    struct cts_error err = {0};
+
+    if (s->stopped)
+        return 0;
+    if (r->http.bearer != s->bearer) {
+        /* Sent with the token a refresh has replaced since: resend. */
+        requeue(s, r);
+        return 1;
+    }
+    if (s->refreshed || cfg->api != CTS_API_V3 || cfg->refresh_token == NULL)
+        return 0;
+    s->refreshed = 1;
+    /* Blocking, on the OAuth module's private loop: a token call is rare
+     * (once per run at most) and other requests would meet the same 401
+     * meanwhile anyway. */
+    if (cts_oauth_refresh(cfg, &err) == 0 && cfg->token != NULL) {
+        free(s->old_bearer);
+        s->old_bearer = s->bearer;
+        s->bearer = cts_xstrdup(cfg->token);
+        cts_log_info("the access token was refused (401); refreshed it and "
+                     "going on");
+        requeue(s, r);
+        return 1;
+    }
+    cts_log_error("%s", err.msg);
+    return 0;
+}
+
+/* libcurl finished one try (from cts_http's drain loop). */
+static void on_http_done(struct cts_http_req *req, void *arg)
+{
+    struct cts_send_req *r = arg;
+    struct cts_send *s = r->s;
+    struct cts_send_result res;
+    char *ek = NULL, *em = NULL;
+    char key[64], msg[300];
+
+    /* First, before anything can start another request: the reply frees an
+     * arrival-gate slot one window from now. */
+    if (s->done_n > 0)
+        note_done_at(s, clock_now(s->loop));
+    if (req->status > 0)
+        s->last_reply_ms = uv_now(s->loop);
+    /* Sticky: libcurl itself may resend a POST on a new connection, so a
+     * later reply of this request may be about our own stored write. */
+    if (req->maybe_landed)
+        r->maybe_landed = 1;
+    memset(&res, 0, sizeof(res));
+    res.exchanged = 1;
+    if (req->transport_error == CTS_XE_ABORTED) {
+        res.end = CTS_SEND_ABORTED;
+        deliver(r, &res);
+        goto out;
+    }
+    /* Error bodies come in both shapes (array, single object for v3 429);
+     * the error_key decides throttling vs quota for the classifier. */
+    if (req->transport_error == CTS_XE_NONE && req->status >= 300)
+        cts_api_parse_error(req->resp.data != NULL ? req->resp.data : "",
+                            req->resp.len, &ek, &em);
+    res.oc =
+        cts_retry_classify(s->cfg->api, req->status, req->transport_error, ek);
+    if (res.oc != CTS_OC_OK) {
+        describe_failure(req, key, sizeof(key), msg, sizeof(msg));
+        res.reply_key = ek;
+        res.reply_message = em;
+        res.error_key = ek != NULL ? ek : key;
+        res.message = em != NULL ? em : msg;
+    }
+    switch (res.oc) {
+    case CTS_OC_AUTH:
+        if (auth_again(s, r))
+            goto out;
+        break;
+    case CTS_OC_QUOTA:
+        if (s->st != NULL)
+            cts_state_quota_exhausted(s->st);
+        break;
+    case CTS_OC_THROTTLED:
+    case CTS_OC_TRANSIENT:
+        if (r->no_retry && !s->stopped)
+            break;
+        if (retry_or_end(s, r, res.oc, &res))
+            goto out;
+        break;
+    default: break;
+    }
+    deliver(r, &res);
+out:
+    free(ek);
+    free(em);
+    cts_send_pump(s);
+}
+
+/* Hand r to libcurl once it has its slot: quota, start hook, submit. */
+static void start(struct cts_send *s, struct cts_send_req *r)
+{
+    int rc;
+
+    /* The local daily count (across runs) is taken per request, retries
+     * and follow-up requests included, as the server counts them. */
+    if (quota_take(s) != 0) {
+        end_unsent(r, CTS_SEND_NO_QUOTA, 0);
+        return;
+    }
+    if (r->start != NULL && r->start(r) != 0) {
+        end_unsent(r, CTS_SEND_REFUSED, 0);
+        return;
+    }
+    if (r->tries == 0)
+        r->first_ms = uv_now(s->loop);
+    /* The bearer is borrowed until done: s->bearer lives for the whole
+     * run (after a refresh the previous copy is kept in old_bearer). */
+    r->http.bearer = s->bearer;
+    r->http.user = r;
+    set_where(r, W_IN_FLIGHT);
+    rc = cts_http_submit(&s->http, &r->http, on_http_done, r);
+    if (rc != 0) {
+        end_unsent(r, CTS_SEND_FAILED, rc);
+        return;
+    }
+    r->tries++;
+    r->sent++;
+    s->requests++;
+}
+
+/* ---- public ---- */
+
+int cts_send_init(struct cts_send *s, const struct cts_send_params *p,
+                  struct cts_error *err)
+{
+    struct cts_config *cfg = p->cfg;
+    struct cts_http_opts ho;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    s->loop = p->loop;
+    s->cfg = cfg;
+    s->st = p->state;
+    s->max_in_flight = cfg->concurrency > 0 ? (unsigned)cfg->concurrency : 1;
+    TAILQ_INIT(&s->again);
+    TAILQ_INIT(&s->fresh);
+    TAILQ_INIT(&s->backoff);
+    memset(&ho, 0, sizeof(ho));
+    ho.max_in_flight = (long)s->max_in_flight;
+    ho.timeout_ms = cfg->timeout_ms;
+    ho.verbose = cfg->verbose;
+    rc = cts_http_init(&s->http, s->loop, &ho);
+    if (rc != 0)
+        return cts_error_setx(err, rc, CTS_EX_SOFTWARE,
+                              "cannot start the HTTP client: %s",
+                              cts_strerror(rc));
+    cts_http_set_before_io(&s->http, p->before_io, p->before_io_arg);
+    cts_rng_init(&s->rng);
+    cts_retry_policy_default(&s->policy);
+    s->policy.max_retries = cfg->retries >= 0 ? (int)cfg->retries : 0;
+    if (p->retry_base_ms > 0)
+        s->policy.base_ms = p->retry_base_ms;
+    cts_limiter_init(&s->lim, cfg->rate, clock_now, s->loop);
+    if (cfg->rate > 0) {
+        /* The arrival gate covers the jitter the limiter's margin was for,
+         * so the margin only has to absorb clock rounding. */
+        cts_limiter_set_margin(&s->lim, GATE_MARGIN_MS);
+        s->done_n = s->lim.n;
+        s->done_ring = cts_xcalloc(s->done_n, sizeof(*s->done_ring));
+        /* The server's window already holds the preflight requests; a
+         * full first burst on top of them would be throttled.  They enter
+         * the gate with the time they ended (uv_now is uv_hrtime in ms:
+         * the same clock). */
+        for (int i = 0; i < p->preflight; i++)
+            note_done_at(s, p->preflight_done_ms != 0 ? p->preflight_done_ms
+                                                      : clock_now(s->loop));
+    }
+    s->bearer = cts_xstrdup(cfg->token != NULL ? cfg->token : "");
+    uv_timer_init(s->loop, &s->pump_timer);
+    s->pump_timer.data = s;
+    return 0;
+}
+
+void cts_send_req_init(struct cts_send_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    cts_http_req_init(&r->http);
+}
+
+void cts_send_req_set(struct cts_send_req *r, const char *method,
+                      const char *url, const char *body)
+{
+    r->http.method = method;
+    r->http.url = url;
+    /* libcurl's POSTFIELDS rule: the body is not copied, so it belongs to
+     * the caller until done. */
+    r->http.body = body;
+    r->http.body_len = body != NULL ? strlen(body) : 0;
+}
+
+int cts_send_req_close(struct cts_send_req *r, uv_close_cb cb)
+{
+    assert(r->where == W_IDLE);
+    cts_http_req_clear(&r->http);
+    if (!r->timer_inited)
+        return 0;
+    /* libuv: the handle's memory stays in use until its close callback. */
+    uv_close((uv_handle_t *)&r->timer, cb);
+    return 1;
+}
+
+int cts_send_submit(struct cts_send *s, struct cts_send_req *r, int again)
+{
+    if (s->stopped || s->closing)
+        return UV_ECANCELED;
+    r->s = s;
+    r->tries = 0;
+    r->maybe_landed = 0;
+    set_where(r, W_QUEUED);
+    TAILQ_INSERT_TAIL(again ? &s->again : &s->fresh, r, link);
+    /* Started from the next pump; if none is due, from the next turn. */
+    if (!uv_is_active((uv_handle_t *)&s->pump_timer))
+        uv_timer_start(&s->pump_timer, on_pump_timer, 0, 0);
+    return 0;
+}
+
+int cts_send_retry(struct cts_send *s, struct cts_send_req *r,
+                   struct cts_send_result *res)
+{
+    /* The same submit goes on: its tries and time budget count on. */
+    return retry_or_end(s, r, CTS_OC_TRANSIENT, res);
+}
+
+int cts_send_cancel(struct cts_send *s, struct cts_send_req *r)
+{
+    switch (r->where) {
+    case W_QUEUED:
+        /* On one of the two queues: TAILQ_REMOVE needs the right head. */
+        {
+            struct cts_send_req *x;
+            TAILQ_FOREACH(x, &s->again, link)
+            {
+                if (x == r)
+                    break;
+            }
+            if (x == r)
+                TAILQ_REMOVE(&s->again, r, link);
+            else
+                TAILQ_REMOVE(&s->fresh, r, link);
+        }
+        break;
+    case W_BACKOFF:
+        uv_timer_stop(&r->timer);
+        TAILQ_REMOVE(&s->backoff, r, link);
+        break;
+    case W_IN_FLIGHT: return UV_EBUSY;
+    default: return 0;
+    }
+    set_where(r, W_IDLE);
+    return 0;
+}
+
+void cts_send_pump(struct cts_send *s)
+{
+    /* A done callback run from here may submit and pump again: the loop
+     * below picks those up. */
+    if (s->pumping)
+        return;
+    s->pumping = 1;
+    for (;;) {
+        struct cts_send_q *q;
+        struct cts_send_req *r;
+        uint64_t wait;
+
+        if (s->stopped || s->closing)
+            break;
+        if (cts_http_in_flight(&s->http) >= s->max_in_flight)
+            break; /* a reply pumps again */
+        /* Retries and next steps go first: they hold older rows, and the
+         * ordered report is waiting for them. */
+        q = !TAILQ_EMPTY(&s->again) ? &s->again : &s->fresh;
+        r = TAILQ_FIRST(q);
+        if (r == NULL)
+            break;
+        wait = gate_wait(s);
+        if (wait == WAIT_REPLY)
+            break; /* on_http_done pumps again */
+        if (wait == 0 && !cts_limiter_try_take(&s->lim)) {
+            wait = cts_limiter_wait_ms(&s->lim);
+            if (wait == 0)
+                wait = 1;
+        }
+        if (wait > 0) {
+            /* One timer for the next slot, never a busy loop. */
+            if (!uv_is_active((uv_handle_t *)&s->pump_timer))
+                uv_timer_start(&s->pump_timer, on_pump_timer, wait, 0);
+            break;
+        }
+        TAILQ_REMOVE(q, r, link);
+        start(s, r);
+    }
+    s->pumping = 0;
+}
+
+void cts_send_stop(struct cts_send *s)
+{
+    struct cts_send_req *r;
+
+    if (s->stopped)
+        return;
+    s->stopped = 1;
+    if (!s->closing)
+        uv_timer_stop(&s->pump_timer);
+    /* Every request still waiting ends now; in-flight ones finish and keep
+     * their result (a write that landed is reported as such). */
+    while ((r = TAILQ_FIRST(&s->again)) != NULL) {
+        TAILQ_REMOVE(&s->again, r, link);
+        end_unsent(r, CTS_SEND_STOPPED, 0);
+    }
+    while ((r = TAILQ_FIRST(&s->fresh)) != NULL) {
+        TAILQ_REMOVE(&s->fresh, r, link);
+        end_unsent(r, CTS_SEND_STOPPED, 0);
+    }
+    while ((r = TAILQ_FIRST(&s->backoff)) != NULL) {
+        TAILQ_REMOVE(&s->backoff, r, link);
+        uv_timer_stop(&r->timer);
+        end_unsent(r, CTS_SEND_STOPPED, 0);
+    }
+}
+
+unsigned cts_send_in_flight(const struct cts_send *s)
+{
+    return cts_http_in_flight(&s->http);
+}
+
+void cts_send_close(struct cts_send *s)
+{
+    if (s->closing)
+        return;
+    cts_send_stop(s);
+    s->closing = 1;
+    uv_close((uv_handle_t *)&s->pump_timer, NULL);
+    /* Style C6.7: cts_http_close aborts what is still in flight (their
+     * done runs now), then curl_multi_cleanup, header lists, timer and
+     * socket polls. */
+    cts_http_close(&s->http, NULL);
+    /* Requests counted in a block (quota_take) but never made go back to
+     * today's count, so a run over-counts by nothing. */
+    if (s->quota_credit > 0 && s->st != NULL) {
+        cts_state_quota_release(s->st, s->quota_credit);
+        s->quota_credit = 0;
+    }
+    cts_limiter_close(&s->lim);
+    free(s->done_ring);
+    s->done_ring = NULL;
+    s->done_n = 0;
+    free(s->bearer);
+    free(s->old_bearer);
+    s->bearer = s->old_bearer = NULL;
+}
