@@ -23,8 +23,9 @@ comma   := ,
 SANITIZE ?=
 BUILD   ?= build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 
-# `make demo` and `make check` install missing packages first (spec §2); the
-# other targets expect them to be there.
+# `make demo` and `make check` install missing packages first (so a fresh
+# Debian machine needs only these two commands); the other targets expect
+# them to be there.
 NEED_DEPS := $(filter-out deps clean distclean format format-check lint help,$(or $(MAKECMDGOALS),all))
 ifneq ($(NEED_DEPS),)
 ifneq ($(filter demo check sanitize valgrind-check ci,$(MAKECMDGOALS)),)

@@ -1,6 +1,6 @@
 /*
- * cts_account.h — the account check (spec §4) and the account's lists, plus
- * the `check` and `lists` commands.
+ * cts_account.h — the account check (run before any write) and the
+ * account's lists, plus the `check` and `lists` commands.
  *
  * The check exists because the Constant Contact API does not cross-check an
  * API key against an access token: a key of account A with a token of
@@ -12,9 +12,9 @@
  * All calls here are blocking (cts_http_fetch); they run before the
  * pipeline's loop starts.  Every failure fills err (may be NULL) with a
  * one-line message whose secrets are masked (cts_mask) and sets
- * err->exit_code to the §7 code: 77 credentials invalid/expired/mismatched,
- * 69 API unreachable or answering 5xx, 78 configuration (missing
- * credentials), 65 unknown list id.
+ * err->exit_code to the sysexits code: 77 credentials invalid, expired or
+ * mismatched, 69 API unreachable or answering 5xx, 78 configuration
+ * (missing credentials), 65 unknown list id.
  */
 #ifndef CTS_ACCOUNT_H
 #define CTS_ACCOUNT_H
@@ -42,7 +42,7 @@ struct cts_account_info {
 void cts_account_info_clear(struct cts_account_info *info);
 
 /*
- * Run the account check for cfg->api (spec §4).  Returns 0 and fills *out
+ * Run the account check for cfg->api.  Returns 0 and fills *out
  * (owned; clear with cts_account_info_clear) when the token is valid and
  * matches cfg->api_key and cfg->account (each when set); otherwise a
  * negative code (CTS_EAUTH, CTS_ECONFIG, CTS_EHTTP, ...) with err->exit_code
@@ -87,14 +87,14 @@ int cts_account_check_lists(const struct cts_config *cfg,
 /*
  * `ctct-sync check`: run the check and print (stdout) who the token belongs
  * to — api, account, organization, key and token masked, expiry.  Writes
- * nothing.  Returns the §7 exit code (0, 69, 77, 78).  cfg borrowed.
+ * nothing.  Returns the exit code (0, 69, 77, 78).  cfg borrowed.
  */
 int cts_cmd_check(struct cts_config *cfg);
 
 /*
  * `ctct-sync lists`: run the check, then print the lists as aligned columns
  * ID NAME MEMBERS, or as a JSON array with --json (cfg->json).  Returns the
- * §7 exit code.  cfg borrowed.
+ * exit code, as cts_cmd_check does.  cfg borrowed.
  */
 int cts_cmd_lists(struct cts_config *cfg);
 

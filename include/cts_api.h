@@ -1,6 +1,7 @@
 /*
  * cts_api.h — Constant Contact request bodies and response parsers, v2 and
- * v3 (reference §1.2-1.6, §2.2-2.7).  Pure JSON work with jansson: no I/O.
+ * v3: contacts, tokeninfo, account summary, lists, OAuth tokens.  Pure JSON
+ * work with jansson: no I/O.
  *
  * Ownership: every char * returned or stored through an out-pointer is
  * owned by the caller and freed with free(); json_t * outputs carry a new
@@ -48,7 +49,7 @@ void cts_list_info_free(struct cts_list_info *lists, size_t n);
 /* ---- request bodies (owned JSON strings, compact, UTF-8 kept as is) ---- */
 
 /*
- * v3 POST /contacts/sign_up_form (create or update by email, §2.3), flat
+ * v3 POST /contacts/sign_up_form (create or update by email), flat
  * shape: email_address (string), first_name, last_name, job_title,
  * company_name, phone_number, street_address{kind:"home",street,city,state,
  * postal_code,country}, birthday_month/birthday_day (integers, only as a
@@ -61,7 +62,7 @@ char *cts_api_v3_signup_body(const struct cts_contact *c, char *const *list_ids,
                              struct cts_error *err);
 
 /*
- * v3 POST /contacts (create only, --mode create, §2.2): email_address
+ * v3 POST /contacts (create only: 409 when the email exists): email_address
  * {address, permission_to_send:"implicit"}, create_source:"Account",
  * phone_numbers[{phone_number,kind:"home"}], street_addresses[{kind:"home",
  * ...}], list_memberships, custom_fields, birthday, anniversary.
@@ -72,7 +73,7 @@ char *cts_api_v3_contact_body(const struct cts_contact *c,
                               struct cts_error *err);
 
 /*
- * v2 Contact for POST /contacts (§1.2): email_addresses[{email_address}],
+ * v2 Contact for POST /contacts: email_addresses[{email_address}],
  * lists[{id}], first_name, last_name, company_name, job_title, work_phone,
  * addresses[{address_type:"PERSONAL", line1, city, state_code (US/CA
  * two-letter codes) or state, postal_code, country_code}],

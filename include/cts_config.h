@@ -1,5 +1,6 @@
 /*
- * cts_config.h — the resolved configuration of one run (spec §4, §6, §8, §9).
+ * cts_config.h — the resolved configuration of one run: credentials, CSV
+ * intake, sending, results, state and OAuth options.
  *
  * config.c fills it from the command line, the environment, the config file
  * and the defaults (in that precedence) and validates it; every other module
@@ -25,7 +26,7 @@ enum cts_command {
 struct cts_config {
     enum cts_command command;
 
-    /* §4 credentials */
+    /* credentials and account */
     enum cts_api api;
     char *api_key;
     char *token; /* from --token, env, or read from token_file */
@@ -38,7 +39,7 @@ struct cts_config {
     char *auth_url; /* without trailing slash */
     char *config_file;
 
-    /* §5 CSV intake */
+    /* CSV intake */
     char **inputs; /* FILE... ("-" = stdin) */
     size_t ninputs;
     int delimiter; /* 0 = detect */
@@ -46,7 +47,7 @@ struct cts_config {
     struct cts_map *maps;
     size_t nmaps;
 
-    /* §6 sending */
+    /* sending */
     char **lists; /* --list ID, repeatable */
     size_t nlists;
     enum cts_mode mode;
@@ -61,7 +62,7 @@ struct cts_config {
     long bulk_threshold;
     long poll_interval_s;
 
-    /* §7 results */
+    /* results: report, summary, terminal output */
     char *report;  /* NULL = "<first input>.report.csv" in cwd */
     char *summary; /* NULL = no summary file */
     int quiet;
@@ -69,11 +70,11 @@ struct cts_config {
     int progress; /* 1 when stderr is a terminal and not quiet */
     int json;     /* lists/check --json: machine-readable stdout */
 
-    /* §8 state */
+    /* state directory (journal, fingerprints, quota) */
     char *state_dir;
     int full;
 
-    /* §9 OAuth */
+    /* OAuth (`auth` command) */
     char *redirect_uri;
     char *registered_redirect_uri;
     int no_listen;

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Contact fields a CSV column can map to (spec §5), in report/fingerprint
+/* Contact fields a CSV column can map to, in report/fingerprint
  * order.  Names are the canonical field names used by --map. */
 enum cts_field {
     CTS_F_EMAIL = 0,
@@ -67,7 +67,8 @@ void cts_contact_copy(struct cts_contact *dst, const struct cts_contact *src);
  * "opt_out_reason"); any value below CTS_F__MAPPABLE. */
 const char *cts_field_name(enum cts_field f);
 
-/* The final status of a data row (spec §7), in report spelling order. */
+/* The final status of a data row (the report's status column), in report
+ * spelling order. */
 enum cts_status {
     CTS_ST_CREATED = 0,
     CTS_ST_UPDATED,

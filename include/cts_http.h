@@ -177,10 +177,11 @@ void cts_http_set_before_io(struct cts_http *h, int (*fn)(void *arg),
 unsigned cts_http_in_flight(const struct cts_http *h);
 
 /*
- * Shut down (style C6.7): requests still in flight are removed and their
- * done_cb runs synchronously with transport_error CTS_XE_ABORTED; then
- * curl_multi_cleanup, the shared header lists are freed, and the timer and
- * socket polls are closed.  `closed` (may be NULL) runs from the loop when
+ * Shut down: requests still in flight are removed and their done_cb runs
+ * synchronously with transport_error CTS_XE_ABORTED; then
+ * curl_multi_cleanup (it may still call the socket callback, so the polls
+ * outlive it), the shared header lists are freed, and the timer and socket
+ * polls are closed.  `closed` (may be NULL) runs from the loop when
  * the last handle has closed; only then may h's storage be freed.
  */
 void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h));

@@ -1,5 +1,5 @@
 /*
- * cts_limiter.h — request-start rate limiter (spec §6: never more than N
+ * cts_limiter.h — request-start rate limiter (--rate N: never more than N
  * requests start in any 1-second window, as the server counts arrivals).
  *
  * A sliding log: the times of the last N starts are kept in a ring, and a

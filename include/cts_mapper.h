@@ -1,19 +1,20 @@
 /*
- * cts_mapper.h — from a CSV row to a validated contact (spec §5).
+ * cts_mapper.h — from a CSV row to a validated contact.
  *
  * Pure: no I/O except cts_mapper_describe().  Built once per input file from
  * its header row (cts_row.row == 0), then applied to every data row.
  *
  * Header matching: names are normalised (Unicode BOM/NBSP/whitespace
  * trimmed, ASCII case folded, spaces '_' '-' '.' '*' removed) and compared with
- * the canonical field names and the aliases of spec §5.  --map FIELD=HEADER
+ * the canonical field names and the aliases in mapper.c.  --map FIELD=HEADER
  * and --map cf:NAME=HEADER match HEADER by the same normalisation and win
  * over aliases.  Columns that nothing claims are "unmapped" (the pipeline
  * lists them once on stderr).  A column with an empty name (trailing
  * delimiter) is ignored silently.
  *
- * Validation (limits in characters, per API generation, from the reference;
- * where v2 documents nothing the v3 limit is used):
+ * Validation (limits in characters, per API generation, from Constant
+ * Contact's API documentation; where v2 documents nothing the v3 limit is
+ * used):
  *   email          v3 ≤ 50 (sign_up_form and bulk), v2 ≤ 80; local part ≤ 64
  *   first_name, last_name, company_name, job_title        ≤ 50
  *   phone          ≤ 25 (v3 sign_up_form; v2 documents no limit, same used)

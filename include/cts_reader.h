@@ -8,9 +8,10 @@
  * by the number of rows (a field is capped at max_field bytes, a record
  * at 16 × max_field bytes and 16384 fields).
  *
- * Row numbering (spec §5 "as a person counts it"): the header is row 0; data
- * row N is the Nth non-blank record after the header.  A record spanning
- * several physical lines (quoted newlines) is one row, as in a spreadsheet.
+ * Row numbering (as a person counts rows; the report's row column): the
+ * header is row 0; data row N is the Nth non-blank record after the
+ * header.  A record spanning several physical lines (quoted newlines) is
+ * one row, as in a spreadsheet.
  * Blank records (an empty line, or a line of only delimiters/whitespace) are
  * skipped and not counted.  `line` gives the physical line where the record
  * starts, for messages.

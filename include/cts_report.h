@@ -1,5 +1,5 @@
 /*
- * cts_report.h — the result sink of an import (spec §7): the per-row
+ * cts_report.h — the result sink of an import: the per-row
  * report CSV written in input order, the run's counts, the --summary JSON,
  * and the closing summary line on stderr.  (The progress line on a terminal
  * is cts_progress.h.)

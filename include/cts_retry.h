@@ -1,5 +1,6 @@
 /*
- * cts_retry.h — pure retry policy (curl tool's rules, spec §6).
+ * cts_retry.h — pure retry policy (the curl tool's rules: 5xx, timeouts and
+ * connection errors retry with doubling backoff and full jitter).
  *
  * No I/O, no clock, no allocation: the caller supplies the status, the
  * transport class (enum cts_xfer_error from cts_http.h), the parsed
@@ -54,7 +55,7 @@ enum cts_outcome_class cts_retry_classify(enum cts_api api, long status,
 uint64_t cts_retry_delay_ms(int attempt, long retry_after_s, uint64_t base_ms,
                             uint64_t cap_ms, uint32_t rnd);
 
-/* A retry budget: attempts and total time (spec §6: --retries, default 6;
+/* A retry budget: attempts and total time (--retries, default 6; backoff
  * base 1 s, cap 60 s). */
 struct cts_retry_policy {
     int max_retries;         /* retries after the first attempt */
@@ -63,7 +64,7 @@ struct cts_retry_policy {
     uint64_t max_elapsed_ms; /* 0 = unlimited */
 };
 
-/* Fill p with the spec defaults (6, 1000, 60000, 0). */
+/* Fill p with the defaults (6, 1000, 60000, 0). */
 void cts_retry_policy_default(struct cts_retry_policy *p);
 
 /*

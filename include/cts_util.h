@@ -20,7 +20,8 @@
 #define CTS_VERSION "0.0.0"
 #endif
 
-/* ---- exit codes: spec §7, sysexits.h values, the one list in the code ---- */
+/* ---- exit codes: sysexits.h values (README's table), the one list in the
+ * code ---- */
 enum cts_exit {
     CTS_EX_OK = 0,           /* every row settled */
     CTS_EX_FAILED = 1,       /* some rows failed */

@@ -1,5 +1,7 @@
 #!/bin/sh
-# checksrc.sh — reject functions the house style bans (style.md C3).
+# checksrc.sh — reject unbounded or unchecked C library calls (sprintf,
+# strcpy, strcat, strtok, gets, ato*): use snprintf and strtol with an end
+# pointer instead.
 set -eu
 cd "$(dirname "$0")/.."
 bad=$(grep -nE '\b(sprintf|strcpy|strcat|strtok|gets|atoi|atol|atoll)[[:space:]]*\(' \

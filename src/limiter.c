@@ -1,5 +1,5 @@
 /*
- * limiter.c — sliding-log rate limiter (spec §6).  See cts_limiter.h for
+ * limiter.c — sliding-log rate limiter for --rate.  See cts_limiter.h for
  * why a log of the last N start times rather than a token bucket: the
  * server counts arrivals in ANY 1-second window, and a bucket refilled
  * continuously lets N+1 requests land inside one such window.

@@ -37,7 +37,8 @@ struct cts_mapper {
     size_t nunmapped;
 };
 
-/* Aliases, already normalised (spec §5 plus a few obvious spellings, and
+/* Aliases, already normalised (the common names — e-mail, email address,
+ * given name, surname, company, zip, ... — plus a few obvious spellings, and
  * the headers of common exports: Outlook "E-mail Address", Google Contacts
  * "E-mail 1 - Value" / "Address 1 - Street", HubSpot "State/Region",
  * Salesforce "Mailing City").  Only names that cannot mean another field:
@@ -698,8 +699,8 @@ static int days_in(long month)
     return d[month - 1];
 }
 
-/* Anniversary: YYYY-MM-DD, YYYY/MM/DD, MM/DD/YYYY or M/D/YYYY (the
- * reference: ≤ 10 characters, "MM/DD/YYYY, YYYY-MM-DD and similar"). */
+/* Anniversary: YYYY-MM-DD, YYYY/MM/DD, MM/DD/YYYY or M/D/YYYY (the v3 API
+ * takes ≤ 10 characters, "MM/DD/YYYY, YYYY-MM-DD and similar"). */
 static int check_date(const char *s)
 {
     long part[3], y, mo, d;

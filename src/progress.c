@@ -19,7 +19,8 @@ int cts_progress_update(struct cts_progress *p, uint64_t now_ms, long done,
     char pct[16] = "";
     char tot[32] = "";
 
-    /* At most ten redraws a second (spec §6). */
+    /* At most ten redraws a second: enough to look live, cheap on a slow
+     * terminal. */
     if (p->shown && now_ms - p->last_ms < 100)
         return 0;
     p->last_ms = now_ms;

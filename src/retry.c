@@ -1,6 +1,6 @@
 /*
  * retry.c — pure retry policy (the curl tool's rules: transient codes,
- * Retry-After, doubling backoff with a cap, full jitter; spec §6).
+ * Retry-After, doubling backoff with a cap, full jitter).
  */
 #include "cts_retry.h"
 
@@ -48,7 +48,9 @@ enum cts_outcome_class cts_retry_classify(enum cts_api api, long status,
     if (status == 401)
         return CTS_OC_AUTH;
     if (status == 429) {
-        /* v3 (reference §2.8): a single-object body tells the two apart. */
+        /* v3 answers 429 for both the per-second limit ("throttled") and
+         * the daily quota ("quota_exceeded"); the single-object body's
+         * error_key tells them apart. */
         if (key_is(error_key, "quota_exceeded"))
             return CTS_OC_QUOTA;
         if (key_is(error_key, "throttled"))
@@ -57,7 +59,8 @@ enum cts_outcome_class cts_retry_classify(enum cts_api api, long status,
         return CTS_OC_TRANSIENT;
     }
     if (status == 403) {
-        /* v2 (reference §1.7): Mashery answers 403 for both limits. */
+        /* v2: Mashery answers 403 for both limits, over.qps (per second)
+         * and over.ratelimit (daily). */
         if (key_is(error_key, "mashery.not.authorized.over.qps"))
             return CTS_OC_THROTTLED;
         if (key_is(error_key, "mashery.not.authorized.over.ratelimit"))

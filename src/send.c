@@ -194,7 +194,7 @@ static void on_backoff(uv_timer_t *t)
 
     TAILQ_REMOVE(&s->backoff, r, link);
     /* Back through the gate and the limiter: a retry spends rate budget
-     * (style C7). */
+     * like any other request. */
     requeue(s, r);
     cts_send_pump(s);
 }

@@ -1,5 +1,6 @@
 /*
- * bulk.c — ctct-sandbox's bulk activities (reference §1.8, §2.9, §2.10):
+ * bulk.c — ctct-sandbox's bulk activities (add contacts and remove list
+ * members, v2 and v3):
  *
  *   v2  POST /v2/activities/addcontacts            201 {id,type,error_count,
  *       POST /v2/activities/removefromlists             contact_count}
@@ -364,7 +365,7 @@ static const char *row_v3(struct activity *a, json_t *item, struct row *r,
                      key + 3);
             return msg;
         }
-        /* "The field must already exist" (reference §2.9). */
+        /* v3 bulk import: a "cf:NAME" custom field must already exist. */
         if (sb_cfield_find(a->acct, key + 3) < 0) {
             snprintf(msg, msglen, "Unknown custom field '%s'", key + 3);
             return msg;

@@ -1,5 +1,6 @@
 /*
- * main.c — ctct-sandbox: a local Constant Contact (spec §10).
+ * main.c — ctct-sandbox: a local Constant Contact for tests and demos (the
+ * v2 and v3 endpoints ctct-sync uses, with their rate limits and faults).
  *
  * argv → options; model (built-in demo account or --accounts FILE); routes;
  * listen; print the ready line; run the loop until SIGINT/SIGTERM, then

@@ -1,14 +1,16 @@
 /*
- * oauth.c — ctct-sandbox's authorization servers (spec §9/§10, reference
- * §1.5, §1.6, §2.7):
+ * oauth.c — ctct-sandbox's authorization servers, as Constant Contact
+ * documents them: v2 server flow and tokeninfo, v3 authorization code with
+ * PKCE, rotating refresh tokens and the device flow:
  *
- *   v2  GET  /oauth2/oauth/siteowner/authorize   server flow, auto-approve
- *       POST /oauth2/oauth/token                  code → 10-year token
- *       POST /oauth2/tokeninfo.htm client_id/user_name/expires_in v3  GET
- * /oauth2/default/v1/authorize         code (+PKCE S256) POST
- * /oauth2/default/v1/token             code / refresh / device grants POST
- * /oauth2/default/v1/device/authorize  device flow start GET
- * /oauth2/default/v1/device/verify     the "user visits" step
+ *   v2  GET  /oauth2/oauth/siteowner/authorize  server flow, auto-approve
+ *       POST /oauth2/oauth/token                code → 10-year token
+ *       POST /oauth2/tokeninfo.htm              client_id, user_name,
+ *                                               expires_in
+ *   v3  GET  /oauth2/default/v1/authorize       code (+PKCE S256)
+ *       POST /oauth2/default/v1/token           code/refresh/device grants
+ *       POST /oauth2/default/v1/device/authorize   device flow start
+ *       GET  /oauth2/default/v1/device/verify   the "user visits" step
  *
  * There is no human in the sandbox: authorize approves at once as the
  * account named by &sandbox_user= (default: the first account), and
@@ -152,7 +154,8 @@ static char *random_token(size_t n)
 
 /* Parameters come from the form body when there is one, else from the
  * query string: the PHP SDK puts the v2 token call's parameters in the
- * query, the device-flow poll of the reference does the same. */
+ * query, and Constant Contact's documented v3 device-flow poll does the
+ * same. */
 static const char *param(struct sb_req *req, const char *name)
 {
     const char *v = NULL;
@@ -615,7 +618,8 @@ static int v3_authorize(struct sb_req *req, struct sb_res *res)
 }
 
 /*
- * The token endpoint's per-client pace (reference §2.7: 1 request/s).
+ * The token endpoint's per-client pace: Constant Contact allows 1 request/s
+ * there (more gets 429).
  * Returns 1 and records the request when it may go ahead.  Only accepted
  * requests count, so a client that waits a second always gets through.
  */

@@ -1,5 +1,5 @@
 /*
- * v2.c — the v2 endpoints ctct-sync uses (reference §1): contacts
+ * v2.c — the v2 endpoints ctct-sync uses: contacts
  * POST/GET/PUT/DELETE, lists and their members, in the php-sdk fixture
  * shapes.  Errors are arrays of {error_key, error_message}.
  *

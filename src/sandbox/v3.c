@@ -1,5 +1,5 @@
 /*
- * v3.c — the v3 endpoints ctct-sync uses (reference §2): sign_up_form,
+ * v3.c — the v3 endpoints ctct-sync uses: sign_up_form,
  * contacts POST/GET/PUT/DELETE, account summary, contact lists, custom
  * fields.  Error bodies are arrays of {error_key, error_message}; 401 and
  * 429 (server.c) are single objects.

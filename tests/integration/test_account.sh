@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_account.sh — the account check (spec §4) against ctct-sandbox:
+# test_account.sh — the account check (before any write) against ctct-sandbox:
 # `check` and `lists` for v2 and v3, the seed case (key of one account +
 # token of another → 77, both sides masked, nothing written), cid and
 # account mismatches, invalid/expired tokens, unreachable API, 5xx.

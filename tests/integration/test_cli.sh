@@ -1,7 +1,7 @@
 #!/bin/bash
-# test_cli.sh — the command-line contract (spec §3, §4, §7): help and
-# version, usage errors (64, one line naming the option), configuration
-# errors (78), unreachable API (69), secrets never printed.
+# test_cli.sh — the command-line contract (commands, credentials, exit
+# codes): help and version, usage errors (64, one line naming the option),
+# configuration errors (78), unreachable API (69), secrets never printed.
 . "$(dirname "$0")/lib.sh"
 
 SECRET=tok-SECRET-0123456789-abcdefghij-zz99
@@ -118,8 +118,9 @@ check "--quiet: no ps warning" eval '[ "$RC" = 69 ] && ! grep -q "visible" "$T/e
 CTCT_ACCESS_TOKEN=$SECRET cts check --base-url http://127.0.0.1:1/v3 --timeout 2
 check "token from env: no ps warning" eval '[ "$RC" = 69 ] && ! grep -q "visible" "$T/err"'
 
-# Every option of the spec appears in some command's --help and in the man
-# page; every environment variable in the man page.
+# Every user-facing option (the list below) appears in some command's --help
+# and in the man page; every environment variable and exit code in the man
+# page.
 : >"$T/allhelp"
 # roff escapes dashes (\-); without the backslashes the text greps plainly.
 sed 's/\\//g' "$TOP/doc/ctct-sync.1" >"$T/man.txt"

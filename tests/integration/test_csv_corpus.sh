@@ -96,7 +96,7 @@ for csv in "$CORPUS"/*.csv; do
         why="file named twice: $(grep -F -- "$csv: $csv:" "$T/err" | head -1)"
     elif [ -n "$want_enc" ] && [ "${want_enc#*converted}" != "$want_enc" ] &&
         ! grep -qF -- "$want_enc" "$T/err"; then
-        # A conversion is always announced (spec §5); plain UTF-8 need not be.
+        # A conversion is always announced on stderr; plain UTF-8 need not be.
         why="stderr does not name the encoding '$want_enc'"
     elif [ "${want_exit:-0}" = 0 ] || [ -f "$T/report.csv" ]; then
         # Data errors found before the first row (no header, no email

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_resume.sh — kill -9 at seeded random points of a 2,000-row import
 # against a sandbox with latency and faults, then run the same command
-# again (spec §8, issue 5).  After each rerun:
+# again (issue 5).  After each rerun:
 #   - the report has every data row exactly once, nothing deferred/failed;
 #   - the sandbox holds each valid contact once, with the right data;
 #   - rows the killed run had confirmed are not sent again (their write

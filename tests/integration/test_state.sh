@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_state.sh — cron-grade state (spec §8, issue 5): incremental sync
+# test_state.sh — cron-grade state (issue 5): incremental sync
 # (second run sends zero writes, one changed row -> one write, --full),
 # overlapping runs (75 at once naming the holder's pid), a stale lock of a
 # killed run, the local daily quota then next-day resume, the server's

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# test_state_bulk.sh — bulk imports through the CLI (spec §8, --bulk
-# always): v3 and v2 activities polled to completion, rows `imported`,
-# the second run `unchanged` with no bulk request; a run killed after its
-# activity was accepted is resumed by polling that activity (no second
-# POST), every row reported once.
+# test_state_bulk.sh — bulk imports through the CLI (--bulk always): v3
+# and v2 activities polled to completion, rows `imported`, the second run
+# `unchanged` with no bulk request; a run killed after its activity was
+# accepted is resumed by polling that activity (no second POST), every row
+# reported once.
 . "$(dirname "$0")/lib.sh"
 
 CID=demo-v3-client-00000000000001
@@ -84,7 +84,7 @@ if [ "$RC" = 0 ] && [ "$(count "$T/rv.csv" imported)" = 20 ] && [ "$n" = 20 ]; t
 else
     not_ok "v2 bulk" "rc=$RC imported=$(count "$T/rv.csv" imported) stored=$n $(head -c 300 "$T/err")"
 fi
-# ---------------------------------------------------------------- --bulk auto (spec §8)
+# ---------------------------------------------------------------- --bulk auto
 # auto3 STATE REPORT ARGS...: v3 import with the default --bulk auto.
 auto3() {
     local state=$1 report=$2

@@ -1,8 +1,8 @@
 #!/bin/bash
 # test_sandbox_api.sh — every v2/v3 endpoint of ctct-sandbox: success shapes
-# (field names and types of the php-sdk fixtures / the v3 reference) and
-# each error code (400, 401, 403, 404, 405, 409, 415), against a real
-# sandbox on a free port.
+# (field names and types of the php-sdk fixtures / Constant Contact's v3
+# API documentation) and each error code (400, 401, 403, 404, 405, 409,
+# 415), against a real sandbox on a free port.
 . "$(dirname "$0")/../integration/lib.sh"
 TOP_SAMPLES="$TOP/samples"
 

@@ -1,7 +1,8 @@
 /*
  * test_reader.c — the CSV reader, fed at every chunk size, and the whole
- * tests/csv corpus checked at unit level (reader + mapper + the §5
- * duplicate rule), so the corpus is asserted even without the pipeline.
+ * tests/csv corpus checked at unit level (reader + mapper + the duplicate
+ * rule: a repeated email is `duplicate`, the first row wins), so the
+ * corpus is asserted even without the pipeline.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -607,7 +608,7 @@ static int on_corpus_row(const struct cts_row *row, void *arg)
         snprintf(cr->result[k][2], 300, "invalid");
         copy(cr->result[k][3], 300, err.msg);
     } else {
-        /* §5: an email seen earlier in the run is a duplicate. */
+        /* An email seen earlier in the run is a duplicate (the first wins). */
         snprintf(cr->result[k][2], 300, "dry-run");
         for (i = 0; i < cr->nseen; i++) {
             if (strcmp(cr->seen[i], c.f[CTS_F_EMAIL]) == 0) {

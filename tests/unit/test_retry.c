@@ -24,12 +24,14 @@ static const struct row table[] = {
     {CTS_API_V3, 200, 0, NULL, CTS_OC_OK},
     {CTS_API_V3, 201, 0, NULL, CTS_OC_OK},
     {CTS_API_V2, 204, 0, NULL, CTS_OC_OK},
-    /* v3 429 bodies (reference §2.8) */
+    /* v3 429 bodies: single objects, throttled (per second) or
+     * quota_exceeded (daily) */
     {CTS_API_V3, 429, 0, "throttled", CTS_OC_THROTTLED},
     {CTS_API_V3, 429, 0, "quota_exceeded", CTS_OC_QUOTA},
     {CTS_API_V3, 429, 0, NULL, CTS_OC_TRANSIENT},
     {CTS_API_V3, 429, 0, "too_many_activities", CTS_OC_TRANSIENT},
-    /* v2 403 Mashery bodies (reference §1.7) */
+    /* v2 403 Mashery bodies: over.qps (per second), over.ratelimit
+     * (daily) */
     {CTS_API_V2, 403, 0, "mashery.not.authorized.over.qps", CTS_OC_THROTTLED},
     {CTS_API_V2, 403, 0, "mashery.not.authorized.over.ratelimit", CTS_OC_QUOTA},
     {CTS_API_V2, 403, 0, "mashery.not.authorized.inactive", CTS_OC_PERMANENT},
