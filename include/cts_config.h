@@ -62,8 +62,11 @@ struct cts_config {
     long poll_interval_s;
 
     /* §7 results */
-    char *report;  /* NULL = "<first input>.report.csv" in cwd */
+    char *report;  /* NULL = "<first input without .csv>.report.csv" */
     char *summary; /* NULL = no summary file */
+    int outputs_known; /* every layer applied: report and summary are the
+                          ones the user asked for, even if loading failed
+                          later (the import then still writes them) */
     int quiet;
     int verbose;
     int progress; /* 1 when stderr is a terminal and not quiet */

@@ -1197,6 +1197,7 @@ int cts_config_load(struct cts_config *cfg, enum cts_command command, int argc,
         if (rc != 0)
             goto out;
     }
+    cfg->outputs_known = 1;
 
     env = getenv("CTCT_SYNC_NOW");
     if (env != NULL && *env != '\0') {

@@ -69,4 +69,156 @@ chmod 600 "$T/cfg/tok"
 CTCT_ACCESS_TOKEN='' cts check --api-key $DEMO_V3_KEY --token-file "$T/cfg/tok"
 check "token file: 70 KB → 78" eval '[ "$RC" = 78 ] && grep -q "too large" "$T/err"'
 
+# --- terminal escapes from the input never reach stderr raw.
+# no_raw_controls FILE: no ESC, BEL, CR, C1 CSI/OSC (UTF-8) or bidi override.
+no_raw_controls() {
+    ! LC_ALL=C grep -q $'[\x1b\x07\r]' "$1" &&
+        ! LC_ALL=C grep -q $'\xc2[\x9b\x9d]' "$1" &&
+        ! LC_ALL=C grep -q $'\xe2\x80\xae' "$1"
+}
+printf 'email,\033]2;PWNED\007x,\302\233"31mred,\342\200\256evil\r\nrow1@example.com,a,b,c\r\n' >"$T/esc.csv"
+imp --list "$LIST" --dry-run "$T/esc.csv"
+check "escapes: unmapped-columns line and --dry-run mapping escaped (\\x1b shown)" \
+    eval 'no_raw_controls "$T/err" && grep -qF "\\x1b]2;PWNED\\x07x" "$T/err" &&
+          grep -qF "\\u009b" "$T/err"'
+printf 'name,\033]2;PWNED\007\r\nBob,x\r\n' >"$T/esc2.csv"
+imp --list "$LIST" "$T/esc2.csv"
+check "escapes: a header error (no email column) escaped, exit 65" \
+    eval '[ "$RC" = 65 ] && no_raw_controls "$T/err" && grep -qF "\\x1b" "$T/err"'
+# A file name is echoed too (messages, the default report's name in the
+# closing line).
+mkdir -p "$T/escdir"
+cp "$T/esc.csv" "$T/escdir/$(printf 'in\033]2;X\007.csv')"
+(cd "$T/escdir" && CTCT_ACCESS_TOKEN=$TOKEN "$CTS" import $V3 --list "$LIST" \
+    --state "$T/state-esc" "$(printf 'in\033]2;X\007.csv')" >"$T/out" 2>"$T/err")
+check "escapes: a file name echoed in messages and the closing line is escaped" \
+    eval 'no_raw_controls "$T/err" && grep -qF "in\\x1b]2;X\\x07.csv:" "$T/err" &&
+          grep -qF "report: in\\x1b]2;X\\x07.report.csv" "$T/err"'
+
+# --- the report or summary must never be an input (64, input intact).
+gen 5 3
+cp "$T/in.csv" "$T/in.orig"
+ln -f "$T/in.csv" "$T/hard.csv"
+ln -sf "$T/in.csv" "$T/soft.csv"
+mkdir -p "$T/sub"
+same_as_input() { # NAME ARGS...: refused with 64, both named, input intact
+    local name=$1
+    shift
+    cts import $V3 --list "$LIST" --state "$T/state-same" "$@"
+    if [ "$RC" = 64 ] && cmp -s "$T/in.csv" "$T/in.orig" &&
+        [ "$(wc -l <"$T/err")" -le 2 ] && grep -q "in.csv" "$T/err"; then
+        ok "same file: $name"
+    else
+        not_ok "same file: $name" "rc=$RC $(head -c 300 "$T/err")"
+    fi
+}
+same_as_input "--report = input" --report "$T/in.csv" "$T/in.csv"
+same_as_input "--report = input, another spelling" --report "$T/sub/../in.csv" "$T/in.csv"
+same_as_input "--report = a hard link of the input" --report "$T/hard.csv" "$T/in.csv"
+same_as_input "--report = a symlink to the input" --report "$T/soft.csv" "$T/in.csv"
+same_as_input "--summary = input" --summary "$T/in.csv" --report "$T/r.csv" "$T/in.csv"
+same_as_input "input via a symlink, --report the file" --report "$T/in.csv" "$T/soft.csv"
+cp "$T/in.csv" "$T/other.csv"
+same_as_input "second input = --report" --report "$T/in.csv" "$T/other.csv" "$T/in.csv"
+rm -f "$T/rs.out"
+cts import $V3 --list "$LIST" --state "$T/state-same" --report "$T/rs.out" \
+    --summary "$T/sub/../rs.out" "$T/in.csv"
+check "same file: --report = --summary → 64, nothing written" \
+    eval '[ "$RC" = 64 ] && [ ! -e "$T/rs.out" ] && grep -q "same file" "$T/err"'
+
+# --- symlinks where the report or summary goes are refused, not followed.
+sb_reset
+echo "precious" >"$T/victim"
+ln -sf "$T/victim" "$T/link.csv"
+imp --list "$LIST" --report "$T/link.csv" "$T/in.csv"
+check "symlink: --report link → refused (73), victim intact" \
+    eval '[ "$RC" = 73 ] && [ "$(cat "$T/victim")" = precious ] &&
+          grep -q "symbolic link" "$T/err" && [ "$(sb_contact_writes_attempted)" = 0 ]'
+imp --list "$LIST" --summary "$T/link.csv" "$T/in.csv"
+check "symlink: --summary link → refused (73) before sending, victim intact" \
+    eval '[ "$RC" = 73 ] && [ "$(cat "$T/victim")" = precious ] &&
+          [ "$(sb_contact_writes_attempted)" = 0 ]'
+mkdir -p "$T/dflt"
+cp "$T/in.csv" "$T/dflt/contacts.csv"
+ln -sf "$T/victim" "$T/dflt/contacts.report.csv"
+(cd "$T/dflt" && "$CTS" import $V3 --list "$LIST" --state "$T/state-dflt" \
+    contacts.csv >"$T/out" 2>"$T/err") && RC=0 || RC=$?
+check "symlink: default report name a link → refused, victim intact" \
+    eval '[ "$RC" = 73 ] && [ "$(cat "$T/victim")" = precious ]'
+rm -f "$T/dflt/contacts.report.csv"
+
+# --- report and summary: 0600 when created (umask 000), mode kept when
+# they exist; the default name drops ".csv".
+(umask 000 && cd "$T/dflt" && "$CTS" import $V3 --list "$LIST" --state "$T/state-dflt" \
+    --summary s.json contacts.csv >"$T/out" 2>"$T/err") && RC=0 || RC=$?
+check "modes: default report contacts.report.csv, created 0600 under umask 000" \
+    eval '[ "$RC" = 0 ] && [ "$(stat -c %a "$T/dflt/contacts.report.csv")" = 600 ] &&
+          [ "$(stat -c %a "$T/dflt/s.json")" = 600 ] && [ ! -e "$T/dflt/contacts.csv.report.csv" ]'
+chmod 640 "$T/dflt/contacts.report.csv"
+(cd "$T/dflt" && "$CTS" import $V3 --list "$LIST" --state "$T/state-dflt" \
+    contacts.csv >"$T/out" 2>"$T/err") && RC=0 || RC=$?
+check "modes: an existing report keeps its mode" \
+    eval '[ "$RC" = 0 ] && [ "$(stat -c %a "$T/dflt/contacts.report.csv")" = 640 ]'
+
+# --- an unwritable --summary is found before anything is sent.
+sb_reset
+imp --list "$LIST" --summary "$T/no-such-dir/s.json" "$T/in.csv"
+check "summary: unwritable path → 73 before any write request" \
+    eval '[ "$RC" = 73 ] && [ "$(sb_contact_writes_attempted)" = 0 ] &&
+          grep -q "no-such-dir" "$T/err"'
+
+# --- a failed run replaces the previous report and summary.
+fresh_run() {
+    sb_reset
+    STATE_DIR="$T/state-fail-$RANDOM"
+    imp --list "$LIST" "$T/in.csv"
+    [ "$RC" = 0 ] && [ "$(sum exit_code)" = 0 ] && [ "$(rep_rows)" = 5 ]
+}
+failed_outputs() { # NAME WANT-EXIT: report header-only, summary says WANT
+    if [ "$RC" = "$2" ] && [ "$(sum exit_code)" = "$2" ] && [ "$(rep_rows)" = 0 ] &&
+        rep_header_ok && [ "$(sum input_rows)" = 0 ]; then
+        ok "failed run: $1"
+    else
+        not_ok "failed run: $1" "rc=$RC summary=$(tr -d '\n ' <"$T/s.json" | head -c 200)"
+    fi
+}
+fresh_run || not_ok "failed run: first run"
+# shellcheck disable=SC2046
+CTCT_ACCESS_TOKEN=not-the-right-token-0000000000 cts import --api v3 --api-key "$KEY" \
+    $(api_urls) --state "$STATE_DIR" --report "$T/r.csv" --summary "$T/s.json" \
+    --list "$LIST" "$T/in.csv"
+failed_outputs "credentials refused (77)" 77
+fresh_run
+imp --list "$LIST" --base-url http://127.0.0.1:1/v3 --timeout 2 "$T/in.csv"
+failed_outputs "API unreachable (69)" 69
+fresh_run
+# shellcheck disable=SC2046
+CTCT_ACCESS_TOKEN='' cts import --api v3 --api-key "$KEY" $(api_urls) \
+    --state "$STATE_DIR" --report "$T/r.csv" --summary "$T/s.json" --list "$LIST" "$T/in.csv"
+failed_outputs "no token, a configuration error (78)" 78
+fresh_run
+imp --list "$LIST" "$T/in.csv" "$T/missing.csv"
+failed_outputs "a missing input (66)" 66
+fresh_run
+imp --list "no-such-list" "$T/in.csv"
+failed_outputs "an unknown list (65)" 65
+
+# --- a signal during the account check: exit 75, report and summary.
+fresh_run
+sb_reset
+sb_faults '{"faults":["slow"],"match":"GET /v3/account/summary"}'
+# shellcheck disable=SC2046
+CTCT_ACCESS_TOKEN=$TOKEN "$CTS" import --api v3 --api-key "$KEY" $(api_urls) \
+    --state "$STATE_DIR" --report "$T/r.csv" --summary "$T/s.json" --list "$LIST" \
+    "$T/in.csv" >"$T/out" 2>"$T/err" &
+pid=$!
+sleep 0.5
+kill -TERM $pid
+RC=0
+wait $pid || RC=$?
+failed_outputs "SIGTERM during the account check (75)" 75
+check "signal: the message says terminated, nothing sent" \
+    eval 'grep -q "terminated" "$T/err" && [ "$(sb_contact_writes_attempted)" = 0 ]'
+curl -fsS -X DELETE "$SB_URL/_sandbox/faults" >/dev/null 2>&1 || true
+
 finish
