@@ -90,6 +90,9 @@ void cts_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * frees them at exit. */
 void cts_log_add_secret(const char *s);
 void cts_log_clear_secrets(void);
+/* The registered secrets (borrowed, *n of them), for messages built
+ * outside the log (cts_error_set masks them before cutting). */
+const char *const *cts_log_secrets(size_t *n);
 /* An owned copy of s with the registered secrets masked, or NULL when s
  * (borrowed, may be NULL) holds none, so the caller uses s as it is.  For
  * text that leaves the process other than through the log (the report). */

@@ -380,9 +380,17 @@ static int cb_debug(CURL *easy, curl_infotype type, char *data, size_t size,
             !(n >= 20 &&
               strncasecmp(data, "proxy-authorization:", 20) == 0)) {
             /* The request line carries v2's api_key in its query; the
-             * proxy URL libcurl names carries its user:password. */
-            char *line = cts_redact_params(data, n > 300 ? 300 : n);
+             * proxy URL libcurl names carries its user:password.  Masked
+             * whole, then cut to 300 bytes (a cut key would be masked as
+             * a shorter value, showing middle characters of the key). */
+            char *line = cts_redact_params(data, n);
             size_t len = strlen(line);
+            if (len > 300) {
+                len = 300;
+                while (len > 0 && ((unsigned char)line[len] & 0xC0) == 0x80)
+                    len--;
+                line[len] = '\0';
+            }
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
                 line[--len] = '\0';
             if (len > 0)

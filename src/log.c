@@ -43,6 +43,12 @@ void cts_log_clear_secrets(void)
         free(secrets[--nsecrets]);
 }
 
+const char *const *cts_log_secrets(size_t *n)
+{
+    *n = nsecrets;
+    return (const char *const *)secrets;
+}
+
 char *cts_log_redacted(const char *s)
 {
     const char *const *list = (const char *const *)secrets;

@@ -160,6 +160,14 @@ chmod 640 "$T/dflt/contacts.report.csv"
 check "modes: an existing report keeps its mode" \
     eval '[ "$RC" = 0 ] && [ "$(stat -c %a "$T/dflt/contacts.report.csv")" = 640 ]'
 
+# --- an address with a C1 control or a bidi override is invalid.
+printf 'email\r\na\302\235b@example.com\r\nc\342\200\256d@example.com\r\nok1@example.com\r\n' >"$T/c1.csv"
+STATE_DIR="$T/state-c1"
+imp --list "$LIST" "$T/c1.csv"
+check "email: U+009D and U+202E make an address invalid" \
+    eval '[ "$(rep_status 1)" = invalid ] && [ "$(rep_status 2)" = invalid ] &&
+          [ "$(rep_status 3)" = created ]'
+
 # --- an unwritable --summary is found before anything is sent.
 sb_reset
 imp --list "$LIST" --summary "$T/no-such-dir/s.json" "$T/in.csv"
@@ -220,5 +228,29 @@ failed_outputs "SIGTERM during the account check (75)" 75
 check "signal: the message says terminated, nothing sent" \
     eval 'grep -q "terminated" "$T/err" && [ "$(sb_contact_writes_attempted)" = 0 ]'
 curl -fsS -X DELETE "$SB_URL/_sandbox/faults" >/dev/null 2>&1 || true
+
+# --- a message cut to its buffer never ends in part of the API key: a
+# long v2 --base-url puts ?api_key= at every position around the cut of
+# the --verbose request line (300 bytes) and of an error message (512).
+use_api v2
+for i in $(seq 0 $((${#KEY} - 6))); do echo "${KEY:$i:6}"; done >"$T/keyparts"
+leaks=""
+mask="${KEY:0:4}…${KEY: -4}"
+for pad in $(seq 245 280) $(seq 425 470); do
+    p=$(head -c "$pad" /dev/zero | tr '\0' 'p')
+    CTCT_ACCESS_TOKEN=$TOKEN cts lists -v --api v2 --api-key "$KEY" \
+        --base-url "$SB_URL/$p/v2" --auth-url "$SB_URL/oauth2"
+    if [ "$RC" != 78 ] || grep -qaFf "$T/keyparts" "$T/err"; then
+        leaks="$leaks $pad"
+    fi
+    # Each api_key= shows the key's mask, or the start of it when cut (a
+    # key cut before masking shows other characters: "demo…0000").
+    while IFS= read -r v; do
+        case "$mask" in "$v"*) ;; *) leaks="$leaks $pad:$v" ;; esac
+    done < <(grep -ao 'api_key=[^ &]*' "$T/err" | sed 's/^api_key=//')
+done
+check "long v2 --base-url: no part of the API key in a cut message${leaks:+ (padding$leaks)}" \
+    eval '[ -z "$leaks" ]'
+use_api v3
 
 finish
