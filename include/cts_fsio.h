@@ -52,9 +52,9 @@ int cts_fsync_dir(const char *dir);
 
 /* How the temporary file is named (cts_afile_open flags). */
 enum {
-    /* "<dir>/.<name>.tmp", truncated when it exists: for files only one
-     * process writes (under a lock), so a crashed writer leaves no
-     * litter beyond one reusable file. */
+    /* "<dir>/.<name>.tmp", removed when it exists and created anew
+     * (O_EXCL | O_NOFOLLOW): for files only one process writes (under a
+     * lock), so a crashed writer leaves no litter beyond one file. */
     CTS_AFILE_FIXED = 0,
     /* "<dir>/.<name>.tmp.XXXXXX", created exclusively: for files several
      * processes may replace at once (token files). */

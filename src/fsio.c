@@ -160,9 +160,18 @@ int cts_afile_open(struct cts_afile *af, const char *path, int flags)
         fd = mkostemp(af->tmp, O_CLOEXEC); /* mode 0600, O_EXCL */
     } else {
         af->tmp = cts_xasprintf("%s/.%s.tmp", dir, base);
-        do
-            fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        while (fd < 0 && errno == EINTR);
+        /* A leftover of a crashed writer is removed and the file created
+         * anew, exclusively: whatever sits at that name (a symlink
+         * planted there included) is never opened or written through. */
+        if (unlink(af->tmp) != 0 && errno != ENOENT) {
+            fd = -1;
+        } else {
+            do
+                fd = open(af->tmp,
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                          0600);
+            while (fd < 0 && errno == EINTR);
+        }
     }
     free(dir);
     af->fd = fd;

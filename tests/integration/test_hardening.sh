@@ -229,6 +229,57 @@ check "signal: the message says terminated, nothing sent" \
     eval 'grep -q "terminated" "$T/err" && [ "$(sb_contact_writes_attempted)" = 0 ]'
 curl -fsS -X DELETE "$SB_URL/_sandbox/faults" >/dev/null 2>&1 || true
 
+# --- the state directory: refused when others may write it (or own it);
+# its files are never opened through a symlink planted there.
+gen 5 4
+sb_reset
+mkdir -p "$T/st-open"
+chmod 777 "$T/st-open"
+STATE_DIR="$T/st-open"
+imp --list "$LIST" "$T/in.csv"
+check "state: a 0777 state directory → 78, nothing sent" \
+    eval '[ "$RC" = 78 ] && grep -q "chmod 700" "$T/err" && [ "$(sb_contact_writes_attempted)" = 0 ] &&
+          [ "$(sum exit_code)" = 78 ]'
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$T/st-other"
+    chmod 700 "$T/st-other"
+    chown 65534 "$T/st-other"
+    STATE_DIR="$T/st-other"
+    imp --list "$LIST" "$T/in.csv"
+    check "state: a state directory owned by someone else → 78" \
+        eval '[ "$RC" = 78 ] && grep -q "not to you" "$T/err"'
+fi
+STATE_DIR="$T/st-link"
+imp --list "$LIST" "$T/in.csv"
+acct_dir=$(ls -d "$T/st-link"/v3-* 2>/dev/null | head -1)
+echo precious >"$T/victim2"
+ln -sf "$T/victim2" "$acct_dir/.store.tmp"
+ln -sf "$T/victim2" "$acct_dir/.failed.tmp"
+gen 6 4
+imp --list "$LIST" "$T/in.csv"
+check "state: symlinked temp files are replaced, not written through" \
+    eval '[ "$RC" = 0 ] && [ "$(cat "$T/victim2")" = precious ] && [ ! -L "$acct_dir/.store.tmp" ]'
+mv "$acct_dir/lock" "$T/lock.saved"
+ln -sf "$T/victim2" "$acct_dir/lock"
+imp --list "$LIST" "$T/in.csv"
+check "state: a symlinked lock file is refused, victim intact" \
+    eval '[ "$RC" != 0 ] && [ "$(cat "$T/victim2")" = precious ]'
+rm -f "$acct_dir/lock"
+ln -sf "$T/victim2" "$acct_dir/journal"
+imp --list "$LIST" "$T/in.csv"
+check "state: a symlinked journal is refused, victim intact" \
+    eval '[ "$RC" != 0 ] && [ "$(cat "$T/victim2")" = precious ]'
+rm -f "$acct_dir/journal"
+ln -sf "$T/victim2" "$T/st-link/$(basename "$(ls "$T/st-link"/quota-* | head -1)")"
+imp --list "$LIST" "$T/in.csv"
+check "state: a symlinked quota file is refused, victim intact" \
+    eval '[ "$RC" != 0 ] && [ "$(cat "$T/victim2")" = precious ]'
+mv "$acct_dir" "$T/acct.saved"
+ln -s "$T/acct.saved" "$acct_dir"
+imp --list "$LIST" "$T/in.csv"
+check "state: a symlinked account directory → 78" \
+    eval '[ "$RC" = 78 ] && grep -q "symbolic link" "$T/err"'
+
 # --- a message cut to its buffer never ends in part of the API key: a
 # long v2 --base-url puts ?api_key= at every position around the cut of
 # the --verbose request line (300 bytes) and of an error message (512).
