@@ -92,6 +92,7 @@ static int check_outputs(const struct cts_config *cfg, const char *report)
     struct file_id rid, sid, iid;
     size_t i;
 
+    memset(&sid, 0, sizeof(sid));
     file_id_of(report, &rid);
     if (cfg->summary != NULL) {
         file_id_of(cfg->summary, &sid);
