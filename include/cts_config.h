@@ -63,8 +63,11 @@ struct cts_config {
     long poll_interval_s;
 
     /* results: report, summary, terminal output */
-    char *report;  /* NULL = "<first input>.report.csv" in cwd */
+    char *report;  /* NULL = "<first input without .csv>.report.csv" */
     char *summary; /* NULL = no summary file */
+    int outputs_known; /* every layer applied: report and summary are the
+                          ones the user asked for, even if loading failed
+                          later (the import then still writes them) */
     int quiet;
     int verbose;
     int progress; /* 1 when stderr is a terminal and not quiet */
@@ -121,6 +124,17 @@ enum cts_command cts_command_parse(const char *s);
  */
 int cts_config_check_url(const char *what, const char *url,
                          struct cts_error *err);
+/*
+ * The same rule for the proxy libcurl would take from the environment
+ * (http_proxy, all_proxy, ALL_PROXY; no_proxy/NO_PROXY exempts a host):
+ * an http:// URL (loopback, by the rule above) must not be sent in clear
+ * text through a proxy that is not loopback, unless that proxy is
+ * https://.  An https:// URL is tunnelled (TLS end to end) and passes.
+ * Returns 0 or CTS_ECONFIG with err->exit_code 78; the message names
+ * the variable with the proxy's password masked.
+ */
+int cts_config_check_proxy(const char *what, const char *url,
+                           struct cts_error *err);
 /* 1 when host (no port, IPv6 without brackets) is a loopback name/address. */
 int cts_host_is_loopback(const char *host);
 

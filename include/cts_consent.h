@@ -186,10 +186,14 @@ int cts_consent_parse_optouts(enum cts_api api, const char *body, size_t len,
 /*
  * The URL of the next page: a link the API gave (an absolute URL, or a
  * path such as "/v3/contacts?cursor=..." joined to the scheme and host of
- * base_url), plus api_key for v2 (NULL for v3).  Owned.
+ * base_url), plus api_key for v2 (NULL for v3), in *url (owned).  The link
+ * is followed only on base_url's scheme, host and port (cts_url_follow):
+ * anything else returns CTS_EHTTP with err naming the link (exit code 69)
+ * and *url NULL, never "no next page".  0 on success.
  */
-char *cts_consent_next_url(const char *base_url, const char *next,
-                           const char *api_key);
+int cts_consent_next_url(const char *base_url, const char *next,
+                         const char *api_key, char **url,
+                         struct cts_error *err);
 
 /* ---- dates and messages ---- */
 

@@ -25,4 +25,15 @@
 int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
                    struct cts_error *err);
 
+/*
+ * From now on SIGINT and SIGTERM do not end the process: they are
+ * recorded, and a blocking fetch running or started afterwards stops
+ * within 50 ms, returning UV_ECANCELED (err says which signal).  For the
+ * requests before the pipeline (which installs its own handlers): the
+ * caller then ends the run cleanly (exit 75, report and summary written).
+ */
+void cts_fetch_catch_signals(void);
+/* The signal number recorded since cts_fetch_catch_signals, or 0. */
+int cts_fetch_signal(void);
+
 #endif /* CTS_FETCH_H */

@@ -28,6 +28,12 @@ int cts_write_all(int fd, const void *data, size_t len);
  * stops early only at end of file.  The count read, or a negative errno. */
 ssize_t cts_read_full(int fd, void *buf, size_t len);
 
+/* Read fd to its end into *out (owned, NUL-terminated; *len bytes), at
+ * most max bytes: a file (or a stream such as /dev/zero) that holds more
+ * fails with CTS_ETOOBIG after reading only max + 1 bytes or so.  EINTR
+ * is retried.  0, CTS_ETOOBIG or a negative errno; *out NULL on failure. */
+int cts_read_fd_max(int fd, size_t max, char **out, size_t *len);
+
 /* Create path (borrowed) and its missing parents with mode (existing ones
  * are left as they are).  0 or a negative errno. */
 int cts_mkdir_p(const char *path, mode_t mode);
@@ -46,9 +52,9 @@ int cts_fsync_dir(const char *dir);
 
 /* How the temporary file is named (cts_afile_open flags). */
 enum {
-    /* "<dir>/.<name>.tmp", truncated when it exists: for files only one
-     * process writes (under a lock), so a crashed writer leaves no
-     * litter beyond one reusable file. */
+    /* "<dir>/.<name>.tmp", removed when it exists and created anew
+     * (O_EXCL | O_NOFOLLOW): for files only one process writes (under a
+     * lock), so a crashed writer leaves no litter beyond one file. */
     CTS_AFILE_FIXED = 0,
     /* "<dir>/.<name>.tmp.XXXXXX", created exclusively: for files several
      * processes may replace at once (token files). */

@@ -106,9 +106,16 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
  */
 int cts_cmd_import(struct cts_config *cfg);
 
-/* Default report path for an input name (borrowed): the basename plus
- * ".report.csv" in the current directory; "-" gives "stdin.report.csv".
- * Returns an owned string. */
+/* Default report path for an input name (borrowed): the basename without
+ * its ".csv" plus ".report.csv" in the current directory (contacts.csv
+ * gives contacts.report.csv); "-" gives "stdin.report.csv".  Returns an
+ * owned string. */
 char *cts_import_default_report(const char *input);
+
+/* An import that failed before cts_cmd_import ran (a configuration error
+ * once the command line was read, exit_code 78): write the header-only
+ * report and the summary saying exit_code, unless a report or summary
+ * path names an input.  Returns exit_code. */
+int cts_import_failed(const struct cts_config *cfg, int exit_code);
 
 #endif /* CTS_PIPELINE_H */

@@ -39,11 +39,29 @@ struct cts_report_counts {
 struct cts_report;
 
 /*
- * Open the report at path (borrowed) for writing, truncating it, and write
- * the BOM and the header line.  Returns an owned sink, or NULL with err
- * filled (exit code 73) when the file cannot be created.
+ * Open path (borrowed) for writing the report or the summary (what names
+ * it in messages: "report", "summary") WITHOUT emptying it, so that it
+ * can be checked before anything is sent and written later: never
+ * through a symbolic link (O_NOFOLLOW: refused with a message saying so),
+ * created mode 0600 (it holds email addresses) while an existing file
+ * keeps its mode, not a directory.  Returns the descriptor (owned,
+ * O_CLOEXEC), or a negative code with err filled (exit code 73).
+ */
+int cts_report_file_open(const char *path, const char *what,
+                         struct cts_error *err);
+
+/*
+ * Open the report at path (borrowed) as cts_report_file_open does, empty
+ * it, and write the BOM and the header line.  Returns an owned sink, or
+ * NULL with err filled (exit code 73) when the file cannot be created.
  */
 struct cts_report *cts_report_open(const char *path, struct cts_error *err);
+
+/* The same on fd (taken, from cts_report_file_open; closed on failure
+ * too); path (borrowed) names it in messages.  A regular file is emptied
+ * first. */
+struct cts_report *cts_report_open_fd(int fd, const char *path,
+                                      struct cts_error *err);
 
 /*
  * Same as cts_report_open() on an already open stream (borrowed; it is
@@ -90,7 +108,8 @@ struct cts_report_counts *cts_report_counts(struct cts_report *r);
 int cts_report_close(struct cts_report *r, struct cts_error *err);
 
 /*
- * Write the --summary JSON to path (borrowed): exactly these keys in this
+ * Write the --summary JSON to path (borrowed; opened as by
+ * cts_report_file_open, then emptied): exactly these keys in this
  * order: api, account, input_rows, created, updated, imported, unchanged,
  * exists, invalid, duplicate, failed, deferred, opted_out, unsubscribed,
  * removed, requests, retries, elapsed_s, exit_code.  api is "v2" or "v3";
@@ -101,6 +120,15 @@ int cts_report_write_summary(const char *path,
                              const struct cts_report_counts *c, const char *api,
                              const char *account, double elapsed_s,
                              int exit_code, struct cts_error *err);
+
+/* The same on fd (taken, from cts_report_file_open, closed in every case;
+ * a regular file is emptied first); path (borrowed) names it in
+ * messages. */
+int cts_report_write_summary_fd(int fd, const char *path,
+                                const struct cts_report_counts *c,
+                                const char *api, const char *account,
+                                double elapsed_s, int exit_code,
+                                struct cts_error *err);
 
 /*
  * Format the one-line summary (without prefix or newline) into out:

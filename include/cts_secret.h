@@ -67,7 +67,9 @@ int cts_redact_vformat(char *buf, size_t cap, const char *const *secrets,
  * of every secret parameter (api_key, access_token, refresh_token,
  * client_secret, code, code_verifier, token, device_code) masked by
  * cts_mask.  A parameter counts at the start of s or after '?' or '&';
- * its value ends at '&', ' ', '#', CR or LF.  Returns an owned string.
+ * its value ends at '&', ' ', '#', CR or LF.  The password of a URL's
+ * user:password@ (after "://") becomes "****" too (a proxy URL as
+ * libcurl's verbose text names it).  Returns an owned string.
  */
 char *cts_redact_params(const char *s, size_t len);
 

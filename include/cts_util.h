@@ -91,10 +91,27 @@ void cts_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * frees them at exit. */
 void cts_log_add_secret(const char *s);
 void cts_log_clear_secrets(void);
+/* The registered secrets (borrowed, *n of them), for messages built
+ * outside the log (cts_error_set masks them before cutting). */
+const char *const *cts_log_secrets(size_t *n);
 /* An owned copy of s with the registered secrets masked, or NULL when s
  * (borrowed, may be NULL) holds none, so the caller uses s as it is.  For
  * text that leaves the process other than through the log (the report). */
 char *cts_log_redacted(const char *s);
+struct cts_buf; /* below */
+/*
+ * Text from outside (CSV headers and values, file names, server words)
+ * made safe to show on a terminal: C0 controls, DEL and bytes that are
+ * not UTF-8 become "\xNN"; C1 controls (U+0080-U+009F) and the
+ * bidirectional formatting characters become "\uNNNN".  Every log line
+ * passes through it (keep_nl = 1 there: a newline followed by a space or
+ * tab, a message's own continuation line, is kept).
+ * cts_buf_append_visible appends s[0..n) (borrowed) to b;
+ * cts_log_visible returns an owned copy of s (NULL is "").
+ */
+void cts_buf_append_visible(struct cts_buf *b, const char *s, size_t n,
+                            int keep_nl);
+char *cts_log_visible(const char *s);
 /* Hook called before a log line is written (the progress line clears itself). */
 void cts_log_set_hook(void (*hook)(void *arg), void *arg);
 

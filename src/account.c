@@ -26,6 +26,7 @@
 #include "cts_oauth.h"
 #include "cts_refresh.h"
 #include "cts_secret.h"
+#include "cts_url.h"
 
 /* Response bodies of these calls are small; a hard cap protects us from a
  * misconfigured base URL that streams something huge. */
@@ -436,43 +437,27 @@ void cts_list_set_clear(struct cts_list_set *set)
     set->n = 0;
 }
 
-/* "scheme://host[:port]" of url, owned. */
-static char *url_origin(const char *url)
-{
-    const char *p = strstr(url, "://");
-    size_t n;
-    if (p == NULL)
-        return cts_xstrdup(url);
-    p += 3;
-    n = (size_t)(p - url) + strcspn(p, "/?#");
-    return cts_xstrndup(url, n);
-}
-
 /* v3 pagination: {"_links":{"next":{"href":"/v3/contact_lists?cursor=…"}}}.
- * Returns an owned absolute URL, or NULL at the last page. */
-static char *v3_next_url(const char *base, const char *body, size_t len)
+ * *next = the next page's absolute URL (owned), NULL at the last page.
+ * The link is followed only on --base-url's origin (cts_url_follow):
+ * otherwise 0 is not returned and err says why. */
+static int v3_next_url(const char *base, const char *body, size_t len,
+                       char **next, struct cts_error *err)
 {
     json_error_t jerr;
     json_t *root = json_loadb(body, len, 0, &jerr);
     const char *href;
-    char *next = NULL;
+    int rc = 0;
+
+    *next = NULL;
     if (root == NULL)
-        return NULL;
+        return 0;
     href = json_string_value(json_object_get(
         json_object_get(json_object_get(root, "_links"), "next"), "href"));
-    if (href != NULL && *href != '\0') {
-        if (strncmp(href, "http://", 7) == 0 ||
-            strncmp(href, "https://", 8) == 0) {
-            next = cts_xstrdup(href);
-        } else {
-            char *origin = url_origin(base);
-            next = cts_xasprintf("%s%s%s", origin, href[0] == '/' ? "" : "/",
-                                 href);
-            free(origin);
-        }
-    }
+    if (href != NULL && *href != '\0')
+        rc = cts_url_follow(base, href, next, err);
     json_decref(root);
-    return next;
+    return rc;
 }
 
 int cts_account_fetch_lists(const struct cts_config *cfg,
@@ -520,7 +505,8 @@ int cts_account_fetch_lists(const struct cts_config *cfg,
             /* A server that keeps answering "next" must not loop us
              * forever: 100 pages of 1000 is far beyond any account. */
             if (cfg->api == CTS_API_V3 && ++pages < 100)
-                next = v3_next_url(cfg->base_url, req.resp.data, req.resp.len);
+                rc = v3_next_url(cfg->base_url, req.resp.data, req.resp.len,
+                                 &next, err);
         }
         cts_http_req_clear(&req);
         free(url);

@@ -13,7 +13,9 @@
 #include "cts_config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
@@ -25,6 +27,9 @@
 #include <unistd.h>
 
 #include "cts_contact.h"
+#include "cts_fsio.h"
+#include "cts_redirect.h"
+#include "cts_secret.h"
 #include "cts_tokenfile.h"
 
 /* ---- the option table ---- */
@@ -417,16 +422,20 @@ static int apply(struct loader *ld, const struct opt_def *o, const char *value,
         return 0;
     case O_BASE_URL:
     case O_AUTH_URL: {
-        /* Stored without trailing slashes so "{base}/path" joins cleanly. */
-        size_t n = strlen(value);
+        /* Stored without trailing slashes so "{base}/path" joins cleanly,
+         * and with the scheme in lower case ("HTTPS://" is the same URL);
+         * whether it is an acceptable URL at all is a configuration
+         * question, answered once by cts_config_check_url (exit 78). */
+        size_t n = strlen(value), k;
         char **dst = o->id == O_BASE_URL ? &cfg->base_url : &cfg->auth_url;
-        if (strncmp(value, "https://", 8) != 0 &&
-            strncmp(value, "http://", 7) != 0)
-            return bad_value(ld, o, shown, "expected an https:// URL", err);
         while (n > 0 && value[n - 1] == '/')
             n--;
         free(*dst);
         *dst = cts_xstrndup(value, n);
+        k = strcspn(*dst, ":/?#");
+        if ((*dst)[k] == ':')
+            while (k-- > 0)
+                (*dst)[k] = (char)tolower((unsigned char)(*dst)[k]);
         return 0;
     }
     case O_CONFIG: set_str(&cfg->config_file, value); return 0;
@@ -642,54 +651,132 @@ int cts_host_is_loopback(const char *host)
 int cts_config_check_url(const char *what, const char *url,
                          struct cts_error *err)
 {
-    const char *h, *end;
-    char host[256];
+    struct cts_uri u;
     size_t n;
+    int rc = 0;
 
     if (url == NULL)
         return 0;
-    if (strncmp(url, "https://", 8) == 0) {
-        if (url[8] == '\0' || url[8] == '/')
-            return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
-                                  "%s '%s' has no host", what, url);
-        return 0;
-    }
-    if (strncmp(url, "http://", 7) != 0)
+    /* cts_uri_parse: an absolute http(s) URL with a host, the scheme
+     * compared case-insensitively (RFC 3986), no spaces or controls. */
+    if (cts_uri_parse(url, &u) != 0)
         return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
-                              "%s '%s' must be an https:// URL", what, url);
-    h = url + 7;
-    end = h + strcspn(h, "/?#");
-    /* Skip user info: the host follows the last '@' before the path. */
-    {
-        const char *at = h;
-        const char *p;
-        for (p = h; p < end; p++)
-            if (*p == '@')
-                at = p + 1;
-        h = at;
+                              "%s '%s' must be an https:// URL with a host",
+                              what, url);
+    if (strcmp(u.scheme, "http") == 0) {
+        /* The loopback test wants an IPv6 address without brackets. */
+        char host[256];
+        n = strlen(u.host);
+        if (u.host[0] == '[' && n >= 2 && n - 2 < sizeof(host))
+            snprintf(host, sizeof(host), "%.*s", (int)(n - 2), u.host + 1);
+        else
+            snprintf(host, sizeof(host), "%s", u.host);
+        if (!cts_host_is_loopback(host))
+            rc = cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
+                                "%s '%s' is plain http:// to a host that is "
+                                "not loopback; credentials would travel in "
+                                "clear text — use https://",
+                                what, url);
     }
-    if (*h == '[') {
-        const char *rb = memchr(h, ']', (size_t)(end - h));
-        if (rb == NULL)
-            goto refuse;
-        h++;
-        n = (size_t)(rb - h);
-    } else {
-        const char *colon = memchr(h, ':', (size_t)(end - h));
-        n = (size_t)((colon != NULL ? colon : end) - h);
+    cts_uri_clear(&u);
+    return rc;
+}
+
+/* 1 when no_proxy (borrowed, libcurl's syntax: comma-separated names,
+ * domain suffixes, "*") exempts host.  Only the forms that certainly
+ * match are recognised: a miss here means "proxied", the safe side. */
+static int no_proxy_matches(const char *no_proxy, const char *host)
+{
+    const char *p = no_proxy;
+    size_t hl = strlen(host);
+
+    while (p != NULL && *p != '\0') {
+        size_t n;
+        while (*p == ' ' || *p == ',')
+            p++;
+        n = strcspn(p, ", ");
+        if (n == 1 && *p == '*')
+            return 1;
+        if (n > 0 && *p == '.') {
+            p++;
+            n--;
+        }
+        if (n > 0 && n <= hl &&
+            strncasecmp(host + hl - n, p, n) == 0 &&
+            (n == hl || host[hl - n - 1] == '.'))
+            return 1;
+        p += n;
     }
-    if (n == 0 || n >= sizeof(host))
-        goto refuse;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    if (cts_host_is_loopback(host))
+    return 0;
+}
+
+int cts_config_check_proxy(const char *what, const char *url,
+                           struct cts_error *err)
+{
+    struct cts_uri u;
+    const char *proxy = NULL, *var = NULL, *np, *h, *end, *at;
+    static const char *const vars[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+    char host[256], target[256];
+    size_t i, n;
+    int plain, rc = 0;
+
+    if (url == NULL || cts_uri_parse(url, &u) != 0)
         return 0;
-refuse:
-    return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
-                          "%s '%s' is plain http:// to a host that is not "
-                          "loopback; credentials would travel in clear "
-                          "text — use https://",
-                          what, url);
+    /* https:// goes through a proxy as a CONNECT tunnel: TLS end to end. */
+    plain = strcmp(u.scheme, "http") == 0;
+    n = strlen(u.host);
+    if (u.host[0] == '[' && n >= 2)
+        snprintf(target, sizeof(target), "%.*s", (int)(n - 2), u.host + 1);
+    else
+        snprintf(target, sizeof(target), "%s", u.host);
+    cts_uri_clear(&u);
+    if (!plain)
+        return 0;
+    /* libcurl's choice for an http:// URL: http_proxy (lower case only),
+     * then all_proxy / ALL_PROXY, unless no_proxy / NO_PROXY exempts the
+     * host. */
+    for (i = 0; i < sizeof(vars) / sizeof(vars[0]) && proxy == NULL; i++) {
+        const char *v = getenv(vars[i]);
+        if (v != NULL && *v != '\0') {
+            proxy = v;
+            var = vars[i];
+        }
+    }
+    if (proxy == NULL)
+        return 0;
+    np = getenv("no_proxy");
+    if (np == NULL || *np == '\0')
+        np = getenv("NO_PROXY");
+    if (np != NULL && no_proxy_matches(np, target))
+        return 0;
+    /* The proxy's host: after "scheme://" and "user:password@". */
+    h = strstr(proxy, "://");
+    if (h != NULL && h - proxy == 5 && strncasecmp(proxy, "https", 5) == 0)
+        return 0; /* an https proxy: the hop to it is encrypted */
+    h = h != NULL ? h + 3 : proxy;
+    end = h + strcspn(h, "/?#");
+    for (at = h; at < end; at++)
+        if (*at == '@')
+            h = at + 1;
+    if (*h == '[') {
+        h++;
+        n = strcspn(h, "]");
+    } else {
+        n = strcspn(h, ":/?#");
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)(n < 255 ? n : 255), h);
+    if (!cts_host_is_loopback(host)) {
+        char *shown = cts_url_redact(proxy);
+        rc = cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
+                            "%s '%s' is plain http://, and %s=%s sends it "
+                            "through a proxy that is not loopback: the "
+                            "credentials would travel in clear text — use "
+                            "https://, an https:// or loopback proxy, or "
+                            "add %s to no_proxy",
+                            what, url, var, shown, target);
+        free(shown);
+    }
+    return rc;
 }
 
 /* ---- the config file ---- */
@@ -706,19 +793,23 @@ static char *trim(char *s)
     return s;
 }
 
+/* A config file holds a few dozen settings: anything bigger is a mistake
+ * (or /dev/zero), refused before it costs memory. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+
 static int load_file(struct loader *ld, const char *path, int explicit_path,
                      struct cts_error *err)
 {
-    FILE *f;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    char *text = NULL, *line, *next;
+    size_t len = 0;
     long lineno = 0;
     char where[300];
-    int rc = 0;
+    int fd, rc = 0;
 
-    f = fopen(path, "r");
-    if (f == NULL) {
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
         int e = errno;
         if (e == ENOENT && !explicit_path)
             return 0; /* the default file is optional */
@@ -729,12 +820,31 @@ static int load_file(struct loader *ld, const char *path, int explicit_path,
     rc = cts_config_check_perms(path, err);
     if (rc != 0)
         goto out;
+    rc = cts_read_fd_max(fd, CONFIG_FILE_MAX, &text, &len);
+    if (rc == CTS_ETOOBIG) {
+        rc = cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
+                            "config file '%s' is larger than 1 MiB; a config "
+                            "file holds a few settings — is it the right "
+                            "file?",
+                            path);
+        goto out;
+    }
+    if (rc != 0) {
+        rc = cts_error_setx(err, rc, CTS_EX_CONFIG,
+                            "cannot read config file '%s': %s", path,
+                            cts_strerror(rc));
+        goto out;
+    }
     ld->layer = L_FILE;
-    while ((len = getline(&line, &cap, f)) != -1) {
+    for (line = text; line != NULL && rc == 0; line = next) {
         char *s, *eq, *key, *value;
         const struct opt_def *o;
+        next = memchr(line, '\n', len - (size_t)(line - text));
+        if (next != NULL)
+            *next++ = '\0';
+        else if (*line == '\0')
+            break;
         lineno++;
-        (void)len;
         s = trim(line);
         if (*s == '\0' || *s == '#')
             continue;
@@ -764,16 +874,14 @@ static int load_file(struct loader *ld, const char *path, int explicit_path,
         ld->where = where;
         rc = apply(ld, o, o->arg == A_NONE && *value == '\0' ? "true" : value,
                    err);
-        if (rc != 0)
-            goto out;
-    }
-    if (ferror(f)) {
-        rc = cts_error_setx(err, -EIO, CTS_EX_CONFIG,
-                            "cannot read config file '%s'", path);
     }
 out:
-    free(line);
-    fclose(f);
+    if (text != NULL) {
+        /* It may hold an api_key or a client secret. */
+        memset(text, 0, len);
+        free(text);
+    }
+    close(fd);
     ld->where = NULL;
     return rc;
 }
@@ -1089,6 +1197,7 @@ int cts_config_load(struct cts_config *cfg, enum cts_command command, int argc,
         if (rc != 0)
             goto out;
     }
+    cfg->outputs_known = 1;
 
     env = getenv("CTCT_SYNC_NOW");
     if (env != NULL && *env != '\0') {
@@ -1143,6 +1252,11 @@ int cts_config_load(struct cts_config *cfg, enum cts_command command, int argc,
     if (rc != 0)
         goto out;
     rc = cts_config_check_url("--auth-url", cfg->auth_url, err);
+    if (rc != 0)
+        goto out;
+    rc = cts_config_check_proxy("--base-url", cfg->base_url, err);
+    if (rc == 0)
+        rc = cts_config_check_proxy("--auth-url", cfg->auth_url, err);
     if (rc != 0)
         goto out;
     if (cfg->state_dir == NULL)

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "cts_http.h" /* cts_url_escape */
+#include "cts_url.h"
 
 /* The API's limits on a contact (reference: ContactPutRequest). */
 #define V3_MAX_LISTS    50
@@ -594,24 +595,19 @@ int cts_consent_parse_optouts(enum cts_api api, const char *body, size_t len,
     return 0;
 }
 
-char *cts_consent_next_url(const char *base_url, const char *next,
-                           const char *api_key)
+int cts_consent_next_url(const char *base_url, const char *next,
+                         const char *api_key, char **url,
+                         struct cts_error *err)
 {
-    const char *host, *slash;
-    char *origin, *url;
+    char *abs;
+    int rc = cts_url_follow(base_url, next, &abs, err);
 
-    if (strncmp(next, "https://", 8) == 0 || strncmp(next, "http://", 7) == 0)
-        return cts_api_url(next, NULL, api_key, NULL);
-    /* A path: it already holds the version ("/v3/contacts?cursor=..."), so
-     * it joins the scheme and host of the base, not the base itself. */
-    host = strstr(base_url, "://");
-    host = host != NULL ? host + 3 : base_url;
-    slash = strchr(host, '/');
-    origin = slash != NULL ? cts_xstrndup(base_url, (size_t)(slash - base_url))
-                           : cts_xstrdup(base_url);
-    url = cts_api_url(origin, next, api_key, NULL);
-    free(origin);
-    return url;
+    *url = NULL;
+    if (rc != 0)
+        return rc;
+    *url = cts_api_url(abs, NULL, api_key, NULL);
+    free(abs);
+    return 0;
 }
 
 /* ---- dates ---- */

@@ -40,6 +40,29 @@ static size_t uspace_len(const unsigned char *s, size_t n)
     return 0;
 }
 
+/* Length of a C1 control (U+0080–U+009F) or an invisible format
+ * character at s (UTF-8), else 0: the soft hyphen, the bidirectional
+ * marks, embeddings, overrides and isolates, the line and paragraph
+ * separators, interlinear annotations and tag characters.  None belongs
+ * in an address, and some reorder or hide what a person reads. */
+static size_t format_len(const unsigned char *s, size_t n)
+{
+    if (n >= 2 && s[0] == 0xC2 && (s[1] <= 0x9F || s[1] == 0xAD))
+        return 2; /* U+0080–U+009F, U+00AD */
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
+        (s[2] == 0x8E || s[2] == 0x8F || (s[2] >= 0xA8 && s[2] <= 0xAE)))
+        return 3; /* U+200E, U+200F, U+2028–U+202E */
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] >= 0xA0 &&
+        s[2] <= 0xAF)
+        return 3; /* U+2060–U+206F */
+    if (n >= 3 && s[0] == 0xEF && s[1] == 0xBF && s[2] >= 0xB9 &&
+        s[2] <= 0xBB)
+        return 3; /* U+FFF9–U+FFFB */
+    if (n >= 4 && s[0] == 0xF3 && s[1] == 0xA0 && s[2] <= 0x81)
+        return 4; /* U+E0000–U+E007F */
+    return 0;
+}
+
 static int ascii_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
@@ -156,7 +179,7 @@ int cts_email_normalize(const char *in, char **out, const char **why)
         unsigned char c = s[i];
         if (c > ' ' && c < 0x7F)
             continue; /* the common case, decided in one test */
-        if (c < 0x20 || c == 0x7F) {
+        if (c < 0x20 || c == 0x7F || format_len(s + i, n - i) != 0) {
             *why = "contains a control character";
             return CTS_EDATA;
         }

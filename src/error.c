@@ -6,6 +6,8 @@
 
 #include <uv.h>
 
+#include "cts_secret.h"
+
 static int vset(struct cts_error *err, int code, int exit_code, const char *fmt,
                 va_list ap) __attribute__((format(printf, 4, 0)));
 static int vset(struct cts_error *err, int code, int exit_code, const char *fmt,
@@ -13,9 +15,15 @@ static int vset(struct cts_error *err, int code, int exit_code, const char *fmt,
 {
     if (err == NULL)
         return code;
+    size_t n;
+    const char *const *secrets = cts_log_secrets(&n);
+
     err->code = code;
     err->exit_code = exit_code;
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    /* The run's secrets are masked before the message is cut to msg (a
+     * long URL must not leave part of a key at the cut), and the cut
+     * falls between UTF-8 characters. */
+    cts_redact_vformat(err->msg, sizeof(err->msg), secrets, n, fmt, ap);
     return code;
 }
 

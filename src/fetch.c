@@ -9,6 +9,7 @@
  */
 #include "cts_fetch.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,10 +27,41 @@
  * the reply goes back to the caller, who can explain it to the user. */
 #define FETCH_MAX_RETRY_AFTER_S 10
 
+/* How often a blocking fetch looks whether a signal asked it to stop. */
+#define FETCH_SIGNAL_POLL_MS 50
+
+/* The signal caught by cts_fetch_catch_signals, 0 while none was. */
+static volatile sig_atomic_t caught;
+
+static void on_caught(int signum)
+{
+    caught = signum;
+}
+
+void cts_fetch_catch_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_caught;
+    sigemptyset(&sa.sa_mask);
+    /* SA_RESTART keeps plain reads going; libuv's poll still returns
+     * EINTR, and the fetch's watch timer sees the flag. */
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cts_fetch_signal(void)
+{
+    return (int)caught;
+}
+
 struct fetch {
     uv_loop_t loop;
     struct cts_http http;
     uv_timer_t backoff;
+    uv_timer_t watch; /* polls `caught` */
     struct cts_http_req *req;
     int max_retries;
     uint64_t base_ms;
@@ -72,6 +104,18 @@ static enum cts_outcome_class fetch_outcome(const struct cts_http_req *req)
     return oc;
 }
 
+/* A caught signal ends the fetch (UV_ECANCELED); closing the transport
+ * aborts the request in flight. */
+static void on_watch(uv_timer_t *t)
+{
+    struct fetch *f = t->data;
+
+    if (caught == 0 || f->done)
+        return;
+    f->rc = UV_ECANCELED;
+    f->done = 1;
+}
+
 static void on_fetch_done(struct cts_http_req *req, void *arg)
 {
     struct fetch *f = arg;
@@ -80,6 +124,8 @@ static void on_fetch_done(struct cts_http_req *req, void *arg)
     enum cts_outcome_class oc;
 
     req->attempts++;
+    if (f->rc == UV_ECANCELED) /* aborted by on_watch: no retry */
+        return;
     oc = fetch_outcome(req);
     if (req->attempts <= f->max_retries &&
         (oc == CTS_OC_TRANSIENT || oc == CTS_OC_THROTTLED) &&
@@ -145,12 +191,20 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
     }
     uv_timer_init(&f.loop, &f.backoff);
     f.backoff.data = &f;
+    uv_timer_init(&f.loop, &f.watch);
+    f.watch.data = &f;
+    uv_timer_start(&f.watch, on_watch, FETCH_SIGNAL_POLL_MS,
+                   FETCH_SIGNAL_POLL_MS);
 
     /* Messages name the URL with secrets masked (v2 carries api_key in
      * the query string). */
     url = cts_url_redact(req->url != NULL ? req->url : "(no URL)");
-    rc = cts_http_submit(&f.http, req, on_fetch_done, &f);
-    if (rc != 0) {
+    rc = caught != 0 ? UV_ECANCELED
+                     : cts_http_submit(&f.http, req, on_fetch_done, &f);
+    if (rc == UV_ECANCELED) {
+        cts_error_set(err, rc, "%s: interrupted by signal %d", url,
+                      (int)caught);
+    } else if (rc != 0) {
         cts_error_set(err, rc, "cannot send %s: %s", url, cts_strerror(rc));
     } else {
         /* Each uv_run returns when nothing is left to do; done is set by
@@ -165,12 +219,16 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
             rc = cts_error_set(err, CTS_EHTTP, "%s %s: %s",
                                req->method != NULL ? req->method : "GET", url,
                                req->errbuf);
+        else if (rc == UV_ECANCELED)
+            cts_error_set(err, rc, "%s: interrupted by signal %d", url,
+                          (int)caught);
         else if (rc != 0)
             cts_error_set(err, rc, "cannot send %s: %s", url, cts_strerror(rc));
     }
     free(url);
 
     uv_close((uv_handle_t *)&f.backoff, NULL);
+    uv_close((uv_handle_t *)&f.watch, NULL);
     cts_http_close(&f.http, on_fetch_closed);
     uv_run(&f.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&f.loop) != 0)

@@ -47,6 +47,39 @@ ssize_t cts_read_full(int fd, void *buf, size_t len)
     return (ssize_t)got;
 }
 
+int cts_read_fd_max(int fd, size_t max, char **out, size_t *len)
+{
+    struct cts_buf b;
+    char chunk[4096];
+    ssize_t n;
+
+    *out = NULL;
+    *len = 0;
+    cts_buf_init(&b, max);
+    for (;;) {
+        n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int rc = -errno;
+            cts_buf_free(&b);
+            return rc;
+        }
+        if (n == 0)
+            break;
+        if (cts_buf_append(&b, chunk, (size_t)n) != 0) {
+            /* What was read may be secret (a token file): wipe it. */
+            if (b.data != NULL)
+                memset(b.data, 0, b.len);
+            cts_buf_free(&b);
+            return CTS_ETOOBIG;
+        }
+    }
+    *len = b.len;
+    *out = cts_buf_detach(&b);
+    return 0;
+}
+
 int cts_mkdir_p(const char *path, mode_t mode)
 {
     char *tmp, *p;
@@ -127,9 +160,18 @@ int cts_afile_open(struct cts_afile *af, const char *path, int flags)
         fd = mkostemp(af->tmp, O_CLOEXEC); /* mode 0600, O_EXCL */
     } else {
         af->tmp = cts_xasprintf("%s/.%s.tmp", dir, base);
-        do
-            fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        while (fd < 0 && errno == EINTR);
+        /* A leftover of a crashed writer is removed and the file created
+         * anew, exclusively: whatever sits at that name (a symlink
+         * planted there included) is never opened or written through. */
+        if (unlink(af->tmp) != 0 && errno != ENOENT) {
+            fd = -1;
+        } else {
+            do
+                fd = open(af->tmp,
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                          0600);
+            while (fd < 0 && errno == EINTR);
+        }
     }
     free(dir);
     af->fd = fd;

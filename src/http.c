@@ -361,7 +361,8 @@ static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /* CURLOPT_DEBUGFUNCTION for --verbose: request and status lines only, and
- * never the Authorization header (secrets are never printed). */
+ * never the Authorization or Proxy-Authorization header, nor a proxy's
+ * password in libcurl's own words (secrets are never printed). */
 static int cb_debug(CURL *easy, curl_infotype type, char *data, size_t size,
                     void *userp)
 {
@@ -375,10 +376,21 @@ static int cb_debug(CURL *easy, curl_infotype type, char *data, size_t size,
         const char *nl = memchr(data, '\n', size);
         n = nl != NULL ? (size_t)(nl - data) + 1 : size;
         if (n > 1 &&
-            !(n >= 14 && strncasecmp(data, "authorization:", 14) == 0)) {
-            /* The request line carries v2's api_key in its query. */
-            char *line = cts_redact_params(data, n > 300 ? 300 : n);
+            !(n >= 14 && strncasecmp(data, "authorization:", 14) == 0) &&
+            !(n >= 20 &&
+              strncasecmp(data, "proxy-authorization:", 20) == 0)) {
+            /* The request line carries v2's api_key in its query; the
+             * proxy URL libcurl names carries its user:password.  Masked
+             * whole, then cut to 300 bytes (a cut key would be masked as
+             * a shorter value, showing middle characters of the key). */
+            char *line = cts_redact_params(data, n);
             size_t len = strlen(line);
+            if (len > 300) {
+                len = 300;
+                while (len > 0 && ((unsigned char)line[len] & 0xC0) == 0x80)
+                    len--;
+                line[len] = '\0';
+            }
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
                 line[--len] = '\0';
             if (len > 0)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "cts_account.h"
 #include "cts_api.h"
 #include "cts_fetch.h"
+#include "cts_fsio.h"
 #include "cts_http.h"
 #include "cts_refresh.h"
 #include "cts_report.h"
@@ -23,14 +25,235 @@
 char *cts_import_default_report(const char *input)
 {
     const char *base;
+    size_t n;
 
     if (input == NULL || strcmp(input, "-") == 0)
         return cts_xstrdup("stdin.report.csv");
     base = strrchr(input, '/');
     base = base != NULL ? base + 1 : input;
-    if (*base == '\0')
-        base = "input";
-    return cts_xasprintf("%s.report.csv", base);
+    n = strlen(base);
+    /* contacts.csv -> contacts.report.csv */
+    if (n > 4 && cts_streq_nocase(base + n - 4, ".csv"))
+        n -= 4;
+    if (n == 0 || (n == 4 && cts_streq_nocase(base, ".csv")))
+        return cts_xstrdup("input.report.csv");
+    return cts_xasprintf("%.*s.report.csv", (int)n, base);
+}
+
+/* ---- the report and the summary: checked first, written on every exit */
+
+/* Which file a path names, for "is it the same file": the file itself
+ * when it exists (through symlinks), else its directory plus its name. */
+struct file_id {
+    int exists;
+    dev_t dev;
+    ino_t ino;
+    const char *name; /* borrowed: the last component when !exists */
+};
+
+static void file_id_of(const char *path, struct file_id *id)
+{
+    struct stat st;
+    char *dir;
+    const char *slash = strrchr(path, '/');
+
+    memset(id, 0, sizeof(*id));
+    if (stat(path, &st) == 0) {
+        id->exists = 1;
+        id->dev = st.st_dev;
+        id->ino = st.st_ino;
+        return;
+    }
+    dir = cts_dirname(path);
+    id->name = slash != NULL ? slash + 1 : path;
+    if (stat(dir, &st) == 0) {
+        id->dev = st.st_dev;
+        id->ino = st.st_ino;
+    }
+    free(dir);
+}
+
+static int same_file(const struct file_id *a, const struct file_id *b)
+{
+    if (a->exists != b->exists || a->dev != b->dev || a->ino != b->ino)
+        return 0;
+    return a->exists || (a->ino != 0 && strcmp(a->name, b->name) == 0);
+}
+
+/*
+ * The report or summary must not be an input (opening it for writing
+ * would empty the CSV before it is read), nor each other: compared by
+ * device and inode, so another spelling, a hard link or a symlink of the
+ * same file is caught too.  Nothing has been opened for writing yet.
+ * Returns 0 or CTS_EX_USAGE.
+ */
+static int check_outputs(const struct cts_config *cfg, const char *report)
+{
+    struct file_id rid, sid, iid;
+    size_t i;
+
+    memset(&sid, 0, sizeof(sid));
+    file_id_of(report, &rid);
+    if (cfg->summary != NULL) {
+        file_id_of(cfg->summary, &sid);
+        if (same_file(&rid, &sid)) {
+            cts_log_error("--summary %s and the report %s are the same file; "
+                          "give them different names",
+                          cfg->summary, report);
+            return CTS_EX_USAGE;
+        }
+    }
+    for (i = 0; i < cfg->ninputs; i++) {
+        const char *in = cfg->inputs[i];
+        if (strcmp(in, "-") == 0)
+            continue;
+        file_id_of(in, &iid);
+        if (!iid.exists)
+            continue; /* missing: check_inputs says so (66) */
+        if (same_file(&rid, &iid)) {
+            cts_log_error("the report %s is the input file %s; writing it "
+                          "would destroy the input — give --report another "
+                          "name",
+                          report, in);
+            return CTS_EX_USAGE;
+        }
+        if (cfg->summary != NULL && same_file(&sid, &iid)) {
+            cts_log_error("--summary %s is the input file %s; writing it "
+                          "would destroy the input — give --summary another "
+                          "name",
+                          cfg->summary, in);
+            return CTS_EX_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* The run's output files, open from the start (cts_report_file_open, not
+ * emptied yet): their writability is known before anything is sent, and
+ * whatever ends the run, they are rewritten — a failed run never leaves
+ * the previous run's report or summary behind. */
+struct outputs {
+    char *report_path; /* owned */
+    int report_fd;     /* -1 once handed to the sink, or when not open */
+    int summary_fd;    /* -1 when there is no --summary (or not open) */
+    struct cts_report *report; /* the sink, once the rows may come */
+};
+
+/* Open both; 0, CTS_EX_USAGE (same file as an input) or
+ * CTS_EX_CANTCREAT (the summary then still gets written if it can). */
+static int outputs_open(const struct cts_config *cfg, struct outputs *o)
+{
+    struct cts_error err = {0};
+    int ex;
+
+    o->report_fd = -1;
+    o->summary_fd = -1;
+    o->report = NULL;
+    o->report_path = cfg->report != NULL
+                         ? cts_xstrdup(cfg->report)
+                         : cts_import_default_report(cfg->inputs[0]);
+    ex = check_outputs(cfg, o->report_path);
+    if (ex != 0)
+        return ex;
+    if (cfg->summary != NULL) {
+        o->summary_fd = cts_report_file_open(cfg->summary, "summary", &err);
+        if (o->summary_fd < 0) {
+            cts_log_error("%s", err.msg);
+            return CTS_EX_CANTCREAT;
+        }
+    }
+    o->report_fd = cts_report_file_open(o->report_path, "report", &err);
+    if (o->report_fd < 0) {
+        cts_log_error("%s", err.msg);
+        return CTS_EX_CANTCREAT;
+    }
+    return 0;
+}
+
+/* The report sink on the file opened up front (emptied now). */
+static struct cts_report *outputs_report(struct outputs *o,
+                                         struct cts_error *err)
+{
+    int fd = o->report_fd;
+
+    o->report_fd = -1;
+    if (fd < 0)
+        return NULL;
+    o->report = cts_report_open_fd(fd, o->report_path, err);
+    return o->report;
+}
+
+/* A run that ended before its first row: the report says only its header
+ * (no row's status is known).  Returns 0 or CTS_EX_CANTCREAT. */
+static int outputs_empty_report(struct outputs *o)
+{
+    struct cts_error err = {0};
+    struct cts_report *r;
+
+    if (o->report_fd < 0)
+        return 0;
+    r = outputs_report(o, &err);
+    o->report = NULL;
+    if (r == NULL || cts_report_close(r, &err) != 0) {
+        cts_log_error("%s", err.msg);
+        return CTS_EX_CANTCREAT;
+    }
+    return 0;
+}
+
+static void outputs_close(struct outputs *o)
+{
+    if (o->report != NULL)
+        cts_report_close(o->report, NULL);
+    if (o->report_fd >= 0)
+        close(o->report_fd);
+    if (o->summary_fd >= 0)
+        close(o->summary_fd);
+    free(o->report_path);
+    memset(o, 0, sizeof(*o));
+}
+
+/* Write the summary (if --summary) with the run's real exit code ex;
+ * returns ex, or 73 when the summary cannot be written and ex was 0/1. */
+static int outputs_summary(const struct cts_config *cfg, struct outputs *o,
+                           const struct cts_report_counts *counts,
+                           const char *account, double elapsed, int ex)
+{
+    struct cts_error err = {0};
+    int fd = o->summary_fd;
+
+    o->summary_fd = -1;
+    if (fd < 0)
+        return ex;
+    if (cts_report_write_summary_fd(fd, cfg->summary, counts,
+                                    cfg->api == CTS_API_V2 ? "v2" : "v3",
+                                    account, elapsed, ex, &err) != 0) {
+        cts_log_error("%s", err.msg);
+        if (ex == CTS_EX_OK || ex == CTS_EX_FAILED)
+            ex = CTS_EX_CANTCREAT;
+    }
+    return ex;
+}
+
+int cts_import_failed(const struct cts_config *cfg, int exit_code)
+{
+    struct outputs o;
+    struct cts_report_counts counts;
+    int ex;
+
+    memset(&o, 0, sizeof(o));
+    memset(&counts, 0, sizeof(counts));
+    if (cfg->ninputs == 0)
+        return exit_code;
+    ex = outputs_open(cfg, &o);
+    if (ex == CTS_EX_USAGE) {
+        outputs_close(&o);
+        return exit_code;
+    }
+    outputs_empty_report(&o);
+    outputs_summary(cfg, &o, &counts, NULL, 0, exit_code);
+    outputs_close(&o);
+    return exit_code;
 }
 
 /* Every input must exist and be readable before anything is sent, so a
@@ -192,6 +415,19 @@ static int exit_code_for(int run_rc, const struct cts_error *run_err,
     return CTS_EX_OK;
 }
 
+/* A signal caught before the pipeline took over (cts_fetch_catch_signals):
+ * the run stops before its first row, exit 75. */
+static int interrupted(const char *when)
+{
+    int sig = cts_fetch_signal();
+
+    if (sig == 0)
+        return 0;
+    cts_log_error("%s (signal %d) %s; nothing was sent",
+                  sig == SIGINT ? "interrupted" : "terminated", sig, when);
+    return CTS_EX_TEMPFAIL;
+}
+
 int cts_cmd_import(struct cts_config *cfg)
 {
     struct cts_error err = {0};
@@ -204,12 +440,13 @@ int cts_cmd_import(struct cts_config *cfg)
     struct cts_report_counts counts;
     struct cts_pipeline_params pp;
     struct cts_pipeline_outcome po;
-    char *report_path = NULL, *state_dir = NULL;
+    struct outputs outs;
+    char *state_dir = NULL, *shown;
     uint64_t t0 = uv_hrtime();
     uint64_t preflight_done_ms = 0;
     double elapsed;
     long expected = 0;
-    int ex, rc;
+    int ex, rc, ran = 0;
     char line[512];
 
     memset(&info, 0, sizeof(info));
@@ -217,10 +454,30 @@ int cts_cmd_import(struct cts_config *cfg)
     memset(&cf, 0, sizeof(cf));
     memset(&counts, 0, sizeof(counts));
     memset(&po, 0, sizeof(po));
+    memset(&outs, 0, sizeof(outs));
+    outs.report_fd = outs.summary_fd = -1;
+
+    if (cfg->ninputs == 0 || cfg->nlists == 0)
+        return check_inputs(cfg, &expected); /* 64, says why */
+    /* The report and summary first: an input given as --report is refused
+     * before any file is opened for writing (64), and an unwritable
+     * summary is found before anything is sent (73). */
+    ex = outputs_open(cfg, &outs);
+    if (ex == CTS_EX_USAGE) {
+        outputs_close(&outs);
+        return ex;
+    }
+    if (ex != 0)
+        goto finish;
+
+    /* From the first request on, SIGINT/SIGTERM end the run cleanly (75,
+     * report and summary written) instead of killing it; the pipeline
+     * installs its own handlers when it starts. */
+    cts_fetch_catch_signals();
 
     ex = check_inputs(cfg, &expected);
     if (ex != 0)
-        goto out;
+        goto finish;
 
     /* v3: a token that would expire during the run is refreshed now, when
      * nothing is in flight (the planned duration is the row estimate at
@@ -228,18 +485,24 @@ int cts_cmd_import(struct cts_config *cfg)
     rc = cts_oauth_ensure_fresh(
         cfg, cfg->rate > 0 ? (long)(expected / cfg->rate) : 0, &err);
     if (rc != 0) {
-        cts_log_error("%s", err.msg);
-        ex = err.exit_code != 0 ? err.exit_code : CTS_EX_NOPERM;
-        goto out;
+        ex = interrupted("while refreshing the token");
+        if (ex == 0) {
+            cts_log_error("%s", err.msg);
+            ex = err.exit_code != 0 ? err.exit_code : CTS_EX_NOPERM;
+        }
+        goto finish;
     }
 
     /* The seed of the project: prove the token belongs to the key (and the
      * account) before anything is written — in --dry-run too. */
     rc = cts_account_check(cfg, &info, &err);
     if (rc != 0) {
-        cts_log_error("%s", err.msg);
-        ex = err.exit_code != 0 ? err.exit_code : CTS_EX_NOPERM;
-        goto out;
+        ex = interrupted("during the account check");
+        if (ex == 0) {
+            cts_log_error("%s", err.msg);
+            ex = err.exit_code != 0 ? err.exit_code : CTS_EX_NOPERM;
+        }
+        goto finish;
     }
 
     /* Unknown list ids are found before the first write (exit 65). */
@@ -248,14 +511,21 @@ int cts_cmd_import(struct cts_config *cfg)
         if (rc == 0)
             rc = cts_account_check_lists(cfg, &lists, &err);
         if (rc != 0) {
-            cts_log_error("%s", err.msg);
-            ex = err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR;
-            goto out;
+            ex = interrupted("while reading the lists");
+            if (ex == 0) {
+                cts_log_error("%s", err.msg);
+                ex = err.exit_code != 0 ? err.exit_code : CTS_EX_DATAERR;
+            }
+            goto finish;
         }
     }
     ex = resolve_custom_fields(cfg, &cf);
+    if (ex == 0)
+        ex = interrupted("before the first row");
+    else if (cts_fetch_signal() != 0)
+        ex = interrupted("while reading the custom fields");
     if (ex != 0)
-        goto out;
+        goto finish;
 
     preflight_done_ms = uv_hrtime() / 1000000;
 
@@ -276,7 +546,13 @@ int cts_cmd_import(struct cts_config *cfg)
     if (rc != 0) {
         cts_log_error("%s", err.msg);
         ex = err.exit_code != 0 ? err.exit_code : CTS_EX_CANTCREAT;
-        goto out;
+        /* The run holding the lock may be writing this very report: its
+         * file is left alone (the summary still tells this run's end). */
+        if (rc == CTS_ELOCKED) {
+            close(outs.report_fd);
+            outs.report_fd = -1;
+        }
+        goto finish;
     }
     if (expected > 0)
         cts_state_reserve(st, (size_t)expected);
@@ -299,14 +575,11 @@ int cts_cmd_import(struct cts_config *cfg)
                          rows, left, cfg->daily_quota);
     }
 
-    report_path = cfg->report != NULL
-                      ? cts_xstrdup(cfg->report)
-                      : cts_import_default_report(cfg->inputs[0]);
-    report = cts_report_open(report_path, &err);
+    report = outputs_report(&outs, &err);
     if (report == NULL) {
         cts_log_error("%s", err.msg);
         ex = CTS_EX_CANTCREAT;
-        goto out;
+        goto finish;
     }
 
     memset(&pp, 0, sizeof(pp));
@@ -322,6 +595,7 @@ int cts_cmd_import(struct cts_config *cfg)
         expected > (long)cfg->ninputs ? expected - (long)cfg->ninputs : 0;
     memset(&err, 0, sizeof(err));
     rc = cts_pipeline_run(&pp, &po, &err);
+    ran = 1;
     if (rc != 0)
         cts_log_error("%s", err.msg);
     else if (po.stop != CTS_STOP_NONE && po.message[0] != '\0')
@@ -342,30 +616,30 @@ int cts_cmd_import(struct cts_config *cfg)
     memset(&err, 0, sizeof(err));
     rc = cts_report_close(report, &err);
     report = NULL;
+    outs.report = NULL;
     if (rc != 0) {
-        cts_log_error("%s: %s", report_path, err.msg);
+        cts_log_error("%s: %s", outs.report_path, err.msg);
         ex = err.exit_code != 0 ? err.exit_code : CTS_EX_CANTCREAT;
     }
+
+finish:
+    /* Every way out writes the report (header only when the run ended
+     * before its rows: no row's status is known) and the summary with
+     * the real exit code. */
+    if (!ran && outputs_empty_report(&outs) != 0 &&
+        (ex == CTS_EX_OK || ex == CTS_EX_FAILED))
+        ex = CTS_EX_CANTCREAT;
     counts.requests = po.requests;
     counts.retries = po.retries;
     elapsed = (double)(uv_hrtime() - t0) / 1e9;
-
-    if (cfg->summary != NULL) {
-        memset(&err, 0, sizeof(err));
-        if (cts_report_write_summary(cfg->summary, &counts,
-                                     cfg->api == CTS_API_V2 ? "v2" : "v3",
-                                     info.account, elapsed, ex, &err) != 0) {
-            cts_log_error("%s", err.msg);
-            if (ex == CTS_EX_OK || ex == CTS_EX_FAILED)
-                ex = CTS_EX_CANTCREAT;
-        }
-    }
+    ex = outputs_summary(cfg, &outs, &counts, info.account, elapsed, ex);
     /* The closing line.  --quiet means errors only: a run that settled
      * every row (exit 0) prints nothing, so cron mails only on trouble. */
     if (!cfg->quiet || ex != CTS_EX_OK) {
         cts_report_summary_line(&counts, elapsed, line, sizeof(line));
+        shown = cts_log_visible(outs.report_path);
         fprintf(stderr, "ctct-sync: %s%s: %s; report: %s%s%s (exit %d)\n",
-                cfg->dry_run ? "dry run " : "", "summary", line, report_path,
+                cfg->dry_run ? "dry run " : "", "summary", line, shown,
                 po.encoding != NULL && strcmp(po.encoding, "utf-8") != 0
                     ? "; input read as "
                     : "",
@@ -373,16 +647,14 @@ int cts_cmd_import(struct cts_config *cfg)
                     ? po.encoding
                     : "",
                 ex);
+        free(shown);
     }
 
-out:
-    if (report != NULL)
-        cts_report_close(report, NULL);
+    outputs_close(&outs);
     cts_state_close(st);
     cts_cf_ids_clear(&cf);
     cts_list_set_clear(&lists);
     cts_account_info_clear(&info);
-    free(report_path);
     free(state_dir);
     return ex;
 }

@@ -143,8 +143,8 @@ static void print_usage(enum cts_command cmd, FILE *out)
             "                         field (repeatable)\n"
             "\n"
             "results and state:\n"
-            "  --report FILE          per-row report (default "
-            "<first input>.report.csv)\n"
+            "  --report FILE          per-row report (default NAME.report.csv "
+            "for NAME.csv)\n"
             "  --summary FILE         JSON summary of the run\n"
             "  --state DIR            lock, journal, fingerprints, daily "
             "count (default\n"
@@ -278,6 +278,12 @@ int main(int argc, char **argv)
     if (cts_config_load(&cfg, cmd, argc - 1, argv + 1, &err) != 0) {
         cts_log_error("%s", err.msg);
         rc = err.exit_code != 0 ? err.exit_code : CTS_EX_USAGE;
+        /* A configuration error once the command line is known (no token,
+         * a refused URL or proxy): the report and summary still say how
+         * the run ended, so a stale one from an earlier run never stays. */
+        if (cmd == CTS_CMD_IMPORT && cfg.outputs_known &&
+            rc == CTS_EX_CONFIG)
+            cts_import_failed(&cfg, rc);
         goto out;
     }
     if (cfg.help) {

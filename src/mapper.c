@@ -513,14 +513,17 @@ void cts_mapper_describe(const struct cts_mapper *m, FILE *f)
 
     for (i = 0; i < m->ncols; i++) {
         const struct col *c = &m->cols[i];
+        /* Headers are input: escaped before they reach a terminal. */
+        char *name = cts_log_visible(c->name);
         if (c->name[0] == '\0')
             fprintf(f, "  column %zu (no header) -> (ignored)\n", i + 1);
         else if (c->field < 0)
-            fprintf(f, "  \"%s\" -> (ignored)\n", c->name);
+            fprintf(f, "  \"%s\" -> (ignored)\n", name);
         else
-            fprintf(f, "  \"%s\" -> %s%s\n", c->name,
+            fprintf(f, "  \"%s\" -> %s%s\n", name,
                     field_label(m, c->field, buf, sizeof(buf)),
                     c->by_map ? " (--map)" : "");
+        free(name);
     }
 }
 

@@ -2,9 +2,12 @@
 #include "cts_report.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -197,14 +200,63 @@ static struct cts_report *sink_new(FILE *fp, int owns, struct cts_error *err)
     return r;
 }
 
-struct cts_report *cts_report_open(const char *path, struct cts_error *err)
+int cts_report_file_open(const char *path, const char *what,
+                         struct cts_error *err)
 {
-    FILE *fp = fopen(path, "wb");
+    struct stat st;
+    int fd;
+
+    /* O_NOFOLLOW: a symlink planted where the file goes (link.csv ->
+     * victim) is refused, never written through.  0600 when created (it
+     * holds email addresses); an existing file keeps its mode. */
+    do
+        fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+                  S_IRUSR | S_IWUSR);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0 && errno == ELOOP)
+        return cts_error_setx(err, UV_ELOOP, CTS_EX_CANTCREAT,
+                              "the %s %s is a symbolic link; refusing to "
+                              "write through it (remove the link or choose "
+                              "another file)",
+                              what, path);
+    if (fd < 0)
+        return cts_error_setx(err, -errno, CTS_EX_CANTCREAT,
+                              "cannot create the %s %s: %s", what, path,
+                              strerror(errno));
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+        close(fd);
+        return cts_error_setx(err, -e, CTS_EX_CANTCREAT,
+                              "cannot create the %s %s: %s", what, path,
+                              strerror(e));
+    }
+    return fd;
+}
+
+/* Empty the file open on fd (a regular file; a device such as /dev/null
+ * is written as it is) and hand it to stdio at offset 0. */
+static FILE *file_restart(int fd, const char *mode)
+{
+    struct stat st;
+    FILE *fp;
+
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0))
+        return NULL;
+    fp = fdopen(fd, mode);
+    return fp;
+}
+
+struct cts_report *cts_report_open_fd(int fd, const char *path,
+                                      struct cts_error *err)
+{
+    FILE *fp = file_restart(fd, "wb");
 
     if (fp == NULL) {
-        cts_error_setx(err, -errno, CTS_EX_CANTCREAT,
-                       "cannot create the report %s: %s", path,
-                       strerror(errno));
+        int e = errno;
+        close(fd);
+        cts_error_setx(err, -e, CTS_EX_CANTCREAT,
+                       "cannot create the report %s: %s", path, strerror(e));
         return NULL;
     }
     /* The sink gathers lines itself and writes LINES_FLUSH bytes at a
@@ -213,6 +265,13 @@ struct cts_report *cts_report_open(const char *path, struct cts_error *err)
      * every byte once more.  (Errors still surface at fflush/fclose.) */
     setvbuf(fp, NULL, _IONBF, 0);
     return sink_new(fp, 1, err);
+}
+
+struct cts_report *cts_report_open(const char *path, struct cts_error *err)
+{
+    int fd = cts_report_file_open(path, "report", err);
+
+    return fd >= 0 ? cts_report_open_fd(fd, path, err) : NULL;
 }
 
 struct cts_report *cts_report_open_stream(FILE *fp, struct cts_error *err)
@@ -375,6 +434,20 @@ int cts_report_write_summary(const char *path,
                              const char *account, double elapsed_s,
                              int exit_code, struct cts_error *err)
 {
+    int fd = cts_report_file_open(path, "summary", err);
+
+    if (fd < 0)
+        return fd;
+    return cts_report_write_summary_fd(fd, path, c, api, account, elapsed_s,
+                                       exit_code, err);
+}
+
+int cts_report_write_summary_fd(int fd, const char *path,
+                                const struct cts_report_counts *c,
+                                const char *api, const char *account,
+                                double elapsed_s, int exit_code,
+                                struct cts_error *err)
+{
     /* The documented key order; JSON_PRESERVE_ORDER keeps it.  Keys are
      * the status names with '_' for '-' (JSON keys scripts can dot). */
     static const struct {
@@ -399,9 +472,11 @@ int cts_report_write_summary(const char *path,
     int rc = 0;
     size_t i;
 
-    if (o == NULL)
+    if (o == NULL) {
+        close(fd);
         return cts_error_setx(err, UV_ENOMEM, CTS_EX_CANTCREAT,
                               "out of memory writing the summary");
+    }
     /* json_object_set_new takes the value even when it fails. */
     json_object_set_new(o, "api", json_string(api));
     json_object_set_new(o, "account",
@@ -417,11 +492,13 @@ int cts_report_write_summary(const char *path,
                         json_real((double)(long)(elapsed_s * 1000.0) / 1000.0));
     json_object_set_new(o, "exit_code", json_integer(exit_code));
 
-    fp = fopen(path, "w");
+    fp = fd >= 0 ? file_restart(fd, "w") : NULL;
     if (fp == NULL) {
         rc = cts_error_setx(err, -errno, CTS_EX_CANTCREAT,
                             "cannot create the summary %s: %s", path,
                             strerror(errno));
+        if (fd >= 0)
+            close(fd);
         goto out;
     }
     if (json_dumpf(o, fp,

@@ -200,10 +200,28 @@ static const char *secret_param_at(const char *s, size_t n)
     return NULL;
 }
 
+/* At s[0..n), just after "://": when the authority carries
+ * user:password@, *pass and *at are the offsets of the password and of
+ * the '@' that ends it (the last one: a password may hold '@'); else 0. */
+static int find_password(const char *s, size_t n, size_t *pass, size_t *at)
+{
+    size_t i;
+
+    *pass = 0;
+    *at = 0;
+    for (i = 0; i < n && strchr("/?#'\" \t\r\n", s[i]) == NULL; i++) {
+        if (s[i] == '@')
+            *at = i;
+        else if (s[i] == ':' && *pass == 0)
+            *pass = i + 1;
+    }
+    return *pass > 0 && *at >= *pass;
+}
+
 char *cts_redact_params(const char *s, size_t n)
 {
     struct cts_buf b;
-    size_t i = 0;
+    size_t i = 0, pass, at;
 
     cts_buf_init(&b, 0);
     while (i < n) {
@@ -219,6 +237,15 @@ char *cts_redact_params(const char *s, size_t n)
             mask_span(s + i + pl, end - i - pl, masked);
             cts_buf_append(&b, masked, strlen(masked));
             i = end;
+            continue;
+        }
+        /* A URL's user:password@ (a proxy's, as libcurl's verbose text
+         * names it): the user stays, the password never shows. */
+        if (i >= 3 && memcmp(s + i - 3, "://", 3) == 0 &&
+            find_password(s + i, n - i, &pass, &at)) {
+            cts_buf_append(&b, s + i, pass);
+            cts_buf_append(&b, "****", 4);
+            i += at;
             continue;
         }
         cts_buf_putc(&b, s[i]);

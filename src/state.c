@@ -40,6 +40,43 @@ static size_t index_target(size_t known, size_t rows)
 
 /* ---- open / close ---- */
 
+/*
+ * ssh's rule for its configuration, applied to the state: a directory
+ * that someone else owns or may write to could have the journal, the
+ * store or the lock swapped under us (a symlink to a victim, a forged
+ * store that marks rows as sent).  nofollow: the directory must itself
+ * not be a symlink (the per-account one, which only we create).  A
+ * directory that does not exist passes (dry runs do not create it).
+ * Returns 0 or CTS_ECONFIG with err filled (exit 78).
+ */
+static int check_dir(const char *dir, int nofollow, struct cts_error *err)
+{
+    struct stat sb;
+
+    if ((nofollow ? lstat(dir, &sb) : stat(dir, &sb)) != 0)
+        return 0;
+    if (!S_ISDIR(sb.st_mode))
+        return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
+                              "the state directory %s is %s; remove it or "
+                              "choose another --state",
+                              dir,
+                              S_ISLNK(sb.st_mode) ? "a symbolic link"
+                                                  : "not a directory");
+    if (sb.st_uid != geteuid())
+        return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
+                              "the state directory %s belongs to uid %ld, "
+                              "not to you; refusing to use it (choose "
+                              "another --state)",
+                              dir, (long)sb.st_uid);
+    if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
+                              "permissions %04o for the state directory %s "
+                              "are too open: others could replace its files; "
+                              "chmod 700 %s",
+                              (unsigned)(sb.st_mode & 07777), dir, dir);
+    return 0;
+}
+
 
 int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
                    struct cts_error *err)
@@ -75,6 +112,13 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
                            strerror(-rc));
             goto fail;
         }
+    }
+    rc = check_dir(p->dir, 0, err);
+    if (rc == 0)
+        rc = check_dir(st->dir, 1, err);
+    if (rc != 0)
+        goto fail;
+    if (!st->dry_run) {
         rc = cts_state_lock_take(st, err);
         if (rc != 0)
             goto fail;
@@ -149,7 +193,9 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
             free(path);
             goto fail;
         }
-        st->jfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        st->jfd = open(path,
+                       O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                       0600);
         if (st->jfd < 0) {
             rc = -errno;
             cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,

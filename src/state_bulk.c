@@ -154,7 +154,7 @@ int cts_state_bulk_pending(struct cts_state *st, const char *email, uint32_t fp,
 int cts_state_bulk_collect(struct cts_state *st, struct cts_buf *carry)
 {
     char *path = cts_xasprintf("%s/journal", st->dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     char *payload;
     struct jrec r;
     size_t begins = 0;

@@ -275,7 +275,7 @@ int cts_state_jnext(int fd, struct jrec *r, char *payload)
 int cts_state_journal_replay(struct cts_state *st, const char *path,
                              uint64_t store_run, off_t *valid_end)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     char *payload;
     struct jrec r;
     uint64_t last_open = 0;

@@ -25,7 +25,7 @@ int cts_state_lock_take(struct cts_state *st, struct cts_error *err)
 {
     char *path = cts_xasprintf("%s/lock", st->dir);
     char info[128], when[32];
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     int rc = 0;
     if (fd < 0) {
         rc = -errno;

@@ -19,9 +19,10 @@ int cts_state_quota_open(struct cts_state *st, struct cts_error *err)
 {
     int rc;
     if (!st->dry_run)
-        st->qfd = open(st->qpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        st->qfd =
+            open(st->qpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     else
-        st->qfd = open(st->qpath, O_RDONLY | O_CLOEXEC);
+        st->qfd = open(st->qpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     /* A dry run reads the quota if there is one and creates nothing. */
     if (st->qfd < 0 && (!st->dry_run || errno != ENOENT)) {
         rc = -errno;

@@ -80,12 +80,18 @@ static char *dup_field(const char *s, size_t n)
 
 int cts_state_failed_load(struct cts_state *st, const char *path)
 {
-    FILE *f = fopen(path, "r");
+    /* Never through a symlink planted in the state directory. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    if (f == NULL)
-        return errno == ENOENT ? 0 : -errno;
+    if (f == NULL) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return e == ENOENT ? 0 : -e;
+    }
     while ((len = getline(&line, &cap, f)) > 0) {
         char *t1, *t2, *t3, *end;
         unsigned long long key;
@@ -134,7 +140,7 @@ int cts_state_store_load(struct cts_state *st, const char *path,
     struct stat sb;
     uint64_t check = 0, i;
     char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     int rc = 0;
     *run_id = 0;
     if (fd < 0) {

@@ -36,30 +36,14 @@ static int fail(struct cts_error *err, const char *fmt, ...)
 static int slurp(int fd, const char *path, char **out, size_t *outlen,
                  struct cts_error *err)
 {
-    struct cts_buf b;
-    char chunk[4096];
-    ssize_t n;
+    int rc = cts_read_fd_max(fd, TOKENFILE_MAX, out, outlen);
 
-    cts_buf_init(&b, TOKENFILE_MAX);
-    for (;;) {
-        n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            cts_buf_free(&b);
-            return fail(err, "cannot read token file %s: %s", path,
-                        strerror(errno));
-        }
-        if (n == 0)
-            break;
-        if (cts_buf_append(&b, chunk, (size_t)n) != 0) {
-            cts_buf_free(&b);
-            return fail(err, "token file %s is too large (%s)", path,
-                        "over 64 KiB; it should hold a few tokens");
-        }
-    }
-    *outlen = b.len;
-    *out = cts_buf_detach(&b);
+    if (rc == CTS_ETOOBIG)
+        return fail(err, "token file %s is too large (%s)", path,
+                    "over 64 KiB; it should hold a few tokens");
+    if (rc != 0)
+        return fail(err, "cannot read token file %s: %s", path,
+                    cts_strerror(rc));
     return 0;
 }
 

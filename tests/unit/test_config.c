@@ -121,9 +121,17 @@ static const struct case_ import_cases[] = {
     {"--token-file", "/nonexistent/only-used-when-no-token", 1},
     {"--account", "acme", 1},
     {"--base-url", "https://api.example.com/v3/", 1},
-    {"--base-url", "ftp://x", 0},
+    /* The scheme is case-insensitive; an unusable URL is a configuration
+     * error (78) whatever is wrong with it. */
+    {"--base-url", "HTTPS://api.example.com/v3", 1},
+    {"--base-url", "ftp://x", -78},
+    {"--base-url", "HTTP://api.example.com/v3", -78},
+    {"--base-url", "http://api.example.com/v3", -78},
+    {"--base-url", "https://", -78},
     {"--auth-url", "https://auth.example.com/oauth2", 1},
-    {"--auth-url", "example.com", 0},
+    {"--auth-url", "Https://auth.example.com/oauth2", 1},
+    {"--auth-url", "example.com", -78},
+    {"--auth-url", "FTP://auth.example.com/", -78},
     {"--timeout", "2.5", 1},
     {"--timeout", "0", 0},
     {"--timeout", "abc", 0},
@@ -642,6 +650,9 @@ static void test_loopback_rule(void **state)
         {"http://evil.com@127.0.0.1/", 1}, /* host is 127.0.0.1 */
         {"http://127.0.0.1@evil.com/", 0}, /* host is evil.com */
         {"ftp://127.0.0.1/", 0},           {"https://", 0},
+        {"HTTPS://api.cc.email/v3", 1},    {"HtTp://127.0.0.1:8/v3", 1},
+        {"HTTP://api.cc.email/v3", 0},     {"FTP://api.cc.email/", 0},
+        {"https://api.cc.email /v3", 0},
     };
     size_t i;
     (void)state;

@@ -571,11 +571,15 @@ static void test_optout_listing(void **state)
     assert_string_equal(s.email[1], "left@example.com");
     assert_string_equal(s.date[1], "-");
     assert_string_equal(next, "/v3/contacts?cursor=bGltaXQ9MyZuZXh0PTM=");
-    url = cts_consent_next_url("https://api.cc.email/v3", next, NULL);
+    assert_int_equal(
+        cts_consent_next_url("https://api.cc.email/v3", next, NULL, &url, NULL),
+        0);
     assert_string_equal(url, "https://api.cc.email/v3/contacts?cursor="
                              "bGltaXQ9MyZuZXh0PTM=");
     free(url);
-    url = cts_consent_next_url("http://127.0.0.1:8080/v3/", next, NULL);
+    assert_int_equal(cts_consent_next_url("http://127.0.0.1:8080/v3/", next,
+                                          NULL, &url, NULL),
+                     0);
     assert_string_equal(url, "http://127.0.0.1:8080/v3/contacts?cursor="
                              "bGltaXQ9MyZuZXh0PTM=");
     free(url);
@@ -600,8 +604,9 @@ static void test_optout_listing(void **state)
     free(body);
     assert_int_equal(count, 0);
     assert_string_equal(next, "/v2/contacts?next=c3RhcnRBdD0zJmxpbWl0PTI");
-    url = cts_consent_next_url("https://api.constantcontact.com/v2", next,
-                               "key123");
+    assert_int_equal(cts_consent_next_url("https://api.constantcontact.com/v2",
+                                          next, "key123", &url, NULL),
+                     0);
     assert_string_equal(url, "https://api.constantcontact.com/v2/contacts?"
                              "next=c3RhcnRBdD0zJmxpbWl0PTI&api_key=key123");
     free(url);
@@ -632,11 +637,25 @@ static void test_optout_listing(void **state)
     assert_int_equal(cts_consent_parse_optouts(CTS_API_V3, NULL, 0, on_optout,
                                                &s, &next, NULL),
                      CTS_EJSON);
-    url =
-        cts_consent_next_url("https://api.cc.email/v3",
-                             "https://api.cc.email/v3/contacts?cursor=x", NULL);
+    assert_int_equal(cts_consent_next_url(
+                         "https://api.cc.email/v3",
+                         "https://api.cc.email/v3/contacts?cursor=x", NULL,
+                         &url, NULL),
+                     0);
     assert_string_equal(url, "https://api.cc.email/v3/contacts?cursor=x");
     free(url);
+    /* A link to another host is refused, not taken as the last page: the
+     * api_key would go with it. */
+    {
+        struct cts_error err = {0};
+        assert_int_equal(cts_consent_next_url(
+                             "https://api.constantcontact.com/v2",
+                             "https://evil.example/v2/contacts?next=x", "key123",
+                             &url, &err),
+                         CTS_EHTTP);
+        assert_null(url);
+        assert_non_null(strstr(err.msg, "evil.example"));
+    }
 }
 
 /* ---- dates and messages ---- */

@@ -168,10 +168,40 @@ static void test_json_int(void **state)
     json_decref(o);
 }
 
+/* What reaches a terminal from input: controls escaped, text kept. */
+static void visible_is(const char *in, const char *want)
+{
+    char *got = cts_log_visible(in);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_log_visible(void **state)
+{
+    struct cts_buf b;
+    (void)state;
+    visible_is("plain Ünïcode ✓", "plain Ünïcode ✓");
+    visible_is("\x1b]2;PWNED\x07tail", "\\x1b]2;PWNED\\x07tail");
+    visible_is("a\rb\nc\td\x7f", "a\\x0db\\x0ac\\x09d\\x7f");
+    /* C1 controls in UTF-8 (CSI, OSC) and a bidi override. */
+    visible_is("x\xc2\x9b" "31mred\xc2\x9d", "x\\u009b31mred\\u009d");
+    visible_is("abc\xe2\x80\xae" "def", "abc\\u202edef");
+    /* Bytes that are not UTF-8 (a lone C1 byte, a truncated sequence). */
+    visible_is("\x9b\xe2\x80", "\\x9b\\xe2\\x80");
+    visible_is(NULL, "");
+    /* In a log line a newline that starts an indented continuation is
+     * the message's own; any other newline is escaped. */
+    cts_buf_init(&b, 0);
+    cts_buf_append_visible(&b, "one\n  two\nthree\n", 16, 1);
+    assert_string_equal(b.data, "one\n  two\\x0athree\\x0a");
+    cts_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_log_visible),
         cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_pkce_rfc7636),
         cmocka_unit_test(test_base64_roundtrip),
