@@ -59,6 +59,19 @@ enum cts_consent_rc {
 
 /* ---- v3 ---- */
 
+/*
+ * The POST /contacts body of a new contact (cts_api_v3_contact_body):
+ * CTS_PERM_IMPLICIT keeps its create_source "Account" and
+ * permission_to_send "implicit"; CTS_PERM_EXPLICIT (each row is the
+ * contact's own sign-up) sends create_source "Contact" and
+ * permission_to_send "explicit".  Owned, or NULL with err.
+ */
+char *cts_consent_v3_create_body(const struct cts_contact *c,
+                                 char *const *lists, size_t nlists,
+                                 const struct cts_cf_ids *cf,
+                                 enum cts_permission perm,
+                                 struct cts_error *err);
+
 /* "email=<escaped>&status=all&include=CTS_CONSENT_V3_INCLUDE": status=all
  * also finds deleted contacts (a 409 on POST may be one). Owned. */
 char *cts_consent_v3_search_query(const char *email);

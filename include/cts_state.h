@@ -220,6 +220,9 @@ int cts_state_journal_begin(struct cts_state *st, const char *email,
 /*
  * Record how a row settled, before its report line is written.  status:
  *   created/updated/imported  -> fingerprint confirmed (not sent again);
+ *   unchanged/unsubscribed    -> the same (the account already held the
+ *                                row, or the row's opt-out is done); after
+ *                                a kill they read unchanged, not resumed;
  *   failed with permanent=1   -> failed fingerprint + http_status,
  *                                error_key, message (borrowed, copied);
  *   anything else (failed transient, deferred, exists, ...) -> nothing is

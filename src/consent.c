@@ -80,6 +80,39 @@ static int oom(struct cts_error *err)
     return cts_error_set(err, UV_ENOMEM, "out of memory");
 }
 
+/* ---- v3: a new contact ---- */
+
+char *cts_consent_v3_create_body(const struct cts_contact *c,
+                                 char *const *lists, size_t nlists,
+                                 const struct cts_cf_ids *cf,
+                                 enum cts_permission perm,
+                                 struct cts_error *err)
+{
+    char *body = cts_api_v3_contact_body(c, lists, nlists, cf, err);
+    json_t *o;
+    char *out;
+
+    if (body == NULL || perm != CTS_PERM_EXPLICIT)
+        return body;
+    /* The contact's own sign-up: they are the source of the consent. */
+    o = load_str(body);
+    free(body);
+    if (o == NULL ||
+        json_object_set_new(o, "create_source", json_string("Contact")) != 0 ||
+        json_object_set_new(json_object_get(o, "email_address"),
+                            "permission_to_send",
+                            json_string("explicit")) != 0) {
+        json_decref(o);
+        oom(err);
+        return NULL;
+    }
+    out = dump(o);
+    json_decref(o);
+    if (out == NULL)
+        oom(err);
+    return out;
+}
+
 /* ---- v3: reading a contact ---- */
 
 /* The email_address.opt_out_date of an unsubscribed v3 contact, or NULL;

@@ -376,7 +376,7 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
         /* The mapper has validated the row against the API's limits; the
          * request body itself is not built (it would only be thrown away,
          * and it is most of a dry run's cost). */
-        cts_job_set_static_msg(j, cts_protocol_dry_run(cfg));
+        cts_job_set_static_msg(j, cts_protocol_dry_run(cfg, &j->c));
         job_settle(j, CTS_ST_DRY_RUN);
         return;
     }
@@ -388,8 +388,9 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     p->to_send++;
     if (p->bulk == NULL && !p->bulk_decided && cfg->bulk == CTS_BULK_AUTO)
         bulk_maybe_start(p);
-    if (p->bulk != NULL) {
-        /* cts_bulk builds its own rows: no per-contact body. */
+    if (p->bulk != NULL && !j->c.opt_out) {
+        /* cts_bulk builds its own rows: no per-contact body.  A bulk
+         * import cannot unsubscribe: opt_out rows go per-contact. */
         bulk_take(p, j);
         return;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cts_api.h"
+#include "cts_consent.h"
 #include "cts_http.h"
 
 static void on_send_done(struct cts_send_req *r, struct cts_send_result *res);
@@ -15,6 +16,15 @@ static void on_send_done(struct cts_send_req *r, struct cts_send_result *res);
 static const char *v2_key(const struct cts_protocol *pr)
 {
     return pr->cfg->api == CTS_API_V2 ? pr->cfg->api_key : NULL;
+}
+
+/* v3 upserts through sign_up_form only when each row is the contact's own
+ * sign-up: that endpoint sets every existing contact to explicit, even
+ * one who unsubscribed. */
+static int uses_signup(const struct cts_config *cfg)
+{
+    return cfg->api == CTS_API_V3 && cfg->permission == CTS_PERM_EXPLICIT &&
+           cfg->mode != CTS_MODE_CREATE;
 }
 
 void cts_protocol_init(struct cts_protocol *pr, const struct cts_config *cfg,
@@ -28,13 +38,14 @@ void cts_protocol_init(struct cts_protocol *pr, const struct cts_config *cfg,
     pr->done = done;
     pr->arg = arg;
     if (cfg->api == CTS_API_V2)
-        pr->url_create = cts_api_url(cfg->base_url, "/contacts", cfg->api_key,
-                                     "action_by=ACTION_BY_OWNER");
-    else if (cfg->mode == CTS_MODE_CREATE)
-        pr->url_create = cts_api_url(cfg->base_url, "/contacts", NULL, NULL);
-    else
+        pr->url_create =
+            cts_api_url(cfg->base_url, "/contacts", cfg->api_key,
+                        cts_consent_v2_action_by(cfg->permission));
+    else if (uses_signup(cfg))
         pr->url_create =
             cts_api_url(cfg->base_url, "/contacts/sign_up_form", NULL, NULL);
+    else
+        pr->url_create = cts_api_url(cfg->base_url, "/contacts", NULL, NULL);
 }
 
 void cts_protocol_free(struct cts_protocol *pr)
@@ -43,33 +54,73 @@ void cts_protocol_free(struct cts_protocol *pr)
     pr->url_create = NULL;
 }
 
-const char *cts_protocol_dry_run(const struct cts_config *cfg)
+const char *cts_protocol_dry_run(const struct cts_config *cfg,
+                                 const struct cts_contact *c)
 {
+    if (c != NULL && c->opt_out)
+        return "would look the contact up and unsubscribe it (nothing is "
+               "added when it is not in the account)";
     if (cfg->bulk == CTS_BULK_ALWAYS)
         return "would import it in a bulk activity";
-    if (cfg->api == CTS_API_V2)
-        return cfg->mode == CTS_MODE_CREATE
-                   ? "would POST /contacts (exists if it does)"
-                   : "would POST /contacts (GET and PUT if it exists)";
-    return cfg->mode == CTS_MODE_CREATE ? "would POST /contacts"
-                                        : "would POST /contacts/sign_up_form";
+    if (cfg->mode == CTS_MODE_CREATE)
+        return "would POST /contacts (exists if it does)";
+    if (uses_signup(cfg))
+        return "would POST /contacts/sign_up_form (--permission explicit)";
+    return "would POST /contacts (if it exists: GET, then PUT merged, "
+           "unless it is unsubscribed)";
+}
+
+/* j->url = the search of the row's email: v3 GET
+ * /contacts?email=&status=all&include=..., v2 GET /contacts?email=. */
+static void set_search_url(const struct cts_protocol *pr, struct cts_job *j)
+{
+    const struct cts_config *cfg = pr->cfg;
+    char *q, *esc;
+
+    if (cfg->api == CTS_API_V3) {
+        q = cts_consent_v3_search_query(j->c.f[CTS_F_EMAIL]);
+    } else {
+        esc = cts_url_escape(j->c.f[CTS_F_EMAIL]);
+        q = cts_xasprintf("email=%s", esc);
+        free(esc);
+    }
+    free(j->url);
+    j->url = cts_api_url(cfg->base_url, "/contacts", v2_key(pr), q);
+    free(q);
+}
+
+/* j->url = /contacts/{id}[?query] of the contact the search found. */
+static void set_contact_url(const struct cts_protocol *pr, struct cts_job *j,
+                            const char *id, const char *query)
+{
+    char *path = cts_consent_contact_path(id);
+
+    free(j->url);
+    j->url = cts_api_url(pr->cfg->base_url, path, v2_key(pr), query);
+    free(path);
 }
 
 int cts_protocol_prepare(struct cts_protocol *pr, struct cts_job *j,
                          struct cts_error *err)
 {
     const struct cts_config *cfg = pr->cfg;
+    int v3 = cfg->api == CTS_API_V3;
 
-    if (cfg->api == CTS_API_V3) {
-        if (cfg->mode == CTS_MODE_CREATE) {
-            j->step = CTS_STEP_V3_CREATE;
-            j->body = cts_api_v3_contact_body(&j->c, cfg->lists, cfg->nlists,
-                                              pr->cf, err);
-        } else {
-            j->step = CTS_STEP_V3_SIGNUP;
-            j->body = cts_api_v3_signup_body(&j->c, cfg->lists, cfg->nlists,
-                                             pr->cf, err);
-        }
+    if (j->c.opt_out) {
+        /* Unsubscribing starts with finding the contact: nobody is
+         * created just to be unsubscribed. */
+        set_search_url(pr, j);
+        j->step = v3 ? CTS_STEP_V3_GET : CTS_STEP_V2_GET;
+        return 0;
+    }
+    if (uses_signup(cfg)) {
+        j->step = CTS_STEP_V3_SIGNUP;
+        j->body = cts_api_v3_signup_body(&j->c, cfg->lists, cfg->nlists,
+                                         pr->cf, err);
+    } else if (v3) {
+        j->step = CTS_STEP_V3_POST;
+        j->body = cts_consent_v3_create_body(
+            &j->c, cfg->lists, cfg->nlists, pr->cf, cfg->permission, err);
     } else {
         j->step = CTS_STEP_V2_POST;
         j->body = cts_api_v2_contact_body(&j->c, cfg->lists, cfg->nlists, err);
@@ -82,10 +133,18 @@ int cts_protocol_prepare(struct cts_protocol *pr, struct cts_job *j,
 static void start_step(struct cts_protocol *pr, struct cts_job *j)
 {
     switch ((enum cts_proto_step)j->step) {
+    case CTS_STEP_V3_GET:
     case CTS_STEP_V2_GET: cts_send_req_set(&j->sr, "GET", j->url, NULL); break;
+    case CTS_STEP_V3_PUT:
     case CTS_STEP_V2_PUT:
         cts_send_req_set(&j->sr, "PUT", j->url, j->body);
         break;
+    case CTS_STEP_V2_DELETE:
+        cts_send_req_set(&j->sr, "DELETE", j->url, NULL);
+        break;
+    case CTS_STEP_V3_SIGNUP:
+    case CTS_STEP_V3_POST:
+    case CTS_STEP_V2_POST:
     default: cts_send_req_set(&j->sr, "POST", pr->url_create, j->body); break;
     }
     j->sr.done = on_send_done;
@@ -144,6 +203,14 @@ static void end_fail(struct cts_protocol *pr, struct cts_job *j, int permanent,
     end_row(pr, j, CTS_ST_FAILED);
 }
 
+/* The row ends with a fixed message (a literal). */
+static void end_with(struct cts_protocol *pr, struct cts_job *j,
+                     enum cts_status st, const char *text)
+{
+    cts_job_set_static_msg(j, text);
+    end_row(pr, j, st);
+}
+
 /* The row's next request: back in line before fresh rows. */
 static void next_step(struct cts_protocol *pr, struct cts_job *j,
                       enum cts_proto_step step)
@@ -160,28 +227,23 @@ static void handle_conflict(struct cts_protocol *pr, struct cts_job *j,
 {
     const struct cts_config *cfg = pr->cfg;
 
-    if (j->step == CTS_STEP_V2_POST && cfg->mode != CTS_MODE_CREATE) {
-        /* v2 upsert: look the contact up by email, then PUT with the lists
-         * merged.  Also right when our own earlier POST landed and its
-         * reply was lost (libcurl may even have resent it on a new
+    if (cfg->mode != CTS_MODE_CREATE) {
+        /* Upsert: read the contact whole, then write it back merged (or
+         * not at all).  Also right when our own earlier POST landed and
+         * its reply was lost (libcurl may even have resent it on a new
          * connection by itself): never a failure, never a second
          * contact. */
-        char *q, *esc = cts_url_escape(j->c.f[CTS_F_EMAIL]);
-        q = cts_xasprintf("email=%s", esc);
-        free(esc);
-        free(j->url);
-        j->url = cts_api_url(cfg->base_url, "/contacts", v2_key(pr), q);
-        free(q);
-        next_step(pr, j, CTS_STEP_V2_GET);
+        set_search_url(pr, j);
+        next_step(pr, j,
+                  cfg->api == CTS_API_V3 ? CTS_STEP_V3_GET : CTS_STEP_V2_GET);
         return;
     }
     if (j->maybe_landed) {
         /* --mode create, and an earlier attempt of ours may have stored it:
          * the 409 is our own contact. */
-        cts_job_set_str(&j->message, "stored by an earlier attempt whose "
-                                     "reply was lost (the retry found it "
-                                     "existing)");
-        end_row(pr, j, CTS_ST_CREATED);
+        end_with(pr, j, CTS_ST_CREATED,
+                 "stored by an earlier attempt whose reply was lost (the "
+                 "retry found it existing)");
         return;
     }
     cts_job_set_str(&j->error_key, res->reply_key);
@@ -192,13 +254,144 @@ static void handle_conflict(struct cts_protocol *pr, struct cts_job *j,
     end_row(pr, j, CTS_ST_EXISTS);
 }
 
-static void handle_ok(struct cts_protocol *pr, struct cts_job *j)
+/* The search by email found no contact. */
+static void handle_not_found(struct cts_protocol *pr, struct cts_job *j)
+{
+    int v3 = j->step == CTS_STEP_V3_GET;
+
+    if (j->c.opt_out) {
+        end_with(pr, j, CTS_ST_OPTED_OUT, "not in the account; nothing added");
+        return;
+    }
+    if (!j->reposted) {
+        /* The 409's contact is gone (deleted meanwhile): create it once
+         * more. */
+        j->reposted = 1;
+        next_step(pr, j, v3 ? CTS_STEP_V3_POST : CTS_STEP_V2_POST);
+        return;
+    }
+    end_fail(pr, j, 0, "contacts.search.not_found",
+             "the API said the email exists (409), but a search by email "
+             "found no contact, twice");
+}
+
+/*
+ * What to do with the contact the search found (contact: its JSON): for an
+ * opt_out row, unsubscribe it; otherwise merge the row into it.  Returns a
+ * cts_consent_rc or a negative code; *put = the PUT body (NULL for v2's
+ * DELETE and when nothing is written), *since = the opt-out date.
+ */
+static int decide(struct cts_protocol *pr, struct cts_job *j,
+                  const char *contact, char **put, char **since,
+                  struct cts_error *err)
 {
     const struct cts_config *cfg = pr->cfg;
+    int rc;
+
+    *put = NULL;
+    *since = NULL;
+    if (j->step == CTS_STEP_V3_GET) {
+        if (!j->c.opt_out)
+            return cts_consent_v3_merge(contact, &j->c, cfg->lists,
+                                        cfg->nlists, pr->cf, put, since, err);
+        rc = cts_consent_v3_unsubscribe(contact, j->c.opt_out_reason, put, err);
+        if (rc == CTS_CONSENT_OPTED_OUT)
+            (void)cts_consent_v3_opted_out(contact, since);
+        return rc;
+    }
+    if (!j->c.opt_out)
+        return cts_consent_v2_merge(contact, &j->c, cfg->lists, cfg->nlists,
+                                    put, since, err);
+    rc = cts_consent_v2_opted_out(contact, since);
+    if (rc < 0)
+        return cts_error_set(err, rc, "the contact found is not JSON");
+    return rc == 1 ? CTS_CONSENT_OPTED_OUT : CTS_CONSENT_WRITE;
+}
+
+/* The reply of the search by email (after a 409, or an opt_out row's
+ * look-up). */
+static void handle_found(struct cts_protocol *pr, struct cts_job *j,
+                         const char *body, size_t len)
+{
+    const struct cts_config *cfg = pr->cfg;
+    int v3 = j->step == CTS_STEP_V3_GET;
+    char *id = NULL, *contact = NULL, *put = NULL, *since = NULL;
+    struct cts_error err = {0};
+    enum cts_proto_step next;
+    char msg[160], text[128];
+    int rc;
+
+    rc = v3 ? cts_consent_v3_parse_search(body, len, &id, &contact)
+            : cts_api_v2_parse_search(body, len, &id, &contact);
+    if (rc != 0) {
+        end_fail(pr, j, 0, "contacts.search",
+                 "cannot read the reply of the search by email");
+        return;
+    }
+    if (id == NULL) {
+        free(contact);
+        handle_not_found(pr, j);
+        return;
+    }
+    free(j->contact_id);
+    j->contact_id = id;
+    rc = decide(pr, j, contact, &put, &since, &err);
+    free(contact);
+    switch (rc) {
+    case CTS_CONSENT_WRITE:
+        /* The POST body is no longer needed: the PUT's replaces it. */
+        free(j->body);
+        j->body = put;
+        if (v3) {
+            set_contact_url(pr, j, id, NULL);
+            next = CTS_STEP_V3_PUT;
+        } else if (j->c.opt_out) {
+            set_contact_url(pr, j, id, NULL);
+            next = CTS_STEP_V2_DELETE;
+        } else {
+            set_contact_url(pr, j, id,
+                            cts_consent_v2_action_by(cfg->permission));
+            next = CTS_STEP_V2_PUT;
+        }
+        next_step(pr, j, next);
+        break;
+    case CTS_CONSENT_UNCHANGED:
+        if (j->maybe_landed)
+            end_with(pr, j, CTS_ST_CREATED,
+                     "stored by an earlier attempt whose reply was lost (the "
+                     "retry found it in the account as sent)");
+        else
+            end_with(pr, j, CTS_ST_UNCHANGED,
+                     "already up to date in the account");
+        break;
+    case CTS_CONSENT_OPTED_OUT:
+        /* Unsubscribed in the account: only the contact can undo that. */
+        cts_consent_optout_message(since, text, sizeof(text));
+        snprintf(msg, sizeof(msg), "%s%s", j->c.opt_out ? "already " : "",
+                 text);
+        cts_job_set_str(&j->message, msg);
+        end_row(pr, j, CTS_ST_OPTED_OUT);
+        break;
+    case CTS_EJSON:
+        end_fail(pr, j, 0, "contacts.search",
+                 err.msg[0] != '\0' ? err.msg
+                                    : "the contact found cannot be read");
+        break;
+    default:
+        /* The row cannot be laid over the contact (an unknown custom
+         * field, too many lists...): it would fail again. */
+        end_fail(pr, j, 1, "contacts.merge",
+                 err.msg[0] != '\0' ? err.msg : "cannot merge the row");
+        break;
+    }
+    free(since);
+}
+
+static void handle_ok(struct cts_protocol *pr, struct cts_job *j)
+{
     const struct cts_http_req *req = &j->sr.http;
     const char *body = req->resp.data != NULL ? req->resp.data : "";
-    char *id = NULL, *action = NULL, *existing = NULL, *merged, *path, *esc;
-    struct cts_error err = {0};
+    char *id = NULL, *action = NULL;
     int created;
 
     /* A 2xx is a settled write even when the reply cannot be parsed: the
@@ -216,50 +409,25 @@ static void handle_ok(struct cts_protocol *pr, struct cts_job *j)
         free(action);
         end_row(pr, j, created ? CTS_ST_CREATED : CTS_ST_UPDATED);
         return;
-    case CTS_STEP_V3_CREATE:
+    case CTS_STEP_V3_POST:
         cts_api_v3_parse_contact_id(body, req->resp.len, &id);
+        free(j->contact_id);
         j->contact_id = id;
         end_row(pr, j, CTS_ST_CREATED);
         return;
     case CTS_STEP_V2_POST:
         cts_api_v2_parse_contact_id(body, req->resp.len, &id);
+        free(j->contact_id);
         j->contact_id = id;
         end_row(pr, j, CTS_ST_CREATED);
         return;
-    case CTS_STEP_V2_GET:
-        /* The 409's contact: merge our fields and lists into what the
-         * account holds (a v2 PUT replaces the whole contact). */
-        if (cts_api_v2_parse_search(body, req->resp.len, &id, &existing) != 0 ||
-            id == NULL) {
-            free(id);
-            free(existing);
-            end_fail(pr, j, 0, "contacts.search.not_found",
-                     "the API said the email exists (409) but a search by "
-                     "email found no contact");
-            return;
-        }
-        merged = cts_api_v2_merge_update(existing, &j->c, cfg->lists,
-                                         cfg->nlists, &err);
-        free(existing);
-        if (merged == NULL) {
-            free(id);
-            end_fail(pr, j, 1, "contacts.merge", err.msg);
-            return;
-        }
-        free(j->body);
-        j->body = merged;
-        esc = cts_url_escape(id);
-        path = cts_xasprintf("/contacts/%s", esc);
-        free(esc);
-        free(j->url);
-        j->url = cts_api_url(cfg->base_url, path, v2_key(pr),
-                             "action_by=ACTION_BY_OWNER");
-        free(path);
-        free(j->contact_id);
-        j->contact_id = id;
-        next_step(pr, j, CTS_STEP_V2_PUT);
+    case CTS_STEP_V3_GET:
+    case CTS_STEP_V2_GET: handle_found(pr, j, body, req->resp.len); return;
+    case CTS_STEP_V3_PUT:
+        end_row(pr, j, j->c.opt_out ? CTS_ST_UNSUBSCRIBED : CTS_ST_UPDATED);
         return;
     case CTS_STEP_V2_PUT: end_row(pr, j, CTS_ST_UPDATED); return;
+    case CTS_STEP_V2_DELETE: end_row(pr, j, CTS_ST_UNSUBSCRIBED); return;
     }
 }
 
@@ -323,7 +491,8 @@ static void on_send_done(struct cts_send_req *r, struct cts_send_result *res)
         j->http_status = (int)req->status;
         /* Sticky: once a create may have landed, a later 409 on this row
          * is our own contact (libcurl itself may resend a POST). */
-        if (r->maybe_landed && j->step != CTS_STEP_V2_GET)
+        if (r->maybe_landed && (j->step == CTS_STEP_V3_POST ||
+                                j->step == CTS_STEP_V2_POST))
             j->maybe_landed = 1;
     }
     if (res->end != CTS_SEND_REPLY) {
@@ -338,7 +507,7 @@ static void on_send_done(struct cts_send_req *r, struct cts_send_result *res)
                 handle_end(pr, j, res);
             return;
         }
-        if (j->step == CTS_STEP_V2_POST || j->step == CTS_STEP_V3_CREATE) {
+        if (j->step == CTS_STEP_V2_POST || j->step == CTS_STEP_V3_POST) {
             handle_conflict(pr, j, res);
             return;
         }

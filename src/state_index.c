@@ -151,6 +151,10 @@ uint32_t cts_state_fingerprint(const struct cts_contact *c, char *const *lists,
             hstr(&f, 0xf2, l[i]);
         free(l);
     }
+    /* Only when set, so the fingerprints of every other row stay as they
+     * were: a row that flips to opt_out is sent again. */
+    if (c->opt_out)
+        hstr(&f, 0xf3, c->opt_out_reason != NULL ? c->opt_out_reason : "");
     fp_flush(&f);
     return (uint32_t)(f.h ^ (f.h >> 32));
 }

@@ -150,6 +150,20 @@ int cts_state_journal_done(struct cts_state *st, const char *email,
                                       message);
 }
 
+/*
+ * After a row ends with this status the account holds what the row says,
+ * so its fingerprint is confirmed: written (created, updated, imported),
+ * found already holding it all (unchanged), or unsubscribed as the row
+ * asked.  The last two have no resumed status of their own: after a kill
+ * they read "unchanged since the last run".
+ */
+static int confirms(int status)
+{
+    return status == CTS_ST_CREATED || status == CTS_ST_UPDATED ||
+           status == CTS_ST_IMPORTED || status == CTS_ST_UNCHANGED ||
+           status == CTS_ST_UNSUBSCRIBED;
+}
+
 int cts_state_journal_done_key(struct cts_state *st, uint64_t key, uint32_t row,
                                uint32_t fp, enum cts_status status,
                                int permanent, int http_status,
@@ -179,8 +193,7 @@ int cts_state_journal_done_key(struct cts_state *st, uint64_t key, uint32_t row,
     s = cts_emailidx_insert(&st->ix, key, NULL);
     s->kf &= ~(uint64_t)F_BULK;
     flags = (unsigned)(s->kf & CTS_EIX_FLAG_MASK);
-    if (status == CTS_ST_CREATED || status == CTS_ST_UPDATED ||
-        status == CTS_ST_IMPORTED) {
+    if (confirms(status)) {
         if (!(flags & F_CONF))
             st->stats.known++;
         flags = F_CONF;
@@ -230,7 +243,7 @@ static void apply_record(struct cts_state *st, const struct jrec *r,
             res = 2;
         else if (status == CTS_ST_IMPORTED)
             res = 3;
-        if (res != 0) {
+        if (confirms(status)) {
             if (!(flags & F_CONF))
                 st->stats.known++;
             flags = F_CONF | (res << F_RES_SHIFT);

@@ -14,7 +14,7 @@ sb_start --rate 0 --daily-quota 0 --slow-ms 4000 ||
 
 for api in $APIS; do
     use_api $api
-    if [ $api = v3 ]; then ep="POST /v3/contacts/sign_up_form"; else ep="POST /v2/contacts"; fi
+    if [ $api = v3 ]; then ep="POST /v3/contacts"; else ep="POST /v2/contacts"; fi
 
     # One scripted fault on the first write, then success.  Concurrency 1
     # so that "the first write" is row 1's.
@@ -88,7 +88,10 @@ for api in $APIS; do
 done
 
 # 20% random faults of every kind, with latency: every valid row stored
-# exactly once, the report equal to the sandbox, nothing failed.
+# exactly once, the report equal to the sandbox, nothing failed.  A create
+# that landed and that libcurl itself resent on a new connection meets 409
+# with no sign of the loss: the contact then is found holding the row
+# exactly (`unchanged`), which is what the account holds.
 sb_stop
 sb_start --rate 0 --daily-quota 0 --fault-rate 0.2 --fault-seed 7 \
     --latency-ms 10 --slow-ms 1500 || { not_ok "sandbox start"; finish; }
@@ -101,7 +104,7 @@ for api in $APIS; do
         [ "$(rep_count failed)" = 0 ] && [ "$(rep_count invalid)" = 4 ] &&
         [ "$(rep_count duplicate)" = 3 ] &&
         [ "$(rep_count created)" -ge 1 ] &&
-        [ "$(rep_emails created updated)" = "$(sb_emails)" ] &&
+        [ "$(rep_emails created updated unchanged)" = "$(sb_emails)" ] &&
         [ "$(sb_emails | wc -l)" = 53 ] && [ "$(sum retries)" -ge 1 ]; then
         ok "$api 20% faults: 53 rows stored exactly once, report = sandbox ($(sum retries) retries)"
     else

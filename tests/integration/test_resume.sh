@@ -50,7 +50,9 @@ demo_contacts() { # "email first_name writes" per contact, sorted
     sb_state "account=demo" | jq -r '.accounts[0].contacts[] | "\(.email) \(.first_name) \(.writes)"' | sort
 }
 total_writes() { sb_state contacts=0 | jq '.writes'; }
-signups() { sb_state contacts=0 | jq '.requests.by_endpoint["POST /v3/contacts/sign_up_form"] // 0'; }
+# Every request a row can make (POST /contacts, and after a 409 a GET and
+# a PUT).
+row_requests() { sb_state contacts=0 | jq '.requests.by_endpoint | (.["POST /v3/contacts"] // 0) + (.["GET /v3/contacts"] // 0) + (.["PUT /v3/contacts/{id}"] // 0)'; }
 faults() { sb_state contacts=0 | jq '[.faults[]] | add // 0'; }
 
 for p in $(seq 1 "$POINTS"); do
@@ -75,10 +77,10 @@ for p in $(seq 1 "$POINTS"); do
     jfile=$(find "$T/state" -name journal 2>/dev/null | head -1)
     jbytes=$(stat -c %s "$jfile" 2>/dev/null || echo 0)
 
-    s0=$(signups)
+    s0=$(row_requests)
     f0=$(faults)
     cts "${ARGS[@]}"
-    s1=$(signups)
+    s1=$(row_requests)
     f1=$(faults)
     demo_contacts >"$T/after"
     name="kill -9 point $p (target $target writes, killed at $(wc -l <"$T/before") contacts, journal ${jbytes} B)"

@@ -94,11 +94,11 @@ auto3() {
 }
 make_csv "$T/auto.csv" 60 autob
 p0=$(ep "POST /v3/activities/contacts_json_import")
-s0=$(ep "POST /v3/contacts/sign_up_form")
+s0=$(ep "POST /v3/contacts")
 auto3 "$T/sta" "$T/ra1.csv" --bulk-threshold 30 "$T/auto.csv"
 if [ "$RC" = 0 ] && [ "$(count "$T/ra1.csv" imported)" = 60 ] &&
     [ "$(ep "POST /v3/activities/contacts_json_import")" = $((p0 + 1)) ] &&
-    [ "$(ep "POST /v3/contacts/sign_up_form")" = "$s0" ]; then
+    [ "$(ep "POST /v3/contacts")" = "$s0" ]; then
     ok "auto: 60 rows to send over --bulk-threshold 30 go in one activity"
 else
     not_ok "bulk auto over threshold" "rc=$RC imported=$(count "$T/ra1.csv" imported) $(head -c 300 "$T/err")"
@@ -108,11 +108,11 @@ sed -e 's/^autob7@example.com,F7/autob7@example.com,G7/' \
     -e 's/^autob33@example.com,F33/autob33@example.com,G33/' \
     -e 's/^autob59@example.com,F59/autob59@example.com,G59/' "$T/auto.csv" >"$T/auto2.csv"
 p0=$(ep "POST /v3/activities/contacts_json_import")
-s0=$(ep "POST /v3/contacts/sign_up_form")
+s0=$(ep "POST /v3/contacts")
 auto3 "$T/sta" "$T/ra2.csv" --bulk-threshold 30 "$T/auto2.csv"
 if [ "$RC" = 0 ] && [ "$(count "$T/ra2.csv" updated)" = 3 ] && [ "$(count "$T/ra2.csv" unchanged)" = 57 ] &&
     [ "$(ep "POST /v3/activities/contacts_json_import")" = "$p0" ] &&
-    [ "$(ep "POST /v3/contacts/sign_up_form")" = $((s0 + 3)) ]; then
+    [ "$(ep "POST /v3/contacts")" = $((s0 + 3)) ]; then
     ok "auto: 3 changed rows of 60 are sent contact by contact, no activity"
 else
     not_ok "bulk auto incremental" "rc=$RC updated=$(count "$T/ra2.csv" updated) $(head -c 300 "$T/err")"

@@ -146,6 +146,54 @@ static void test_v3_search(void **state)
     free(json);
 }
 
+/* ---- v3 new contact ---- */
+
+static void test_v3_create_body(void **state)
+{
+    struct cts_contact c;
+    char *lists[] = {LIST_A};
+    struct cts_custom_field cfs[] = {{"shoe", "44"}};
+    struct cts_error err = {0};
+    char *body;
+    json_t *j;
+    (void)state;
+
+    memset(&c, 0, sizeof(c));
+    c.f[CTS_F_EMAIL] = "new@example.com";
+    c.f[CTS_F_FIRST_NAME] = "New";
+    c.cf = cfs;
+    c.ncf = 1;
+    /* An account import claims no consent beyond implicit. */
+    body = cts_consent_v3_create_body(&c, lists, 1, &cf_ids, CTS_PERM_IMPLICIT,
+                                      &err);
+    assert_non_null(body);
+    j = parse(body);
+    assert_string_equal(jstr(j, "create_source"), "Account");
+    assert_string_equal(jstr(j, "email_address.permission_to_send"),
+                        "implicit");
+    assert_string_equal(jstr(j, "email_address.address"), "new@example.com");
+    json_decref(j);
+    free(body);
+    /* Each row is the contact's own sign-up: they are the source. */
+    body = cts_consent_v3_create_body(&c, lists, 1, &cf_ids, CTS_PERM_EXPLICIT,
+                                      &err);
+    assert_non_null(body);
+    j = parse(body);
+    assert_string_equal(jstr(j, "create_source"), "Contact");
+    assert_string_equal(jstr(j, "email_address.permission_to_send"),
+                        "explicit");
+    assert_string_equal(jstr(j, "first_name"), "New");
+    assert_true(has_string(at(j, "list_memberships"), LIST_A));
+    assert_non_null(item_by(at(j, "custom_fields"), "custom_field_id", CF_SHOE));
+    json_decref(j);
+    free(body);
+    /* A row the body cannot carry is refused in both modes. */
+    c.f[CTS_F_EMAIL] = NULL;
+    assert_null(cts_consent_v3_create_body(&c, lists, 1, &cf_ids,
+                                           CTS_PERM_EXPLICIT, &err));
+    assert_int_equal(err.code, CTS_EDATA);
+}
+
 /* ---- v3 merge ---- */
 
 static void test_v3_merge_keeps_everything(void **state)
@@ -772,6 +820,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v3_search),
+        cmocka_unit_test(test_v3_create_body),
         cmocka_unit_test(test_v3_merge_keeps_everything),
         cmocka_unit_test(test_v3_merge_unchanged),
         cmocka_unit_test(test_v3_merge_refuses_unsubscribed),
