@@ -183,7 +183,8 @@ size_t cts_field_max(enum cts_api api, enum cts_field f)
 {
     switch (f) {
     case CTS_F_EMAIL:
-        /* v3 sign_up_form and bulk take ≤ 50; v2 email_address ≤ 80. */
+        /* v3 bulk import and sign_up_form take ≤ 50 (POST /contacts 80,
+         * but a run may choose bulk); v2 email_address ≤ 80. */
         return api == CTS_API_V2 ? 80 : 50;
     case CTS_F_PHONE: return 25;
     case CTS_F_STREET: return 255;
