@@ -126,7 +126,8 @@ static void finish(struct optsync *os, enum cts_optsync_end end)
 }
 
 static void stop_with(struct optsync *os, enum cts_optsync_end end,
-                      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+                      const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void stop_with(struct optsync *os, enum cts_optsync_end end,
                       const char *fmt, ...)
@@ -196,8 +197,10 @@ static void take_page(struct optsync *os)
     if (cts_consent_parse_optouts(cfg->api, h->resp.data, h->resp.len,
                                   cts_optouts_add_cb, os->into, &next,
                                   NULL) != 0) {
-        snprintf(why, sizeof(why), "page %ld of the listing is not the "
-                                   "expected JSON", os->res.pages + 1);
+        snprintf(why, sizeof(why),
+                 "page %ld of the listing is not the "
+                 "expected JSON",
+                 os->res.pages + 1);
         failed(os, why);
         return;
     }
@@ -239,8 +242,7 @@ static void on_page(struct cts_send_req *r, struct cts_send_result *res)
     case CTS_SEND_UNREACHABLE:
     case CTS_SEND_FAILED:
         snprintf(why, sizeof(why), "%s",
-                 res->message != NULL ? res->message
-                                      : cts_strerror(res->rc));
+                 res->message != NULL ? res->message : cts_strerror(res->rc));
         failed(os, why);
         return;
     default:
@@ -283,8 +285,7 @@ void cts_optsync_start(const struct cts_optsync_params *p)
     os->req.done = on_page;
     os->req.data = os;
     if (p->dir != NULL && cts_optouts_load(p->set, p->dir, &err) != 0)
-        cts_log_warn("%s (listing every unsubscribed address again)",
-                     err.msg);
+        cts_log_warn("%s (listing every unsubscribed address again)", err.msg);
     since = cts_optouts_since(p->set, p->now, buf, sizeof(buf));
     os->full = since == NULL;
     os->into = os->full ? cts_optouts_new() : p->set;

@@ -254,7 +254,8 @@ static void on_row_done(void *arg, struct cts_job *j,
         stop_sending(p, e->stop, "%s", e->why);
     /* Known from now on: the next run need not look them up. */
     if (e->status == CTS_ST_UNSUBSCRIBED &&
-        cts_optouts_add(p->optouts, j->c.f[CTS_F_EMAIL], cts_config_now(p->cfg)))
+        cts_optouts_add(p->optouts, j->c.f[CTS_F_EMAIL],
+                        cts_config_now(p->cfg)))
         p->opt_dirty = 1;
     if (e->status == CTS_ST_DEFERRED)
         job_defer(j);

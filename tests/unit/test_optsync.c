@@ -56,14 +56,12 @@ static void test_row_decision(void **state)
     (void)state;
     assert_int_equal(cts_optouts_add(s, "gone@example.com", T0), 1);
     assert_int_equal(cts_optouts_add(s, "nodate@example.com", 0), 1);
-    assert_int_equal(cts_optsync_row(s,
-                                     cts_state_email_key("gone@example.com"),
+    assert_int_equal(cts_optsync_row(s, cts_state_email_key("gone@example.com"),
                                      0, msg, sizeof(msg)),
                      1);
     assert_string_equal(msg, "unsubscribed since 2024-03-05; left alone");
     /* a row asking to unsubscribe someone already unsubscribed */
-    assert_int_equal(cts_optsync_row(s,
-                                     cts_state_email_key("gone@example.com"),
+    assert_int_equal(cts_optsync_row(s, cts_state_email_key("gone@example.com"),
                                      1, msg, sizeof(msg)),
                      1);
     assert_string_equal(msg,
@@ -73,13 +71,12 @@ static void test_row_decision(void **state)
                                      0, msg, sizeof(msg)),
                      1);
     assert_string_equal(msg, "unsubscribed; left alone");
-    assert_int_equal(cts_optsync_row(s,
-                                     cts_state_email_key("here@example.com"),
+    assert_int_equal(cts_optsync_row(s, cts_state_email_key("here@example.com"),
                                      0, msg, sizeof(msg)),
                      0);
     assert_int_equal(cts_optsync_row(NULL,
-                                     cts_state_email_key("gone@example.com"),
-                                     0, msg, sizeof(msg)),
+                                     cts_state_email_key("gone@example.com"), 0,
+                                     msg, sizeof(msg)),
                      0);
     cts_optouts_free(s);
 }
