@@ -99,6 +99,10 @@ int cts_optouts_find_key(const struct cts_optouts *s, uint64_t key,
 const char *cts_optouts_lookup(const struct cts_optouts *s, const char *email,
                                char *buf, size_t n);
 
+/* Exchange the contents of a and b (a full fetch fills a new set and
+ * takes the old one's place only once it is complete). */
+void cts_optouts_swap(struct cts_optouts *a, struct cts_optouts *b);
+
 /* Number of addresses in the set. */
 size_t cts_optouts_count(const struct cts_optouts *s);
 

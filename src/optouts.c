@@ -54,6 +54,14 @@ void cts_optouts_free(struct cts_optouts *s)
     free(s);
 }
 
+void cts_optouts_swap(struct cts_optouts *a, struct cts_optouts *b)
+{
+    struct cts_optouts t = *a;
+
+    *a = *b;
+    *b = t;
+}
+
 static void reset(struct cts_optouts *s)
 {
     cts_emailidx_free(&s->ix);

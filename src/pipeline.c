@@ -25,6 +25,7 @@
 #include "cts_intake.h"
 #include "cts_job.h"
 #include "cts_mapper.h"
+#include "cts_optsync.h"
 #include "cts_progress.h"
 #include "cts_protocol.h"
 #include "cts_report.h"
@@ -74,6 +75,11 @@ struct pipeline {
     int bulk_decided;    /* --bulk auto: the choice has been made */
     uint64_t to_send;    /* rows that reached the send decision */
     struct job_q bulk_q; /* rows handed to bulk, in input order */
+
+    /* the account's unsubscribed addresses (cts_optsync.h) */
+    struct cts_optouts *optouts;
+    int opt_ready; /* known: rows may be settled */
+    int opt_dirty; /* the run unsubscribed someone: save at the end */
 
     /* progress */
     int show_progress;
@@ -246,6 +252,11 @@ static void on_row_done(void *arg, struct cts_job *j,
         fatal(p, e->rc, CTS_EX_SOFTWARE, e->why);
     else if (e->stop != CTS_STOP_NONE)
         stop_sending(p, e->stop, "%s", e->why);
+    /* Known from now on: the next run need not look them up. */
+    if (e->status == CTS_ST_UNSUBSCRIBED &&
+        cts_optouts_add(p->optouts, j->c.f[CTS_F_EMAIL],
+                        cts_config_now(p->cfg)))
+        p->opt_dirty = 1;
     if (e->status == CTS_ST_DEFERRED)
         job_defer(j);
     else
@@ -328,6 +339,7 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
+    char msg[160];
 
     /* Borrowed from the batch while the row settles here and now; a row
      * that goes on to be sent takes its own copy first. */
@@ -343,6 +355,13 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     if (cts_state_seen_key(p->st, m->key, (uint32_t)(j->seq + 1), &first)) {
         dup_message(p, j, b->file_idx, first);
         job_settle(j, CTS_ST_DUPLICATE);
+        return;
+    }
+    /* Unsubscribed in the account: nothing is sent, nothing recorded. */
+    if (p->opt_ready &&
+        cts_optsync_row(p->optouts, m->key, m->c.opt_out, msg, sizeof(msg))) {
+        cts_job_set_str(&j->message, msg);
+        job_settle(j, CTS_ST_OPTED_OUT);
         return;
     }
     memset(&prev, 0, sizeof(prev));
@@ -371,6 +390,10 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
         j->maybe_landed = 1;
         break;
     case CTS_SV_SEND: break;
+    }
+    if (!p->opt_ready) { /* not known who unsubscribed: send nothing */
+        job_defer(j);
+        return;
     }
     if (cfg->dry_run) {
         /* The mapper has validated the row against the API's limits; the
@@ -607,6 +630,22 @@ static void bulk_maybe_start(struct pipeline *p)
     bulk_start(p);
 }
 
+/* The unsubscribed addresses are known (or cannot be): read the rows. */
+static void on_optsync_done(void *arg, const struct cts_optsync_result *r)
+{
+    static const enum cts_stop stops[] = {
+        [CTS_OPTSYNC_NONE] = CTS_STOP_UNREACHABLE,
+        [CTS_OPTSYNC_AUTH] = CTS_STOP_AUTH,
+        [CTS_OPTSYNC_QUOTA] = CTS_STOP_QUOTA};
+    struct pipeline *p = arg;
+
+    p->opt_ready = r->end == CTS_OPTSYNC_FRESH || r->end == CTS_OPTSYNC_STALE;
+    if (!p->opt_ready && r->end != CTS_OPTSYNC_STOPPED)
+        stop_sending(p, stops[r->end], "%s", r->msg);
+    if (!cts_intake_finished(&p->in))
+        cts_intake_start(&p->in);
+}
+
 /* ---- timers, signals, shutdown ---- */
 
 static void on_tick(uv_timer_t *t)
@@ -801,7 +840,12 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
         cts_log_set_hook(progress_clear_locked, p);
     uv_timer_start(&p->tick_timer, on_tick, TICK_MS, TICK_MS);
 
-    cts_intake_start(&p->in);
+    /* No row is settled before the unsubscribed addresses are known. */
+    p->optouts = cts_optouts_new();
+    cts_optsync_start(&(struct cts_optsync_params){
+        .cfg = cfg, .send = &p->send, .set = p->optouts,
+        .dir = cts_state_path(p->st), .save = !cfg->dry_run,
+        .now = cts_config_now(cfg), .done = on_optsync_done, .arg = p});
 
     /* Everything happens in callbacks from here; uv_run returns once the
      * last handle is closed (shutdown_handles, from maybe_finish). */
@@ -843,6 +887,9 @@ out:
     else if (out->csv_error)
         snprintf(out->message, sizeof(out->message), "%s",
                  cts_intake_csv_error(&p->in));
+    if (p->opt_dirty && !cfg->dry_run)
+        cts_optsync_save(p->optouts, cts_state_path(p->st));
+    cts_optouts_free(p->optouts);
     cts_protocol_free(&p->proto);
     free(p->file_seq);
     cts_jobs_free(&p->jobs);

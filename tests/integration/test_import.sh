@@ -47,7 +47,7 @@ for api in $APIS; do
               | .first_name == \$f and .city == \$c' >/dev/null"
     check "$api summary JSON: counts add up and match the report" \
         eval 'sum_adds_up && [ "$(sum input_rows)" = 40 ] &&
-              [ "$(sum created)" = 33 ] && [ "$(sum requests)" = 33 ] &&
+              [ "$(sum created)" = 33 ] && [ "$(sum requests)" = 34 ] &&
               [ "$(sum exit_code)" = 0 ] && [ "$(sum api)" = '$api' ] &&
               [ "$(sum account)" != null ]'
     check "$api stderr ends with the summary line" \

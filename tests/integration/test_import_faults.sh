@@ -25,8 +25,14 @@ for api in $APIS; do
         sb_faults "{\"faults\":[\"$f\"],\"match\":\"$ep\"}"
         imp --list "$LIST" --rate 0 --concurrency 1 "$T/in.csv"
         a1=$(rep_body | awk -F, '$2 == 1 { print $6 }')
-        if [ "$RC" = 0 ] && [ "$(rep_status 1)" = created ] && [ "$a1" = 2 ] &&
-            [ "$(sum retries)" -ge 1 ] && [ "$(sb_emails | wc -l)" = 3 ]; then
+        # drop_before hits the connection the listing of unsubscribed
+        # contacts left open: libcurl itself resends a request whose
+        # reused connection died before any byte came back (attempt 1).
+        again='[ "$a1" = 2 ] && [ "$(sum retries)" -ge 1 ]'
+        [ $f = drop_before ] &&
+            again='[ "$(sb_json .faults.drop_before)" = 1 ]'
+        if [ "$RC" = 0 ] && [ "$(rep_status 1)" = created ] && eval "$again" &&
+            [ "$(sb_emails | wc -l)" = 3 ]; then
             ok "$api $f then success: row 1 created on attempt 2"
         else
             not_ok "$api $f then success: row 1 created on attempt 2" "status $(rep_status 1), attempts $a1"
