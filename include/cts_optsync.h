@@ -93,10 +93,4 @@ int cts_optsync_row(const struct cts_optouts *set, uint64_t key, int opt_out,
  * the next run fetches it whole).  Returns 0 or the negative code. */
 int cts_optsync_save(const struct cts_optouts *set, const char *dir);
 
-/*
- * 1 when url has the origin of base (scheme and host compared without
- * case, the port with the scheme's default filled in), else 0.
- */
-int cts_optsync_same_origin(const char *base, const char *url);
-
 #endif /* CTS_OPTSYNC_H */

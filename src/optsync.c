@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cts_api.h"
 #include "cts_consent.h"
@@ -23,59 +22,6 @@ struct optsync {
 static const char *v2_key(const struct optsync *os)
 {
     return os->p.cfg->api == CTS_API_V2 ? os->p.cfg->api_key : NULL;
-}
-
-/* ---- the origin of a URL ---- */
-
-struct origin {
-    const char *scheme, *host;
-    size_t scheme_len, host_len;
-    long port;
-};
-
-static int parse_origin(const char *url, struct origin *o)
-{
-    const char *sep = strstr(url, "://"), *h, *end, *colon;
-
-    if (sep == NULL)
-        return -1;
-    o->scheme = url;
-    o->scheme_len = (size_t)(sep - url);
-    h = sep + 3;
-    end = h + strcspn(h, "/?#");
-    if (memchr(h, '@', (size_t)(end - h)) != NULL)
-        return -1; /* user info: never ours */
-    colon = h[0] == '[' ? memchr(h, ']', (size_t)(end - h)) : h;
-    if (colon == NULL)
-        return -1;
-    colon = memchr(colon, ':', (size_t)(end - colon));
-    o->host = h;
-    o->host_len = (size_t)((colon != NULL ? colon : end) - h);
-    if (colon != NULL && colon + 1 < end) {
-        char *stop;
-        o->port = strtol(colon + 1, &stop, 10);
-        if (stop != end || o->port <= 0 || o->port > 65535)
-            return -1;
-    } else if (o->scheme_len == 5 && strncasecmp(url, "https", 5) == 0) {
-        o->port = 443;
-    } else if (o->scheme_len == 4 && strncasecmp(url, "http", 4) == 0) {
-        o->port = 80;
-    } else {
-        return -1;
-    }
-    return o->host_len > 0 ? 0 : -1;
-}
-
-int cts_optsync_same_origin(const char *base, const char *url)
-{
-    struct origin a, b;
-
-    if (parse_origin(base, &a) != 0 || parse_origin(url, &b) != 0)
-        return 0;
-    return a.scheme_len == b.scheme_len &&
-           strncasecmp(a.scheme, b.scheme, a.scheme_len) == 0 &&
-           a.host_len == b.host_len &&
-           strncasecmp(a.host, b.host, a.host_len) == 0 && a.port == b.port;
 }
 
 /* ---- the row decision and saving ---- */
@@ -193,6 +139,7 @@ static void take_page(struct optsync *os)
     const struct cts_http_req *h = &os->req.http;
     const struct cts_config *cfg = os->p.cfg;
     char *next = NULL, *url, why[640];
+    struct cts_error err = {0};
 
     if (cts_consent_parse_optouts(cfg->api, h->resp.data, h->resp.len,
                                   cts_optouts_add_cb, os->into, &next,
@@ -209,17 +156,14 @@ static void take_page(struct optsync *os)
         complete(os);
         return;
     }
-    url = cts_consent_next_url(cfg->base_url, next, v2_key(os));
-    free(next);
-    if (!cts_optsync_same_origin(cfg->base_url, url)) {
-        snprintf(why, sizeof(why),
-                 "refusing the listing's next link %.300s: not on the "
-                 "origin of %.200s",
-                 url, cfg->base_url);
-        free(url);
-        failed(os, why);
+    /* The token goes only to --base-url's origin (cts_url_follow). */
+    if (cts_consent_next_url(cfg->base_url, next, v2_key(os), &url, &err) !=
+        0) {
+        free(next);
+        failed(os, err.msg);
         return;
     }
+    free(next);
     free(os->url);
     os->url = url;
     submit(os);

@@ -18,36 +18,6 @@
 
 #define T0 1709649641L /* 2024-03-05T14:40:41Z */
 
-static void test_same_origin(void **state)
-{
-    const char *base = "https://api.cc.email/v3";
-
-    (void)state;
-    assert_true(cts_optsync_same_origin(
-        base, "https://api.cc.email/v3/contacts?cursor=abc"));
-    assert_true(cts_optsync_same_origin(
-        base, "HTTPS://API.CC.EMAIL:443/v3/contacts?cursor=abc"));
-    assert_true(cts_optsync_same_origin("http://127.0.0.1:8080/v2",
-                                        "http://127.0.0.1:8080/v2/x?next=1"));
-    /* another host, port or scheme */
-    assert_false(cts_optsync_same_origin(
-        base, "https://evil.example/v3/contacts?cursor=abc"));
-    assert_false(cts_optsync_same_origin(
-        base, "https://api.cc.email.evil.example/v3/contacts"));
-    assert_false(
-        cts_optsync_same_origin(base, "https://api.cc.email:8443/v3/c"));
-    assert_false(cts_optsync_same_origin(base, "http://api.cc.email/v3/c"));
-    assert_false(cts_optsync_same_origin("http://127.0.0.1:8080/v2",
-                                         "http://127.0.0.1:8081/v2/x"));
-    /* user info that hides another host, and things that are no URL */
-    assert_false(cts_optsync_same_origin(
-        base, "https://api.cc.email@evil.example/v3/contacts"));
-    assert_false(cts_optsync_same_origin(base, "/v3/contacts?cursor=abc"));
-    assert_false(cts_optsync_same_origin(base, "https:///v3/contacts"));
-    assert_false(cts_optsync_same_origin(base, "https://api.cc.email:x/v3"));
-    assert_false(cts_optsync_same_origin(base, "ftp://api.cc.email/v3"));
-}
-
 static void test_row_decision(void **state)
 {
     struct cts_optouts *s = cts_optouts_new();
@@ -104,7 +74,6 @@ static void test_swap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_origin),
         cmocka_unit_test(test_row_decision),
         cmocka_unit_test(test_swap),
     };
