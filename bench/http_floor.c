@@ -105,7 +105,7 @@ int main(int argc, char **argv)
     printf("%ld requests in %.3f s = %.0f req/s (%ld failed)\n", f.done, s,
            (double)f.done / s, f.failed);
     for (i = 0; i < conc; i++) {
-        cts_http_req_clear(&f.reqs[i]);
+        cts_http_req_free(&f.reqs[i]);
         free(f.bodies[i]);
     }
     free(f.reqs);

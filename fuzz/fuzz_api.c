@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = cts_api_parse_custom_fields(body, len, &cf);
         if (rc == 0 && cf.n > 0)
             (void)cts_cf_ids_find(&cf, cf.v[0].name);
-        cts_cf_ids_clear(&cf);
+        cts_cf_ids_free(&cf);
         break;
     }
     case 10: {
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = cts_api_parse_token(body, len, &t);
         if (rc == 0 && t.access_token == NULL)
             abort();
-        cts_api_token_clear(&t);
+        cts_api_token_free(&t);
         break;
     }
     default: {

@@ -92,7 +92,7 @@ static int on_row(const struct cts_row *row, void *arg)
         if (rc != 0 && (rc != CTS_EDATA || err.msg[0] == '\0'))
             abort();
         (void)cts_mapper_email_cell(fz->m, row);
-        cts_contact_clear(&c);
+        cts_contact_free(&c);
     }
     return 0;
 }

@@ -39,11 +39,11 @@ struct cts_account_info {
 };
 
 /* Free the strings of info (not the struct); NULL-safe, idempotent. */
-void cts_account_info_clear(struct cts_account_info *info);
+void cts_account_info_free(struct cts_account_info *info);
 
 /*
  * Run the account check for cfg->api.  Returns 0 and fills *out
- * (owned; clear with cts_account_info_clear) when the token is valid and
+ * (owned; clear with cts_account_info_free) when the token is valid and
  * matches cfg->api_key and cfg->account (each when set); otherwise a
  * negative code (CTS_EAUTH, CTS_ECONFIG, CTS_EHTTP, ...) with err->exit_code
  * set, and *out zeroed.  cfg is borrowed; it is written to only when a v3
@@ -62,7 +62,7 @@ struct cts_list_set {
 };
 
 /* Free the lists (not the struct); NULL-safe. */
-void cts_list_set_clear(struct cts_list_set *set);
+void cts_list_set_free(struct cts_list_set *set);
 
 /*
  * Fetch every list of the account (v2 GET {base}/lists?api_key=…, v3

@@ -36,7 +36,7 @@ struct cts_cf_ids {
 /* Id for a custom field name (exact match first, then case-insensitive),
  * borrowed from m; NULL when unknown.  m may be NULL. */
 const char *cts_cf_ids_find(const struct cts_cf_ids *m, const char *name);
-void cts_cf_ids_clear(struct cts_cf_ids *m); /* frees; NULL-safe */
+void cts_cf_ids_free(struct cts_cf_ids *m); /* frees; NULL-safe */
 
 /* ---- contact lists ---- */
 struct cts_list_info {
@@ -182,7 +182,7 @@ struct cts_api_token {
 };
 int cts_api_parse_token(const char *body, size_t len,
                         struct cts_api_token *out);
-void cts_api_token_clear(struct cts_api_token *t); /* NULL-safe */
+void cts_api_token_free(struct cts_api_token *t); /* NULL-safe */
 
 /* ---- URLs ---- */
 

@@ -58,10 +58,10 @@ struct cts_contact {
 };
 
 /* Free the strings a contact owns (not the struct); NULL-safe. */
-void cts_contact_clear(struct cts_contact *c);
+void cts_contact_free(struct cts_contact *c);
 /* Fill dst with owned copies of src's strings (src is only read: its
  * memory may be someone else's, e.g. an arena); clear dst with
- * cts_contact_clear. */
+ * cts_contact_free. */
 void cts_contact_copy(struct cts_contact *dst, const struct cts_contact *src);
 /* Canonical name of a field ("email", "first_name", ... "opt_out",
  * "opt_out_reason"); any value below CTS_F__MAPPABLE. */

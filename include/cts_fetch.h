@@ -20,7 +20,7 @@
  * req->status), CTS_EHTTP with err filled when none was (transport
  * failure after the retries; the message names the URL with secrets
  * masked by cts_url_redact), UV_EINVAL / UV_ENOMEM.  req->resp holds the
- * last reply's body; call cts_http_req_clear afterwards.
+ * last reply's body; call cts_http_req_free afterwards.
  */
 int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
                    struct cts_error *err);

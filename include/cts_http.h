@@ -94,7 +94,7 @@ struct cts_http_req {
     int curl_code;         /* raw CURLcode, 0 = CURLE_OK */
     char errbuf[256];      /* libcurl's message, "" when none */
     struct cts_buf resp;   /* response body (NUL-terminated); owned by
-                              the request, freed by cts_http_req_clear */
+                              the request, freed by cts_http_req_free */
     long retry_after_s;    /* Retry-After in seconds, -1 when absent */
     int connection_reused; /* 1 = sent on a kept-alive connection */
     int maybe_landed;      /* 1 = a POST/PUT whose body was fully sent
@@ -190,6 +190,6 @@ void cts_http_close(struct cts_http *h, void (*closed)(struct cts_http *h));
 void cts_http_req_init(struct cts_http_req *req);
 /* Free what a request owns (the response body); the request may be reused
  * after cts_http_req_init.  NULL-safe. */
-void cts_http_req_clear(struct cts_http_req *req);
+void cts_http_req_free(struct cts_http_req *req);
 
 #endif /* CTS_HTTP_H */

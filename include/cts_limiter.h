@@ -48,7 +48,7 @@ int cts_limiter_init(struct cts_limiter *l, double rate, cts_clock_fn now_ms,
 /* Change the jitter margin (default CTS_LIMITER_MARGIN_MS). */
 void cts_limiter_set_margin(struct cts_limiter *l, uint64_t margin_ms);
 /* Free the ring.  NULL-safe; l may be re-initialised afterwards. */
-void cts_limiter_close(struct cts_limiter *l);
+void cts_limiter_free(struct cts_limiter *l);
 
 /* 1 = a request may start now (the slot is taken and recorded), 0 = wait
  * cts_limiter_wait_ms() and ask again.  Always 1 when the limiter is off. */

@@ -75,7 +75,7 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
 
 /*
  * Map and validate one data row (borrowed).  out must be zeroed or cleared
- * by the caller; the caller always calls cts_contact_clear(out) afterwards.
+ * by the caller; the caller always calls cts_contact_free(out) afterwards.
  * Returns:
  *   0          a valid contact in out (email normalised, never NULL);
  *   CTS_EDATA  the row is invalid: err->msg is the reason naming the field
@@ -95,7 +95,7 @@ typedef void *(*cts_mapper_alloc_fn)(void *arg, size_t n);
  * cts_mapper_map with every string of out, and out->cf, taken from
  * alloc(alloc_arg, n) instead of malloc: for a caller that keeps many
  * contacts in one arena and drops them at once.  Such a contact is NOT
- * passed to cts_contact_clear (the caller owns the memory).  Temporary
+ * passed to cts_contact_free (the caller owns the memory).  Temporary
  * copies made while validating are malloc'd and freed inside the call.
  * alloc NULL is cts_mapper_map.  Same results and errors.
  */

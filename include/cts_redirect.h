@@ -9,7 +9,7 @@
 #include "cts_util.h"
 
 /* A parsed absolute URI.  All strings owned (NULL when absent); free with
- * cts_uri_clear.  host is lower-cased; IPv6 hosts keep their brackets. */
+ * cts_uri_free.  host is lower-cased; IPv6 hosts keep their brackets. */
 struct cts_uri {
     char *scheme; /* lower-cased, e.g. "http" */
     char *host;
@@ -24,7 +24,7 @@ struct cts_uri {
 /* Parse s (borrowed) as an absolute http(s) URI.  Returns 0, or CTS_EUSAGE
  * for a relative or malformed URI (out is then cleared). */
 int cts_uri_parse(const char *s, struct cts_uri *out);
-void cts_uri_clear(struct cts_uri *u);
+void cts_uri_free(struct cts_uri *u);
 /* 1 when host is 127.0.0.1 (any 127/8), [::1] or "localhost". */
 int cts_uri_is_loopback(const struct cts_uri *u);
 

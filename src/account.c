@@ -138,7 +138,7 @@ static void redact_secrets(const struct cts_config *cfg, struct cts_error *err)
     cts_redact(err->msg, sizeof(err->msg), secrets, 3);
 }
 
-void cts_account_info_clear(struct cts_account_info *info)
+void cts_account_info_free(struct cts_account_info *info)
 {
     if (info == NULL)
         return;
@@ -254,7 +254,7 @@ out:
     free(body);
     free(esc);
     free(url);
-    cts_http_req_clear(&req);
+    cts_http_req_free(&req);
     return rc;
 }
 
@@ -339,7 +339,7 @@ static int check_v3(struct cts_config *cfg, struct cts_account_info *out,
     /* A 401 for a token we did not just refresh: refresh once (revoked or
      * clock skew) when a refresh token exists, then ask again. */
     if (req.status == 401 && cfg->refresh_token != NULL && !out->refreshed) {
-        cts_http_req_clear(&req);
+        cts_http_req_free(&req);
         free(url);
         url = NULL;
         rc = cts_oauth_refresh(cfg, err);
@@ -402,7 +402,7 @@ out:
     free(acct);
     free(org);
     free(url);
-    cts_http_req_clear(&req);
+    cts_http_req_free(&req);
     return rc;
 }
 
@@ -420,7 +420,7 @@ int cts_account_check(struct cts_config *cfg, struct cts_account_info *out,
     rc = cfg->api == CTS_API_V2 ? check_v2(cfg, out, err)
                                 : check_v3(cfg, out, err);
     if (rc != 0) {
-        cts_account_info_clear(out);
+        cts_account_info_free(out);
         redact_secrets(cfg, err);
     }
     return rc;
@@ -428,7 +428,7 @@ int cts_account_check(struct cts_config *cfg, struct cts_account_info *out,
 
 /* ---- lists ---- */
 
-void cts_list_set_clear(struct cts_list_set *set)
+void cts_list_set_free(struct cts_list_set *set)
 {
     if (set == NULL)
         return;
@@ -508,7 +508,7 @@ int cts_account_fetch_lists(const struct cts_config *cfg,
                 rc = v3_next_url(cfg->base_url, req.resp.data, req.resp.len,
                                  &next, err);
         }
-        cts_http_req_clear(&req);
+        cts_http_req_free(&req);
         free(url);
         url = next;
         if (rc != 0) {
@@ -517,7 +517,7 @@ int cts_account_fetch_lists(const struct cts_config *cfg,
         }
     }
     if (rc != 0) {
-        cts_list_set_clear(out);
+        cts_list_set_free(out);
         redact_secrets(cfg, err);
     }
     return rc;
@@ -606,7 +606,7 @@ int cts_cmd_check(struct cts_config *cfg)
         if (s == NULL) {
             json_decref(o);
             cts_log_error("out of memory");
-            cts_account_info_clear(&info);
+            cts_account_info_free(&info);
             return CTS_EX_SOFTWARE;
         }
         printf("%s\n", s);
@@ -639,7 +639,7 @@ int cts_cmd_check(struct cts_config *cfg)
             printf("  expires:       unknown\n");
     }
     rc = CTS_EX_OK;
-    cts_account_info_clear(&info);
+    cts_account_info_free(&info);
     return rc;
 }
 
@@ -674,7 +674,7 @@ int cts_cmd_lists(struct cts_config *cfg)
     if (cts_account_check(cfg, &info, &err) != 0)
         return report_failure(&err);
     if (cts_account_fetch_lists(cfg, &set, &err) != 0) {
-        cts_account_info_clear(&info);
+        cts_account_info_free(&info);
         return report_failure(&err);
     }
     if (cfg->json) {
@@ -693,8 +693,8 @@ int cts_cmd_lists(struct cts_config *cfg)
         json_decref(arr);
         if (s == NULL) {
             cts_log_error("out of memory");
-            cts_list_set_clear(&set);
-            cts_account_info_clear(&info);
+            cts_list_set_free(&set);
+            cts_account_info_free(&info);
             return CTS_EX_SOFTWARE;
         }
         printf("%s\n", s);
@@ -727,7 +727,7 @@ int cts_cmd_lists(struct cts_config *cfg)
                          set.n == 1 ? "" : "s",
                          info.account != NULL ? info.account : "?");
     }
-    cts_list_set_clear(&set);
-    cts_account_info_clear(&info);
+    cts_list_set_free(&set);
+    cts_account_info_free(&info);
     return CTS_EX_OK;
 }

@@ -1026,7 +1026,7 @@ const char *cts_cf_ids_find(const struct cts_cf_ids *m, const char *name)
     return NULL;
 }
 
-void cts_cf_ids_clear(struct cts_cf_ids *m)
+void cts_cf_ids_free(struct cts_cf_ids *m)
 {
     size_t i;
     if (m == NULL)
@@ -1046,7 +1046,7 @@ int cts_api_parse_custom_fields(const char *body, size_t len,
     json_t *root = load(body, len), *arr, *it;
     size_t i, k = 0;
 
-    cts_cf_ids_clear(out);
+    cts_cf_ids_free(out);
     arr = json_object_get(root, "custom_fields");
     if (!json_is_array(arr)) {
         json_decref(root);
@@ -1093,7 +1093,7 @@ int cts_api_parse_token(const char *body, size_t len, struct cts_api_token *out)
     return out->access_token != NULL ? 0 : CTS_EJSON;
 }
 
-void cts_api_token_clear(struct cts_api_token *t)
+void cts_api_token_free(struct cts_api_token *t)
 {
     if (t == NULL)
         return;

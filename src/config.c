@@ -678,7 +678,7 @@ int cts_config_check_url(const char *what, const char *url,
                                 "clear text — use https://",
                                 what, url);
     }
-    cts_uri_clear(&u);
+    cts_uri_free(&u);
     return rc;
 }
 
@@ -729,7 +729,7 @@ int cts_config_check_proxy(const char *what, const char *url,
         snprintf(target, sizeof(target), "%.*s", (int)(n - 2), u.host + 1);
     else
         snprintf(target, sizeof(target), "%s", u.host);
-    cts_uri_clear(&u);
+    cts_uri_free(&u);
     if (!plain)
         return 0;
     /* libcurl's choice for an http:// URL: http_proxy (lower case only),

@@ -60,7 +60,7 @@ void cts_contact_copy(struct cts_contact *dst, const struct cts_contact *src)
     dst->opt_out_reason = dup_or_null(src->opt_out_reason);
 }
 
-void cts_contact_clear(struct cts_contact *c)
+void cts_contact_free(struct cts_contact *c)
 {
     size_t i;
     if (c == NULL)

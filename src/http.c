@@ -102,7 +102,7 @@ void cts_http_req_init(struct cts_http_req *req)
     req->retry_after_s = -1;
 }
 
-void cts_http_req_clear(struct cts_http_req *req)
+void cts_http_req_free(struct cts_http_req *req)
 {
     if (req == NULL)
         return;
@@ -523,7 +523,7 @@ static int easy_setup(struct cts_http *h, CURL *easy, struct cts_http_req *req)
 
     /* Headers: two shared lists cover JSON and form bodies (freed only
      * after curl_multi_cleanup); any other content type gets its own list,
-     * freed by cts_http_req_clear or the next submit. */
+     * freed by cts_http_req_free or the next submit. */
     if (has_body && ct != NULL && strcmp(ct, "application/json") != 0) {
         if (strcmp(ct, "application/x-www-form-urlencoded") == 0) {
             hdrs = h->headers_form;

@@ -373,7 +373,7 @@ static int resolve_custom_fields(struct cts_config *cfg, struct cts_cf_ids *out)
     }
     cts_buf_free(&known);
 out:
-    cts_http_req_clear(&req);
+    cts_http_req_free(&req);
     free(url);
     return ex;
 }
@@ -652,9 +652,9 @@ finish:
 
     outputs_close(&outs);
     cts_state_close(st);
-    cts_cf_ids_clear(&cf);
-    cts_list_set_clear(&lists);
-    cts_account_info_clear(&info);
+    cts_cf_ids_free(&cf);
+    cts_list_set_free(&lists);
+    cts_account_info_free(&info);
     free(state_dir);
     return ex;
 }

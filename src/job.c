@@ -88,7 +88,7 @@ void cts_job_free(struct cts_job *j)
     struct cts_jobs *js = j->pool;
 
     if (!j->c_borrowed)
-        cts_contact_clear(&j->c);
+        cts_contact_free(&j->c);
     free(j->body);
     free(j->url);
     free(j->contact_id);

@@ -41,7 +41,7 @@ void cts_limiter_set_margin(struct cts_limiter *l, uint64_t margin_ms)
     l->margin_ms = margin_ms;
 }
 
-void cts_limiter_close(struct cts_limiter *l)
+void cts_limiter_free(struct cts_limiter *l)
 {
     if (l == NULL)
         return;

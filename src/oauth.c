@@ -924,7 +924,7 @@ out:
         if (ex == CTS_EX_OK)
             ex = CTS_EX_CANTCREAT;
     }
-    cts_uri_clear(&a.ru);
+    cts_uri_free(&a.ru);
     free(a.state);
     if (a.verifier != NULL)
         memset(a.verifier, 0, strlen(a.verifier));

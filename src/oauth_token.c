@@ -132,7 +132,7 @@ static int post_form_once(const struct cts_config *cfg, const char *url,
     if (rc != 0) {
         if (err != NULL)
             err->exit_code = CTS_EX_UNAVAILABLE;
-        cts_http_req_clear(&req);
+        cts_http_req_free(&req);
         return rc != CTS_EHTTP && rc != UV_ENOMEM ? CTS_EHTTP : rc;
     }
     root = json_loadb(req.resp.data != NULL ? req.resp.data : "", req.resp.len,
@@ -153,7 +153,7 @@ static int post_form_once(const struct cts_config *cfg, const char *url,
     json_decref(root);
     if (req.resp.data != NULL)
         memset(req.resp.data, 0, req.resp.len); /* it held tokens */
-    cts_http_req_clear(&req);
+    cts_http_req_free(&req);
     return 0;
 }
 

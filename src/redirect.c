@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cts_uri_clear(struct cts_uri *u)
+void cts_uri_free(struct cts_uri *u)
 {
     if (u == NULL)
         return;
@@ -121,7 +121,7 @@ int cts_uri_parse(const char *s, struct cts_uri *out)
         out->fragment = cts_xstrdup(p + 1);
     return 0;
 bad:
-    cts_uri_clear(out);
+    cts_uri_free(out);
     out->port = -1;
     return CTS_EUSAGE;
 }
@@ -377,9 +377,9 @@ enum cts_redirect_problem cts_redirect_check(const char *redirect_uri,
         pb = compare_registered(redirect_uri, &g, registered, &r, why);
     }
 out:
-    cts_uri_clear(&g);
-    cts_uri_clear(&r);
-    cts_uri_clear(&a);
+    cts_uri_free(&g);
+    cts_uri_free(&r);
+    cts_uri_free(&a);
     return pb;
 }
 

@@ -452,7 +452,7 @@ void cts_send_req_set(struct cts_send_req *r, const char *method,
 int cts_send_req_close(struct cts_send_req *r, uv_close_cb cb)
 {
     assert(r->where == W_IDLE);
-    cts_http_req_clear(&r->http);
+    cts_http_req_free(&r->http);
     if (!r->timer_inited)
         return 0;
     /* libuv: the handle's memory stays in use until its close callback. */
@@ -601,7 +601,7 @@ void cts_send_close(struct cts_send *s)
         cts_state_quota_release(s->st, s->quota_credit);
         s->quota_credit = 0;
     }
-    cts_limiter_close(&s->lim);
+    cts_limiter_free(&s->lim);
     free(s->done_ring);
     s->done_ring = NULL;
     s->done_n = 0;

@@ -79,8 +79,8 @@ int cts_url_follow(const char *base_url, const char *link, char **out,
         ok = cts_uri_parse(base_url, &b) == 0 && cts_uri_parse(abs, &l) == 0 &&
              same_origin(&l, &b);
     }
-    cts_uri_clear(&b);
-    cts_uri_clear(&l);
+    cts_uri_free(&b);
+    cts_uri_free(&l);
     if (ok) {
         *out = abs;
         return 0;

@@ -159,16 +159,16 @@ static void test_token_fixture(void **state)
     assert_null(t.refresh_token);
     assert_string_equal(t.token_type, "Bearer");
     assert_int_equal(t.expires_in, 308874923);
-    cts_api_token_clear(&t);
+    cts_api_token_free(&t);
     assert_int_equal(cts_api_parse_token(v3, strlen(v3), &t), 0);
     assert_string_equal(t.refresh_token, "r1");
     assert_int_equal(t.expires_in, 86400);
     assert_string_equal(t.scope, "contact_data offline_access");
-    cts_api_token_clear(&t);
+    cts_api_token_free(&t);
     assert_int_equal(
         cts_api_parse_token("{\"error\":\"invalid_grant\"}", 25, &t),
         CTS_EJSON);
-    cts_api_token_clear(&t);
+    cts_api_token_free(&t);
     free(body);
 }
 
@@ -356,7 +356,7 @@ static void test_v3_replies(void **state)
     assert_string_equal(cts_cf_ids_find(&m, "Only Label"), "u2");
     assert_null(cts_cf_ids_find(&m, "nope"));
     assert_null(cts_cf_ids_find(NULL, "nope"));
-    cts_cf_ids_clear(&m);
+    cts_cf_ids_free(&m);
     assert_int_equal(m.n, 0);
 }
 
@@ -399,9 +399,9 @@ static void feed_all(const char *body, size_t len)
     if (cts_api_parse_lists(CTS_API_V3, body, len, &li, &n) == 0)
         cts_list_info_free(li, n);
     cts_api_parse_custom_fields(body, len, &m);
-    cts_cf_ids_clear(&m);
+    cts_cf_ids_free(&m);
     cts_api_parse_token(body, len, &t);
-    cts_api_token_clear(&t);
+    cts_api_token_free(&t);
 }
 
 static void test_garbage(void **state)
@@ -500,7 +500,7 @@ static void test_v3_signup_body(void **state)
     assert_null(s);
     assert_int_equal(err.code, CTS_EDATA);
     assert_non_null(strstr(err.msg, "favorite_color"));
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     free(c.cf);
 
     /* Minimal contact: nothing but the email and the lists. */
@@ -512,7 +512,7 @@ static void test_v3_signup_body(void **state)
     free(s);
     /* Lists are required. */
     assert_null(cts_api_v3_signup_body(&c, lists, 0, NULL, &err));
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
 }
 
 static void test_v3_limits(void **state)
@@ -550,7 +550,7 @@ static void test_v3_limits(void **state)
     contact_set(&c, CTS_F_PHONE, "12345678901234567890123456");
     assert_null(cts_api_v3_signup_body(&c, lists, 1, NULL, &err));
     assert_non_null(strstr(err.msg, "phone_number"));
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
 }
 
 static void test_v3_contact_body(void **state)
@@ -576,7 +576,7 @@ static void test_v3_contact_body(void **state)
     assert_string_equal(jstr(json_array_get(a, 0), "city"), "Waltham");
     json_decref(j);
     free(s);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     free(c.cf);
 }
 
@@ -621,7 +621,7 @@ static void test_v2_contact_body(void **state)
     assert_string_equal(jstr(json_array_get(a, 0), "country_code"), "de");
     json_decref(j);
     free(s);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     free(c.cf);
 
     contact_min(&c);
@@ -629,7 +629,7 @@ static void test_v2_contact_body(void **state)
     assert_string_equal(s, "{\"email_addresses\":[{\"email_address\":"
                            "\"min@example.com\"}],\"lists\":[{\"id\":\"1\"}]}");
     free(s);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
 }
 
 static void test_v2_merge(void **state)
@@ -683,7 +683,7 @@ static void test_v2_merge(void **state)
     assert_null(cts_api_v2_merge_update(NULL, &c, lists, 1, &err));
     json_decref(old);
     free(existing);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
 }
 
 static void test_jwt(void **state)

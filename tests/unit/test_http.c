@@ -178,7 +178,7 @@ static void test_round_trip(void **state)
     assert_true(n >= 2);
     assert_string_equal(lists[0].id, "1");
     cts_list_info_free(lists, n);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
 
     /* Without the bearer: a 401 is a reply, not a transport failure, and
      * is not retried. */
@@ -187,7 +187,7 @@ static void test_round_trip(void **state)
     assert_int_equal(cts_http_fetch(&r, NULL, &err), 0);
     assert_int_equal(r.status, 401);
     assert_int_equal(r.attempts, 1);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     free(url);
 }
 
@@ -220,7 +220,7 @@ static void test_keepalive_reuse(void **state)
     }
     assert_int_equal(hs.http.requests, 5);
     assert_int_equal(hs.http.reused, 4);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     harness_close(&hs);
     free(url);
 }
@@ -248,7 +248,7 @@ static void test_concurrency_cap(void **state)
         uv_run(&hs.loop, UV_RUN_ONCE);
     for (i = 0; i < N; i++) {
         assert_int_equal(r[i].status, 200);
-        cts_http_req_clear(&r[i]);
+        cts_http_req_free(&r[i]);
     }
     /* All N went over at most CAP connections: libcurl queued the rest
      * and reused the kept-alive ones. */
@@ -276,7 +276,7 @@ static void test_503_then_200(void **state)
     assert_int_equal(cts_http_fetch(&r, &o, &err), 0);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.attempts, 2);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
 
     /* With retries off, the 503 comes back to the caller. */
     add_faults("[\"503\"]", "GET /v2/lists");
@@ -287,7 +287,7 @@ static void test_503_then_200(void **state)
     assert_int_equal(cts_http_fetch(&r, &o, &err), 0);
     assert_int_equal(r.status, 503);
     assert_int_equal(r.attempts, 1);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     free(url);
 }
 
@@ -338,12 +338,12 @@ static void test_drop_after_maybe_landed(void **state)
         assert_int_equal(r2.attempts, 1);
         assert_int_equal(r2.maybe_landed, 1);
         assert_int_equal(state_contacts(), before + 2);
-        cts_http_req_clear(&r2);
+        cts_http_req_free(&r2);
     }
 
     /* A GET that breaks is never "maybe landed". */
     add_faults("[\"drop_after\"]", "GET /v2/lists");
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     cts_http_req_init(&r);
     free(url);
     url = v2_url("/lists");
@@ -355,7 +355,7 @@ static void test_drop_after_maybe_landed(void **state)
         uv_run(&hs.loop, UV_RUN_ONCE);
     assert_int_equal(r.transport_error, CTS_XE_RECV);
     assert_int_equal(r.maybe_landed, 0);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     harness_close(&hs);
     free(url);
 }
@@ -381,7 +381,7 @@ static void test_hang_timeout(void **state)
     assert_int_equal(r.transport_error, CTS_XE_TIMEOUT);
     assert_int_equal(r.status, 0);
     assert_true(r.elapsed_ms >= 250);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     harness_close(&hs);
     free(url);
 }
@@ -418,7 +418,7 @@ static void test_connection_refused(void **state)
     assert_int_equal(r.attempts, 3); /* transient: retried twice */
     assert_int_equal(err.code, CTS_EHTTP);
     assert_non_null(strstr(err.msg, "127.0.0.1"));
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
 }
 
 static void on_done_close(struct cts_http_req *req, void *arg)
@@ -454,7 +454,7 @@ static void test_close_aborts_in_flight(void **state)
     assert_int_equal(hs.done, 3);
     for (i = 0; i < 3; i++) {
         assert_int_equal(r[i].transport_error, CTS_XE_ABORTED);
-        cts_http_req_clear(&r[i]);
+        cts_http_req_free(&r[i]);
     }
     /* Submitting to a closing transport is refused, callback never runs. */
     cts_http_req_init(&r[0]);
@@ -486,7 +486,7 @@ static void test_bad_method(void **state)
     assert_int_equal(cts_http_in_flight(&hs.http), 0);
     harness_close(&hs);
     assert_int_equal(hs.done, 0);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
 }
 
 /* A transport failure's message names the URL, never the v2 key. */
@@ -504,7 +504,7 @@ static void test_error_message_masks_key(void **state)
     assert_int_equal(cts_http_fetch(&r, &o, &err), CTS_EHTTP);
     assert_non_null(strstr(err.msg, "127.0.0.1:1/v2/lists?api_key=demo"));
     assert_null(strstr(err.msg, V2_KEY));
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     free(url);
 }
 
@@ -526,7 +526,7 @@ static void test_fetch_retries_throttle(void **state)
     assert_int_equal(cts_http_fetch(&r, &o, &err), 0);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.attempts, 2);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     free(url);
 }
 
@@ -638,7 +638,7 @@ static long retry_after_of(const char *reply)
     assert_int_equal(r.transport_error, 0);
     assert_string_equal(r.resp.data, "{}");
     ra = r.retry_after_s;
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     return ra;
 }
 
@@ -659,7 +659,7 @@ static void test_content_type_only_with_body(void **state)
     assert_non_null(strstr(seen, "Accept: application/json\r\n"));
     assert_non_null(strstr(seen, "Authorization: Bearer t0k3n-for-the-test"));
     assert_null(strstr(seen, "Content-Type"));
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
 
     cts_http_req_init(&r);
     r.method = "POST";
@@ -670,7 +670,7 @@ static void test_content_type_only_with_body(void **state)
     assert_non_null(strstr(seen, "POST /x HTTP/1.1\r\n"));
     assert_non_null(strstr(seen, "Content-Type: application/json\r\n"));
     assert_null(strstr(seen, "Expect:")); /* no 100-continue round trip */
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
 }
 
 static void test_retry_after_header(void **state)

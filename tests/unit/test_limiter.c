@@ -61,7 +61,7 @@ static void test_burst_then_wait(void **state)
     assert_int_equal(cts_limiter_try_take(&l), 1);
     assert_int_equal(cts_limiter_try_take(&l), 0);
     assert_int_equal(l.starts, 8);
-    cts_limiter_close(&l);
+    cts_limiter_free(&l);
 }
 
 static void test_off(void **state)
@@ -74,7 +74,7 @@ static void test_off(void **state)
     for (i = 0; i < 100000; i++)
         assert_int_equal(cts_limiter_try_take(&l), 1);
     assert_int_equal(cts_limiter_wait_ms(&l), 0);
-    cts_limiter_close(&l);
+    cts_limiter_free(&l);
 }
 
 /* Random arrivals of demand over 10,000 starts: never more than N in any
@@ -129,7 +129,7 @@ static void random_demand(double rate, unsigned n, uint32_t seed)
     /* Exactly the contract: N starts (not fewer: no wasted slots) in a
      * window of 1000 + margin ms, never N + 1. */
     assert_int_equal(busiest(starts, total, 1000 + CTS_LIMITER_MARGIN_MS), n);
-    cts_limiter_close(&l);
+    cts_limiter_free(&l);
     free(starts);
     free(arrivals);
 }
@@ -178,7 +178,7 @@ static void test_saturation_rate(void **state)
                     fail_msg("rate %.0f over %llu ms: achieved %.3f/s",
                              rates[i], (unsigned long long)spans[sp], achieved);
             }
-            cts_limiter_close(&l);
+            cts_limiter_free(&l);
         }
     }
 }
@@ -194,7 +194,7 @@ static void test_slow_rate(void **state)
     assert_int_equal(cts_limiter_wait_ms(&l), 2000 + CTS_LIMITER_MARGIN_MS);
     now += 2000 + CTS_LIMITER_MARGIN_MS;
     assert_int_equal(cts_limiter_try_take(&l), 1);
-    cts_limiter_close(&l);
+    cts_limiter_free(&l);
 }
 
 static void test_pause_and_margin(void **state)
@@ -215,8 +215,8 @@ static void test_pause_and_margin(void **state)
     assert_int_equal(cts_limiter_try_take(&l), 1);
     assert_int_equal(cts_limiter_try_take(&l), 1);
     assert_int_equal(cts_limiter_wait_ms(&l), 1000); /* margin 0 */
-    cts_limiter_close(&l);
-    cts_limiter_close(&l); /* idempotent */
+    cts_limiter_free(&l);
+    cts_limiter_free(&l); /* idempotent */
 }
 
 int main(void)

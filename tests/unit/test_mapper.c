@@ -236,7 +236,7 @@ static void test_map_option(void **state)
     assert_string_equal(c.cf[0].name, "Colour");
     assert_string_equal(c.cf[0].value, "red");
     assert_string_equal(cts_mapper_email_cell(m, &r.row), " New@X.com ");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* An empty custom field value is simply not sent. */
     memset(&c, 0, sizeof(c));
     assert_int_equal(
@@ -245,7 +245,7 @@ static void test_map_option(void **state)
         0);
     assert_int_equal(c.ncf, 0);
     assert_null(c.f[CTS_F_FIRST_NAME]);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     cts_mapper_free(m);
 }
 
@@ -362,7 +362,7 @@ static void test_validation(void **state)
                               mkrow(&r, 1, "a@b.co", e50, "", "", "", "", NULL),
                               &c, msg),
                          0);
-        cts_contact_clear(&c);
+        cts_contact_free(&c);
     }
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 2, "a@b.co", long51, "", "", "", "", NULL),
@@ -371,14 +371,14 @@ static void test_validation(void **state)
     assert_string_equal(msg, "first_name: longer than 50 characters");
     /* Even an invalid row keeps its (normalised or raw) email. */
     assert_string_equal(c.f[CTS_F_EMAIL], "a@b.co");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 3, "a@b.co", "",
                                 "12345678901234567890123456", "", "", "", NULL),
                           &c, msg),
                      CTS_EDATA);
     assert_string_equal(msg, "phone: longer than 25 characters");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* Email length: 51 characters is too long for v3, fine for v2. */
     memset(email51, 'e', 51);
     memcpy(email51 + 51 - 8, "@x.co.uk", 8);
@@ -388,25 +388,25 @@ static void test_validation(void **state)
                           msg),
                      CTS_EDATA);
     assert_non_null(strstr(msg, "email: longer than 50 characters"));
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V2, &h.row,
                           mkrow(&r, 4, email51, "", "", "", "", "", NULL), &c,
                           msg),
                      0);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 5, "  ", "Jo", "", "", "", "", NULL), &c,
                           msg),
                      CTS_EDATA);
     assert_string_equal(msg, "email: empty");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 6, "Bad Mail", "", "", "", "", "", NULL),
                           &c, msg),
                      CTS_EDATA);
     assert_string_equal(msg, "email: contains a space");
     assert_string_equal(c.f[CTS_F_EMAIL], "Bad Mail");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* Birthdays and anniversaries. */
     assert_int_equal(
         map1(CTS_API_V3, &h.row,
@@ -415,25 +415,25 @@ static void test_validation(void **state)
         0);
     assert_string_equal(c.f[CTS_F_BIRTHDAY_MONTH], "02");
     assert_string_equal(c.f[CTS_F_ANNIVERSARY], "2016-02-29");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 8, "a@b.co", "", "", "4", "31", "", NULL),
                           &c, msg),
                      CTS_EDATA);
     assert_non_null(strstr(msg, "no such day"));
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 9, "a@b.co", "", "", "", "5", "", NULL), &c,
                           msg),
                      CTS_EDATA);
     assert_string_equal(msg, "birthday_day: given without birthday_month");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 10, "a@b.co", "", "", "May", "5", "", NULL),
                           &c, msg),
                      CTS_EDATA);
     assert_non_null(strstr(msg, "birthday_month: \"May\" is not a month"));
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     {
         static const char *const good[] = {"12/31/1999", "1/2/2003",
                                            "2003/01/02", "1999-7-4"};
@@ -447,7 +447,7 @@ static void test_validation(void **state)
                      mkrow(&r, 11, "a@b.co", "", "", "", "", good[i], NULL), &c,
                      msg),
                 0);
-            cts_contact_clear(&c);
+            cts_contact_free(&c);
         }
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             if (map1(CTS_API_V3, &h.row,
@@ -455,7 +455,7 @@ static void test_validation(void **state)
                      msg) != CTS_EDATA)
                 fail_msg("anniversary %s accepted", bad[i]);
             assert_non_null(strstr(msg, "anniversary"));
-            cts_contact_clear(&c);
+            cts_contact_free(&c);
         }
     }
     /* A row the reader flagged is invalid with the reader's words. */
@@ -464,7 +464,7 @@ static void test_validation(void **state)
     assert_int_equal(map1(CTS_API_V3, &h.row, &r.row, &c, msg), CTS_EDATA);
     assert_string_equal(msg, "expected 6 fields, found 2");
     assert_string_equal(c.f[CTS_F_EMAIL], "a@b.co");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
 }
 
 static void test_v2_latin1(void **state)
@@ -498,21 +498,21 @@ static void test_v2_latin1(void **state)
                      0);
     assert_string_equal(c.f[CTS_F_LAST_NAME], "O'Neil");
     assert_string_equal(c.f[CTS_F_COMPANY_NAME], "\"Q\"");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* v3 keeps the text as it is. */
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 1, "a@b.co", "O\xE2\x80\x99Neil", "", NULL),
                           &c, msg),
                      0);
     assert_string_equal(c.f[CTS_F_LAST_NAME], "O\xE2\x80\x99Neil");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V2, &h.row,
                           mkrow(&r, 2, "a@b.co", "\xC5\x81ukasz", "", NULL), &c,
                           msg),
                      CTS_EDATA);
     assert_string_equal(msg, "last_name: character U+0141 is outside "
                              "ISO-8859-1, which the v2 API rejects");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* An address is never transliterated for v2: refused instead. */
     assert_int_equal(
         map1(CTS_API_V2, &h.row,
@@ -521,14 +521,14 @@ static void test_v2_latin1(void **state)
         CTS_EDATA);
     assert_string_equal(msg, "email: character U+2019 is outside "
                              "ISO-8859-1, which the v2 API rejects");
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* IDN emails cannot go to v2. */
     assert_int_equal(
         map1(CTS_API_V2, &h.row,
              mkrow(&r, 3, "a@\xD0\xBF\xD1\x80.example", "", "", NULL), &c, msg),
         CTS_EDATA);
     assert_non_null(strstr(msg, "email: character U+043F"));
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
 }
 
 /* A bump allocator over a fixed buffer that counts its calls. */
@@ -596,7 +596,7 @@ static void test_map_with_allocator(void **state)
     assert_string_equal(b.cf[0].value, "red");
     assert_true(in_bump(bp, b.cf[0].name) && in_bump(bp, b.cf[0].value));
     assert_true(bp->calls >= 5);
-    cts_contact_clear(&a);
+    cts_contact_free(&a);
     /* cts_contact_copy: owned strings that outlive the arena. */
     {
         struct cts_contact c;
@@ -609,7 +609,7 @@ static void test_map_with_allocator(void **state)
         assert_int_equal(c.ncf, 1);
         assert_string_equal(c.cf[0].name, "colour");
         assert_string_equal(c.cf[0].value, "red");
-        cts_contact_clear(&c);
+        cts_contact_free(&c);
     }
     /* Invalid: same message, and the raw email cell is kept. */
     mkrow(&r, 2, "x@y.co", "\xC5\x81ukasz", "", "", NULL);
@@ -624,7 +624,7 @@ static void test_map_with_allocator(void **state)
                                  "ISO-8859-1, which the v2 API rejects");
     assert_string_equal(b.f[CTS_F_EMAIL], "x@y.co");
     assert_true(in_bump(bp, b.f[CTS_F_EMAIL]));
-    cts_contact_clear(&a);
+    cts_contact_free(&a);
     cts_mapper_free(m);
     free(bp);
 }
@@ -662,7 +662,7 @@ static void test_opt_out(void **state)
         assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), 0);
         if (c.opt_out != 1)
             fail_msg("header \"%s\" did not map to opt_out", opt_headers[i]);
-        cts_contact_clear(&c);
+        cts_contact_free(&c);
         cts_mapper_free(m);
     }
 
@@ -689,7 +689,7 @@ static void test_opt_out(void **state)
         assert_string_equal(c.f[CTS_F_EMAIL], "ann@b.co");
         assert_null(c.f[CTS_F_FIRST_NAME]);
         assert_string_equal(c.opt_out_reason, "asked by phone");
-        cts_contact_clear(&c);
+        cts_contact_free(&c);
         assert_null(c.opt_out_reason);
     }
     for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
@@ -699,14 +699,14 @@ static void test_opt_out(void **state)
         assert_int_equal(c.opt_out, 0);
         assert_null(c.opt_out_reason);
         assert_string_equal(c.f[CTS_F_FIRST_NAME], "Ann");
-        cts_contact_clear(&c);
+        cts_contact_free(&c);
     }
     /* A "no" row is validated as usual. */
     mkrow(&r, 3, "ann@b.co", "Ann", "14", "no", "", NULL);
     memset(&c, 0, sizeof(c));
     assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
     assert_non_null(strstr(err.msg, "birthday_month"));
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* Neither yes nor no: invalid, naming the column as written. */
     mkrow(&r, 4, "ann@b.co", "Ann", "", " maybe ", "", NULL);
     memset(&c, 0, sizeof(c));
@@ -718,14 +718,14 @@ static void test_opt_out(void **state)
                         strlen("opt_out: column \"Unsubscribed\" says "
                                "\"maybe\"")) == 0);
     assert_int_equal(c.opt_out, 0);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* An opt-out row with a bad email is still invalid (no one to
      * unsubscribe). */
     mkrow(&r, 5, "not-an-email", "", "", "yes", "", NULL);
     memset(&c, 0, sizeof(c));
     assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
     assert_true(strncmp(err.msg, "email:", 6) == 0);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     /* A reason over 255 characters is cut at 255, never split inside a
      * character. */
     reason = malloc(2 * 300 + 1);
@@ -737,7 +737,7 @@ static void test_opt_out(void **state)
     memset(&c, 0, sizeof(c));
     assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), 0);
     assert_int_equal(strlen(c.opt_out_reason), 2 * 255);
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     free(reason);
     cts_mapper_free(m);
 
@@ -760,9 +760,9 @@ static void test_opt_out(void **state)
             assert_int_equal(d.opt_out, 1);
             assert_string_equal(d.opt_out_reason, "spam");
             assert_ptr_not_equal(d.opt_out_reason, c.opt_out_reason);
-            cts_contact_clear(&d);
+            cts_contact_free(&d);
         }
-        cts_contact_clear(&c);
+        cts_contact_free(&c);
         cts_mapper_free(m);
     }
     /* Two opt-out columns: an error, as for any field. */

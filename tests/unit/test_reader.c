@@ -629,7 +629,7 @@ static int on_corpus_row(const struct cts_row *row, void *arg)
         }
         cr->contacts[k].ncf = c.ncf < 8 ? c.ncf : 8;
     }
-    cts_contact_clear(&c);
+    cts_contact_free(&c);
     return 0;
 }
 

@@ -29,26 +29,26 @@ static void test_parse(void **state)
     assert_string_equal(u.query, "x=1");
     assert_string_equal(u.fragment, "f");
     assert_true(cts_uri_is_loopback(&u));
-    cts_uri_clear(&u);
+    cts_uri_free(&u);
 
     assert_int_equal(cts_uri_parse("https://example.com", &u), 0);
     assert_int_equal(u.port, 443);
     assert_null(u.port_str);
     assert_string_equal(u.path, "");
     assert_false(cts_uri_is_loopback(&u));
-    cts_uri_clear(&u);
+    cts_uri_free(&u);
 
     assert_int_equal(cts_uri_parse("http://[::1]:9/x", &u), 0);
     assert_string_equal(u.host, "[::1]");
     assert_true(cts_uri_is_loopback(&u));
-    cts_uri_clear(&u);
+    cts_uri_free(&u);
 
     assert_int_equal(cts_uri_parse("http://127.1.2.3/", &u), 0);
     assert_true(cts_uri_is_loopback(&u));
-    cts_uri_clear(&u);
+    cts_uri_free(&u);
     assert_int_equal(cts_uri_parse("http://127.example.com/", &u), 0);
     assert_false(cts_uri_is_loopback(&u));
-    cts_uri_clear(&u);
+    cts_uri_free(&u);
 
     static const char *const bad[] = {"",
                                       "/callback",

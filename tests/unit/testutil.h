@@ -168,7 +168,7 @@ static inline json_t *tu_admin(const char *base, const char *method,
                  r.resp.data != NULL ? r.resp.data : "");
     j = r.resp.data != NULL ? json_loads(r.resp.data, 0, &je) : json_object();
     assert_non_null(j);
-    cts_http_req_clear(&r);
+    cts_http_req_free(&r);
     free(url);
     return j;
 }
