@@ -1,9 +1,11 @@
 /*
- * account.c — the account check (spec §4), the account's lists, and the
+ * account.c — the account check (the token belongs to --api-key, and to
+ * --account when given, before anything is written), the account's lists, and the
  * `check` and `lists` commands.
  *
  * Why this file exists: Constant Contact does not cross-check an API key
- * against an access token (reference §1.1), so a key of account A with a
+ * against an access token (a v2 key is only a query parameter and the
+ * server never compares it with the token's), so a key of account A with a
  * token of account B silently writes into B.  Every write is therefore
  * preceded by cts_account_check, which compares what the server says about
  * the token with what the user configured, and refuses (exit 77) on any
@@ -169,7 +171,8 @@ static int check_v2(struct cts_config *cfg, struct cts_account_info *out,
     cts_http_req_init(&req);
     url = cts_xasprintf("%s/tokeninfo.htm", cfg->auth_url);
     /* The documented primary form: the token in a form body, never in the
-     * URL (reference §1.6), so it does not end up in any access log. */
+     * URL (Constant Contact's tokeninfo documentation), so it does not end
+     * up in any access log. */
     esc = cts_url_escape(cfg->token);
     body = cts_xasprintf("access_token=%s", esc);
     req.method = "POST";

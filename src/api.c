@@ -1,6 +1,7 @@
 /*
  * api.c — Constant Contact JSON: request bodies and response parsers
- * (reference §1.2-1.6 for v2, §2.2-2.7 for v3).  Pure: jansson only.
+ * (v2 contacts, lists, tokeninfo; v3 contacts, sign_up_form, lists, account
+ * summary, token).  Pure: jansson only.
  *
  * jansson rules obeyed throughout: json_object_set_new / json_array_append_new
  * take the value even when they fail; strings from json_dumps are freed
@@ -216,7 +217,8 @@ static int check_lists(size_t nlists, struct cts_error *err)
     return 0;
 }
 
-/* Fields common to both v3 bodies (limits: reference §2.2/§2.3). */
+/* Fields common to both v3 bodies (names, job title, company: ≤ 50
+ * characters each in POST /contacts and sign_up_form). */
 static int put_v3_names(json_t *o, const struct cts_contact *c,
                         struct cts_error *err)
 {
@@ -413,7 +415,7 @@ static int v2_fill_address(json_t *a, const struct cts_contact *c,
         rc = put_str(a, "country_code", code, 0, err);
     if (rc == 0 && st != NULL) {
         /* state_code is only for US/CA two-letter codes; any other state
-         * goes to the free-text `state` (reference §1.2). */
+         * goes to the free-text `state` (v2 address fields). */
         int usca = code != NULL &&
                    (strcmp(code, "us") == 0 || strcmp(code, "ca") == 0);
         if ((usca || code == NULL) && strlen(st) == 2 &&

@@ -1,7 +1,6 @@
 /*
  * config.c — command line, environment, config file and defaults → one
- * validated struct cts_config (spec §4; precedence argv > env > file >
- * defaults).
+ * validated struct cts_config (precedence argv > env > file > defaults).
  *
  * How the layers are merged: argv is parsed first (getopt_long) into a
  * list of (option, value) pairs without touching cfg, because it may name
@@ -542,7 +541,7 @@ static int apply(struct loader *ld, const struct opt_def *o, const char *value,
     }
     case O_REDIRECT_URI:
         set_str(&cfg->redirect_uri, value);
-        /* Spec §9: in the config file, redirect_uri is the URI registered
+        /* In the config file, redirect_uri is the URI registered
          * for the app, so it is also what --redirect-uri is checked
          * against. */
         if (ld->layer == L_FILE)

@@ -1,5 +1,7 @@
 /*
- * email.c — email normalisation and lenient validation (spec §5).
+ * email.c — email normalisation (trimmed, lower-cased) and lenient
+ * validation (an @, no spaces or controls, a dot in the domain, the API's
+ * lengths).
  *
  * Lenient on purpose: over-strict validators are a top complaint about
  * import tools.  We accept what real mail systems deliver to (+ tags,

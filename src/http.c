@@ -433,7 +433,7 @@ static CURL *easy_new(struct cts_http *h)
     SET(CURLOPT_WRITEFUNCTION, cb_write);
     SET(CURLOPT_USERAGENT, h->user_agent);
     /* HTTP/1.1 keep-alive: one request per connection at a time, so the
-     * connection cap equals the concurrency cap (brief; spec §6). */
+     * connection cap equals the concurrency cap (--concurrency). */
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -442,7 +442,7 @@ static CURL *easy_new(struct cts_http *h)
     SET(CURLOPT_CLOSESOCKETFUNCTION, cb_closesocket);
     SET(CURLOPT_CLOSESOCKETDATA, h);
     /* TLS verification stays at libcurl's secure defaults: never turned
-     * off (spec §4). */
+     * off, there is no option for it. */
     if (h->opts.verbose) {
         SET(CURLOPT_DEBUGFUNCTION, cb_debug);
         SET(CURLOPT_VERBOSE, 1L);
@@ -650,7 +650,8 @@ static void finish(struct cts_http *h, struct cts_http_req *req, CURL *easy,
     /*
      * "Maybe landed": a write whose request and whole body went out, but
      * whose reply never arrived completely.  The server may have stored it,
-     * so a retry must not be a blind create (spec §6; reference §5).
+     * so a retry must not be a blind create (libcurl may even have resent
+     * it on a new connection by itself, and the 409 be our own contact).
      */
     req->maybe_landed =
         write_method && reqsize > 0 &&

@@ -1,5 +1,6 @@
 /* import.c — `ctct-sync import`: every check that must pass before the first
- * write, then the pipeline, then the report, summary and exit code (§7). */
+ * write, then the pipeline, then the report, summary and exit code (the
+ * sysexits codes of the README's table). */
 #include "cts_pipeline.h"
 
 #include <errno.h>
@@ -390,7 +391,7 @@ static char *default_state_dir(void)
 }
 
 /*
- * The one place where a run's outcome becomes its §7 exit code.  Order:
+ * The one place where a run's outcome becomes its exit code.  Order:
  * a run error first, then credentials (77), the API gone away mid-run
  * (69), then "try later" (75), then a malformed CSV tail (65), then
  * failed rows (1).
@@ -556,7 +557,8 @@ int cts_cmd_import(struct cts_config *cfg)
     }
     if (expected > 0)
         cts_state_reserve(st, (size_t)expected);
-    /* The plan (spec §8): what this run may cost against today's quota.
+    /* The plan: what this run may cost against today's quota (and so
+     * whether --bulk auto should choose bulk).
      * Rows are counted by lines, so this is an upper bound; unchanged rows
      * cost nothing, and bulk costs one request per chunk plus polls. */
     if (!cfg->dry_run && cfg->daily_quota > 0) {

@@ -1,6 +1,6 @@
 /*
  * main.c — ctct-sync's entry point: argv → struct cts_config, global
- * init, run one command, map the result to an exit code (spec §3, §7).
+ * init, run one command, map the result to an exit code (sysexits).
  *
  * Exit codes are decided in one place (the end of main) from the command's
  * return value; every error path funnels through the single `out:` label.
@@ -224,7 +224,7 @@ static void print_usage(enum cts_command cmd, FILE *out)
     }
 }
 
-/* Run one command; each returns its §7 exit code. */
+/* Run one command; each returns its exit code (sysexits, README's table). */
 static int run(struct cts_config *cfg)
 {
     switch (cfg->command) {

@@ -1,7 +1,7 @@
 /* pipeline.c — the import: wires intake, the row decisions (state,
  * duplicates, dry run), the request protocol or bulk, the send engine and
  * the report; owns backpressure, signals and shutdown.  Only this file
- * knows every stage (style C1).
+ * knows every stage; the stages know only what comes after them.
  *
  * A row's way: intake (its thread) → on_batch → settle_row: a job; settled
  * at once (invalid, duplicate, unchanged, dry run, deferred), or handed to
@@ -476,7 +476,8 @@ static void on_settled(void *arg)
     cts_send_pump(&p->send);
 }
 
-/* intake's full: backpressure (style C7): above the high-water mark of
+/* intake's full: backpressure, so memory stays bounded whatever the input's
+ * size: above the high-water mark of
  * unreported rows the next rows wait for the report to catch up. */
 static int intake_full(void *arg)
 {
@@ -775,7 +776,7 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
 
     /* A private loop, not uv_default_loop(): the account check and OAuth
      * calls run their own loops, and this one must close to 0 at the end
-     * (style C6.7) whatever they did. */
+     * (every handle closed: uv_loop_close() == 0) whatever they did. */
     rc = uv_loop_init(&p->loop);
     if (rc != 0) {
         cts_error_setx(err, rc, CTS_EX_SOFTWARE, "cannot start the loop: %s",

@@ -451,8 +451,9 @@ static void handle_end(struct cts_protocol *pr, struct cts_job *j,
                  pr->cfg->daily_quota);
         return;
     case CTS_SEND_FAILED:
-        /* A refused submit is a libcurl multi error: style C4 stops the
-         * run for it rather than failing rows one by one. */
+        /* A refused submit is a libcurl multi error, a fault of the run
+         * and not of the row: stop the run rather than fail rows one by
+         * one. */
         end_stop(pr, j, CTS_STOP_FATAL, res->rc, "cannot start a request: %s",
                  cts_strerror(res->rc));
         return;
