@@ -20,8 +20,8 @@
 
 #include <jansson.h>
 
-#include "cts_types.h"
 #include "cts_contact.h"
+#include "cts_types.h"
 #include "cts_util.h"
 
 /* ---- v3 custom field ids: name -> custom_field_id ---- */

@@ -87,9 +87,9 @@ struct cts_bulk_params {
     cts_bulk_result_cb on_result; /* required */
     cts_bulk_idle_cb on_idle;     /* may be NULL */
     void *arg;
-    size_t max_rows;        /* 0 = 40000 */
-    size_t max_bytes;       /* 0 = 4000000 */
-    uint64_t poll_ms;       /* 0 = cfg->poll_interval_s * 1000 */
+    size_t max_rows;  /* 0 = 40000 */
+    size_t max_bytes; /* 0 = 4000000 */
+    uint64_t poll_ms; /* 0 = cfg->poll_interval_s * 1000 */
 };
 
 /*
@@ -139,8 +139,8 @@ size_t cts_bulk_outstanding(const struct cts_bulk_run *b);
 enum cts_bulk_stop cts_bulk_stopped(const struct cts_bulk_run *b);
 
 struct cts_bulk_stats {
-    long requests; /* POSTs and polls submitted to the send engine */
-    long retries;  /* POST tries after the first (the engine's retries) */
+    long requests;   /* POSTs and polls submitted to the send engine */
+    long retries;    /* POST tries after the first (the engine's retries) */
     long activities; /* accepted by the server */
     long imported, failed, deferred;
 };

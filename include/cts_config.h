@@ -52,7 +52,7 @@ struct cts_config {
     size_t nlists;
     enum cts_mode mode;
     enum cts_permission permission; /* --permission, default implicit */
-    double rate; /* requests/s; 0 = unlimited */
+    double rate;                    /* requests/s; 0 = unlimited */
     long concurrency;
     long daily_quota;
     long retries;
@@ -63,8 +63,8 @@ struct cts_config {
     long poll_interval_s;
 
     /* results: report, summary, terminal output */
-    char *report;  /* NULL = "<first input without .csv>.report.csv" */
-    char *summary; /* NULL = no summary file */
+    char *report;      /* NULL = "<first input without .csv>.report.csv" */
+    char *summary;     /* NULL = no summary file */
     int outputs_known; /* every layer applied: report and summary are the
                           ones the user asked for, even if loading failed
                           later (the import then still writes them) */

@@ -96,12 +96,12 @@ int cts_status_parse(const char *name);
 /* One line of the report.  Strings are borrowed by the report writer for
  * the duration of the call that receives the result. */
 struct cts_result {
-    const char *file;      /* input file name as given ("-" for stdin) */
-    long row;              /* 1-based data row (header excluded) */
-    const char *email;     /* normalised email or the raw cell; may be NULL */
+    const char *file;  /* input file name as given ("-" for stdin) */
+    long row;          /* 1-based data row (header excluded) */
+    const char *email; /* normalised email or the raw cell; may be NULL */
     enum cts_status status;
-    int http_status;       /* last HTTP status, 0 if no request */
-    int attempts;          /* requests made for this row */
+    int http_status;        /* last HTTP status, 0 if no request */
+    int attempts;           /* requests made for this row */
     const char *contact_id; /* may be NULL */
     const char *error_key;  /* may be NULL */
     const char *message;    /* may be NULL */

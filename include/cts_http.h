@@ -116,12 +116,12 @@ struct cts_http_req {
 /* One transport per run.  Embeddable; fields are private to http.c. */
 struct cts_http {
     uv_loop_t *loop;
-    uv_timer_t timer;   /* libcurl's single timeout timer (data = self) */
-    void *multi;        /* CURLM * */
-    void *headers_json; /* shared curl_slist: Accept, Expect:, JSON CT */
-    void *headers_form; /* shared curl_slist: form-urlencoded CT */
+    uv_timer_t timer;    /* libcurl's single timeout timer (data = self) */
+    void *multi;         /* CURLM * */
+    void *headers_json;  /* shared curl_slist: Accept, Expect:, JSON CT */
+    void *headers_form;  /* shared curl_slist: form-urlencoded CT */
     void *headers_plain; /* shared curl_slist: Accept, Expect: (no body) */
-    void **easy_free;   /* reusable CURL * handles (no per-request init) */
+    void **easy_free;    /* reusable CURL * handles (no per-request init) */
     size_t neasy_free, easy_free_cap;
     struct cts_http_opts opts;
     char *user_agent; /* owned copy */
@@ -131,9 +131,9 @@ struct cts_http {
     void (*closed_cb)(struct cts_http *h);
     struct cts_http_req **active; /* in-flight requests, for close/abort */
     size_t nactive, active_cap;
-    void *socks;       /* list of live socket contexts (uv_poll_t) */
-    uint64_t requests; /* statistics: requests completed */
-    uint64_t reused;   /*   of which on a kept-alive connection */
+    void *socks;                 /* list of live socket contexts (uv_poll_t) */
+    uint64_t requests;           /* statistics: requests completed */
+    uint64_t reused;             /*   of which on a kept-alive connection */
     int (*before_io)(void *arg); /* cts_http_set_before_io */
     void *before_io_arg;
 };

@@ -56,12 +56,12 @@ struct cts_job {
     int journaled;        /* cts_state_journal_begin done */
     int attempts;         /* HTTP requests made for this row */
     /* the request protocol's (protocol.c) */
-    int step;   /* which request comes next */
+    int step;     /* which request comes next */
     int reposted; /* the create was sent again after a 409 whose search
                      found no contact */
-    char *body; /* owned; the current step's body, the job's until the
-                   request's done (libcurl's POSTFIELDS rule) */
-    char *url;  /* owned; per-row URLs (v2 GET/PUT) */
+    char *body;   /* owned; the current step's body, the job's until the
+                     request's done (libcurl's POSTFIELDS rule) */
+    char *url;    /* owned; per-row URLs (v2 GET/PUT) */
     struct cts_send_req sr;
     /* result */
     enum cts_status status;

@@ -112,7 +112,8 @@ struct cts_buf; /* below */
 void cts_buf_append_visible(struct cts_buf *b, const char *s, size_t n,
                             int keep_nl);
 char *cts_log_visible(const char *s);
-/* Hook called before a log line is written (the progress line clears itself). */
+/* Hook called before a log line is written (the progress line clears itself).
+ */
 void cts_log_set_hook(void (*hook)(void *arg), void *arg);
 
 /* ---- allocation: abort with a message on failure (h2o/redis policy) ---- */

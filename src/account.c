@@ -1,7 +1,7 @@
 /*
  * account.c — the account check (the token belongs to --api-key, and to
- * --account when given, before anything is written), the account's lists, and the
- * `check` and `lists` commands.
+ * --account when given, before anything is written), the account's lists, and
+ * the `check` and `lists` commands.
  *
  * Why this file exists: Constant Contact does not cross-check an API key
  * against an access token (a v2 key is only a query parameter and the

@@ -67,9 +67,9 @@ struct chunk {
     char *poll_url; /* GET /activities/{id} */
     int attempts;   /* POSTs */
     int poll_errors;
-    uint64_t poll_since_ms; /* polling began (0: not yet) */
-    int req_busy;           /* sreq submitted, its done pending */
-    uv_timer_t timer;       /* poll timer; data = chunk */
+    uint64_t poll_since_ms;   /* polling began (0: not yet) */
+    int req_busy;             /* sreq submitted, its done pending */
+    uv_timer_t timer;         /* poll timer; data = chunk */
     struct cts_send_req sreq; /* the POST, then the polls; data = chunk */
     /* outcome */
     enum cts_status fin_status; /* for rows without their own error */
@@ -99,7 +99,7 @@ struct cts_bulk_run {
     struct chunk *filling;
     size_t head_len; /* CTS_API_BULK_HEAD */
     size_t tail_max; /* longest tail, for the size check */
-    size_t in, out;       /* rows handed in / reported */
+    size_t in, out;  /* rows handed in / reported */
     int flushed, closing, idle_signalled;
     enum cts_bulk_stop stop;
     unsigned pending_closes;
@@ -551,9 +551,8 @@ static void post_next(struct cts_bulk_run *b)
     if (c->post_body == NULL) {
         tail = cts_api_bulk_tail(b->cfg->api, b->cfg->lists, b->cfg->nlists,
                                  c->v2_cf_mask);
-        c->post_body =
-            cts_xasprintf("%s%s%s", CTS_API_BULK_HEAD,
-                          c->body.data ? c->body.data : "", tail);
+        c->post_body = cts_xasprintf("%s%s%s", CTS_API_BULK_HEAD,
+                                     c->body.data ? c->body.data : "", tail);
         free(tail);
         cts_buf_free(&c->body);
     }
@@ -819,9 +818,9 @@ int cts_bulk_add(struct cts_bulk_run *b, uint32_t row,
                              "the contact alone exceeds the bulk size limit");
     }
     ch = b->filling;
-    if (ch != NULL && (ch->n >= b->max_rows ||
-                       b->head_len + ch->body.len + 1 + len + b->tail_max >=
-                           b->max_bytes)) {
+    if (ch != NULL &&
+        (ch->n >= b->max_rows ||
+         b->head_len + ch->body.len + 1 + len + b->tail_max >= b->max_bytes)) {
         seal(b);
         ch = NULL;
     }

@@ -105,8 +105,7 @@ static int no_proxy_matches(const char *no_proxy, const char *host)
             p++;
             n--;
         }
-        if (n > 0 && n <= hl &&
-            strncasecmp(host + hl - n, p, n) == 0 &&
+        if (n > 0 && n <= hl && strncasecmp(host + hl - n, p, n) == 0 &&
             (n == hl || host[hl - n - 1] == '.'))
             return 1;
         p += n;
@@ -182,4 +181,3 @@ int cts_config_check_proxy(const char *what, const char *url,
     }
     return rc;
 }
-

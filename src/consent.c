@@ -629,8 +629,7 @@ int cts_consent_parse_optouts(enum cts_api api, const char *body, size_t len,
 }
 
 int cts_consent_next_url(const char *base_url, const char *next,
-                         const char *api_key, char **url,
-                         struct cts_error *err)
+                         const char *api_key, char **url, struct cts_error *err)
 {
     char *abs;
     int rc = cts_url_follow(base_url, next, &abs, err);

@@ -13,8 +13,8 @@ static const char *const field_names[CTS_F__MAPPABLE] = {
     "birthday_day", "anniversary", "opt_out",   "opt_out_reason"};
 
 static const char *const status_names[CTS_ST__COUNT] = {
-    "created",  "updated",   "imported",     "unchanged", "exists",
-    "invalid",  "duplicate", "failed",       "deferred",  "dry-run",
+    "created",   "updated",      "imported", "unchanged", "exists",
+    "invalid",   "duplicate",    "failed",   "deferred",  "dry-run",
     "opted-out", "unsubscribed", "removed"};
 
 const char *cts_field_name(enum cts_field f)

@@ -54,11 +54,9 @@ static size_t format_len(const unsigned char *s, size_t n)
     if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
         (s[2] == 0x8E || s[2] == 0x8F || (s[2] >= 0xA8 && s[2] <= 0xAE)))
         return 3; /* U+200E, U+200F, U+2028–U+202E */
-    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] >= 0xA0 &&
-        s[2] <= 0xAF)
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] >= 0xA0 && s[2] <= 0xAF)
         return 3; /* U+2060–U+206F */
-    if (n >= 3 && s[0] == 0xEF && s[1] == 0xBF && s[2] >= 0xB9 &&
-        s[2] <= 0xBB)
+    if (n >= 3 && s[0] == 0xEF && s[1] == 0xBF && s[2] >= 0xB9 && s[2] <= 0xBB)
         return 3; /* U+FFF9–U+FFFB */
     if (n >= 4 && s[0] == 0xF3 && s[1] == 0xA0 && s[2] <= 0x81)
         return 4; /* U+E0000–U+E007F */

@@ -377,8 +377,7 @@ static int cb_debug(CURL *easy, curl_infotype type, char *data, size_t size,
         n = nl != NULL ? (size_t)(nl - data) + 1 : size;
         if (n > 1 &&
             !(n >= 14 && strncasecmp(data, "authorization:", 14) == 0) &&
-            !(n >= 20 &&
-              strncasecmp(data, "proxy-authorization:", 20) == 0)) {
+            !(n >= 20 && strncasecmp(data, "proxy-authorization:", 20) == 0)) {
             /* The request line carries v2's api_key in its query; the
              * proxy URL libcurl names carries its user:password.  Masked
              * whole, then cut to 300 bytes (a cut key would be masked as
@@ -860,8 +859,7 @@ int cts_http_submit(struct cts_http *h, struct cts_http_req *req,
     return 0;
 }
 
-void cts_http_set_before_io(struct cts_http *h, int (*fn)(void *arg),
-                            void *arg)
+void cts_http_set_before_io(struct cts_http *h, int (*fn)(void *arg), void *arg)
 {
     h->before_io = fn;
     h->before_io_arg = arg;

@@ -562,9 +562,8 @@ int cts_cmd_import(struct cts_config *cfg)
      * Rows are counted by lines, so this is an upper bound; unchanged rows
      * cost nothing, and bulk costs one request per chunk plus polls. */
     if (!cfg->dry_run && cfg->daily_quota > 0) {
-        long rows = expected > (long)cfg->ninputs
-                        ? expected - (long)cfg->ninputs
-                        : 0;
+        long rows =
+            expected > (long)cfg->ninputs ? expected - (long)cfg->ninputs : 0;
         long left = cts_state_quota_remaining(st);
         if (left < rows)
             cts_log_warn("plan: up to %ld rows to send, %ld requests left of "

@@ -12,9 +12,18 @@ static enum cts_log_level level = CTS_LOG_INFO;
 static void (*hook)(void *);
 static void *hook_arg;
 
-void cts_log_set_prog(const char *p) { prog = p; }
-void cts_log_set_level(enum cts_log_level l) { level = l; }
-enum cts_log_level cts_log_get_level(void) { return level; }
+void cts_log_set_prog(const char *p)
+{
+    prog = p;
+}
+void cts_log_set_level(enum cts_log_level l)
+{
+    level = l;
+}
+enum cts_log_level cts_log_get_level(void)
+{
+    return level;
+}
 
 void cts_log_set_hook(void (*h)(void *arg), void *arg)
 {
@@ -91,7 +100,8 @@ static size_t utf8_seq(const unsigned char *s, size_t n, unsigned long *cp)
             return 0;
         c = (c << 6) | (s[i] & 0x3F);
     }
-    if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
+    if ((len == 3 && c < 0x800) ||
+        (len == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
         (c >= 0xD800 && c <= 0xDFFF))
         return 0;
     *cp = c;

@@ -281,8 +281,7 @@ int main(int argc, char **argv)
         /* A configuration error once the command line is known (no token,
          * a refused URL or proxy): the report and summary still say how
          * the run ended, so a stale one from an earlier run never stays. */
-        if (cmd == CTS_CMD_IMPORT && cfg.outputs_known &&
-            rc == CTS_EX_CONFIG)
+        if (cmd == CTS_CMD_IMPORT && cfg.outputs_known && rc == CTS_EX_CONFIG)
             cts_import_failed(&cfg, rc);
         goto out;
     }

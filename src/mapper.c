@@ -781,9 +781,8 @@ static int span_is(const char *s, size_t n, const char *w)
  * place on the trimmed span: a yes/no costs no allocation per row. */
 static int opt_out_value(const char *s, size_t n)
 {
-    static const char *const yes[] = {"yes", "y", "true",        "1",
-                                      "x",   "unsubscribed", "opted out",
-                                      "opted-out"};
+    static const char *const yes[] = {
+        "yes", "y", "true", "1", "x", "unsubscribed", "opted out", "opted-out"};
     static const char *const no[] = {"no", "n", "false", "0"};
     size_t i;
 
@@ -988,8 +987,8 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
             out->cf[out->ncf].value = v;
             out->ncf++;
             snprintf(label, sizeof(label), "cf:%s", m->cf_name[k]);
-            if (check_value(m, a, row, &out->cf[out->ncf - 1].value, label,
-                            255, err) != 0)
+            if (check_value(m, a, row, &out->cf[out->ncf - 1].value, label, 255,
+                            err) != 0)
                 return CTS_EDATA;
         }
     }

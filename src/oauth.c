@@ -175,8 +175,9 @@ static void exchange_code(struct auth *a, const char *code)
         cts_oauth_form_add(&body, "code_verifier", a->verifier);
     }
     rc = cts_oauth_post_form(cfg, url, body.data,
-                   !v2 && cfg->client_secret != NULL ? cfg->api_key : NULL,
-                   !v2 ? cfg->client_secret : NULL, &r, &err);
+                             !v2 && cfg->client_secret != NULL ? cfg->api_key
+                                                               : NULL,
+                             !v2 ? cfg->client_secret : NULL, &r, &err);
     memset(body.data, 0, body.len);
     cts_buf_free(&body);
     free(url);
@@ -787,7 +788,7 @@ static int run_device(struct auth *a)
     d.url = cts_xasprintf("%s/token", cfg->auth_url);
     cts_buf_init(&body, 0);
     cts_oauth_form_add(&body, "grant_type",
-             "urn:ietf:params:oauth:grant-type:device_code");
+                       "urn:ietf:params:oauth:grant-type:device_code");
     cts_oauth_form_add(&body, "device_code", r.device_code);
     cts_oauth_form_add(&body, "client_id", cfg->api_key);
     d.body = cts_buf_detach(&body);

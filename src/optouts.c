@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "cts_consent.h"   /* cts_consent_parse_time, _format_time */
-#include "cts_email.h"    /* cts_email_normalize */
+#include "cts_email.h"     /* cts_email_normalize */
 #include "cts_state.h"     /* cts_state_email_key */
 #include "cts_tokenfile.h" /* cts_file_write_atomic */
 #include "emailidx.h"

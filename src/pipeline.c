@@ -47,9 +47,9 @@ struct pipeline {
     /* stages */
     struct cts_intake in; /* reading, on its own thread */
     int intake_inited;
-    struct cts_jobs jobs;        /* one job per row until reported */
-    struct cts_protocol proto;   /* a row's requests */
-    struct cts_send send;        /* every request of the run */
+    struct cts_jobs jobs;      /* one job per row until reported */
+    struct cts_protocol proto; /* a row's requests */
+    struct cts_send send;      /* every request of the run */
     int send_inited;
     int send_closing;
     uv_timer_t tick_timer; /* progress line, journal flush */
@@ -138,10 +138,10 @@ static void job_report(struct cts_job *j)
     /* cts_state: the journal learns how the row settled before its report
      * line can exist, so a crash never leaves a reported row unjournaled. */
     if (j->journaled) {
-        rc = cts_state_journal_done(
-            p->st, j->c.f[CTS_F_EMAIL], (uint32_t)(j->seq + 1), j->fp,
-            j->status, j->permanent, j->http_status, j->error_key,
-            cts_job_message(j));
+        rc = cts_state_journal_done(p->st, j->c.f[CTS_F_EMAIL],
+                                    (uint32_t)(j->seq + 1), j->fp, j->status,
+                                    j->permanent, j->http_status, j->error_key,
+                                    cts_job_message(j));
         if (rc != 0)
             fatal(p, rc, CTS_EX_CANTCREAT, "cannot write the state journal");
     }
@@ -334,8 +334,8 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
                        struct cts_intake_row *m)
 {
     const struct cts_config *cfg = p->cfg;
-    struct cts_job *j = cts_job_new(&p->jobs, p->next_seq++,
-                                    cfg->inputs[b->file_idx], m->row);
+    struct cts_job *j =
+        cts_job_new(&p->jobs, p->next_seq++, cfg->inputs[b->file_idx], m->row);
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
@@ -520,8 +520,7 @@ static void bulk_on_result(void *arg, const struct cts_bulk_result *r)
     struct cts_job *j;
 
     /* Results come mostly in input order: the search is short. */
-    for (j = TAILQ_FIRST(&p->bulk_q); j != NULL; j = TAILQ_NEXT(j, link))
-    {
+    for (j = TAILQ_FIRST(&p->bulk_q); j != NULL; j = TAILQ_NEXT(j, link)) {
         if ((uint32_t)(j->seq + 1) == r->row)
             break;
     }
@@ -634,10 +633,10 @@ static void bulk_maybe_start(struct pipeline *p)
 /* The unsubscribed addresses are known (or cannot be): read the rows. */
 static void on_optsync_done(void *arg, const struct cts_optsync_result *r)
 {
-    static const enum cts_stop stops[] = {
-        [CTS_OPTSYNC_NONE] = CTS_STOP_UNREACHABLE,
-        [CTS_OPTSYNC_AUTH] = CTS_STOP_AUTH,
-        [CTS_OPTSYNC_QUOTA] = CTS_STOP_QUOTA};
+    static const enum cts_stop stops[] = {[CTS_OPTSYNC_NONE] =
+                                              CTS_STOP_UNREACHABLE,
+                                          [CTS_OPTSYNC_AUTH] = CTS_STOP_AUTH,
+                                          [CTS_OPTSYNC_QUOTA] = CTS_STOP_QUOTA};
     struct pipeline *p = arg;
 
     p->opt_ready = r->end == CTS_OPTSYNC_FRESH || r->end == CTS_OPTSYNC_STALE;
@@ -655,10 +654,9 @@ static void on_tick(uv_timer_t *t)
 
     if (p->show_progress) {
         uv_mutex_lock(&p->progress_mx);
-        cts_progress_update(&p->progress, uv_now(&p->loop),
-                            (long)cts_report_written(p->report),
-                            p->expected_rows, p->send.requests,
-                            p->send.retries);
+        cts_progress_update(
+            &p->progress, uv_now(&p->loop), (long)cts_report_written(p->report),
+            p->expected_rows, p->send.requests, p->send.retries);
         uv_mutex_unlock(&p->progress_mx);
     }
     /* Journal records reach the kernel at once; fdatasync is batched here
@@ -843,10 +841,14 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
 
     /* No row is settled before the unsubscribed addresses are known. */
     p->optouts = cts_optouts_new();
-    cts_optsync_start(&(struct cts_optsync_params){
-        .cfg = cfg, .send = &p->send, .set = p->optouts,
-        .dir = cts_state_path(p->st), .save = !cfg->dry_run,
-        .now = cts_config_now(cfg), .done = on_optsync_done, .arg = p});
+    cts_optsync_start(&(struct cts_optsync_params){.cfg = cfg,
+                                                   .send = &p->send,
+                                                   .set = p->optouts,
+                                                   .dir = cts_state_path(p->st),
+                                                   .save = !cfg->dry_run,
+                                                   .now = cts_config_now(cfg),
+                                                   .done = on_optsync_done,
+                                                   .arg = p});
 
     /* Everything happens in callbacks from here; uv_run returns once the
      * last handle is closed (shutdown_handles, from maybe_finish). */

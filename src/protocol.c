@@ -38,9 +38,8 @@ void cts_protocol_init(struct cts_protocol *pr, const struct cts_config *cfg,
     pr->done = done;
     pr->arg = arg;
     if (cfg->api == CTS_API_V2)
-        pr->url_create =
-            cts_api_url(cfg->base_url, "/contacts", cfg->api_key,
-                        cts_consent_v2_action_by(cfg->permission));
+        pr->url_create = cts_api_url(cfg->base_url, "/contacts", cfg->api_key,
+                                     cts_consent_v2_action_by(cfg->permission));
     else if (uses_signup(cfg))
         pr->url_create =
             cts_api_url(cfg->base_url, "/contacts/sign_up_form", NULL, NULL);
@@ -115,12 +114,12 @@ int cts_protocol_prepare(struct cts_protocol *pr, struct cts_job *j,
     }
     if (uses_signup(cfg)) {
         j->step = CTS_STEP_V3_SIGNUP;
-        j->body = cts_api_v3_signup_body(&j->c, cfg->lists, cfg->nlists,
-                                         pr->cf, err);
+        j->body =
+            cts_api_v3_signup_body(&j->c, cfg->lists, cfg->nlists, pr->cf, err);
     } else if (v3) {
         j->step = CTS_STEP_V3_POST;
-        j->body = cts_consent_v3_create_body(
-            &j->c, cfg->lists, cfg->nlists, pr->cf, cfg->permission, err);
+        j->body = cts_consent_v3_create_body(&j->c, cfg->lists, cfg->nlists,
+                                             pr->cf, cfg->permission, err);
     } else {
         j->step = CTS_STEP_V2_POST;
         j->body = cts_api_v2_contact_body(&j->c, cfg->lists, cfg->nlists, err);
@@ -292,8 +291,8 @@ static int decide(struct cts_protocol *pr, struct cts_job *j,
     *since = NULL;
     if (j->step == CTS_STEP_V3_GET) {
         if (!j->c.opt_out)
-            return cts_consent_v3_merge(contact, &j->c, cfg->lists,
-                                        cfg->nlists, pr->cf, put, since, err);
+            return cts_consent_v3_merge(contact, &j->c, cfg->lists, cfg->nlists,
+                                        pr->cf, put, since, err);
         rc = cts_consent_v3_unsubscribe(contact, j->c.opt_out_reason, put, err);
         if (rc == CTS_CONSENT_OPTED_OUT)
             (void)cts_consent_v3_opted_out(contact, since);
@@ -492,8 +491,8 @@ static void on_send_done(struct cts_send_req *r, struct cts_send_result *res)
         j->http_status = (int)req->status;
         /* Sticky: once a create may have landed, a later 409 on this row
          * is our own contact (libcurl itself may resend a POST). */
-        if (r->maybe_landed && (j->step == CTS_STEP_V3_POST ||
-                                j->step == CTS_STEP_V2_POST))
+        if (r->maybe_landed &&
+            (j->step == CTS_STEP_V3_POST || j->step == CTS_STEP_V2_POST))
             j->maybe_landed = 1;
     }
     if (res->end != CTS_SEND_REPLY) {

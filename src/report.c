@@ -533,8 +533,9 @@ char *cts_report_summary_line(const struct cts_report_counts *c,
             continue;
         /* Consent outcomes in words: why those contacts got nothing. */
         if (s == CTS_ST_OPTED_OUT)
-            cts_buf_appendf(&b, " %ld opted out (unsubscribed in the "
-                                "account, left alone),",
+            cts_buf_appendf(&b,
+                            " %ld opted out (unsubscribed in the "
+                            "account, left alone),",
                             c->status[s]);
         else if (s == CTS_ST_UNSUBSCRIBED)
             cts_buf_appendf(&b, " %ld unsubscribed (as the file asked),",

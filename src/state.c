@@ -56,12 +56,11 @@ static int check_dir(const char *dir, int nofollow, struct cts_error *err)
     if ((nofollow ? lstat(dir, &sb) : stat(dir, &sb)) != 0)
         return 0;
     if (!S_ISDIR(sb.st_mode))
-        return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
-                              "the state directory %s is %s; remove it or "
-                              "choose another --state",
-                              dir,
-                              S_ISLNK(sb.st_mode) ? "a symbolic link"
-                                                  : "not a directory");
+        return cts_error_setx(
+            err, CTS_ECONFIG, CTS_EX_CONFIG,
+            "the state directory %s is %s; remove it or "
+            "choose another --state",
+            dir, S_ISLNK(sb.st_mode) ? "a symbolic link" : "not a directory");
     if (sb.st_uid != geteuid())
         return cts_error_setx(err, CTS_ECONFIG, CTS_EX_CONFIG,
                               "the state directory %s belongs to uid %ld, "
@@ -76,7 +75,6 @@ static int check_dir(const char *dir, int nofollow, struct cts_error *err)
                               (unsigned)(sb.st_mode & 07777), dir, dir);
     return 0;
 }
-
 
 int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
                    struct cts_error *err)
@@ -193,9 +191,8 @@ int cts_state_open(const struct cts_state_params *p, struct cts_state **out,
             free(path);
             goto fail;
         }
-        st->jfd = open(path,
-                       O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-                       0600);
+        st->jfd = open(
+            path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (st->jfd < 0) {
             rc = -errno;
             cts_error_setx(err, rc, CTS_EX_CANTCREAT, "%s: %s", path,

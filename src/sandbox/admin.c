@@ -87,11 +87,10 @@ static int h_seed(struct sb_req *req, struct sb_res *res)
         sb_contact_by_email(a, json_string_value(json_object_get(v, "email")),
                             &ref);
         json_t *c = sb_contact_json(a, ref, SB_RENDER_STATE);
-        json_array_append_new(ids,
-                              json_pack("{s:O,s:O,s:O}", "email",
-                                        json_object_get(c, "email"), "id",
-                                        json_object_get(c, "id"), "id_v2",
-                                        json_object_get(c, "id_v2")));
+        json_array_append_new(ids, json_pack("{s:O,s:O,s:O}", "email",
+                                             json_object_get(c, "email"), "id",
+                                             json_object_get(c, "id"), "id_v2",
+                                             json_object_get(c, "id_v2")));
         json_decref(c);
     }
     if (a)

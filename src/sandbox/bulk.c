@@ -29,8 +29,8 @@
  * crosses 4 MB, the rest silently dropped; at most 1,000 unfinished
  * activities per account (v3 429).
  */
-#include "sb_oauth.h"
 #include "sb_int.h"
+#include "sb_oauth.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,9 +428,9 @@ static void remove_row(struct activity *a, size_t i)
     for (size_t l = 0; l < a->nlists; l++)
         if (a->lists[l] < 64)
             mask |= 1ull << a->lists[l];
-    found = key != NULL && (a->api == SB_API_V2
-                                ? sb_contact_by_email(a->acct, key, &ref)
-                                : sb_contact_by_id(a->acct, key, &ref)) == 0;
+    found = key != NULL &&
+            (a->api == SB_API_V2 ? sb_contact_by_email(a->acct, key, &ref)
+                                 : sb_contact_by_id(a->acct, key, &ref)) == 0;
     if (a->api == SB_API_V2) {
         if (!found || !sb_contact_remove_lists(m, a->acct, ref, mask)) {
             char *msg = cts_xasprintf("%s (not found in subscriber list)",
@@ -662,8 +662,7 @@ static size_t *resolve_lists(const struct sb_account *acct, json_t *ids,
  * when it was not parsed) for the caller to release. */
 static json_t *v2_activity_body(struct sb_req *req, struct sb_res *res,
                                 json_t **body, size_t max_rows,
-                                const char *too_many, size_t **lidx,
-                                size_t *nl)
+                                const char *too_many, size_t **lidx, size_t *nl)
 {
     json_t *rows, *lists;
     char bad[64], msg[160];
@@ -735,8 +734,8 @@ static int v2_addcontacts(struct sb_req *req, struct sb_res *res)
     size_t *lidx, nl;
 
     rows = v2_activity_body(req, res, &body, MAX_ROWS,
-                            "An activity is limited to 40,000 contacts.",
-                            &lidx, &nl);
+                            "An activity is limited to 40,000 contacts.", &lidx,
+                            &nl);
     if (rows == NULL) {
         json_decref(body);
         return SB_REPLY;
@@ -767,8 +766,8 @@ static int v2_removefromlists(struct sb_req *req, struct sb_res *res)
     size_t *lidx, nl, i;
 
     rows = v2_activity_body(req, res, &body, 20000,
-                            "An activity is limited to 20,000 contacts.",
-                            &lidx, &nl);
+                            "An activity is limited to 20,000 contacts.", &lidx,
+                            &nl);
     if (rows == NULL) {
         json_decref(body);
         return SB_REPLY;
@@ -864,18 +863,17 @@ static json_t *v3_json(const struct activity *a)
         json_object_set_new(j, "completed_at", json_string(t));
     }
     if (a->kind == KIND_REMOVE)
-        st = json_pack("{s:I, s:I, s:I}", "items_total_count",
-                       (json_int_t)a->total, "items_completed_count",
-                       (json_int_t)a->done, "list_count",
-                       (json_int_t)a->nlists);
+        st =
+            json_pack("{s:I, s:I, s:I}", "items_total_count",
+                      (json_int_t)a->total, "items_completed_count",
+                      (json_int_t)a->done, "list_count", (json_int_t)a->nlists);
     else
-        st = json_pack("{s:I, s:I, s:I, s:I, s:i, s:i, s:I}",
-                       "items_total_count", (json_int_t)a->total,
-                       "items_completed_count", (json_int_t)a->done,
-                       "person_count", (json_int_t)a->imported, "error_count",
-                       (json_int_t)a->errors, "correctable_count", 0,
-                       "cannot_add_to_list_count", 0, "list_count",
-                       (json_int_t)a->nlists);
+        st = json_pack(
+            "{s:I, s:I, s:I, s:I, s:i, s:i, s:I}", "items_total_count",
+            (json_int_t)a->total, "items_completed_count", (json_int_t)a->done,
+            "person_count", (json_int_t)a->imported, "error_count",
+            (json_int_t)a->errors, "correctable_count", 0,
+            "cannot_add_to_list_count", 0, "list_count", (json_int_t)a->nlists);
     json_object_set_new(j, "status", st);
     json_object_set_new(j, "_links",
                         json_pack("{s:{s:s}}", "self", "href", href));
@@ -979,8 +977,8 @@ static json_t *remove_source(struct sb_account *acct, json_t *body,
     json_t *ids = json_object_get(src, "contact_ids");
     json_t *lists = json_object_get(src, "list_ids");
     json_t *all = json_object_get(src, "all_active_contacts");
-    json_t *excl = json_object_get(json_object_get(body, "exclude"),
-                                   "contact_ids");
+    json_t *excl =
+        json_object_get(json_object_get(body, "exclude"), "contact_ids");
     json_t *out, *v;
     struct sb_query q;
     size_t i, n = (ids != NULL) + (lists != NULL) + json_is_true(all) +

@@ -90,7 +90,8 @@ int sb_page_open(struct sb_req *req, const char *cursor_name,
     long pos;
     char num[24];
     if (!dec || strlen(dec) != n || strncmp(dec, "pos=", 4) != 0 ||
-        (amp = strchr(dec, '&')) == NULL || (size_t)(amp - dec - 4) >= sizeof num) {
+        (amp = strchr(dec, '&')) == NULL ||
+        (size_t)(amp - dec - 4) >= sizeof num) {
         free(dec);
         return -1;
     }

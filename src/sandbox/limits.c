@@ -50,8 +50,8 @@ static uint64_t foreign_at(const struct sb_limit *l, uint64_t k, uint64_t f)
 }
 
 /* Add the foreign arrivals up to now to the window, in time order. */
-static void foreign_catch_up(struct sb_limit *l, const struct sb_limit_policy *p,
-                             uint64_t now)
+static void foreign_catch_up(struct sb_limit *l,
+                             const struct sb_limit_policy *p, uint64_t now)
 {
     uint64_t f = (uint64_t)p->foreign_load;
     if (!l->f_started) {

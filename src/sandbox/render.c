@@ -114,9 +114,9 @@ static json_t *render_v2(struct sb_account *acct, sb_contact_ref r,
     json_t *em = json_object();
     set_str(em, "status", status);
     set_str(em, "confirm_status", "NO_CONFIRMATION_REQUIRED");
-    set_str(em, "opt_in_source", c->opt_in_src == SB_ACTOR_CONTACT
-                                     ? "ACTION_BY_VISITOR"
-                                     : "ACTION_BY_OWNER");
+    set_str(em, "opt_in_source",
+            c->opt_in_src == SB_ACTOR_CONTACT ? "ACTION_BY_VISITOR"
+                                              : "ACTION_BY_OWNER");
     set_time(em, "opt_in_date", c->opt_in_at ? c->opt_in_at : c->created_at);
     if (c->perm == SB_PERM_UNSUBSCRIBED)
         set_time(em, "opt_out_date", c->opt_out_at);
@@ -267,8 +267,8 @@ static json_t *render_state(struct sb_account *acct, sb_contact_ref r,
     json_t *o = json_object();
     sb_v3_id(acct, r, id);
     set_str(o, "id", id);
-    json_object_set_new(
-        o, "id_v2", json_integer((json_int_t)(sb_v2_base(acct) + r + 1)));
+    json_object_set_new(o, "id_v2",
+                        json_integer((json_int_t)(sb_v2_base(acct) + r + 1)));
     for (int i = 0; i < SB_CF__COUNT; i++) {
         if (i == SB_CF_ANNIVERSARY)
             continue;
@@ -360,12 +360,16 @@ static int csv_mask(const char *csv, const char *const *names,
 
 int sb_include_parse(const char *s, unsigned *mask)
 {
-    static const char *const names[] = {
-        "custom_fields", "list_memberships", "phone_numbers",
-        "street_addresses", "taggings", "notes", NULL};
+    static const char *const names[] = {"custom_fields",
+                                        "list_memberships",
+                                        "phone_numbers",
+                                        "street_addresses",
+                                        "taggings",
+                                        "notes",
+                                        NULL};
     static const unsigned bits[] = {
-        SB_INC_CUSTOM_FIELDS, SB_INC_LIST_MEMBERSHIPS, SB_INC_PHONE_NUMBERS,
-        SB_INC_STREET_ADDRESSES, SB_INC_TAGGINGS, SB_INC_NOTES};
+        SB_INC_CUSTOM_FIELDS,    SB_INC_LIST_MEMBERSHIPS, SB_INC_PHONE_NUMBERS,
+        SB_INC_STREET_ADDRESSES, SB_INC_TAGGINGS,         SB_INC_NOTES};
     if (!s) {
         *mask = 0;
         return 0;
@@ -375,13 +379,17 @@ int sb_include_parse(const char *s, unsigned *mask)
 
 int sb_status_parse(const char *csv, unsigned *mask)
 {
-    static const char *const names[] = {
-        "all", "active", "deleted", "not_set", "pending_confirmation",
-        "temp_hold", "unsubscribed", NULL};
-    static const unsigned bits[] = {SB_ST_ALL,        SB_ST_ACTIVE,
-                                    SB_ST_DELETED,    SB_ST_NOT_SET,
-                                    SB_ST_PENDING,    SB_ST_TEMP_HOLD,
-                                    SB_ST_UNSUBSCRIBED};
+    static const char *const names[] = {"all",
+                                        "active",
+                                        "deleted",
+                                        "not_set",
+                                        "pending_confirmation",
+                                        "temp_hold",
+                                        "unsubscribed",
+                                        NULL};
+    static const unsigned bits[] = {
+        SB_ST_ALL,     SB_ST_ACTIVE,    SB_ST_DELETED,     SB_ST_NOT_SET,
+        SB_ST_PENDING, SB_ST_TEMP_HOLD, SB_ST_UNSUBSCRIBED};
     return csv_mask(csv, names, bits, mask);
 }
 
@@ -473,13 +481,17 @@ static int64_t seed_time(json_t *j, const char *k, struct cts_error *err)
 
 static int seed_keys_ok(json_t *j, struct cts_error *err)
 {
-    static const char *const known[] = {
-        "email",          "first_name",     "last_name",     "company_name",
-        "job_title",      "anniversary",    "birthday_month", "birthday_day",
-        "permission",     "opt_in_source",  "opt_out_source", "opt_out_reason",
-        "create_source",  "deleted",        "lists",         "custom_fields",
-        "phone",          "phone_numbers",  "street_address", "created_at",
-        "updated_at",     NULL};
+    static const char *const known[] = {"email",          "first_name",
+                                        "last_name",      "company_name",
+                                        "job_title",      "anniversary",
+                                        "birthday_month", "birthday_day",
+                                        "permission",     "opt_in_source",
+                                        "opt_out_source", "opt_out_reason",
+                                        "create_source",  "deleted",
+                                        "lists",          "custom_fields",
+                                        "phone",          "phone_numbers",
+                                        "street_address", "created_at",
+                                        "updated_at",     NULL};
     const char *k;
     json_t *v;
     json_object_foreach(j, k, v)
@@ -509,13 +521,11 @@ int sb_model_seed(struct sb_model *m, struct sb_account *acct, json_t *j,
     static const struct {
         const char *key;
         enum sb_cf f;
-    } strs[] = {{"email", SB_CF_EMAIL},
-                {"first_name", SB_CF_FIRST_NAME},
-                {"last_name", SB_CF_LAST_NAME},
-                {"company_name", SB_CF_COMPANY_NAME},
-                {"job_title", SB_CF_JOB_TITLE},
-                {"anniversary", SB_CF_ANNIVERSARY},
-                {"phone", SB_CF_PHONE}};
+    } strs[] = {
+        {"email", SB_CF_EMAIL},         {"first_name", SB_CF_FIRST_NAME},
+        {"last_name", SB_CF_LAST_NAME}, {"company_name", SB_CF_COMPANY_NAME},
+        {"job_title", SB_CF_JOB_TITLE}, {"anniversary", SB_CF_ANNIVERSARY},
+        {"phone", SB_CF_PHONE}};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         in.f[strs[i].f] = seed_str(j, strs[i].key, err, &bad);
     if (bad)
@@ -553,7 +563,8 @@ int sb_model_seed(struct sb_model *m, struct sb_account *acct, json_t *j,
         seed_actor(j, "opt_in_source", SB_ACTOR_ACCOUNT, err, &bad);
     enum sb_actor out_src =
         seed_actor(j, "opt_out_source", SB_ACTOR_CONTACT, err, &bad);
-    enum sb_actor create_src = seed_actor(j, "create_source", in_src, err, &bad);
+    enum sb_actor create_src =
+        seed_actor(j, "create_source", in_src, err, &bad);
     in.opt_out_reason = seed_str(j, "opt_out_reason", err, &bad);
     in.actor = in_src;
 

@@ -334,8 +334,8 @@ struct sb_contact_in {
     /* NULL = not given.  MERGE keeps the stored value for NULL and "";
      * REPLACE clears it for both, unless its bit is in `keep`. */
     const char *f[SB_CF__COUNT];
-    unsigned keep; /* REPLACE: bit (1u << SB_CF_x) keeps the stored field
-                      (v3 PUT without phone_numbers / street_addresses) */
+    unsigned keep;      /* REPLACE: bit (1u << SB_CF_x) keeps the stored field
+                           (v3 PUT without phone_numbers / street_addresses) */
     int birthday_month; /* 0 = not given */
     int birthday_day;
     /* list indices in acct->lists; lists == NULL means "not given" (REPLACE

@@ -219,9 +219,9 @@ enum {
 /* Comma-separated v3 status values → mask; -1 for an unknown value. */
 int sb_status_parse(const char *csv, unsigned *mask);
 struct sb_query {
-    unsigned status; /* SB_ST_* (v3); 0 = any */
+    unsigned status;       /* SB_ST_* (v3); 0 = any */
     const char *v2_status; /* "ACTIVE", "OPTOUT", ... (v2); NULL = any */
-    uint64_t lists;  /* member of one of these; 0 = no list condition */
+    uint64_t lists;        /* member of one of these; 0 = no list condition */
     /* UNIX seconds, 0 = no bound (after: strictly later; since: same or
      * later; before: strictly earlier) */
     int64_t updated_after, updated_before, modified_since;
@@ -286,7 +286,7 @@ struct sb_route {
     char *endpoint; /* "METHOD pattern" for stats */
     sb_handler_fn handler;
     unsigned flags;
-    uint64_t hits; /* requests routed here (state.requests.by_endpoint) */
+    uint64_t hits;      /* requests routed here (state.requests.by_endpoint) */
     uint64_t throttled; /* throttling replies (throttled_by_endpoint) */
 };
 struct sb_router *sb_router_new(void);

@@ -140,7 +140,6 @@ const char *sb_form_get(struct sb_req *req, const char *name)
     return keep(req, sb_form_lookup(req->body, req->body_len, name));
 }
 
-
 /* ---------------------------------------------------------- in-flight */
 
 int sb_inflight_claim(struct sb_req *req, const char *email)
@@ -612,32 +611,32 @@ json_t *sb_server_state(struct sb_server *srv, int with_contacts,
     json_object_set_new(st, "requests", req);
 
     const struct sb_limit_policy *lp = &srv->opt.limits;
-    json_object_set_new(
-        st, "limits",
-        json_pack("{s:I,s:I,s:s,s:I}", "rate", (json_int_t)lp->rate,
-                  "daily_quota", (json_int_t)lp->quota, "window",
-                  sb_window_name(lp->window), "foreign_load",
-                  (json_int_t)lp->foreign_load));
+    json_object_set_new(st, "limits",
+                        json_pack("{s:I,s:I,s:s,s:I}", "rate",
+                                  (json_int_t)lp->rate, "daily_quota",
+                                  (json_int_t)lp->quota, "window",
+                                  sb_window_name(lp->window), "foreign_load",
+                                  (json_int_t)lp->foreign_load));
 
     json_t *keys = json_object();
     for (size_t i = 0; i < sb_model_app_count(srv->model); i++) {
         struct sb_app *app = sb_model_app_at(srv->model, i);
         struct sb_limit *l = app->limit;
-        json_object_set_new(
-            keys, app->api_key,
-            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
-                      (json_int_t)l->requests, "busiest_1s",
-                      (json_int_t)l->busiest_1s, "throttled",
-                      (json_int_t)l->throttled, "daily_used",
-                      (json_int_t)l->daily_used, "foreign",
-                      (json_int_t)l->foreign, "foreign_refused",
-                      (json_int_t)l->foreign_refused));
+        json_object_set_new(keys, app->api_key,
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+                                      (json_int_t)l->requests, "busiest_1s",
+                                      (json_int_t)l->busiest_1s, "throttled",
+                                      (json_int_t)l->throttled, "daily_used",
+                                      (json_int_t)l->daily_used, "foreign",
+                                      (json_int_t)l->foreign, "foreign_refused",
+                                      (json_int_t)l->foreign_refused));
     }
     json_object_set_new(st, "keys", keys);
 
     const struct conn_stats *cs = &srv->cstats;
     json_t *sv = json_object();
-    json_object_set_new(sv, "connections", json_integer((json_int_t)srv->nconns));
+    json_object_set_new(sv, "connections",
+                        json_integer((json_int_t)srv->nconns));
     json_object_set_new(sv, "max_connections",
                         json_integer((json_int_t)srv->opt.max_connections));
     json_object_set_new(sv, "accepted", json_integer((json_int_t)cs->accepted));

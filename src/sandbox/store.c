@@ -63,20 +63,18 @@ int64_t sb_model_now(const struct sb_model *m)
 /* --------------------------------------------------------- consent names */
 
 static const char *const perm_names[] = {
-    "", "not_set", "implicit", "explicit", "pending_confirmation",
+    "",          "not_set",     "implicit", "explicit", "pending_confirmation",
     "temp_hold", "unsubscribed"};
 
 const char *sb_perm_name(enum sb_perm p)
 {
-    return (unsigned)p < sizeof perm_names / sizeof *perm_names
-               ? perm_names[p]
-               : "";
+    return (unsigned)p < sizeof perm_names / sizeof *perm_names ? perm_names[p]
+                                                                : "";
 }
 
 enum sb_perm sb_perm_parse(const char *name)
 {
-    for (size_t i = 1; name && i < sizeof perm_names / sizeof *perm_names;
-         i++)
+    for (size_t i = 1; name && i < sizeof perm_names / sizeof *perm_names; i++)
         if (strcmp(name, perm_names[i]) == 0)
             return (enum sb_perm)i;
     return SB_PERM_NONE;
@@ -128,12 +126,11 @@ json_t *sb_model_resubscriptions(const struct sb_model *m, int refused)
             continue;
         sb_iso_time(e->at, at);
         json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "account", e->account,
-                           "email", e->email, "via", e->via, "actor",
-                           sb_actor_name((enum sb_actor)e->actor),
-                           "opt_out_source",
-                           sb_actor_name((enum sb_actor)e->opt_out_src), "at",
-                           at));
+            arr,
+            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "account", e->account,
+                      "email", e->email, "via", e->via, "actor",
+                      sb_actor_name((enum sb_actor)e->actor), "opt_out_source",
+                      sb_actor_name((enum sb_actor)e->opt_out_src), "at", at));
     }
     return arr;
 }
@@ -333,8 +330,7 @@ static void adjust_counts(struct sb_account *acct, uint64_t old, uint64_t neu)
     }
 }
 
-static void reason_set(struct sb_store *s, sb_contact_ref r,
-                       const char *reason)
+static void reason_set(struct sb_store *s, sb_contact_ref r, const char *reason)
 {
     if (!s->reasons) {
         if (!reason)
@@ -345,8 +341,7 @@ static void reason_set(struct sb_store *s, sb_contact_ref r,
     s->reasons[r] = reason ? cts_xstrdup(reason) : NULL;
 }
 
-const char *sb_contact_reason(const struct sb_account *acct,
-                              sb_contact_ref ref)
+const char *sb_contact_reason(const struct sb_account *acct, sb_contact_ref ref)
 {
     const struct sb_store *s = acct->store;
     return s->reasons && ref < s->n ? s->reasons[ref] : NULL;
@@ -360,9 +355,9 @@ static enum sb_perm decide(const struct sb_contact *c,
     enum sb_perm want = in->perm;
     *resub = *refused = 0;
     if (want == SB_PERM_NONE)
-        want = c                ? (enum sb_perm)c->perm
+        want = c              ? (enum sb_perm)c->perm
                : in->perm_new ? in->perm_new
-                                : SB_PERM_IMPLICIT;
+                              : SB_PERM_IMPLICIT;
     if (c && c->perm == SB_PERM_UNSUBSCRIBED && want != SB_PERM_UNSUBSCRIBED) {
         if (actor == SB_ACTOR_CONTACT || c->opt_out_src == SB_ACTOR_ACCOUNT) {
             *resub = 1;
@@ -549,8 +544,7 @@ int sb_contact_upsert(struct sb_model *m, struct sb_account *acct,
             size_t cap = s->cap ? s->cap * 2 : 256;
             s->c = cts_xrealloc(s->c, cap * sizeof *s->c);
             if (s->reasons) {
-                s->reasons =
-                    cts_xrealloc(s->reasons, cap * sizeof *s->reasons);
+                s->reasons = cts_xrealloc(s->reasons, cap * sizeof *s->reasons);
                 memset(s->reasons + s->cap, 0,
                        (cap - s->cap) * sizeof *s->reasons);
             }

@@ -253,7 +253,8 @@ static int h_contact_put(struct sb_req *req, struct sb_res *res)
         in.lists = lists;
     if (visitor && in.nlists == 0) {
         json_decref(o);
-        sb_res_error_v2(res, 400, "query.param.action_by.is_not_valid_for.delete",
+        sb_res_error_v2(res, 400,
+                        "query.param.action_by.is_not_valid_for.delete",
                         "The action_by value is not valid for contact "
                         "deletion.");
         return SB_REPLY;
@@ -286,8 +287,8 @@ static int h_contact_delete(struct sb_req *req, struct sb_res *res)
 {
     sb_contact_ref ref;
     if (sb_contact_by_id(req->account, req->params[0], &ref) != 0 ||
-        sb_contact_unsubscribe(sb_server_model(req->server), req->account,
-                               ref, SB_ACTOR_ACCOUNT, NULL, 1) != 0) {
+        sb_contact_unsubscribe(sb_server_model(req->server), req->account, ref,
+                               SB_ACTOR_ACCOUNT, NULL, 1) != 0) {
         sb_dialect_v2.error(res, 404, sb_dialect_v2.not_found_key,
                             sb_dialect_v2.not_found_msg);
         return SB_REPLY;
@@ -296,8 +297,7 @@ static int h_contact_delete(struct sb_req *req, struct sb_res *res)
     return SB_REPLY;
 }
 
-static json_t *render_v2(struct sb_account *acct, sb_contact_ref ref,
-                         void *arg)
+static json_t *render_v2(struct sb_account *acct, sb_contact_ref ref, void *arg)
 {
     (void)arg;
     return sb_contact_json(acct, ref, SB_RENDER_V2);
@@ -379,7 +379,8 @@ static int h_list_contacts(struct sb_req *req, struct sb_res *res)
                         "The requested list was not found.");
         return SB_REPLY;
     }
-    char *path = cts_xasprintf("/v2/lists/%s/contacts", req->account->lists[i].id);
+    char *path =
+        cts_xasprintf("/v2/lists/%s/contacts", req->account->lists[i].id);
     int rc = list_contacts(req, res, i, path);
     free(path);
     return rc;

@@ -276,8 +276,8 @@ static int contact_body(struct sb_account *acct, json_t *o,
                         const char **cfv, json_t *errs)
 {
     json_t *ea = json_object_get(o, "email_address");
-    const char *perm = sb_jfield(ea, "permission_to_send", 0, errs, VALID,
-                                 "email_address.");
+    const char *perm =
+        sb_jfield(ea, "permission_to_send", 0, errs, VALID, "email_address.");
     if (perm && (in->perm = sb_perm_parse(perm)) == SB_PERM_NONE)
         sb_verr(errs, VALID,
                 "email_address.permission_to_send must be explicit, "
@@ -309,9 +309,8 @@ static int contact_body(struct sb_account *acct, json_t *o,
     }
     json_t *sa = json_object_get(o, "street_addresses");
     if (!sa)
-        in->keep |= 1u << SB_CF_STREET | 1u << SB_CF_CITY |
-                    1u << SB_CF_STATE | 1u << SB_CF_POSTAL_CODE |
-                    1u << SB_CF_COUNTRY;
+        in->keep |= 1u << SB_CF_STREET | 1u << SB_CF_CITY | 1u << SB_CF_STATE |
+                    1u << SB_CF_POSTAL_CODE | 1u << SB_CF_COUNTRY;
     if (sa && !json_is_null(sa)) {
         if (!json_is_array(sa) || json_array_size(sa) > 3) {
             sb_verr(errs, VALID,
@@ -478,20 +477,19 @@ static json_t *render_inc(struct sb_account *acct, sb_contact_ref ref,
 /* The GET /contacts query (first page's or the cursor's) → q, limit,
  * include.  NULL, or the message of a 400. */
 static const char *contacts_query(struct sb_account *acct,
-                                  const struct sb_page *pg,
-                                  struct sb_query *q, long *limit,
-                                  unsigned *inc, int *count, char **email)
+                                  const struct sb_page *pg, struct sb_query *q,
+                                  long *limit, unsigned *inc, int *count,
+                                  char **email)
 {
     static const struct {
         const char *name;
         size_t off;
-    } dates[] = {
-        {"updated_after", offsetof(struct sb_query, updated_after)},
-        {"updated_before", offsetof(struct sb_query, updated_before)},
-        {"created_after", offsetof(struct sb_query, created_after)},
-        {"created_before", offsetof(struct sb_query, created_before)},
-        {"optout_after", offsetof(struct sb_query, optout_after)},
-        {"optout_before", offsetof(struct sb_query, optout_before)}};
+    } dates[] = {{"updated_after", offsetof(struct sb_query, updated_after)},
+                 {"updated_before", offsetof(struct sb_query, updated_before)},
+                 {"created_after", offsetof(struct sb_query, created_after)},
+                 {"created_before", offsetof(struct sb_query, created_before)},
+                 {"optout_after", offsetof(struct sb_query, optout_after)},
+                 {"optout_before", offsetof(struct sb_query, optout_before)}};
     const char *why = NULL;
     char *status = sb_page_param(pg, "status");
     char *lim = sb_page_param(pg, "limit");
@@ -572,8 +570,8 @@ static int h_contacts_get(struct sb_req *req, struct sb_res *res)
             json_array_append_new(arr, sb_contact_json_v3(acct, ref, inc));
         total = json_array_size(arr);
     } else {
-        size_t next = sb_page_scan(acct, &q, &pg, (size_t)limit, render_inc,
-                                   &inc, arr);
+        size_t next =
+            sb_page_scan(acct, &q, &pg, (size_t)limit, render_inc, &inc, arr);
         if (next != (size_t)-1) {
             char *href = sb_page_link(&pg, "/v3/contacts", "cursor", next);
             json_object_set_new(out, "_links",

@@ -28,8 +28,8 @@ static int let_through(struct sb_limit *l, const struct sb_limit_policy *p,
 {
     int ok = 0;
     for (int i = 0; i < n; i++)
-        ok += sb_limit_check(l, p, t0 + (uint64_t)i * step, DAY0) ==
-              SB_LIMIT_OK;
+        ok +=
+            sb_limit_check(l, p, t0 + (uint64_t)i * step, DAY0) == SB_LIMIT_OK;
     return ok;
 }
 
@@ -42,16 +42,21 @@ static void test_rate_window_admitted(void **state)
     memset(&l, 0, sizeof l);
     /* 4 per second: the 5th in the same second is refused */
     for (int i = 0; i < 4; i++)
-        assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 1000 * MS + i * MS, DAY0),
-                         SB_LIMIT_OK);
-    assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 1000 * MS + 500 * MS, DAY0),
-                     SB_LIMIT_RATE);
+        assert_int_equal(
+            sb_limit_check(&l, POLICY(4, 0), 1000 * MS + i * MS, DAY0),
+            SB_LIMIT_OK);
+    assert_int_equal(
+        sb_limit_check(&l, POLICY(4, 0), 1000 * MS + 500 * MS, DAY0),
+        SB_LIMIT_RATE);
     /* the window is (now - 1 s, now]: at exactly +1 s the first one left */
-    assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 1999 * MS, DAY0), SB_LIMIT_RATE);
-    assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 2000 * MS, DAY0), SB_LIMIT_OK);
+    assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 1999 * MS, DAY0),
+                     SB_LIMIT_RATE);
+    assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 2000 * MS, DAY0),
+                     SB_LIMIT_OK);
     assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 2000 * MS + 1, DAY0),
                      SB_LIMIT_RATE);
-    assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 2001 * MS, DAY0), SB_LIMIT_OK);
+    assert_int_equal(sb_limit_check(&l, POLICY(4, 0), 2001 * MS, DAY0),
+                     SB_LIMIT_OK);
     /* refused requests do not use up an admitted window */
     assert_int_equal(l.throttled, 3);
     assert_int_equal(l.requests, 9);
@@ -83,8 +88,7 @@ static void test_rate_window_arrivals(void **state)
                      SB_LIMIT_OK);
     /* steady over-sending every 100 ms for 3 s: the first 4 of a fresh
      * window get through, then none while the arrivals keep coming */
-    assert_int_equal(let_through(&l, POLICY(4, 0), 5000 * MS, 100 * MS, 30),
-                     4);
+    assert_int_equal(let_through(&l, POLICY(4, 0), 5000 * MS, 100 * MS, 30), 4);
     assert_int_equal(l.throttled, 2 + 26);
     assert_int_equal(l.daily_used, 4 + 1 + 4);
     sb_limit_free(&l);
@@ -159,17 +163,20 @@ static void test_busiest_counts_arrivals(void **state)
     memset(&l, 0, sizeof l);
     /* 10 arrivals within 900 ms (6 of them refused), later 3 spread out */
     for (int i = 0; i < 10; i++)
-        sb_limit_check(&l, POLICY(4, 0), 5000 * MS + (uint64_t)i * 100 * MS, DAY0);
+        sb_limit_check(&l, POLICY(4, 0), 5000 * MS + (uint64_t)i * 100 * MS,
+                       DAY0);
     for (int i = 0; i < 3; i++)
-        sb_limit_check(&l, POLICY(4, 0), 9000 * MS + (uint64_t)i * 2000 * MS, DAY0);
+        sb_limit_check(&l, POLICY(4, 0), 9000 * MS + (uint64_t)i * 2000 * MS,
+                       DAY0);
     assert_int_equal(l.busiest_1s, 10);
     assert_int_equal(l.throttled, 6);
     /* a client pacing itself at 4/s exactly never looks busier than 4 */
     struct sb_limit p;
     memset(&p, 0, sizeof p);
     for (int i = 0; i < 100; i++)
-        assert_int_equal(sb_limit_check(&p, POLICY(4, 0), (uint64_t)i * 250 * MS, DAY0),
-                         SB_LIMIT_OK);
+        assert_int_equal(
+            sb_limit_check(&p, POLICY(4, 0), (uint64_t)i * 250 * MS, DAY0),
+            SB_LIMIT_OK);
     assert_int_equal(p.busiest_1s, 4);
     assert_int_equal(p.throttled, 0);
     sb_limit_free(&l);
@@ -184,9 +191,9 @@ static void test_quota_per_utc_day(void **state)
     (void)state;
     memset(&l, 0, sizeof l);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(
-            sb_limit_check(&l, POLICY(0, 3), (uint64_t)i * 2000 * MS, DAY0 + 3600),
-            SB_LIMIT_OK);
+        assert_int_equal(sb_limit_check(&l, POLICY(0, 3),
+                                        (uint64_t)i * 2000 * MS, DAY0 + 3600),
+                         SB_LIMIT_OK);
     assert_int_equal(sb_limit_check(&l, POLICY(0, 3), 10000 * MS, DAY0 + 86399),
                      SB_LIMIT_QUOTA);
     /* quota wins over rate when both are exceeded */
@@ -208,7 +215,8 @@ static void test_limits_off(void **state)
     (void)state;
     memset(&l, 0, sizeof l);
     for (int i = 0; i < 50000; i++)
-        assert_int_equal(sb_limit_check(&l, POLICY(0, 0), 7 * MS, DAY0), SB_LIMIT_OK);
+        assert_int_equal(sb_limit_check(&l, POLICY(0, 0), 7 * MS, DAY0),
+                         SB_LIMIT_OK);
     assert_int_equal(l.busiest_1s, 50000);
     assert_int_equal(l.window.len, 0); /* nothing kept when rate is off */
     sb_limit_reset(&l);

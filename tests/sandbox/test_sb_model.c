@@ -18,8 +18,8 @@
 #include "sandbox/limits.c"
 #include "sandbox/model.c"
 #include "sandbox/render.c"
-#include "sandbox/store.c"
 #include "sandbox/router.c"
+#include "sandbox/store.c"
 #include "sandbox/valid.c"
 
 static struct sb_model *demo(struct sb_account **acct)
@@ -445,7 +445,6 @@ static void test_validators(void **state)
     json_decref(errs);
 }
 
-
 /* ---------------------------------------------------------- consent */
 
 static int64_t fake_now = 1700000000;
@@ -541,8 +540,7 @@ static void test_consent_rules(void **state)
     assert_int_equal(sb_contact_lists(a, r), 0);
     /* the contact may: a re-subscription, logged with its provenance */
     assert_int_equal(consent_write(m, a, "a@example.com", SB_UPSERT_MERGE,
-                                   SB_PERM_EXPLICIT, SB_ACTOR_CONTACT, 0,
-                                   NULL),
+                                   SB_PERM_EXPLICIT, SB_ACTOR_CONTACT, 0, NULL),
                      0);
     assert_int_equal(perm_of(a, "a@example.com"), SB_PERM_EXPLICIT);
     assert_int_equal(sb_contact_lists(a, r), 1);
@@ -553,8 +551,8 @@ static void test_consent_rules(void **state)
                         "a@example.com");
     assert_string_equal(json_string_value(json_object_get(e, "actor")),
                         "Contact");
-    assert_string_equal(
-        json_string_value(json_object_get(e, "opt_out_source")), "Contact");
+    assert_string_equal(json_string_value(json_object_get(e, "opt_out_source")),
+                        "Contact");
     json_decref(j);
 
     /* an opt-out the account made, the account may lift */
@@ -578,8 +576,7 @@ static void test_consent_rules(void **state)
 
     /* list removal keeps the contact and its other lists */
     assert_int_equal(consent_write(m, a, "b@example.com", SB_UPSERT_CREATE,
-                                   SB_PERM_EXPLICIT, SB_ACTOR_CONTACT, 0,
-                                   NULL),
+                                   SB_PERM_EXPLICIT, SB_ACTOR_CONTACT, 0, NULL),
                      0);
     assert_int_equal(consent_write(m, a, "b@example.com", SB_UPSERT_MERGE,
                                    SB_PERM_NONE, SB_ACTOR_ACCOUNT, 1, NULL),
@@ -617,8 +614,7 @@ static void test_queries_and_seed(void **state)
 
     assert_int_equal(sb_parse_iso8601("2024-05-01T10:00:00Z", &t), 0);
     assert_int_equal(t, 1714557600);
-    assert_int_equal(sb_parse_iso8601("2024-05-01T12:00:00.123+02:00", &t),
-                     0);
+    assert_int_equal(sb_parse_iso8601("2024-05-01T12:00:00.123+02:00", &t), 0);
     assert_int_equal(t, 1714557600);
     assert_int_equal(sb_parse_iso8601("2024-05-01", &t), 0);
     assert_int_equal(t, 1714521600);
@@ -640,8 +636,8 @@ static void test_queries_and_seed(void **state)
         assert_int_equal(sb_model_seed(m, a, v, &err), 0);
     }
     assert_int_equal(sb_model_writes(m), 0);
-    json_t *bad = json_loads("{\"email\":\"s4@example.com\",\"lists\":[\"9\"]}",
-                             0, NULL);
+    json_t *bad =
+        json_loads("{\"email\":\"s4@example.com\",\"lists\":[\"9\"]}", 0, NULL);
     assert_int_equal(sb_model_seed(m, a, bad, &err), CTS_EDATA);
     json_decref(bad);
     json_decref(seed);

@@ -43,8 +43,8 @@ static char state_dir[64];
 
 static int setup(void **state)
 {
-    static const char *const args[] = {"--rate", "0", "--daily-quota", "0",
-                                        "--activity-ms", "100", NULL};
+    static const char *const args[] = {
+        "--rate", "0", "--daily-quota", "0", "--activity-ms", "100", NULL};
     const char *path = tu_sandbox_path(sb_path, sizeof(sb_path)), *why;
     char *cmd;
     FILE *p;

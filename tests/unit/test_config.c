@@ -17,12 +17,11 @@
 
 static char tmpdir[256];
 
-static const char *const env_names[] = {"CTCT_API",           "CTCT_API_KEY",
-                                        "CTCT_ACCESS_TOKEN",  "CTCT_TOKEN_FILE",
-                                        "CTCT_ACCOUNT",       "CTCT_BASE_URL",
-                                        "CTCT_AUTH_URL",      "CTCT_CONFIG",
-                                        "CTCT_CLIENT_SECRET", "CTCT_SYNC_NOW",
-                                        "CTCT_PERMISSION"};
+static const char *const env_names[] = {
+    "CTCT_API",        "CTCT_API_KEY",   "CTCT_ACCESS_TOKEN",
+    "CTCT_TOKEN_FILE", "CTCT_ACCOUNT",   "CTCT_BASE_URL",
+    "CTCT_AUTH_URL",   "CTCT_CONFIG",    "CTCT_CLIENT_SECRET",
+    "CTCT_SYNC_NOW",   "CTCT_PERMISSION"};
 
 static void clear_env(void)
 {

@@ -184,7 +184,8 @@ static void test_v3_create_body(void **state)
                         "explicit");
     assert_string_equal(jstr(j, "first_name"), "New");
     assert_true(has_string(at(j, "list_memberships"), LIST_A));
-    assert_non_null(item_by(at(j, "custom_fields"), "custom_field_id", CF_SHOE));
+    assert_non_null(
+        item_by(at(j, "custom_fields"), "custom_field_id", CF_SHOE));
     json_decref(j);
     free(body);
     /* A row the body cannot carry is refused in both modes. */
@@ -685,22 +686,22 @@ static void test_optout_listing(void **state)
     assert_int_equal(cts_consent_parse_optouts(CTS_API_V3, NULL, 0, on_optout,
                                                &s, &next, NULL),
                      CTS_EJSON);
-    assert_int_equal(cts_consent_next_url(
-                         "https://api.cc.email/v3",
-                         "https://api.cc.email/v3/contacts?cursor=x", NULL,
-                         &url, NULL),
-                     0);
+    assert_int_equal(
+        cts_consent_next_url("https://api.cc.email/v3",
+                             "https://api.cc.email/v3/contacts?cursor=x", NULL,
+                             &url, NULL),
+        0);
     assert_string_equal(url, "https://api.cc.email/v3/contacts?cursor=x");
     free(url);
     /* A link to another host is refused, not taken as the last page: the
      * api_key would go with it. */
     {
         struct cts_error err = {0};
-        assert_int_equal(cts_consent_next_url(
-                             "https://api.constantcontact.com/v2",
-                             "https://evil.example/v2/contacts?next=x", "key123",
-                             &url, &err),
-                         CTS_EHTTP);
+        assert_int_equal(
+            cts_consent_next_url("https://api.constantcontact.com/v2",
+                                 "https://evil.example/v2/contacts?next=x",
+                                 "key123", &url, &err),
+            CTS_EHTTP);
         assert_null(url);
         assert_non_null(strstr(err.msg, "evil.example"));
     }
@@ -789,9 +790,8 @@ static void test_truncated_replies(void **state)
                 fail_msg("%s[0..%zu): outputs on failure", files[f], n);
             free(a);
             free(b);
-            rc = cts_consent_parse_optouts(n % 2 ? CTS_API_V2 : CTS_API_V3,
-                                           buf, n, count_only, &k, &next,
-                                           NULL);
+            rc = cts_consent_parse_optouts(n % 2 ? CTS_API_V2 : CTS_API_V3, buf,
+                                           n, count_only, &k, &next, NULL);
             if (rc != 0 && next != NULL)
                 fail_msg("%s[0..%zu): next on failure", files[f], n);
             free(next);

@@ -77,13 +77,27 @@ static void test_rejects(void **state)
     bad("a\x01@example.com", "control");
     /* C1 controls and invisible format characters: U+009D (OSC), U+0085,
      * U+00AD, a bidi override, an isolate, U+2028 and a tag character. */
-    bad("a\xC2\x9D" "b@example.com", "control");
-    bad("ab@exa\xC2\x85" "mple.com", "control");
-    bad("a\xC2\xAD" "b@example.com", "control");
-    bad("a\xE2\x80\xAE" "b@example.com", "control");
-    bad("a\xE2\x81\xA6" "b@example.com", "control");
-    bad("a\xE2\x80\xA8" "b@example.com", "control");
-    bad("a\xF3\xA0\x80\x81" "b@example.com", "control");
+    bad("a\xC2\x9D"
+        "b@example.com",
+        "control");
+    bad("ab@exa\xC2\x85"
+        "mple.com",
+        "control");
+    bad("a\xC2\xAD"
+        "b@example.com",
+        "control");
+    bad("a\xE2\x80\xAE"
+        "b@example.com",
+        "control");
+    bad("a\xE2\x81\xA6"
+        "b@example.com",
+        "control");
+    bad("a\xE2\x80\xA8"
+        "b@example.com",
+        "control");
+    bad("a\xF3\xA0\x80\x81"
+        "b@example.com",
+        "control");
     bad("@example.com", "nothing before '@'");
     bad("local@", "nothing after '@'");
     bad("user@localhost", "no dot");

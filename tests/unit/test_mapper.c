@@ -152,12 +152,12 @@ static void test_export_headers(void **state)
                             "Address 1 - Street", "Address 1 - City", NULL),
                       &err);
     assert_non_null(m[1]);
-    m[2] = new_mapper(CTS_API_V3, NULL, 0,
-                      mkrow(&h, 0, "Email", "First Name", "Last Name",
-                            "Phone Number", "Street Address", "City",
-                            "State/Region", "Postal Code", "Country/Region",
-                            NULL),
-                      &err);
+    m[2] =
+        new_mapper(CTS_API_V3, NULL, 0,
+                   mkrow(&h, 0, "Email", "First Name", "Last Name",
+                         "Phone Number", "Street Address", "City",
+                         "State/Region", "Postal Code", "Country/Region", NULL),
+                   &err);
     assert_non_null(m[2]);
     m[3] = new_mapper(CTS_API_V3, NULL, 0,
                       mkrow(&h, 0, "Salutation", "First Name", "Last Name",
@@ -176,11 +176,11 @@ static void test_export_headers(void **state)
                             "Firma", "Straße", "PLZ", "Ort", "Land", NULL),
                       &err);
     assert_non_null(m[5]);
-    m[6] = new_mapper(CTS_API_V3, NULL, 0,
-                      mkrow(&h, 0, "Nombre", "Apellidos", "Correo electrónico",
-                            "Empresa", "Teléfono", "Código Postal", "País",
-                            NULL),
-                      &err);
+    m[6] =
+        new_mapper(CTS_API_V3, NULL, 0,
+                   mkrow(&h, 0, "Nombre", "Apellidos", "Correo electrónico",
+                         "Empresa", "Teléfono", "Código Postal", "País", NULL),
+                   &err);
     assert_non_null(m[6]);
     for (i = 0; i < 7; i++) {
         f = open_memstream(&text[i], &len);
@@ -188,14 +188,14 @@ static void test_export_headers(void **state)
         fclose(f);
     }
     for (k = 0; k < sizeof(expect) / sizeof(expect[0]); k++) {
-        static const char *const kinds[] = {"outlook", "google", "hubspot",
+        static const char *const kinds[] = {"outlook",    "google", "hubspot",
                                             "salesforce", "french", "german",
                                             "spanish"};
         for (i = 0; strcmp(kinds[i], expect[k][1]) != 0; i++)
             ;
         if (strstr(text[i], expect[k][0]) == NULL)
-            fail_msg("%s export: missing %s in\n%s", expect[k][1],
-                     expect[k][0], text[i]);
+            fail_msg("%s export: missing %s in\n%s", expect[k][1], expect[k][0],
+                     text[i]);
     }
     for (i = 0; i < 7; i++) {
         free(text[i]);
@@ -573,8 +573,7 @@ static void test_map_with_allocator(void **state)
     m = new_mapper(CTS_API_V2, maps, 1, &h.row, &err);
     assert_non_null(m);
     /* Valid: email normalised, v2 transliteration, a custom field. */
-    mkrow(&r, 1, "  Ann@Example.COM ", "O\xE2\x80\x99Neil", "", "red",
-          NULL);
+    mkrow(&r, 1, "  Ann@Example.COM ", "O\xE2\x80\x99Neil", "", "red", NULL);
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
     assert_int_equal(cts_mapper_map(m, &r.row, &a, NULL), 0);
@@ -634,14 +633,20 @@ static void test_map_with_allocator(void **state)
  * (its other cells cannot make it invalid). */
 static void test_opt_out(void **state)
 {
-    static const char *const opt_headers[] = {
-        "opt_out",           "Opt Out",         "Opted Out",
-        "Email Opt Out",     "Email Opt-Out",   "Unsubscribed",
-        "Unsubscribe",       "Do Not Email",    "DoNotEmail",
-        "HasOptedOutOfEmail", "Unsubscribed from all email",
-        "Do not allow Emails"};
-    static const char *const yes[] = {"yes", "Y",         "TRUE",
-                                      "1",   " x ",       "Unsubscribed",
+    static const char *const opt_headers[] = {"opt_out",
+                                              "Opt Out",
+                                              "Opted Out",
+                                              "Email Opt Out",
+                                              "Email Opt-Out",
+                                              "Unsubscribed",
+                                              "Unsubscribe",
+                                              "Do Not Email",
+                                              "DoNotEmail",
+                                              "HasOptedOutOfEmail",
+                                              "Unsubscribed from all email",
+                                              "Do not allow Emails"};
+    static const char *const yes[] = {"yes",       "Y",        "TRUE",
+                                      "1",         " x ",      "Unsubscribed",
                                       "opted out", "Opted Out"};
     static const char *const no[] = {"", "no", "N", "False", "0", "  "};
     struct fake_row h, r;
@@ -678,8 +683,7 @@ static void test_opt_out(void **state)
     free(text);
 
     for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        mkrow(&r, 1, " Ann@B.co ", "Ann", "14", yes[i], "asked by phone",
-              NULL);
+        mkrow(&r, 1, " Ann@B.co ", "Ann", "14", yes[i], "asked by phone", NULL);
         memset(&c, 0, sizeof(c));
         memset(&err, 0, sizeof(err));
         /* The month 14 would make any other row invalid. */

@@ -325,11 +325,10 @@ static void test_summary_json(void **state)
     struct cts_error err = {0};
     char path[] = "/tmp/cts-summary-XXXXXX";
     static const char *keys[] = {
-        "api",       "account",      "input_rows", "created",
-        "updated",   "imported",     "unchanged",  "exists",
-        "invalid",   "duplicate",    "failed",     "deferred",
-        "opted_out", "unsubscribed", "removed",    "requests",
-        "retries",   "elapsed_s",    "exit_code"};
+        "api",      "account",   "input_rows", "created",      "updated",
+        "imported", "unchanged", "exists",     "invalid",      "duplicate",
+        "failed",   "deferred",  "opted_out",  "unsubscribed", "removed",
+        "requests", "retries",   "elapsed_s",  "exit_code"};
     json_t *j;
     json_error_t jerr;
     const char *k;
@@ -363,8 +362,7 @@ static void test_summary_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "created")), 6);
     assert_int_equal(json_integer_value(json_object_get(j, "deferred")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "opted_out")), 4);
-    assert_int_equal(json_integer_value(json_object_get(j, "unsubscribed")),
-                     2);
+    assert_int_equal(json_integer_value(json_object_get(j, "unsubscribed")), 2);
     assert_int_equal(json_integer_value(json_object_get(j, "removed")), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 75);
     assert_true(json_real_value(json_object_get(j, "elapsed_s")) > 1.2);
@@ -470,8 +468,7 @@ int main(void)
         cmocka_unit_test(test_before_write_hook),
         cmocka_unit_test(test_summary_json),
         cmocka_unit_test(test_summary_line),
-        cmocka_unit_test_setup_teardown(test_consent_statuses, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_consent_statuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_rate_limit, setup,
                                         teardown),
     };

@@ -35,7 +35,7 @@ static char sb_url[300], sb_path[1024], base[400];
 static int setup(void **state)
 {
     static const char *const args[] = {"--rate", "0", "--daily-quota", "0",
-                                        NULL};
+                                       NULL};
     const char *path = tu_sandbox_path(sb_path, sizeof(sb_path)), *why;
     *state = NULL;
     if (access(path, X_OK) != 0) {

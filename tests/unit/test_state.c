@@ -47,7 +47,6 @@ static int setup(void **state)
     return 0;
 }
 
-
 static int teardown(void **state)
 {
     struct fx *f = *state;

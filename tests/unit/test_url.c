@@ -42,7 +42,8 @@ static void test_resolves_relative_links(void **state)
             "https://api.cc.email/v3/contacts?cursor=x");
     follows("https://api.cc.email/v3", "contacts?cursor=x",
             "https://api.cc.email/contacts?cursor=x");
-    follows("https://api.cc.email", "contacts", "https://api.cc.email/contacts");
+    follows("https://api.cc.email", "contacts",
+            "https://api.cc.email/contacts");
     follows("https://api.cc.email/v3/contacts?limit=5", "?cursor=y",
             "https://api.cc.email/v3/contacts?cursor=y");
     follows("https://api.cc.email/v3", "//api.cc.email/v3/x",
@@ -87,12 +88,11 @@ static void test_message_masks_secrets(void **state)
     struct cts_error err = {0};
     char *out;
     (void)state;
-    assert_int_equal(
-        cts_url_follow("https://api.constantcontact.com/v2",
-                       "https://evil.example/v2/contacts?api_key="
-                       "abcdefghijklmnopqrstuvwxyz",
-                       &out, &err),
-        CTS_EHTTP);
+    assert_int_equal(cts_url_follow("https://api.constantcontact.com/v2",
+                                    "https://evil.example/v2/contacts?api_key="
+                                    "abcdefghijklmnopqrstuvwxyz",
+                                    &out, &err),
+                     CTS_EHTTP);
     assert_non_null(strstr(err.msg, "https://evil.example/v2/contacts"));
     assert_null(strstr(err.msg, "abcdefghijklmnopqrstuvwxyz"));
 }

@@ -34,17 +34,20 @@ static void test_sha256(void **state)
     cts_sha256("abc", 3, d);
     cts_hex(d, 32, hex);
     assert_string_equal(
-        hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        hex,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     cts_sha256("", 0, d);
     cts_hex(d, 32, hex);
     assert_string_equal(
-        hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        hex,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     /* 56 bytes: the padding spills into a second block. */
     cts_sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
                d);
     cts_hex(d, 32, hex);
     assert_string_equal(
-        hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+        hex,
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
 static void test_pkce_rfc7636(void **state)
@@ -184,8 +187,12 @@ static void test_log_visible(void **state)
     visible_is("\x1b]2;PWNED\x07tail", "\\x1b]2;PWNED\\x07tail");
     visible_is("a\rb\nc\td\x7f", "a\\x0db\\x0ac\\x09d\\x7f");
     /* C1 controls in UTF-8 (CSI, OSC) and a bidi override. */
-    visible_is("x\xc2\x9b" "31mred\xc2\x9d", "x\\u009b31mred\\u009d");
-    visible_is("abc\xe2\x80\xae" "def", "abc\\u202edef");
+    visible_is("x\xc2\x9b"
+               "31mred\xc2\x9d",
+               "x\\u009b31mred\\u009d");
+    visible_is("abc\xe2\x80\xae"
+               "def",
+               "abc\\u202edef");
     /* Bytes that are not UTF-8 (a lone C1 byte, a truncated sequence). */
     visible_is("\x9b\xe2\x80", "\\x9b\\xe2\\x80");
     visible_is(NULL, "");

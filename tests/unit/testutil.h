@@ -42,7 +42,7 @@ static inline const char *tu_sandbox_path(char *buf, size_t n)
  * not a pipe: it must never block on (or die of) a pipe nobody drains.
  */
 static inline pid_t tu_sandbox_start(const char *path, const char *const *args,
-                              char *url, size_t urlsz, const char **why)
+                                     char *url, size_t urlsz, const char **why)
 {
     char out[] = "/tmp/cts-test-sb.XXXXXX";
     char line[256];
