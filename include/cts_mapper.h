@@ -1,8 +1,9 @@
 /*
  * cts_mapper.h — from a CSV row to a validated contact.
  *
- * Pure: no I/O except cts_mapper_describe().  Built once per input file from
- * its header row (cts_row.row == 0), then applied to every data row.
+ * Pure: no I/O except cts_mapper_describe() and cts_mapper_log_header().  Built
+ * once per input file from its header row (cts_row.row == 0), then applied to
+ * every data row.
  *
  * Header matching: names are normalised (Unicode BOM/NBSP/whitespace
  * trimmed, ASCII case folded, spaces '_' '-' '.' '*' removed) and compared with
@@ -111,6 +112,13 @@ const char *cts_mapper_email_cell(const struct cts_mapper *m,
 /* Print the mapping for --dry-run, one line per column:
  *   "  \"E-mail Address\" -> email" / "  \"Notes\" -> (ignored)". */
 void cts_mapper_describe(const struct cts_mapper *m, FILE *f);
+
+/* What a file's header gives, on stderr through the log (file and header
+ * names escaped): the columns that map to nothing (one info line), and
+ * with describe the whole mapping ("FILE: column mapping:" and
+ * cts_mapper_describe).  file borrowed. */
+void cts_mapper_log_header(const struct cts_mapper *m, const char *file,
+                           int describe);
 
 /* Header names (as written, trimmed) that map to nothing; *names is
  * borrowed from the mapper.  Returns the count. */

@@ -994,3 +994,25 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
     }
     return 0;
 }
+
+void cts_mapper_log_header(const struct cts_mapper *m, const char *file,
+                           int describe)
+{
+    const char *const *names = NULL;
+    size_t i, n = cts_mapper_unmapped(m, &names);
+
+    if (n > 0) {
+        struct cts_buf buf;
+        cts_buf_init(&buf, 4096);
+        for (i = 0; i < n; i++)
+            cts_buf_appendf(&buf, "%s\"%s\"", i > 0 ? ", " : "", names[i]);
+        cts_log_info("%s: ignoring columns that map to no field: %s", file,
+                     buf.data != NULL ? buf.data : "");
+        cts_buf_free(&buf);
+    }
+    if (describe) {
+        /* The log line clears a progress line first (its hook). */
+        cts_log_info("%s: column mapping:", file);
+        cts_mapper_describe(m, stderr);
+    }
+}

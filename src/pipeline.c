@@ -302,8 +302,6 @@ static int header_done(struct pipeline *p, const struct cts_intake_batch *b)
 {
     const struct cts_config *cfg = p->cfg;
     const char *file = cfg->inputs[b->file_idx];
-    const char *const *names = NULL;
-    size_t n, i;
 
     if (b->header_rc != 0) {
         fatal(p, b->header_rc, b->herr.exit_code, b->herr.msg);
@@ -312,21 +310,7 @@ static int header_done(struct pipeline *p, const struct cts_intake_batch *b)
     p->file_seq[b->file_idx] = p->next_seq;
     /* The mapper is only read here while the next work item may map rows
      * with it: both sides treat it as const. */
-    n = cts_mapper_unmapped(b->mapper, &names);
-    if (n > 0) {
-        struct cts_buf buf;
-        cts_buf_init(&buf, 4096);
-        for (i = 0; i < n; i++)
-            cts_buf_appendf(&buf, "%s\"%s\"", i > 0 ? ", " : "", names[i]);
-        cts_log_info("%s: ignoring columns that map to no field: %s", file,
-                     buf.data != NULL ? buf.data : "");
-        cts_buf_free(&buf);
-    }
-    if (cfg->dry_run && !cfg->quiet) {
-        progress_clear_locked(p);
-        fprintf(stderr, "%s: %s: column mapping:\n", "ctct-sync", file);
-        cts_mapper_describe(b->mapper, stderr);
-    }
+    cts_mapper_log_header(b->mapper, file, cfg->dry_run && !cfg->quiet);
     return 0;
 }
 
