@@ -482,23 +482,25 @@ int cts_send_retry(struct cts_send *s, struct cts_send_req *r,
     return retry_or_end(s, r, CTS_OC_TRANSIENT, res);
 }
 
+static int on_queue(const struct cts_send_q *q, const struct cts_send_req *r)
+{
+    const struct cts_send_req *x;
+
+    for (x = TAILQ_FIRST(q); x != NULL; x = TAILQ_NEXT(x, link))
+        if (x == r)
+            return 1;
+    return 0;
+}
+
 int cts_send_cancel(struct cts_send *s, struct cts_send_req *r)
 {
     switch (r->where) {
     case W_QUEUED:
         /* On one of the two queues: TAILQ_REMOVE needs the right head. */
-        {
-            struct cts_send_req *x;
-            TAILQ_FOREACH(x, &s->again, link)
-            {
-                if (x == r)
-                    break;
-            }
-            if (x == r)
-                TAILQ_REMOVE(&s->again, r, link);
-            else
-                TAILQ_REMOVE(&s->fresh, r, link);
-        }
+        if (on_queue(&s->again, r))
+            TAILQ_REMOVE(&s->again, r, link);
+        else
+            TAILQ_REMOVE(&s->fresh, r, link);
         break;
     case W_BACKOFF:
         uv_timer_stop(&r->timer);
