@@ -48,9 +48,12 @@ for api in $APIS; do
     gen 3 12
     sb_faults "{\"faults\":[\"drop_after\"],\"match\":\"$ep\"}"
     imp --list "$LIST" --rate 0 --concurrency 1 "$T/in.csv"
+    # (libcurl may resend the POST by itself on a new connection: then the
+    # 409 carries no sign of our lost reply, and the contact, which holds
+    # the row already, is rightly `unchanged`.)
     s1=$(rep_status 1)
-    if [ "$RC" = 0 ] && { [ "$s1" = created ] || [ "$s1" = updated ]; } &&
-        [ "$(sb_emails)" = "$(rep_emails created updated)" ] &&
+    if [ "$RC" = 0 ] && case $s1 in created | updated | unchanged) true ;; *) false ;; esac &&
+        [ "$(sb_emails)" = "$(rep_emails created updated unchanged)" ] &&
         [ "$(sb_emails | wc -l)" = 3 ]; then
         ok "$api drop_after: row settled once, no duplicate contact ($s1)"
     else

@@ -74,9 +74,9 @@ for api in $APIS; do
             eval 'rep_body | grep -q ",u1100@example.com,opted-out,.*unsubscribed since 20[0-9-]*; left alone"'
         check "$api --bulk $mode: no write for unsubscribed rows, no re-subscription" \
             eval '[ "$(opted_touched)" = 0 ] && [ "$(resubs)" = 0 ]'
-        # (v2 per-contact: each of the 4 active rows also GETs after 409)
+        # (per contact: each of the 4 active rows also GETs after its 409)
         gets=3
-        [ $api$mode = v2never ] && gets=7
+        [ $mode = never ] && gets=7
         check "$api --bulk $mode: 3 listing pages, the info line says so" \
             eval '[ "$(listings)" = $gets ] &&
                   grep -q "$NU addresses in the account are unsubscribed (refreshed: 3 pages)" "$T/err"'
