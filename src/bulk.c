@@ -372,10 +372,9 @@ static void parse_errors(struct chunk *c, json_t *arr)
                 json_string_value(json_object_get(e, "email_address"));
             const char *msg = json_string_value(json_object_get(e, "message"));
             uint32_t line = 0;
-            if (json_is_integer(ln) && json_integer_value(ln) > 0)
-                line = (uint32_t)json_integer_value(ln);
-            else if (json_is_string(ln))
-                line = (uint32_t)strtoul(json_string_value(ln), NULL, 10);
+            long n;
+            if (cts_json_int(ln, 1, UINT32_MAX, &n) == 0)
+                line = (uint32_t)n;
             /* Emails are matched in the normalised (trimmed, lower-case)
              * form the mapper produced. */
             if (em != NULL && *em != '\0') {

@@ -85,14 +85,8 @@ static char *jstr(json_t *o, const char *k)
 /* v2 sends expires_in as a string ("308874923"). */
 long cts_oauth_jlong(json_t *o, const char *k)
 {
-    json_t *v = json_object_get(o, k);
-    long n = 0;
-    if (json_is_integer(v))
-        return (long)json_integer_value(v);
-    if (json_is_string(v) &&
-        cts_parse_long(json_string_value(v), 0, LONG_MAX, &n) == 0)
-        return n;
-    return 0;
+    long n;
+    return cts_json_int(json_object_get(o, k), 0, LONG_MAX, &n) == 0 ? n : 0;
 }
 
 /*

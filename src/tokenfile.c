@@ -58,16 +58,9 @@ static char *dup_member(json_t *obj, const char *key)
 /* A number member that may also be written as a decimal string. */
 static long long_member(json_t *obj, const char *key)
 {
-    json_t *v = json_object_get(obj, key);
-    long n = 0;
-    if (json_is_integer(v))
-        return (long)json_integer_value(v);
-    if (json_is_real(v))
-        return (long)json_real_value(v);
-    if (json_is_string(v) &&
-        cts_parse_long(json_string_value(v), 0, LONG_MAX, &n) == 0)
-        return n;
-    return 0;
+    long n;
+    return cts_json_int(json_object_get(obj, key), 0, LONG_MAX, &n) == 0 ? n
+                                                                         : 0;
 }
 
 static int parse_json(const char *text, size_t len, const char *path,
