@@ -133,8 +133,16 @@ static void job_report(struct cts_job *j)
 {
     struct pipeline *p = j->owner;
     struct cts_result res;
+    char *masked;
     int rc;
 
+    /* A message may quote the server's words, which may quote our token:
+     * masked once here for both the state's failed file and the report. */
+    masked = cts_log_redacted(cts_job_message(j));
+    if (masked != NULL) {
+        free(j->message);
+        j->message = masked;
+    }
     /* cts_state: the journal learns how the row settled before its report
      * line can exist, so a crash never leaves a reported row unjournaled. */
     if (j->journaled) {

@@ -24,7 +24,8 @@ struct sb_faults {
 };
 
 static const char *const names[SB_FAULT__COUNT] = {
-    "none", "500", "503", "429", "drop_before", "drop_after", "slow"};
+    "none",        "500",        "503",  "429",
+    "drop_before", "drop_after", "slow", "400_echo"};
 
 struct sb_faults *sb_faults_new(double rate, uint64_t seed)
 {

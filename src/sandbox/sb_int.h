@@ -122,6 +122,7 @@ enum sb_fault {
     SB_FAULT_DROP_BEFORE,
     SB_FAULT_DROP_AFTER,
     SB_FAULT_SLOW,
+    SB_FAULT_400_ECHO, /* a 400 whose message quotes the request's token */
     SB_FAULT__COUNT
 };
 

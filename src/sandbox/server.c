@@ -441,6 +441,19 @@ void sb_conn_serve(struct conn *c)
             throttle_reply(c, api == SB_API_V2);
             reply_ready(c);
             return;
+        case SB_FAULT_400_ECHO: {
+            /* A careless server that quotes what it was sent: the client
+             * must mask it wherever the message lands. */
+            char msg[600];
+            const char *tok = sb_req_bearer(req);
+            snprintf(msg, sizeof(msg),
+                     "Bad request (injected fault): not accepted with "
+                     "token %.500s",
+                     tok != NULL ? tok : "(none)");
+            err_for(c, api, 400, "http.status.bad_request", msg);
+            reply_ready(c);
+            return;
+        }
         default: break;
         }
     }

@@ -304,4 +304,18 @@ check "long v2 --base-url: no part of the API key in a cut message${leaks:+ (pad
     eval '[ -z "$leaks" ]'
 use_api v3
 
+# --- a server message that quotes the token: masked in the report and in
+# the state's failed file (first 4 + last 4 characters only).
+STATE_DIR="$T/state-echo"
+gen 2 31
+sb_faults '{"faults":["400_echo"],"match":"POST /v3/contacts"}'
+imp --list "$LIST" --rate 0 --concurrency 1 --bulk never "$T/in.csv"
+check "echoed token: the row failed, its message masked in the report" \
+    eval '[ "$RC" = 1 ] && [ "$(rep_status 1)" = failed ] &&
+          grep -q "with token ${TOKEN:0:4}…${TOKEN: -4}" "$T/r.csv" &&
+          ! grep -qF "$TOKEN" "$T/r.csv"'
+check "echoed token: nothing of it in the state directory" \
+    eval '[ -n "$(ls "$STATE_DIR")" ] && ! grep -rqF "$TOKEN" "$STATE_DIR" &&
+          ! grep -rqF "${TOKEN:8:24}" "$STATE_DIR"'
+
 finish
