@@ -161,7 +161,8 @@ void cts_intake_stop(struct cts_intake *in);
 /* Read nothing more, but hand over every row already read: the batch
  * being read comes back early (even from a stream that stays silent, within
  * about 100 ms) and is settled like any other, then on_done follows (at
- * once when nothing is read or waiting).  For a signal: rows not read yet
+ * once when nothing is read or waiting; before cts_intake_start, that
+ * start reads nothing and ends at once).  For a signal: rows not read yet
  * are never read, rows read are all settled.  Idempotent. */
 void cts_intake_stop_reading(struct cts_intake *in);
 

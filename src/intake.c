@@ -691,6 +691,8 @@ void cts_intake_stop_reading(struct cts_intake *in)
         return;
     in->no_more = 1;
     set_halt(in);
+    if (!in->fd_open)
+        return; /* not started: cts_intake_start ends at once */
     if (in->busy || in->read_pending)
         return; /* intake_step ends reading once that batch is settled */
     if (in->ready != NULL) {
