@@ -11,16 +11,27 @@
 #include "cts_types.h"
 #include "cts_util.h"
 
+/* The pre-scan reads at most this much of a file. */
+#define CTS_ENCODING_SCAN_MAX (64 * 1024 * 1024)
+
 /*
- * Pre-scan a regular file so that `auto` decides once for the whole file
- * before the first row is delivered: *out = CTS_ENC_UTF8 when the whole
- * file is valid UTF-8, else CTS_ENC_CP1252.  (A UTF-16 BOM also gives
- * CTS_ENC_UTF8: the reader handles UTF-16 itself.)  Reads the file in
- * 64 KiB blocks, so memory is flat.  Returns 0 or a negated errno (err
- * filled).  The pipeline should call it for regular files in auto mode and
- * pass the result as cts_reader_opts.enc; streams (stdin) decide
- * incrementally inside the reader.
+ * Pre-scan the regular file open on fd (name for messages) so that `auto`
+ * decides once for the whole file before the first row is delivered:
+ * *out = CTS_ENC_UTF8 when the whole file is valid UTF-8, else
+ * CTS_ENC_CP1252.  (A UTF-16 BOM also gives CTS_ENC_UTF8: the reader
+ * handles UTF-16 itself.)  Reads with pread in 64 KiB blocks, so memory is
+ * flat and the descriptor's offset does not move.  Anything but a regular
+ * file (a pipe, FIFO, terminal, /dev/zero), which cannot be read twice,
+ * is not read at all, and a file whose first CTS_ENCODING_SCAN_MAX bytes
+ * are valid UTF-8 is not read further: *out = CTS_ENC_AUTO then, and the
+ * reader decides as it goes, as for stdin.  Returns 0 or a negated errno
+ * (err filled).  The intake calls it in auto mode and passes the result
+ * as cts_reader_opts.enc.
  */
+int cts_encoding_detect_fd(int fd, const char *name, enum cts_encoding *out,
+                           struct cts_error *err);
+
+/* cts_encoding_detect_fd on the file at path (opened and closed here). */
 int cts_encoding_detect_file(const char *path, enum cts_encoding *out,
                              struct cts_error *err);
 

@@ -14,7 +14,7 @@
  *
  * Per batch, in this order (all on the loop thread, never synchronously
  * from the cts_intake_* call that caused them, except cts_intake_start's
- * and cts_intake_stop's on_error/on_done):
+ * and the stops' on_error/on_done):
  *
  *   on_batch(b)      the rows (and the file's header, b->header): settle them
  *   on_error(...)    the batch ended in an error: reading stops
@@ -22,7 +22,7 @@
  *   full()           not at the end of a file: nonzero holds reading until
  *                    cts_intake_resume (backpressure)
  *   on_done()        once, when reading is over (every file read, an
- *                    error, or cts_intake_stop)
+ *                    error, cts_intake_stop or cts_intake_stop_reading)
  *
  * Lifetime (libuv): cts_intake_init on caller storage, cts_intake_start,
  * ... , cts_intake_close once reading is over and nothing is busy; the
@@ -127,6 +127,9 @@ struct cts_intake {
     int read_pending; /* a fill is queued: reader, mapper, fd busy */
     int busy;         /* a batch is being handed over (callbacks run) */
     int stop;         /* stop reading as soon as nothing is busy */
+    int no_more;      /* read nothing more; settle what was read */
+    int halt;         /* guarded by mx: the queued item returns at once */
+    int stream;       /* fd is not a regular file: poll before reading */
     int paused;
     int done;
     int closed;
@@ -154,6 +157,14 @@ int cts_intake_paused(const struct cts_intake *in);
 /* Stop reading: at once, or as soon as the batch being read or handed
  * over is back (it is dropped).  on_done follows.  Idempotent. */
 void cts_intake_stop(struct cts_intake *in);
+
+/* Read nothing more, but hand over every row already read: the batch
+ * being read comes back early (even from a stream that stays silent, within
+ * about 100 ms) and is settled like any other, then on_done follows (at
+ * once when nothing is read or waiting; before cts_intake_start, that
+ * start reads nothing and ends at once).  For a signal: rows not read yet
+ * are never read, rows read are all settled.  Idempotent. */
+void cts_intake_stop_reading(struct cts_intake *in);
 
 /* 1 once reading is over and no batch is being handed over. */
 int cts_intake_finished(const struct cts_intake *in);

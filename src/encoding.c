@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Windows-1252 0x80–0x9F.  The five bytes Windows leaves undefined map to
@@ -201,49 +202,70 @@ const char *cts_encoding_name(enum cts_encoding enc)
     return "?";
 }
 
-int cts_encoding_detect_file(const char *path, enum cts_encoding *out,
-                             struct cts_error *err)
+int cts_encoding_detect_fd(int fd, const char *name, enum cts_encoding *out,
+                           struct cts_error *err)
 {
     unsigned char buf[65536 + 4];
     size_t carry = 0, valid;
+    off_t off = 0;
     ssize_t n;
-    int fd, incomplete, first = 1, rc = 0;
+    struct stat sb;
+    int incomplete, rc = 0;
 
-    *out = CTS_ENC_UTF8;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    *out = CTS_ENC_AUTO;
+    if (fstat(fd, &sb) != 0) {
         rc = -errno;
-        return cts_error_set(err, rc, "%s: %s", path, strerror(-rc));
+        return cts_error_set(err, rc, "%s: %s", name, strerror(-rc));
     }
+    /* A stream cannot be read twice: the reader decides as it goes. */
+    if (!S_ISREG(sb.st_mode))
+        return 0;
     for (;;) {
-        n = read(fd, buf + carry, 65536);
+        if (off >= CTS_ENCODING_SCAN_MAX)
+            return 0; /* undecided: the reader decides as it goes */
+        /* pread: the descriptor's offset stays at the start. */
+        n = pread(fd, buf + carry, 65536, off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             rc = -errno;
-            cts_error_set(err, rc, "%s: %s", path, strerror(-rc));
-            break;
+            return cts_error_set(err, rc, "%s: %s", name, strerror(-rc));
         }
-        if (first && n >= 2 &&
+        if (off == 0 && n >= 2 &&
             ((buf[0] == 0xFF && buf[1] == 0xFE) ||
-             (buf[0] == 0xFE && buf[1] == 0xFF)))
-            break; /* UTF-16: the reader decodes it itself */
-        first = 0;
+             (buf[0] == 0xFE && buf[1] == 0xFF))) {
+            *out = CTS_ENC_UTF8; /* UTF-16: the reader decodes it itself */
+            return 0;
+        }
+        off += n;
         if (n == 0) {
             /* A sequence cut by EOF is invalid: not UTF-8. */
-            if (carry > 0)
-                *out = CTS_ENC_CP1252;
-            break;
+            *out = carry > 0 ? CTS_ENC_CP1252 : CTS_ENC_UTF8;
+            return 0;
         }
         valid = cts_utf8_valid_prefix(buf, carry + (size_t)n, &incomplete);
         if (valid < carry + (size_t)n && !incomplete) {
             *out = CTS_ENC_CP1252;
-            break;
+            return 0;
         }
         /* Keep the truncated tail (≤ 3 bytes) for the next block. */
         carry = carry + (size_t)n - valid;
         memmove(buf, buf + valid, carry);
     }
+}
+
+int cts_encoding_detect_file(const char *path, enum cts_encoding *out,
+                             struct cts_error *err)
+{
+    int fd, rc;
+
+    *out = CTS_ENC_AUTO;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        rc = -errno;
+        return cts_error_set(err, rc, "%s: %s", path, strerror(-rc));
+    }
+    rc = cts_encoding_detect_fd(fd, path, out, err);
     close(fd);
     return rc;
 }

@@ -286,6 +286,15 @@ static int check_inputs(const struct cts_config *cfg, long *expected)
             }
             continue;
         }
+        /* A stream (pipe, FIFO, <(...), terminal) is only read once, by
+         * the intake: opening it here could take or lose its data. */
+        if (stat(name, &sb) == 0 && !S_ISREG(sb.st_mode) &&
+            !S_ISDIR(sb.st_mode)) {
+            if (access(name, R_OK) == 0)
+                continue;
+            cts_log_error("%s: %s", name, strerror(errno));
+            return CTS_EX_NOINPUT;
+        }
         fd = open(name, O_RDONLY);
         if (fd < 0) {
             cts_log_error("%s: %s", name, strerror(errno));

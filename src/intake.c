@@ -28,9 +28,11 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -216,6 +218,49 @@ static int cb_row(const struct cts_row *row, void *arg)
     return 0;
 }
 
+/* 1 once the loop asked the queued work item to come back at once. */
+static int halted(struct cts_intake *in)
+{
+    int h;
+
+    if (in->inline_intake)
+        return in->halt;
+    uv_mutex_lock(&in->mx);
+    h = in->halt;
+    uv_mutex_unlock(&in->mx);
+    return h;
+}
+
+static void set_halt(struct cts_intake *in)
+{
+    if (in->inline_intake) {
+        in->halt = 1;
+        return;
+    }
+    uv_mutex_lock(&in->mx);
+    in->halt = 1;
+    uv_mutex_unlock(&in->mx);
+}
+
+/* A stream may stay silent for ever: wait for input in short slices, so
+ * that a stop is seen within one.  0 when stopped. */
+static int wait_readable(struct cts_intake *in)
+{
+    struct pollfd pfd;
+    int r;
+
+    for (;;) {
+        if (halted(in))
+            return 0;
+        pfd.fd = in->fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        r = poll(&pfd, 1, 100);
+        if (r > 0 || (r < 0 && errno != EINTR))
+            return 1; /* input, end or error: read(2) tells which */
+    }
+}
+
 /* Read and turn input into mapped rows.  Touches only the batch, the
  * file's fd, read buffer, reader and mapper, and the read-only
  * configuration. */
@@ -227,6 +272,11 @@ static void work_fill(struct cts_intake *in)
 
     while (b->n < in->batch_rows && fed < BATCH_BYTES) {
         if (in->rpos == in->rlen) {
+            /* Stopped: the rows read so far go back, nothing more is
+             * read.  (The inline fallback never waits.) */
+            if (halted(in) ||
+                (in->stream && !in->inline_intake && !wait_readable(in)))
+                return;
             /* From the current position: works for stdin and pipes. */
             do {
                 got = read(in->fd, in->rbuf, READ_CHUNK);
@@ -323,23 +373,14 @@ static int open_file(struct cts_intake *in)
     struct cts_error err = {0};
     enum cts_encoding enc = cfg->encoding;
     char msg[700];
+    struct stat sb;
     uv_fs_t req;
     int rc;
 
     if (strcmp(name, "-") == 0) {
         in->fd = 0;
     } else {
-        if (enc == CTS_ENC_AUTO) {
-            /* Decide the encoding once per regular file, before the first
-             * row, so a late non-UTF-8 byte cannot split the file into two
-             * encodings (cts_reader.h). */
-            rc = cts_encoding_detect_file(name, &enc, &err);
-            if (rc != 0) {
-                snprintf(msg, sizeof(msg), "%s", err.msg);
-                fail(in, rc, CTS_EX_NOINPUT, msg);
-                return rc;
-            }
-        }
+        /* Opened once: a pipe, FIFO or /dev/fd/N cannot be read twice. */
         rc = uv_fs_open(in->p.loop, &req, name, O_RDONLY, 0, NULL);
         uv_fs_req_cleanup(&req);
         if (rc < 0) {
@@ -349,8 +390,22 @@ static int open_file(struct cts_intake *in)
             return rc;
         }
         in->fd = rc;
+        in->fd_open = 1;
+        if (enc == CTS_ENC_AUTO) {
+            /* Decide the encoding once per regular file, before the first
+             * row, so a late non-UTF-8 byte cannot split the file into two
+             * encodings (cts_reader.h).  Streams stay `auto`. */
+            rc = cts_encoding_detect_fd(in->fd, name, &enc, &err);
+            if (rc != 0) {
+                snprintf(msg, sizeof(msg), "%s", err.msg);
+                close_file(in);
+                fail(in, rc, CTS_EX_NOINPUT, msg);
+                return rc;
+            }
+        }
     }
     in->fd_open = 1;
+    in->stream = fstat(in->fd, &sb) != 0 || !S_ISREG(sb.st_mode);
     in->rpos = in->rlen = 0;
     /* A new reader per file: row numbers restart at 1 and the header row
      * builds that file's mapping (intake_header). */
@@ -417,6 +472,10 @@ static void read_next(struct cts_intake *in)
         uv_timer_start(&in->feed_timer, on_feed_timer, 0, 0);
         return;
     }
+    if (in->no_more) {
+        finish_reading(in); /* every row read was handed over */
+        return;
+    }
     b = in->bat[0] != in->settling ? in->bat[0] : in->bat[1];
     batch_clear(b);
     b->file_idx = in->file_idx;
@@ -465,7 +524,7 @@ static void end_of_file(struct cts_intake *in, struct cts_intake_batch *b)
     in->filling = NULL;
     hand_over(in, b);
     batch_clear(b);
-    if (in->stop) {
+    if (in->stop || in->no_more) {
         finish_reading(in);
         return;
     }
@@ -516,7 +575,7 @@ static void intake_step(struct cts_intake *in)
     in->ready = NULL;
     /* The next rows are read and parsed while these settle. */
     in->settling = b;
-    if (b->rc == 0 && !b->eof && b->rerr == 0)
+    if (b->rc == 0 && !b->eof && b->rerr == 0 && !in->no_more)
         read_next(in);
     hand_over(in, b);
     in->busy = 1; /* errors and stops below wait for the end of this */
@@ -545,6 +604,13 @@ static void intake_step(struct cts_intake *in)
     }
     batch_clear(b);
     settled(in);
+    if (in->no_more) {
+        /* Its rows were the last: now, or once the queued item is back
+         * and handed over too. */
+        if (!in->read_pending && !in->done)
+            finish_reading(in);
+        return;
+    }
     /* Backpressure: above the owner's high-water mark the next rows wait
      * for it to catch up. */
     if (in->p.full != NULL && in->p.full(in->p.arg))
@@ -614,8 +680,29 @@ int cts_intake_paused(const struct cts_intake *in)
 void cts_intake_stop(struct cts_intake *in)
 {
     in->stop = 1;
+    set_halt(in);
     if (!in->read_pending && !in->busy && !in->done)
         finish_reading(in);
+}
+
+void cts_intake_stop_reading(struct cts_intake *in)
+{
+    if (in->no_more || in->stop || in->done)
+        return;
+    in->no_more = 1;
+    set_halt(in);
+    if (!in->fd_open)
+        return; /* not started: cts_intake_start ends at once */
+    if (in->busy || in->read_pending)
+        return; /* intake_step ends reading once that batch is settled */
+    if (in->ready != NULL) {
+        /* Read but not settled: settled first (after a resume when
+         * backpressure holds it). */
+        if (!in->paused)
+            uv_timer_start(&in->feed_timer, on_feed_timer, 0, 0);
+        return;
+    }
+    finish_reading(in);
 }
 
 int cts_intake_finished(const struct cts_intake *in)

@@ -683,11 +683,14 @@ static void on_signal(uv_signal_t *h, int signum)
 
     p->signals++;
     if (p->signals == 1) {
-        cts_log_warn("%s: letting requests in flight finish; the rest is "
-                     "deferred (signal again to stop at once)",
+        cts_log_warn("%s: reading stops; requests in flight finish, the "
+                     "rows read are deferred (signal again to stop at once)",
                      signum == SIGINT ? "interrupted" : "terminated");
         stop_sending(p, CTS_STOP_SIGNAL,
                      "not sent: the run was interrupted (signal %d)", signum);
+        /* Rows not read yet are never read (the input may never end);
+         * every row read is still reported. */
+        cts_intake_stop_reading(&p->in);
         if (grace < GRACE_MIN_MS)
             grace = GRACE_MIN_MS;
         uv_timer_start(&p->grace_timer, on_grace, grace, 0);

@@ -198,6 +198,26 @@ static void test_detect_file(void **state)
     assert_non_null(strstr(err.msg, path));
 }
 
+/* A stream cannot be read twice: the pre-scan leaves it unread and auto. */
+static void test_detect_stream(void **state)
+{
+    struct cts_error err;
+    enum cts_encoding enc = CTS_ENC_UTF8;
+    char got[16];
+    int fds[2];
+
+    (void)state;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], "email\nJos\xE9\n", 11), 11);
+    close(fds[1]);
+    assert_int_equal(cts_encoding_detect_fd(fds[0], "pipe", &enc, &err), 0);
+    assert_int_equal(enc, CTS_ENC_AUTO);
+    assert_int_equal(read(fds[0], got, sizeof(got)), 11);
+    assert_memory_equal(got, "email\nJos\xE9\n", 11);
+    close(fds[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_codepoint_roundtrip),
         cmocka_unit_test(test_cp1252_table),
         cmocka_unit_test(test_detect_file),
+        cmocka_unit_test(test_detect_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
