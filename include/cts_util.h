@@ -187,5 +187,8 @@ struct json_t; /* <jansson.h> */
  * type, not a whole decimal string, out of range) and *out untouched.
  */
 int cts_json_int(const struct json_t *v, long min, long max, long *out);
+/* The array member `key` of object o (borrowed), added empty when absent or
+ * not an array.  Returns it (borrowed from o), or NULL when out of memory. */
+struct json_t *cts_json_array_member(struct json_t *o, const char *key);
 
 #endif /* CTS_UTIL_H */

@@ -510,17 +510,6 @@ static int v2_merge_lists(json_t *a, char *const *lists, size_t nlists,
     return 0;
 }
 
-static json_t *get_or_add_array(json_t *o, const char *key)
-{
-    json_t *a = json_object_get(o, key);
-    if (json_is_array(a))
-        return a;
-    a = json_array();
-    if (a == NULL || json_object_set_new(o, key, a) != 0)
-        return NULL;
-    return a;
-}
-
 char *cts_api_v2_contact_body(const struct cts_contact *c, char *const *lists,
                               size_t nlists, struct cts_error *err)
 {
@@ -539,7 +528,7 @@ char *cts_api_v2_contact_body(const struct cts_contact *c, char *const *lists,
         cts_error_set(err, UV_ENOMEM, "out of memory");
         return NULL;
     }
-    a = get_or_add_array(o, "email_addresses");
+    a = cts_json_array_member(o, "email_addresses");
     em = json_object();
     if (a == NULL || em == NULL || json_array_append_new(a, em) != 0) {
         rc = cts_error_set(err, UV_ENOMEM, "out of memory");
@@ -548,7 +537,7 @@ char *cts_api_v2_contact_body(const struct cts_contact *c, char *const *lists,
     rc = put_str(em, "email_address", F(c, CTS_F_EMAIL), 80, err);
     if (rc != 0)
         goto out;
-    a = get_or_add_array(o, "lists");
+    a = cts_json_array_member(o, "lists");
     if (a == NULL) {
         rc = cts_error_set(err, UV_ENOMEM, "out of memory");
         goto out;
@@ -558,14 +547,14 @@ char *cts_api_v2_contact_body(const struct cts_contact *c, char *const *lists,
         rc = v2_put_fields(o, c, err);
     if (rc == 0 && v2_has_address(c)) {
         json_t *addr = json_object();
-        a = get_or_add_array(o, "addresses");
+        a = cts_json_array_member(o, "addresses");
         if (a == NULL || addr == NULL || json_array_append_new(a, addr) != 0)
             rc = cts_error_set(err, UV_ENOMEM, "out of memory");
         else
             rc = v2_fill_address(addr, c, err);
     }
     if (rc == 0 && c->ncf > 0) {
-        a = get_or_add_array(o, "custom_fields");
+        a = cts_json_array_member(o, "custom_fields");
         rc = a == NULL ? cts_error_set(err, UV_ENOMEM, "out of memory")
                        : v2_merge_custom_fields(a, c, err);
     }
@@ -596,13 +585,13 @@ char *cts_api_v2_merge_update(const char *existing_contact_json,
      * other lists, notes); only overwrite what the row says. */
     rc = v2_put_fields(o, c, err);
     if (rc == 0) {
-        a = get_or_add_array(o, "lists");
+        a = cts_json_array_member(o, "lists");
         rc = a == NULL ? cts_error_set(err, UV_ENOMEM, "out of memory")
                        : v2_merge_lists(a, lists, nlists, err);
     }
     if (rc == 0 && v2_has_address(c)) {
         json_t *addr;
-        a = get_or_add_array(o, "addresses");
+        a = cts_json_array_member(o, "addresses");
         if (a == NULL) {
             rc = cts_error_set(err, UV_ENOMEM, "out of memory");
         } else {
@@ -619,7 +608,7 @@ char *cts_api_v2_merge_update(const char *existing_contact_json,
         }
     }
     if (rc == 0 && c->ncf > 0) {
-        a = get_or_add_array(o, "custom_fields");
+        a = cts_json_array_member(o, "custom_fields");
         rc = a == NULL ? cts_error_set(err, UV_ENOMEM, "out of memory")
                        : v2_merge_custom_fields(a, c, err);
     }

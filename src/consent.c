@@ -57,18 +57,6 @@ static int str_is(const char *s, const char *want)
     return s != NULL && strcmp(s, want) == 0;
 }
 
-static json_t *get_or_add_array(json_t *o, const char *key)
-{
-    json_t *a = json_object_get(o, key);
-
-    if (json_is_array(a))
-        return a;
-    a = json_array();
-    if (a == NULL || json_object_set_new(o, key, a) != 0)
-        return NULL;
-    return a;
-}
-
 /* Compact JSON text of o (owned), or NULL when out of memory. */
 static char *dump(const json_t *o)
 {
@@ -328,7 +316,7 @@ static int merge_array(json_t *put, json_t *row, const char *key,
 
     if (!json_is_array(ra) || json_array_size(ra) == 0)
         return 0;
-    pa = get_or_add_array(put, key);
+    pa = cts_json_array_member(put, key);
     if (pa == NULL)
         return oom(err);
     json_array_foreach(ra, i, item)

@@ -61,6 +61,18 @@ int cts_json_int(const struct json_t *v, long min, long max, long *out)
     return 0;
 }
 
+json_t *cts_json_array_member(json_t *o, const char *key)
+{
+    json_t *a = json_object_get(o, key);
+
+    if (json_is_array(a))
+        return a;
+    a = json_array();
+    if (a == NULL || json_object_set_new(o, key, a) != 0)
+        return NULL;
+    return a;
+}
+
 /* xorshift64*: backoff jitter only needs to differ per run, not be secret. */
 void cts_rng_init(struct cts_rng *r)
 {
