@@ -256,9 +256,14 @@ static const char *row_v2(struct activity *a, json_t *item, struct row *r)
             str_of(json_object_get(item, "company_name"));
     if (c & COL_PHONE) {
         const char *p = str_of(json_object_get(item, "work_phone"));
-        if (p == NULL || *p == '\0')
+        r->in.f[SB_CF_PHONE_KIND] = "work";
+        if (p == NULL || *p == '\0') {
             p = str_of(json_object_get(item, "home_phone"));
+            r->in.f[SB_CF_PHONE_KIND] = "home";
+        }
         r->in.f[SB_CF_PHONE] = p;
+        if (p == NULL || *p == '\0')
+            r->in.f[SB_CF_PHONE_KIND] = NULL;
     }
     if (c & COL_ANNIV)
         r->in.f[SB_CF_ANNIVERSARY] =
@@ -280,6 +285,8 @@ static const char *row_v2(struct activity *a, json_t *item, struct row *r)
         const char *st = str_of(json_object_get(addr, "state_code"));
         if (st == NULL || *st == '\0')
             st = str_of(json_object_get(addr, "state"));
+        r->in.f[SB_CF_ADDR_KIND] =
+            sb_addr_kind_v3(str_of(json_object_get(addr, "address_type")));
         if (c & COL_STREET)
             r->in.f[SB_CF_STREET] = str_of(json_object_get(addr, "line1"));
         if (c & COL_CITY)
@@ -319,6 +326,8 @@ static const char *row_v3(struct activity *a, json_t *item, struct row *r,
     static const char *const PHONES[] = {"phone",       "work_phone",
                                          "home_phone",  "mobile_phone",
                                          "other_phone", NULL};
+    static const char *const KINDS[] = {NULL, "work", "home", "mobile",
+                                        "other"};
     const char *email = str_of(json_object_get(item, "email"));
     const char *key;
     json_t *v;
@@ -341,8 +350,10 @@ static const char *row_v3(struct activity *a, json_t *item, struct row *r,
     r->in.f[SB_CF_JOB_TITLE] = str_of(json_object_get(item, "job_title"));
     r->in.f[SB_CF_COMPANY_NAME] = str_of(json_object_get(item, "company_name"));
     r->in.f[SB_CF_ANNIVERSARY] = str_of(json_object_get(item, "anniversary"));
-    for (i = 0; PHONES[i] != NULL && r->in.f[SB_CF_PHONE] == NULL; i++)
+    for (i = 0; PHONES[i] != NULL && r->in.f[SB_CF_PHONE] == NULL; i++) {
         r->in.f[SB_CF_PHONE] = str_of(json_object_get(item, PHONES[i]));
+        r->in.f[SB_CF_PHONE_KIND] = KINDS[i];
+    }
     r->in.f[SB_CF_STREET] = str_of(json_object_get(item, "street"));
     r->in.f[SB_CF_CITY] = str_of(json_object_get(item, "city"));
     r->in.f[SB_CF_STATE] = str_of(json_object_get(item, "state"));

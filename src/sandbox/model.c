@@ -355,10 +355,22 @@ long sb_cfield_find(const struct sb_account *acct, const char *s)
     return -1;
 }
 
-static const char *const cf_names[SB_CF__COUNT] = {
-    "email",     "first_name",  "last_name", "company_name",
-    "job_title", "phone",       "street",    "city",
-    "state",     "postal_code", "country",   "anniversary"};
+static const char *const cf_names[SB_CF__COUNT] = {"email",
+                                                   "first_name",
+                                                   "last_name",
+                                                   "company_name",
+                                                   "job_title",
+                                                   "phone",
+                                                   "street",
+                                                   "city",
+                                                   "state",
+                                                   "postal_code",
+                                                   "country",
+                                                   "anniversary",
+                                                   "phone_kind",
+                                                   "address_kind",
+                                                   "more_phone_numbers",
+                                                   "more_street_addresses"};
 
 const char *sb_cf_name(enum sb_cf f)
 {

@@ -54,6 +54,103 @@ static int has_address(const struct cview *v)
            v->f[SB_CF_COUNTRY][0];
 }
 
+const char *const sb_phone_fields[] = {"phone_number", "kind", NULL};
+const char *const sb_addr_fields[] = {"kind",        "street",  "city", "state",
+                                      "postal_code", "country", NULL};
+
+const char *sb_more_pack(json_t *owner, const char *key, json_t *arr,
+                         const char *const *fields)
+{
+    json_t *more = json_array(), *item;
+    size_t i;
+    char *text;
+    json_array_foreach(arr, i, item)
+    {
+        if (i == 0 || !json_is_object(item))
+            continue;
+        json_t *o = json_object();
+        for (const char *const *f = fields; *f; f++) {
+            json_t *v = json_object_get(item, *f);
+            if (json_is_string(v) && json_string_length(v) > 0)
+                json_object_set(o, *f, v);
+        }
+        json_array_append_new(more, o);
+    }
+    if (json_array_size(more) == 0) {
+        json_decref(more);
+        return NULL;
+    }
+    text = json_dumps(more, JSON_COMPACT);
+    json_decref(more);
+    if (text == NULL)
+        return NULL;
+    json_object_set_new(owner, key, json_string(text));
+    free(text);
+    return json_string_value(json_object_get(owner, key));
+}
+
+void sb_more_append(json_t *arr, const char *more)
+{
+    json_t *items, *item;
+    size_t i;
+    if (more == NULL || more[0] == '\0')
+        return;
+    items = json_loads(more, 0, NULL);
+    json_array_foreach(items, i, item)
+    {
+        json_array_append(arr, item);
+    }
+    json_decref(items);
+}
+
+static int one_of(const char *s, const char *const *set)
+{
+    for (; s != NULL && *set; set++)
+        if (strcmp(s, *set) == 0)
+            return 1;
+    return 0;
+}
+
+int sb_phone_kind_ok(const char *kind)
+{
+    static const char *const k[] = {"home", "work", "mobile", "other", NULL};
+    return one_of(kind, k);
+}
+
+int sb_addr_kind_ok(const char *kind)
+{
+    static const char *const k[] = {"home", "work", "other", NULL};
+    return one_of(kind, k);
+}
+
+const char *sb_addr_kind_v2(const char *kind)
+{
+    if (kind != NULL && strcmp(kind, "home") == 0)
+        return "PERSONAL";
+    if (kind != NULL && strcmp(kind, "other") == 0)
+        return "UNKNOWN";
+    return "BUSINESS";
+}
+
+const char *sb_addr_kind_v3(const char *address_type)
+{
+    if (address_type == NULL)
+        return NULL;
+    if (strcmp(address_type, "PERSONAL") == 0)
+        return "home";
+    if (strcmp(address_type, "BUSINESS") == 0)
+        return "work";
+    if (strcmp(address_type, "UNKNOWN") == 0)
+        return "other";
+    return NULL;
+}
+
+/* The kind shown for a stored first phone / address ("" → work). */
+static const char *kind_or_work(const char *kind)
+{
+    return kind[0] ? kind : "work";
+}
+
 const char *sb_contact_v2_status(const struct sb_account *acct,
                                  sb_contact_ref ref)
 {
@@ -65,6 +162,37 @@ const char *sb_contact_v2_status(const struct sb_account *acct,
     if (c->perm == SB_PERM_PENDING)
         return "UNCONFIRMED";
     return "ACTIVE";
+}
+
+/* v2 has one field per kind: work_phone (also for "other" and no kind),
+ * home_phone, cell_phone (mobile); the first phone of a kind wins. */
+static void v2_phones(json_t *o, const struct cview *v)
+{
+    json_t *phones = json_array(), *p;
+    size_t i;
+    set_str(o, "home_phone", "");
+    set_str(o, "work_phone", "");
+    set_str(o, "cell_phone", "");
+    if (v->f[SB_CF_PHONE][0]) {
+        p = json_object();
+        set_str(p, "phone_number", v->f[SB_CF_PHONE]);
+        set_str(p, "kind", kind_or_work(v->f[SB_CF_PHONE_KIND]));
+        json_array_append_new(phones, p);
+    }
+    sb_more_append(phones, v->f[SB_CF_PHONES_MORE]);
+    json_array_foreach(phones, i, p)
+    {
+        const char *kind = json_string_value(json_object_get(p, "kind"));
+        const char *num = json_string_value(json_object_get(p, "phone_number"));
+        const char *field = "work_phone";
+        if (kind != NULL && strcmp(kind, "home") == 0)
+            field = "home_phone";
+        else if (kind != NULL && strcmp(kind, "mobile") == 0)
+            field = "cell_phone";
+        if (num != NULL && json_string_length(json_object_get(o, field)) == 0)
+            set_str(o, field, num);
+    }
+    json_decref(phones);
 }
 
 static json_t *render_v2(struct sb_account *acct, sb_contact_ref r,
@@ -83,7 +211,7 @@ static json_t *render_v2(struct sb_account *acct, sb_contact_ref r,
         set_str(a, "line2", "");
         set_str(a, "line3", "");
         set_str(a, "city", v->f[SB_CF_CITY]);
-        set_str(a, "address_type", "BUSINESS");
+        set_str(a, "address_type", sb_addr_kind_v2(v->f[SB_CF_ADDR_KIND]));
         /* two-letter US/CA codes go to state_code, the rest to state */
         if (strlen(v->f[SB_CF_STATE]) == 2) {
             set_str(a, "state_code", v->f[SB_CF_STATE]);
@@ -131,9 +259,7 @@ static json_t *render_v2(struct sb_account *acct, sb_contact_ref r,
     set_str(o, "last_name", v->f[SB_CF_LAST_NAME]);
     set_str(o, "job_title", v->f[SB_CF_JOB_TITLE]);
     set_str(o, "company_name", v->f[SB_CF_COMPANY_NAME]);
-    set_str(o, "home_phone", "");
-    set_str(o, "work_phone", v->f[SB_CF_PHONE]);
-    set_str(o, "cell_phone", "");
+    v2_phones(o, v);
     if (c->bmonth)
         json_object_set_new(o, "birthday_month", json_integer(c->bmonth));
     if (c->bday)
@@ -234,16 +360,17 @@ static json_t *render_v3(struct sb_account *acct, sb_contact_ref r,
         if (v->f[SB_CF_PHONE][0]) {
             json_t *p = json_object();
             set_str(p, "phone_number", v->f[SB_CF_PHONE]);
-            set_str(p, "kind", "work");
+            set_str(p, "kind", kind_or_work(v->f[SB_CF_PHONE_KIND]));
             json_array_append_new(phones, p);
         }
+        sb_more_append(phones, v->f[SB_CF_PHONES_MORE]);
         json_object_set_new(o, "phone_numbers", phones);
     }
     if (inc & SB_INC_STREET_ADDRESSES) {
         json_t *addrs = json_array();
         if (has_address(v)) {
             json_t *a = json_object();
-            set_str(a, "kind", "work");
+            set_str(a, "kind", kind_or_work(v->f[SB_CF_ADDR_KIND]));
             set_nonempty(a, "street", v->f[SB_CF_STREET]);
             set_nonempty(a, "city", v->f[SB_CF_CITY]);
             set_nonempty(a, "state", v->f[SB_CF_STATE]);
@@ -251,6 +378,7 @@ static json_t *render_v3(struct sb_account *acct, sb_contact_ref r,
             set_nonempty(a, "country", v->f[SB_CF_COUNTRY]);
             json_array_append_new(addrs, a);
         }
+        sb_more_append(addrs, v->f[SB_CF_ADDRS_MORE]);
         json_object_set_new(o, "street_addresses", addrs);
     }
     if (inc & SB_INC_TAGGINGS)
@@ -533,11 +661,14 @@ int sb_model_seed(struct sb_model *m, struct sb_account *acct, json_t *j,
     if (!in.f[SB_CF_EMAIL] || !sb_email_ok(in.f[SB_CF_EMAIL]))
         return cts_error_set(err, CTS_EDATA, "email missing or invalid");
     json_t *ph = json_array_get(json_object_get(j, "phone_numbers"), 0);
-    if (ph && !in.f[SB_CF_PHONE])
+    if (ph && !in.f[SB_CF_PHONE]) {
         in.f[SB_CF_PHONE] =
             json_string_value(json_object_get(ph, "phone_number"));
+        in.f[SB_CF_PHONE_KIND] = json_string_value(json_object_get(ph, "kind"));
+    }
     json_t *sa = json_object_get(j, "street_address");
     if (json_is_object(sa)) {
+        in.f[SB_CF_ADDR_KIND] = seed_str(sa, "kind", err, &bad);
         in.f[SB_CF_STREET] = seed_str(sa, "street", err, &bad);
         in.f[SB_CF_CITY] = seed_str(sa, "city", err, &bad);
         in.f[SB_CF_STATE] = seed_str(sa, "state", err, &bad);

@@ -303,9 +303,34 @@ enum sb_cf {
     SB_CF_POSTAL_CODE,
     SB_CF_COUNTRY,
     SB_CF_ANNIVERSARY,
+    SB_CF_PHONE_KIND,  /* the first phone's kind: home, work, mobile, other
+                          ("" = not given: shown as work) */
+    SB_CF_ADDR_KIND,   /* the first address's kind: home, work, other */
+    SB_CF_PHONES_MORE, /* the 2nd and 3rd phone_numbers items ("" = none),
+                          as sb_more_pack keeps them */
+    SB_CF_ADDRS_MORE,  /* the 2nd and 3rd street_addresses items, the same */
     SB_CF__COUNT
 };
 const char *sb_cf_name(enum sb_cf f); /* "email", "first_name", ... */
+
+/* A contact holds up to 3 phones and 3 addresses: the first in the flat
+ * fields above, the others as compact JSON text (an array of the items'
+ * known string members, `fields`, NULL-terminated).  sb_more_pack returns
+ * that text for arr's items after the first, NULL when there are none; the
+ * text lives as long as `owner` (kept there under a private key). */
+const char *sb_more_pack(json_t *owner, const char *key, json_t *arr,
+                         const char *const *fields);
+/* Append to arr the items a *_MORE text holds (nothing for "" or NULL). */
+void sb_more_append(json_t *arr, const char *more);
+/* 1 when kind is one of the v3 phone kinds (home, work, mobile, other) /
+ * address kinds (home, work, other). */
+int sb_phone_kind_ok(const char *kind);
+int sb_addr_kind_ok(const char *kind);
+/* v2 ↔ v3 address kinds: PERSONAL home, BUSINESS work, UNKNOWN other. */
+const char *sb_addr_kind_v2(const char *kind);
+const char *sb_addr_kind_v3(const char *address_type);
+extern const char *const sb_phone_fields[]; /* phone_number, kind */
+extern const char *const sb_addr_fields[];  /* kind, street, city, ... */
 
 /* Permission to send email (v3 email_address.permission_to_send).  NONE
  * means "not given" in a write and never describes a stored contact. */

@@ -51,16 +51,32 @@ static int action_by(struct sb_req *req, struct sb_res *res, int *visitor)
     return -1;
 }
 
-static const char *first_of(json_t *o, const char *const *names, size_t max,
-                            json_t *errs)
+/* work_phone, home_phone, cell_phone → the contact's phones (v3 kinds
+ * work, home, mobile): the first given in the flat fields, the others
+ * packed into SB_CF_PHONES_MORE. */
+static void phones_in(json_t *o, struct sb_contact_in *in, json_t *errs)
 {
-    for (; *names; names++) {
+    static const char *const names[] = {"work_phone", "home_phone",
+                                        "cell_phone"};
+    static const char *const kinds[] = {"work", "home", "mobile"};
+    json_t *all = json_array();
+    for (size_t i = 0; i < 3; i++) {
         const char *v =
-            sb_jfield(o, *names, max, errs, "json.max.length.exceeded", "");
-        if (v && *v)
-            return v;
+            sb_jfield(o, names[i], 50, errs, "json.max.length.exceeded", "");
+        if (!v || !*v)
+            continue;
+        if (!in->f[SB_CF_PHONE]) {
+            in->f[SB_CF_PHONE] = v;
+            in->f[SB_CF_PHONE_KIND] = kinds[i];
+        }
+        json_t *p = json_object();
+        json_object_set_new(p, "phone_number", json_string(v));
+        json_object_set_new(p, "kind", json_string(kinds[i]));
+        json_array_append_new(all, p);
     }
-    return NULL;
+    in->f[SB_CF_PHONES_MORE] =
+        sb_more_pack(o, "\x1fsb_more_phones", all, sb_phone_fields);
+    json_decref(all);
 }
 
 /* Contact JSON (fixture shape) → in.  0 or -1 with errs filled. */
@@ -68,8 +84,6 @@ static int contact_in(struct sb_account *acct, json_t *o,
                       struct sb_contact_in *in, size_t *lists, size_t *cfi,
                       const char **cfv, json_t *errs)
 {
-    static const char *const phones[] = {"work_phone", "home_phone",
-                                         "cell_phone", NULL};
     json_t *ems = json_object_get(o, "email_addresses");
     json_t *em0 = json_array_get(ems, 0);
     json_t *ea = json_object_get(em0, "email_address");
@@ -91,7 +105,7 @@ static int contact_in(struct sb_account *acct, json_t *o,
         sb_jfield(o, "job_title", 50, errs, "json.max.length.exceeded", "");
     in->f[SB_CF_COMPANY_NAME] =
         sb_jfield(o, "company_name", 50, errs, "json.max.length.exceeded", "");
-    in->f[SB_CF_PHONE] = first_of(o, phones, 50, errs);
+    phones_in(o, in, errs);
     in->f[SB_CF_ANNIVERSARY] =
         sb_jfield(o, "anniversary", 10, errs, "json.max.length.exceeded", "");
     json_t *bm = json_object_get(o, "birthday_month");
@@ -120,6 +134,8 @@ static int contact_in(struct sb_account *acct, json_t *o,
         in->f[SB_CF_POSTAL_CODE] =
             sb_jfield(addr, "postal_code", 25, errs, k, "");
         in->f[SB_CF_COUNTRY] = sb_jfield(addr, "country_code", 2, errs, k, "");
+        in->f[SB_CF_ADDR_KIND] = sb_addr_kind_v3(
+            json_string_value(json_object_get(addr, "address_type")));
     }
 
     json_t *ls = json_object_get(o, "lists");

@@ -203,8 +203,8 @@ static int h_sign_up_form(struct sb_req *req, struct sb_res *res)
         } else {
             const char *kind =
                 sb_jfield(sa, "kind", 0, errs, VALID, "street_address.");
-            if (!kind || (strcmp(kind, "home") && strcmp(kind, "work") &&
-                          strcmp(kind, "other")))
+            in.f[SB_CF_ADDR_KIND] = kind;
+            if (!sb_addr_kind_ok(kind))
                 sb_verr(errs, VALID,
                         "street_address.kind is required "
                         "(home, work or other).");
@@ -270,6 +270,66 @@ static int h_sign_up_form(struct sb_req *req, struct sb_res *res)
 
 /* --------------------------------------------- contacts POST / PUT body */
 
+/* phone_numbers (an array of at most 3): each item checked, the first in
+ * the flat fields, the others packed into SB_CF_PHONES_MORE. */
+static void phones_in(json_t *o, json_t *ph, struct sb_contact_in *in,
+                      json_t *errs)
+{
+    json_t *p;
+    size_t i;
+    json_array_foreach(ph, i, p)
+    {
+        const char *num =
+            sb_jfield(p, "phone_number", 25, errs, VALID, "phone_numbers[].");
+        const char *kind =
+            sb_jfield(p, "kind", 0, errs, VALID, "phone_numbers[].");
+        if (kind && !sb_phone_kind_ok(kind))
+            sb_verr(errs, VALID,
+                    "phone_numbers[].kind must be home, work, mobile or "
+                    "other.");
+        if (i == 0) {
+            in->f[SB_CF_PHONE] = num;
+            in->f[SB_CF_PHONE_KIND] = kind;
+        }
+    }
+    in->f[SB_CF_PHONES_MORE] =
+        sb_more_pack(o, "\x1fsb_more_phones", ph, sb_phone_fields);
+}
+
+/* street_addresses (at most 3), the same way; kind is required. */
+static void addresses_in(json_t *o, json_t *sa, struct sb_contact_in *in,
+                         json_t *errs)
+{
+    static const char *const P = "street_addresses[].";
+    json_t *a;
+    size_t i;
+    json_array_foreach(sa, i, a)
+    {
+        const char *kind = sb_jfield(a, "kind", 0, errs, VALID, P);
+        const char *f[5] = {
+            sb_jfield(a, "street", 255, errs, VALID, P),
+            sb_jfield(a, "city", 50, errs, VALID, P),
+            sb_jfield(a, "state", 50, errs, VALID, P),
+            sb_jfield(a, "postal_code", 50, errs, VALID, P),
+            sb_jfield(a, "country", 50, errs, VALID, P),
+        };
+        if (!sb_addr_kind_ok(kind))
+            sb_verr(errs, VALID,
+                    "street_addresses[].kind is required (home, work or "
+                    "other).");
+        if (i == 0) {
+            in->f[SB_CF_ADDR_KIND] = kind;
+            in->f[SB_CF_STREET] = f[0];
+            in->f[SB_CF_CITY] = f[1];
+            in->f[SB_CF_STATE] = f[2];
+            in->f[SB_CF_POSTAL_CODE] = f[3];
+            in->f[SB_CF_COUNTRY] = f[4];
+        }
+    }
+    in->f[SB_CF_ADDRS_MORE] =
+        sb_more_pack(o, "\x1fsb_more_addresses", sa, sb_addr_fields);
+}
+
 /* ContactPostRequest / ContactPutRequest → in.  Returns 0 or -1 (errs). */
 static int contact_body(struct sb_account *acct, json_t *o,
                         struct sb_contact_in *in, size_t *lists, size_t *cfi,
@@ -296,43 +356,28 @@ static int contact_body(struct sb_account *acct, json_t *o,
     /* sub-resources not sent are kept by a PUT */
     json_t *ph = json_object_get(o, "phone_numbers");
     if (!ph)
-        in->keep |= 1u << SB_CF_PHONE;
+        in->keep |= 1u << SB_CF_PHONE | 1u << SB_CF_PHONE_KIND |
+                    1u << SB_CF_PHONES_MORE;
     if (ph && !json_is_null(ph)) {
         if (!json_is_array(ph) || json_array_size(ph) > 3)
             sb_verr(errs, VALID,
                     "phone_numbers must be an array of at most "
                     "3 items.");
-        else if (json_array_size(ph))
-            in->f[SB_CF_PHONE] =
-                sb_jfield(json_array_get(ph, 0), "phone_number", 25, errs,
-                          VALID, "phone_numbers[].");
+        else
+            phones_in(o, ph, in, errs);
     }
     json_t *sa = json_object_get(o, "street_addresses");
     if (!sa)
         in->keep |= 1u << SB_CF_STREET | 1u << SB_CF_CITY | 1u << SB_CF_STATE |
-                    1u << SB_CF_POSTAL_CODE | 1u << SB_CF_COUNTRY;
+                    1u << SB_CF_POSTAL_CODE | 1u << SB_CF_COUNTRY |
+                    1u << SB_CF_ADDR_KIND | 1u << SB_CF_ADDRS_MORE;
     if (sa && !json_is_null(sa)) {
-        if (!json_is_array(sa) || json_array_size(sa) > 3) {
+        if (!json_is_array(sa) || json_array_size(sa) > 3)
             sb_verr(errs, VALID,
                     "street_addresses must be an array of at "
                     "most 3 items.");
-        } else if (json_array_size(sa)) {
-            json_t *a = json_array_get(sa, 0);
-            const char *kind =
-                sb_jfield(a, "kind", 0, errs, VALID, "street_addresses[].");
-            if (!kind)
-                sb_verr(errs, VALID, "street_addresses[].kind is required.");
-            in->f[SB_CF_STREET] =
-                sb_jfield(a, "street", 255, errs, VALID, "street_addresses[].");
-            in->f[SB_CF_CITY] =
-                sb_jfield(a, "city", 50, errs, VALID, "street_addresses[].");
-            in->f[SB_CF_STATE] =
-                sb_jfield(a, "state", 50, errs, VALID, "street_addresses[].");
-            in->f[SB_CF_POSTAL_CODE] = sb_jfield(a, "postal_code", 50, errs,
-                                                 VALID, "street_addresses[].");
-            in->f[SB_CF_COUNTRY] =
-                sb_jfield(a, "country", 50, errs, VALID, "street_addresses[].");
-        }
+        else
+            addresses_in(o, sa, in, errs);
     }
     json_t *lm = json_object_get(o, "list_memberships");
     if (lm && !json_is_null(lm) &&

@@ -195,4 +195,22 @@ imp --list "$LIST" --rate 0 --bulk always --poll-interval 1 "$T/in.csv"
 check "--bulk always: the opt_out row is unsubscribed contact by contact, the others imported" eval \
     '[ "$RC" = 0 ] && [ "$(rep_status 1) $(rep_status 2) $(rep_status 3)" = "unsubscribed imported imported" ] &&
      [ "$(field leave@example.com .permission)" = unsubscribed ] && no_resubscription'
+# An existing contact that already holds what the row says, phone and
+# address included (v3: the client sends them as kind "home"; v2 as
+# work_phone and a PERSONAL address; a server that keeps kinds, as the API
+# does, hands them back the same): unchanged after POST 409 and GET, no PUT.
+for api in $APIS; do
+    use_api $api
+    pkind=home
+    [ $api = v2 ] && pkind=work
+    sb_reset
+    STATE_DIR="$T/state-kinds-$api"
+    seed "[{\"email\":\"kind@example.com\",\"first_name\":\"Kind\",\"permission\":\"implicit\",
+       \"lists\":[\"$LIST\"],\"phone_numbers\":[{\"phone_number\":\"555-0101\",\"kind\":\"$pkind\"}],
+       \"street_address\":{\"kind\":\"home\",\"street\":\"1 Main St\",\"city\":\"Waltham\"}}]"
+    printf 'email,first name,phone,street,city\nkind@example.com,Kind,555-0101,1 Main St,Waltham\n' >"$T/in.csv"
+    imp --list "$LIST" --rate 0 --bulk never "$T/in.csv"
+    check "$api: a contact holding the row's phone and address is unchanged: no PUT" eval \
+        '[ "$RC" = 0 ] && [ "$(rep_status 1)" = unchanged ] && [ "$(field kind@example.com .writes)" = 0 ]'
+done
 finish

@@ -82,6 +82,27 @@ jqt "v3 PUT replaces top-level fields, keeps lists" ".last_name==\"Stone\" and (
 v3 PUT "/v3/contacts/$BOB" "{\"email_address\":{\"address\":\"bob@example.com\"}}"
 st "v3 PUT without update_source 400" 400
 
+# phones and addresses: up to 3 each, with their kinds, as sent
+v3 PUT "/v3/contacts/$BOB" "{\"email_address\":{\"address\":\"bob@example.com\"},\"update_source\":\"Account\",\"phone_numbers\":[{\"phone_number\":\"555-0001\",\"kind\":\"home\"},{\"phone_number\":\"555-0002\",\"kind\":\"mobile\"},{\"phone_number\":\"555-0003\",\"kind\":\"other\"}],\"street_addresses\":[{\"kind\":\"home\",\"street\":\"1 Elm St\",\"city\":\"Boston\"},{\"kind\":\"work\",\"street\":\"2 Oak St\",\"city\":\"Waltham\",\"postal_code\":\"02451\"}]}"
+st "v3 PUT with 3 phones and 2 addresses 200" 200
+v3 GET "/v3/contacts/$BOB?include=phone_numbers,street_addresses"
+jqt "phones kept with their kinds, in order" '[.phone_numbers[]|[.phone_number,.kind]]==[["555-0001","home"],["555-0002","mobile"],["555-0003","other"]]'
+jqt "addresses kept with their kinds, in order" '[.street_addresses[]|[.kind,.street,.city]]==[["home","1 Elm St","Boston"],["work","2 Oak St","Waltham"]] and .street_addresses[1].postal_code=="02451"'
+v3 PUT "/v3/contacts/$BOB" "{\"email_address\":{\"address\":\"bob@example.com\"},\"update_source\":\"Account\",\"last_name\":\"Stone\"}"
+v3 GET "/v3/contacts/$BOB?include=phone_numbers,street_addresses"
+jqt "PUT without phone_numbers/street_addresses keeps them all" '(.phone_numbers|length)==3 and (.street_addresses|length)==2'
+v3 PUT "/v3/contacts/$BOB" "{\"email_address\":{\"address\":\"bob@example.com\"},\"update_source\":\"Account\",\"phone_numbers\":[{\"phone_number\":\"555-0009\",\"kind\":\"work\"}],\"street_addresses\":[]}"
+v3 GET "/v3/contacts/$BOB?include=phone_numbers,street_addresses"
+jqt "PUT with one phone and no address replaces them" '.phone_numbers==[{"phone_number":"555-0009","kind":"work"}] and .street_addresses==[]'
+v2 GET "/v2/contacts?email=bob@example.com"
+jqt "v2 shows the work phone as work_phone" '.results[0].work_phone=="555-0009" and .results[0].home_phone==""'
+v3 PUT "/v3/contacts/$BOB" "{\"email_address\":{\"address\":\"bob@example.com\"},\"update_source\":\"Account\",\"phone_numbers\":[{\"phone_number\":\"1\",\"kind\":\"fax\"}]}"
+st "v3 phone kind outside home|work|mobile|other 400" 400
+v3 PUT "/v3/contacts/$BOB" "{\"email_address\":{\"address\":\"bob@example.com\"},\"update_source\":\"Account\",\"street_addresses\":[{\"street\":\"1 Elm St\"}]}"
+st "v3 street address without kind 400" 400
+v3 PUT "/v3/contacts/$BOB" "{\"email_address\":{\"address\":\"bob@example.com\"},\"update_source\":\"Account\",\"phone_numbers\":[{\"phone_number\":\"1\"},{\"phone_number\":\"2\"},{\"phone_number\":\"3\"},{\"phone_number\":\"4\"}]}"
+st "v3 four phones 400" 400
+
 v3 PUT "/v3/contacts/00000000-0000-4000-8000-000000000999" "{\"email_address\":{\"address\":\"q@example.com\"},\"update_source\":\"Account\"}"
 st "v3 PUT unknown id 404" 404
 
@@ -132,7 +153,15 @@ CARL=$(jq -r .id "$T/body")
 
 v2 POST /v2/contacts "$C2"
 st "v2 POST existing 409" 409
+
 jqt "v2 409 error array" '.[0].error_key=="http.status.email_address.conflict"'
+
+# v2's phone fields and address_type are the v3 kinds
+v2 POST /v2/contacts '{"email_addresses":[{"email_address":"dora@example.com"}],"lists":[{"id":"1"}],"home_phone":"555-0101","cell_phone":"555-0102","addresses":[{"address_type":"PERSONAL","line1":"3 Pine St","city":"Salem"}]}'
+st "v2 POST with home and cell phones 201" 201
+jqt "v2 echoes home_phone, cell_phone, PERSONAL" '.home_phone=="555-0101" and .cell_phone=="555-0102" and .work_phone=="" and .addresses[0].address_type=="PERSONAL"'
+v3 GET "/v3/contacts?email=dora@example.com&include=phone_numbers,street_addresses"
+jqt "v3 sees them as kinds home and mobile, address home" '[.contacts[0].phone_numbers[]|[.phone_number,.kind]]==[["555-0101","home"],["555-0102","mobile"]] and .contacts[0].street_addresses[0].kind=="home"'
 
 v2 POST "/v2/contacts?action_by=ACTION_BY_VISITOR" '{"email_addresses":[{"email_address":"vis@example.com"}],"lists":[{"id":"2"}]}'
 st "v2 POST action_by=ACTION_BY_VISITOR 201" 201
@@ -203,8 +232,8 @@ jqt "v2 key A + token B serves B's lists" '.[0].name=="Everyone"'
 
 # ---------------------------------------------------------------- state
 sb_state > "$T/state"
-# 6: the opted-out carl is still a contact (only deleted ones are left out)
-jqf "state contact count" "$T/state" '.accounts[]|select(.user_name=="demo")|.contact_count==6'
+# 7: the opted-out carl is still a contact (only deleted ones are left out)
+jqf "state contact count" "$T/state" '.accounts[]|select(.user_name=="demo")|.contact_count==7'
 jqf "state contact fields" "$T/state" '[.accounts[0].contacts[]|select(.email=="ann@example.com")][0]|.first_name=="Ann" and .custom_fields.favorite_color=="blue" and (.lists_v3|length)==2 and (.lists_v2|sort)==["1","2"] and .writes==2'
 jqf "state by_endpoint" "$T/state" '.requests.by_endpoint["POST /v3/contacts/sign_up_form"]>=8'
 jqf "state by_status" "$T/state" '.requests.by_status["201"]>=4 and .requests.by_status["409"]>=3'
