@@ -146,4 +146,29 @@ int cts_host_is_loopback(const char *host);
  */
 int cts_config_check_perms(const char *path, struct cts_error *err);
 
+/* Problems found together, most important first: each a paragraph (owned;
+ * continuation lines begin with spaces) and the exit code it maps to. */
+struct cts_config_problems {
+    size_t n;
+    struct cts_config_problem {
+        int exit_code; /* 78, or 64 for options that cannot go together */
+        char *text;
+    } *v;
+};
+void cts_config_problems_init(struct cts_config_problems *p);
+void cts_config_problems_free(struct cts_config_problems *p);
+
+/*
+ * Everything that would stop `ctct-sync auth`, found at once and before any
+ * request: the redirect-URI diagnosis first (cts_redirect_check: the
+ * authorization server's own URL, a mismatch with the registered URI, ...),
+ * then --device on v2, a missing --api-key, a missing or unwritable
+ * --token-file location, the v2 client secret, --scopes, and the URL and
+ * proxy rules above for --auth-url and --base-url.  cts_config_load leaves
+ * these to this function for `auth`.  Appends to out; returns the exit
+ * code of the first problem, 0 when there is none.
+ */
+int cts_config_check_auth(const struct cts_config *cfg,
+                          struct cts_config_problems *out);
+
 #endif /* CTS_CONFIG_H */

@@ -29,9 +29,12 @@
 #include "cts_util.h"
 
 /*
- * `ctct-sync auth`: validate the redirect URI (exit 78 before any request
- * when it is wrong), run the v2 or v3 flow, write cfg->token_file (0600,
- * atomic; required) and print a short summary (tokens masked).  Returns
+ * `ctct-sync auth`: list every configuration problem at once, the redirect
+ * URI's first (cts_config_check_auth; exit 78, or 64, before any request),
+ * run the v2 or v3 flow, write cfg->token_file (0600, atomic; required) and
+ * print a short summary (tokens masked).  The loopback listener ends when
+ * the code has arrived or the wait timed out, closing whatever
+ * connections a browser still holds.  Returns
  * the exit code: 0, 64 (usage), 69 (server unreachable), 75 (timed out
  * waiting for the browser), 77 (denied / rejected by the server), 78
  * (configuration).  cfg borrowed.

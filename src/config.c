@@ -434,14 +434,14 @@ static int missing_credentials(const struct cts_config *cfg,
             "without an account, run `make demo` or use the sandbox's demo "
             "account (see doc/sandbox.md)",
             api);
+    /* Only v2 calls need the key (auth's problems: config_check.c). */
     return cts_error_setx(
         err, CTS_ECONFIG, CTS_EX_CONFIG,
-        "no API key: %s needs --api-key (or CTCT_API_KEY, or api_key in the "
-        "config file) — create one on the Constant Contact developer portal "
-        "(https://app.constantcontact.com/pages/dma/portal/); to try the "
-        "tool without an account, run `make demo` or use the sandbox's demo "
-        "account",
-        cfg->api == CTS_API_V2 ? "the v2 API" : "`ctct-sync auth`");
+        "no API key: the v2 API needs --api-key (or CTCT_API_KEY, or api_key "
+        "in the config file) — create one on the Constant Contact developer "
+        "portal (https://app.constantcontact.com/pages/dma/portal/); to try "
+        "the tool without an account, run `make demo` or use the sandbox's "
+        "demo account");
 }
 
 int cts_config_load(struct cts_config *cfg, enum cts_command command, int argc,
@@ -560,31 +560,28 @@ int cts_config_load(struct cts_config *cfg, enum cts_command command, int argc,
             cfg->api == CTS_API_V2
                 ? "https://oauth2.constantcontact.com/oauth2"
                 : "https://authz.constantcontact.com/oauth2/default/v1");
-    rc = cts_config_check_url("--base-url", cfg->base_url, err);
-    if (rc != 0)
-        goto out;
-    rc = cts_config_check_url("--auth-url", cfg->auth_url, err);
-    if (rc != 0)
-        goto out;
-    rc = cts_config_check_proxy("--base-url", cfg->base_url, err);
-    if (rc == 0)
-        rc = cts_config_check_proxy("--auth-url", cfg->auth_url, err);
-    if (rc != 0)
-        goto out;
     if (cfg->state_dir == NULL)
         cfg->state_dir = default_state_dir();
     cfg->progress = !cfg->quiet && isatty(STDERR_FILENO);
 
-    if (command == CTS_CMD_AUTH) {
-        if (cfg->api_key == NULL) {
-            rc = missing_credentials(cfg, err);
-            goto out;
-        }
-    } else {
+    /* `auth` reports every problem of its configuration at once, the
+     * redirect URI's first (cts_config_check_auth, which cts_cmd_auth runs
+     * before anything else): the URL rules and the credentials are left to
+     * it.  The other commands stop at the first one. */
+    if (command != CTS_CMD_AUTH) {
         /* A v3 token file may hold only a refresh token: the account
          * check then refreshes before anything else. */
         int have_token = cfg->token != NULL ||
                          (cfg->api == CTS_API_V3 && cfg->refresh_token != NULL);
+        rc = cts_config_check_url("--base-url", cfg->base_url, err);
+        if (rc == 0)
+            rc = cts_config_check_url("--auth-url", cfg->auth_url, err);
+        if (rc == 0)
+            rc = cts_config_check_proxy("--base-url", cfg->base_url, err);
+        if (rc == 0)
+            rc = cts_config_check_proxy("--auth-url", cfg->auth_url, err);
+        if (rc != 0)
+            goto out;
         if (!have_token || (cfg->api == CTS_API_V2 && cfg->api_key == NULL)) {
             rc = missing_credentials(cfg, err);
             goto out;

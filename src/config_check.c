@@ -2,7 +2,8 @@
  * config_check.c — the rules a configured path or URL must pass, shared by
  * config.c and the commands (cts_config.h): a config or token file readable
  * by others is refused (as ssh does), plain http only to loopback, and the
- * same rule for the proxy a URL would go through.
+ * same rule for the proxy a URL would go through; and for `auth`, every
+ * problem of its configuration gathered into one list.
  */
 #include "cts_config.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cts_redirect.h"
 #include "cts_secret.h"
@@ -180,4 +182,199 @@ int cts_config_check_proxy(const char *what, const char *url,
         free(shown);
     }
     return rc;
+}
+
+/* ---- `auth`: every problem at once ---- */
+
+void cts_config_problems_init(struct cts_config_problems *p)
+{
+    memset(p, 0, sizeof(*p));
+}
+
+void cts_config_problems_free(struct cts_config_problems *p)
+{
+    size_t i;
+    if (p == NULL)
+        return;
+    for (i = 0; i < p->n; i++)
+        free(p->v[i].text);
+    free(p->v);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Take text (owned) as the next problem. */
+static void add_problem(struct cts_config_problems *p, int exit_code,
+                        char *text)
+{
+    p->v = cts_xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
+    p->v[p->n].exit_code = exit_code;
+    p->v[p->n].text = text;
+    p->n++;
+}
+
+/* A URL or proxy rule's refusal (err filled) as the next problem. */
+static void add_error(struct cts_config_problems *p, int rc,
+                      const struct cts_error *err)
+{
+    if (rc != 0)
+        add_problem(p, err->exit_code != 0 ? err->exit_code : CTS_EX_CONFIG,
+                    cts_xstrdup(err->msg));
+}
+
+/* Constant Contact's v3 scopes; ctct-sync itself needs the first two. */
+static const char *const v3_scopes[] = {
+    "contact_data",   "account_read",   "offline_access", "campaign_data",
+    "account_update", "billing_data",   NULL};
+
+/* --scopes ("a b", "a,b" or "a+b"): at least one, every one known, and the
+ * two ctct-sync's own calls need. */
+static void check_scopes(const char *scopes, struct cts_config_problems *p)
+{
+    const char *s = scopes;
+    int have_contact = 0, have_account = 0, any = 0;
+
+    while (*s != '\0') {
+        size_t n, i;
+        s += strspn(s, " ,+\t");
+        n = strcspn(s, " ,+\t");
+        if (n == 0)
+            break;
+        any = 1;
+        for (i = 0; v3_scopes[i] != NULL; i++)
+            if (strlen(v3_scopes[i]) == n && strncmp(s, v3_scopes[i], n) == 0)
+                break;
+        if (v3_scopes[i] == NULL)
+            add_problem(p, CTS_EX_CONFIG,
+                        cts_xasprintf("--scopes: '%.*s' is not a Constant "
+                                      "Contact scope (the server would "
+                                      "answer invalid_scope); the scopes "
+                                      "are contact_data, account_read, "
+                                      "offline_access, campaign_data, "
+                                      "account_update and billing_data",
+                                      (int)(n < 80 ? n : 80), s));
+        have_contact |= i == 0;
+        have_account |= i == 1;
+        s += n;
+    }
+    if (!any)
+        add_problem(p, CTS_EX_CONFIG,
+                    cts_xstrdup("--scopes is empty; leave it out for the "
+                                "default (contact_data account_read "
+                                "offline_access)"));
+    else if (!have_contact || !have_account)
+        add_problem(p, CTS_EX_CONFIG,
+                    cts_xasprintf("--scopes lacks %s: ctct-sync needs "
+                                  "contact_data (to import) and "
+                                  "account_read (for the account check); "
+                                  "add %s",
+                                  !have_contact ? "contact_data"
+                                                : "account_read",
+                                  !have_contact && !have_account
+                                      ? "both"
+                                      : "it"));
+}
+
+/* The token file is written at the end of the flow: a directory that does
+ * not exist or cannot be written would waste the authorization (a code
+ * lives 5 minutes and works once). */
+static void check_token_dir(const char *path, struct cts_config_problems *p)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    struct stat st;
+
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        add_problem(p, CTS_EX_CONFIG,
+                    cts_xasprintf("--token-file '%s' is a directory; name "
+                                  "the file to save the tokens in, e.g. "
+                                  "%s%sctct-token.json",
+                                  path, path,
+                                  path[strlen(path) - 1] == '/' ? "" : "/"));
+        return;
+    }
+    if (slash == NULL)
+        dir = cts_xstrdup(".");
+    else if (slash == path)
+        dir = cts_xstrdup("/");
+    else
+        dir = cts_xstrndup(path, (size_t)(slash - path));
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        add_problem(p, CTS_EX_CONFIG,
+                    cts_xasprintf("--token-file '%s': the directory '%s' "
+                                  "does not exist; create it (mkdir -p "
+                                  "%s) or choose another path",
+                                  path, dir, dir));
+    else if (access(dir, W_OK | X_OK) != 0)
+        add_problem(p, CTS_EX_CONFIG,
+                    cts_xasprintf("--token-file '%s': the directory '%s' "
+                                  "is not writable by this user; the "
+                                  "tokens could not be saved",
+                                  path, dir));
+    free(dir);
+}
+
+int cts_config_check_auth(const struct cts_config *cfg,
+                          struct cts_config_problems *out)
+{
+    struct cts_error err;
+    size_t first = out->n;
+    int v2 = cfg->api == CTS_API_V2, rc;
+
+    /* First, because the wrong redirect URI is the mistake that costs a
+     * browser round trip and ends in redirect_uri_mismatch. */
+    if (!cfg->device_flow) {
+        const char *redirect = cfg->redirect_uri != NULL
+                                   ? cfg->redirect_uri
+                                   : cfg->registered_redirect_uri;
+        struct cts_buf why;
+        cts_buf_init(&why, 0);
+        if (cts_redirect_check(redirect, cfg->registered_redirect_uri,
+                               cfg->auth_url, &why) != CTS_REDIR_OK)
+            add_problem(out, CTS_EX_CONFIG,
+                        cts_xasprintf("bad redirect URI: %s", why.data));
+        cts_buf_free(&why);
+    } else if (v2) {
+        add_problem(out, CTS_EX_USAGE,
+                    cts_xstrdup("--device: the device flow exists only for "
+                                "v3 (use --api v3, or leave --device out "
+                                "for the v2 server flow)"));
+    }
+    if (cfg->api_key == NULL)
+        add_problem(out, CTS_EX_CONFIG,
+                    cts_xstrdup("no API key: auth needs the application's "
+                                "API key (client id): --api-key KEY, "
+                                "CTCT_API_KEY or api_key in the config "
+                                "file; it is shown with the application on "
+                                "the Constant Contact developer portal "
+                                "(https://app.constantcontact.com/pages/dma/"
+                                "portal/)"));
+    if (cfg->token_file == NULL)
+        add_problem(out, CTS_EX_CONFIG,
+                    cts_xstrdup("no token file: auth needs --token-file "
+                                "FILE (or CTCT_TOKEN_FILE, or token_file in "
+                                "the config file) to save the tokens in"));
+    else
+        check_token_dir(cfg->token_file, out);
+    if (v2 && !cfg->device_flow && cfg->client_secret == NULL)
+        add_problem(out, CTS_EX_CONFIG,
+                    cts_xstrdup("no client secret: the v2 server flow "
+                                "needs it: CTCT_CLIENT_SECRET, "
+                                "client_secret in the config file, or "
+                                "--client-secret (shown with the API key "
+                                "on the developer portal)"));
+    if (!v2 && cfg->scopes != NULL)
+        check_scopes(cfg->scopes, out);
+    rc = cts_config_check_url("--auth-url", cfg->auth_url, &err);
+    add_error(out, rc, &err);
+    if (rc == 0) {
+        rc = cts_config_check_proxy("--auth-url", cfg->auth_url, &err);
+        add_error(out, rc, &err);
+    }
+    rc = cts_config_check_url("--base-url", cfg->base_url, &err);
+    add_error(out, rc, &err);
+    if (rc == 0) {
+        rc = cts_config_check_proxy("--base-url", cfg->base_url, &err);
+        add_error(out, rc, &err);
+    }
+    return out->n > first ? out->v[first].exit_code : 0;
 }

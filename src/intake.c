@@ -380,9 +380,22 @@ static int open_file(struct cts_intake *in)
     if (strcmp(name, "-") == 0) {
         in->fd = 0;
     } else {
-        /* Opened once: a pipe, FIFO or /dev/fd/N cannot be read twice. */
-        rc = uv_fs_open(in->p.loop, &req, name, O_RDONLY, 0, NULL);
+        /* Opened once: a pipe, FIFO or /dev/fd/N cannot be read twice.
+         * A FIFO with no writer yet would block open(2) on the loop
+         * thread, deaf to signals: opened O_NONBLOCK (which returns at
+         * once), then made blocking again, it waits for its writer in
+         * the intake's poll slices (wait_readable), where a stop is seen. */
+        rc = uv_fs_open(in->p.loop, &req, name, O_RDONLY | O_NONBLOCK, 0,
+                        NULL);
         uv_fs_req_cleanup(&req);
+        if (rc >= 0) {
+            int fl = fcntl(rc, F_GETFL);
+            if (fl == -1 || fcntl(rc, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+                int e = -errno;
+                close(rc);
+                rc = e;
+            }
+        }
         if (rc < 0) {
             snprintf(msg, sizeof(msg), "cannot open %s: %s", name,
                      uv_strerror(rc));

@@ -283,6 +283,7 @@ struct conn {
     uv_tcp_t tcp;
     uv_write_t wr;
     struct listener *l;
+    struct conn *prev, *next; /* the listener's open connections */
     struct cts_buf in;
     char *out;
     int responded;
@@ -291,34 +292,89 @@ struct conn {
 struct listener {
     uv_loop_t loop;
     uv_tcp_t server;
-    uv_timer_t timer;
+    uv_timer_t timer; /* the browser wait */
+    uv_timer_t drain; /* after the end: answers still being written */
     struct auth *a;
+    struct conn *conns;
+    size_t nconns;
     int finished; /* callback handled or timed out: stop listening */
     int timed_out;
 };
 
+/* Connections held at once (a browser opens a few); more are closed at
+ * once rather than kept. */
+#define CONNS_MAX 32
+/* How long, once the wait is over, an answer may take to be written. */
+#define DRAIN_MS 2000
+
 static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
+    struct listener *l = c->l;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    l->nconns--;
     cts_buf_free(&c->in);
     free(c->out);
     free(c);
 }
 
-static void stop_listening(struct listener *l)
+static void conn_close(struct conn *c)
 {
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/*
+ * The wait is over (the callback arrived, or the time ran out): stop
+ * accepting and close every connection that is not answering something,
+ * except keep (the callback's own, may be NULL).  A browser's idle
+ * keep-alive or preconnect socket, or a half-sent request, must not keep
+ * `auth` running: the peer decides nothing about when we end.
+ */
+static void stop_listening(struct listener *l, struct conn *keep)
+{
+    struct conn *c, *next;
     if (l->finished)
         return;
     l->finished = 1;
     uv_close((uv_handle_t *)&l->server, NULL);
     uv_close((uv_handle_t *)&l->timer, NULL);
+    for (c = l->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c != keep && !c->responded)
+            conn_close(c);
+    }
+}
+
+static void on_drained(uv_timer_t *t)
+{
+    struct listener *l = t->data;
+    struct conn *c, *next;
+    for (c = l->conns; c != NULL; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+}
+
+/* Give the answers being written DRAIN_MS to leave, then close them.  The
+ * timer does not hold the loop: it ends as soon as they are written. */
+static void start_drain(struct listener *l)
+{
+    uv_update_time(&l->loop); /* the code exchange may have blocked */
+    uv_timer_start(&l->drain, on_drained, DRAIN_MS, 0);
+    uv_unref((uv_handle_t *)&l->drain);
 }
 
 static void on_written(uv_write_t *w, int status)
 {
     struct conn *c = w->data;
     (void)status; /* the browser may have gone; nothing to do either way */
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    conn_close(c);
 }
 
 static void respond(struct conn *c, int code, const char *reason,
@@ -352,7 +408,7 @@ static void respond(struct conn *c, int code, const char *reason,
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        conn_close(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -395,7 +451,7 @@ static void on_request(struct conn *c)
                               "path is not it.");
         return;
     }
-    stop_listening(l);
+    stop_listening(l, c);
     if (q == NULL)
         handle_callback(a, "", 0);
     else
@@ -404,6 +460,7 @@ static void on_request(struct conn *c)
         respond(c, 200, "OK", "Authorization complete", a->msg.data);
     else
         respond(c, 400, "Bad Request", "Authorization failed", a->msg.data);
+    start_drain(l);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -419,7 +476,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             on_request(c);
         }
     } else if (n < 0 && !c->responded) {
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        conn_close(c);
     }
     free(buf->base);
 }
@@ -435,23 +492,32 @@ static void on_connection(uv_stream_t *server, int status)
     cts_buf_init(&c->in, CALLBACK_MAX);
     uv_tcp_init(&l->loop, &c->tcp);
     c->tcp.data = c;
+    c->next = l->conns;
+    if (l->conns != NULL)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+    /* Accept even past the cap: a connection left pending would stop
+     * libuv from accepting the browser's next one. */
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+        l->nconns > CONNS_MAX ||
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        conn_close(c);
 }
 
 static void on_browser_timeout(uv_timer_t *t)
 {
     struct listener *l = t->data;
     l->timed_out = 1;
-    stop_listening(l);
+    stop_listening(l, NULL);
+    start_drain(l);
 }
 
 static void on_proc_closed(uv_handle_t *h);
 
-/* Close what is still open after the wait (a browser's idle keep-alive
- * connection, a still-running xdg-open), each with the close callback that
- * frees its storage (libuv: free only in the close callback). */
+/* Close what is still open once the loop has ended (the drain timer, a
+ * still-running xdg-open), each with the close callback that frees its
+ * storage (libuv: free only in the close callback). */
 static void on_walk_close(uv_handle_t *h, void *arg)
 {
     struct listener *l = arg;
@@ -509,8 +575,10 @@ static int run_listener(struct auth *a, const char *auth_url_text)
     }
     uv_tcp_init(&l.loop, &l.server);
     uv_timer_init(&l.loop, &l.timer);
+    uv_timer_init(&l.loop, &l.drain);
     l.server.data = &l;
     l.timer.data = &l;
+    l.drain.data = &l;
     /* Bind before printing the URL: a fast browser must find us there. */
     rc = uv_tcp_bind(&l.server, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
@@ -525,6 +593,7 @@ static int run_listener(struct auth *a, const char *auth_url_text)
                           : "");
         uv_close((uv_handle_t *)&l.server, NULL);
         uv_close((uv_handle_t *)&l.timer, NULL);
+        uv_close((uv_handle_t *)&l.drain, NULL);
         uv_run(&l.loop, UV_RUN_DEFAULT);
         uv_loop_close(&l.loop);
         return rc == UV_EADDRINUSE ? CTS_EX_TEMPFAIL : CTS_EX_CONFIG;
@@ -538,7 +607,6 @@ static int run_listener(struct auth *a, const char *auth_url_text)
     if (a->cfg->open_browser)
         open_browser(&l.loop, auth_url_text);
     uv_run(&l.loop, UV_RUN_DEFAULT);
-    /* Close anything still open (a browser's idle keep-alive socket). */
     uv_walk(&l.loop, on_walk_close, &l);
     uv_run(&l.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&l.loop) != 0)
@@ -816,55 +884,61 @@ static int run_device(struct auth *a)
     return a->exit_code;
 }
 
+/* Print the problems cts_config_check_auth found: one alone as it is,
+ * several as a numbered list in their order (the redirect URI's first). */
+static void log_problems(const struct cts_config_problems *p)
+{
+    size_t i;
+    if (p->n == 1) {
+        cts_log_error("%s", p->v[0].text);
+        return;
+    }
+    cts_log_error("auth cannot start: %zu problems in the configuration "
+                  "(nothing was sent); fix them in this order:",
+                  p->n);
+    for (i = 0; i < p->n; i++) {
+        /* Continuation lines go under the item's text, past "  1. ". */
+        struct cts_buf item;
+        const char *t = p->v[i].text, *nl;
+        cts_buf_init(&item, 0);
+        while ((nl = strchr(t, '\n')) != NULL) {
+            cts_buf_append(&item, t, (size_t)(nl - t) + 1);
+            cts_buf_appendf(&item, "   ");
+            t = nl + 1;
+        }
+        cts_buf_appendf(&item, "%s", t);
+        cts_log_error("  %zu. %s", i + 1, item.data);
+        cts_buf_free(&item);
+    }
+}
+
 int cts_cmd_auth(struct cts_config *cfg)
 {
     struct auth a;
-    struct cts_buf why, url;
-    enum cts_redirect_problem pb;
+    struct cts_buf url;
+    struct cts_config_problems pbs;
     char *scopes = NULL, *challenge = NULL, *esc;
     int ex;
 
     memset(&a, 0, sizeof(a));
     a.cfg = cfg;
     cts_buf_init(&a.msg, 0);
-    if (cfg->api_key == NULL) {
-        cts_log_error("auth needs the API key (client id): --api-key KEY or "
-                      "CTCT_API_KEY; it is shown in the developer portal");
-        return CTS_EX_CONFIG;
+    /* Every problem at once, before the browser or any request. */
+    cts_config_problems_init(&pbs);
+    ex = cts_config_check_auth(cfg, &pbs);
+    if (ex != 0) {
+        log_problems(&pbs);
+        cts_config_problems_free(&pbs);
+        return ex;
     }
-    if (cfg->token_file == NULL) {
-        cts_log_error("auth needs --token-file FILE (or CTCT_TOKEN_FILE) to "
-                      "save the tokens in");
-        return CTS_EX_CONFIG;
-    }
+    cts_config_problems_free(&pbs);
     if (cfg->device_flow) {
-        if (cfg->api == CTS_API_V2) {
-            cts_log_error("--device: the device flow exists only for v3 "
-                          "(use --api v3)");
-            return CTS_EX_USAGE;
-        }
         ex = run_device(&a);
         goto out;
     }
-    if (cfg->api == CTS_API_V2 && cfg->client_secret == NULL) {
-        cts_log_error("the v2 server flow needs the client secret: "
-                      "CTCT_CLIENT_SECRET or --client-secret (shown with the "
-                      "API key in the developer portal)");
-        return CTS_EX_CONFIG;
-    }
 
-    /* The diagnosis comes before anything is sent. */
     a.registered = cfg->registered_redirect_uri;
     a.redirect = cfg->redirect_uri != NULL ? cfg->redirect_uri : a.registered;
-    cts_buf_init(&why, 0);
-    pb = cts_redirect_check(a.redirect, a.registered, cfg->auth_url, &why);
-    if (pb != CTS_REDIR_OK) {
-        cts_log_error("bad redirect URI: %s", why.data);
-        cts_buf_free(&why);
-        cts_buf_free(&a.msg);
-        return CTS_EX_CONFIG;
-    }
-    cts_buf_free(&why);
     if (cts_uri_parse(a.redirect, &a.ru) != 0) { /* checked above */
         cts_buf_free(&a.msg);
         return CTS_EX_SOFTWARE;

@@ -165,6 +165,17 @@ static const char *const cc_auth_hosts[] = {
     "identity.constantcontact.com", "idfed.constantcontact.com",
     "login.constantcontact.com",    NULL};
 
+/* 1 when u is on one of Constant Contact's authorization hosts, or on the
+ * host and port of the configured authorization server a (may be NULL). */
+static int at_auth_server(const struct cts_uri *u, const struct cts_uri *a)
+{
+    size_t i;
+    for (i = 0; cc_auth_hosts[i] != NULL; i++)
+        if (strcmp(u->host, cc_auth_hosts[i]) == 0)
+            return 1;
+    return a != NULL && strcmp(u->host, a->host) == 0 && u->port == a->port;
+}
+
 /* Append "  label: uri" twice and a caret under the first difference. */
 static void side_by_side(struct cts_buf *why, const char *given,
                          const char *registered)
@@ -268,7 +279,7 @@ enum cts_redirect_problem cts_redirect_check(const char *redirect_uri,
 {
     struct cts_uri g, r, a;
     enum cts_redirect_problem pb = CTS_REDIR_OK;
-    int auth_ok, i;
+    int auth_ok, reg_ok;
 
     memset(&r, 0, sizeof(r));
     memset(&a, 0, sizeof(a));
@@ -306,13 +317,11 @@ enum cts_redirect_problem cts_redirect_check(const char *redirect_uri,
     /* The seed's mistake: the redirect URI named the authorization server,
      * so the browser was sent back to the server and the flow looped. */
     auth_ok = auth_url != NULL && cts_uri_parse(auth_url, &a) == 0;
-    for (i = 0; cc_auth_hosts[i] != NULL; i++)
-        if (strcmp(g.host, cc_auth_hosts[i]) == 0)
-            pb = CTS_REDIR_AUTH_SERVER;
-    if (auth_ok && strcmp(g.host, a.host) == 0 && g.port == a.port)
+    reg_ok = registered != NULL && registered[0] != '\0' &&
+             cts_uri_parse(registered, &r) == 0;
+    if (at_auth_server(&g, auth_ok ? &a : NULL)) {
         pb = CTS_REDIR_AUTH_SERVER;
-    if (pb == CTS_REDIR_AUTH_SERVER) {
-        if (why != NULL)
+        if (why != NULL) {
             cts_buf_appendf(
                 why,
                 "--redirect-uri %s points at the authorization server "
@@ -324,6 +333,29 @@ enum cts_redirect_problem cts_redirect_check(const char *redirect_uri,
                 "it at the authorization server makes the flow loop and end "
                 "in redirect_uri_mismatch.",
                 redirect_uri, auth_ok ? auth_url : g.host, EXAMPLE_URI);
+            if (reg_ok && !at_auth_server(&r, auth_ok ? &a : NULL))
+                cts_buf_appendf(why,
+                                "\n  The registered redirect URI is %s: "
+                                "pass that as --redirect-uri.",
+                                registered);
+        }
+        goto out;
+    }
+    /* The same mistake made in the developer portal (or the config's
+     * redirect_uri): no --redirect-uri can match it and still work. */
+    if (reg_ok && at_auth_server(&r, auth_ok ? &a : NULL)) {
+        pb = CTS_REDIR_AUTH_SERVER;
+        if (why != NULL)
+            cts_buf_appendf(
+                why,
+                "the registered redirect URI %s (--registered-redirect-uri "
+                "or the config's redirect_uri) points at the authorization "
+                "server itself.\n"
+                "  The application's redirect URI must be its OWN callback, "
+                "where the browser brings the authorization code back: "
+                "register one such as %s in the developer portal, then pass "
+                "it as --redirect-uri.",
+                registered, EXAMPLE_URI);
         goto out;
     }
     if (g.fragment != NULL) {
@@ -362,7 +394,7 @@ enum cts_redirect_problem cts_redirect_check(const char *redirect_uri,
         goto out;
     }
     if (registered != NULL && registered[0] != '\0') {
-        if (cts_uri_parse(registered, &r) != 0) {
+        if (!reg_ok) {
             pb = CTS_REDIR_REG_MALFORMED;
             if (why != NULL)
                 cts_buf_appendf(why,

@@ -208,6 +208,103 @@ check "no browser: timeout exit 75" [ "$AUTH_RC" = 75 ]
 check "timeout explained" grep -q "no redirect arrived" "$T/a.err"
 check "no --open: xdg-open never run" [ ! -e "$T/opened" ]
 
+# ---- a browser's idle keep-alive socket and a half-sent request do not
+# keep auth running: it ends when the code has arrived, or at its timeout ----
+# holder.py PORT FLAG: open an idle connection and one with half a request
+# head; print "closed" when ctct-sync closes the idle one, "held" after 40 s.
+cat >"$T/holder.py" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+idle = socket.create_connection(("127.0.0.1", port))
+part = socket.create_connection(("127.0.0.1", port))
+part.sendall(b"GET /callback?code=half HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+open(sys.argv[2], "w").write("ready\n")
+idle.settimeout(40)
+try:
+    print("closed" if idle.recv(1) == b"" else "data")
+except socket.timeout:
+    print("held")
+EOF
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+hold() { # start the holder; wait until its two connections are open
+    local i
+    rm -f "$T/held"
+    python3 "$T/holder.py" "$PORT" "$T/held" >"$T/holder.out" 2>&1 &
+    HOLDER=$!
+    _pids="$_pids $HOLDER"
+    for i in $(seq 1 100); do
+        [ -s "$T/held" ] && return 0
+        kill -0 "$HOLDER" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+auth_bg --api v3 --api-key "$V3" --token-file "$T/t-ka.json" \
+    --redirect-uri "$RURI" --auth-url "$AUTH3"
+url=$(wait_out 'http://[^ ]*/authorize?[^ ]*') || url=""
+hold || not_ok "idle connections: holder connected"
+loc=$(browse "$url")
+t0=$(now_ms)
+page=$(curl -s "$loc")
+auth_wait
+dt=$(($(now_ms) - t0))
+wait "$HOLDER" 2>/dev/null
+check "idle connections: the code ends auth (exit 0)" [ "$AUTH_RC" = 0 ]
+check "idle connections: auth ends at once, not when the peer closes (${dt} ms)" \
+    [ "$dt" -lt 8000 ]
+check "idle connections: ctct-sync closed the idle socket" grep -q closed "$T/holder.out"
+case "$page" in *"Authorization complete"*) ok "idle connections: the browser still gets its page" ;;
+*) not_ok "idle connections: the browser still gets its page" "$page" ;; esac
+
+# 8 s: the holder (python) must connect before the wait ends, even on a
+# loaded machine.
+CTCT_SYNC_AUTH_TIMEOUT=8 auth_bg --api v3 --api-key "$V3" \
+    --token-file "$T/t-ka2.json" --redirect-uri "$RURI" --auth-url "$AUTH3"
+url=$(wait_out 'http://[^ ]*/authorize?[^ ]*') || url=""
+t0=$(now_ms)
+hold || not_ok "half-sent request: holder connected"
+auth_wait
+dt=$(($(now_ms) - t0))
+wait "$HOLDER" 2>/dev/null
+check "half-sent request: timeout exit 75" [ "$AUTH_RC" = 75 ]
+check "half-sent request: auth ends at its 8 s timeout (${dt} ms)" [ "$dt" -lt 11000 ]
+check "half-sent request: ctct-sync closed the idle socket" grep -q closed "$T/holder.out"
+
+# ---- every configuration problem at once, the redirect URI's first ----
+before=$(requests)
+cts auth --auth-url "$AUTH3" --redirect-uri "$AUTH3/authorize" \
+    --registered-redirect-uri "$RURI" --scopes "contact_data,account_read,bogus_scope"
+check "several problems: exit 78" [ "$RC" = 78 ]
+check "several problems: one numbered list" grep -q "4 problems in the configuration" "$T/err"
+line_of() { grep -n -- "$1" "$T/err" | head -1 | cut -d: -f1; }
+l1=$(line_of '1\. bad redirect URI: .*points at the authorization server')
+l2=$(line_of '2\. no API key')
+l3=$(line_of '3\. no token file')
+l4=$(line_of '4\. --scopes: .bogus_scope')
+in_order() { # LINE... : all found, each after the one before
+    local prev=0 n
+    for n in "$@"; do
+        [ -n "$n" ] && [ "$n" -gt "$prev" ] || return 1
+        prev=$n
+    done
+}
+check "several problems: redirect URI first, then key, token file, scope" \
+    in_order "$l1" "$l2" "$l3" "$l4"
+check "several problems: the registered URI offered" grep -q "registered redirect URI is $RURI" "$T/err"
+cts auth --api v2 --api-key "$V2" --token-file "$T/no-such-dir/t.json" \
+    --auth-url "$AUTH2" --redirect-uri "$RURI" --registered-redirect-uri "$RURI/"
+check "v2 problems: exit 78" [ "$RC" = 78 ]
+l1=$(line_of '1\. bad redirect URI: .*different path')
+l2=$(line_of "2\. --token-file .*no-such-dir' does not exist")
+l3=$(line_of '3\. no client secret')
+check "v2 problems: mismatch, token file directory, secret in that order" \
+    in_order "$l1" "$l2" "$l3"
+cts auth --api v2 --device --auth-url "$AUTH2"
+check "--device on v2 with no key: 64 (usage first)" [ "$RC" = 64 ]
+check "--device on v2: both listed" eval 'grep -q "1\. --device" "$T/err" && grep -q "2\. no API key" "$T/err"'
+check "several problems: nothing sent" [ "$(requests)" = "$before" ]
+
 # ---- redirect-URI diagnoses: exit 78, nothing sent ----
 before=$(requests)
 diag() { # NAME EXPECT-IN-STDERR ARGS...

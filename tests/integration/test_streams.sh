@@ -106,4 +106,36 @@ fi
 kill "$feeder" 2>/dev/null
 wait "$feeder" 2>/dev/null
 
+
+# --- a named FIFO behaves like `cat FIFO`: it waits for a writer (one that
+# starts late is read in full), and that wait, like any read, ends at
+# SIGTERM with the report and summary (it used to block open(2) on the loop
+# thread, where no signal was heard).
+rm -f "$T/r.csv" "$T/s.json" "$T/err"
+mkfifo "$T/nowriter"
+bg_import "$T/nowriter" /dev/null
+if term_run "FIFO without a writer"; then
+    check "FIFO without a writer: report (no rows) and summary written" \
+        eval '[ -s "$T/r.csv" ] && [ "$(rep_rows)" = 0 ] && [ "$(sum exit_code)" = 75 ]'
+fi
+rm -f "$T/r.csv" "$T/s.json" "$T/err"
+mkfifo "$T/late"
+printf 'email,first_name\nlate1@example.com,Ann\nlate2@example.com,Bob\n' >"$T/late.csv"
+bg_import "$T/late" /dev/null
+if wait_for 15 started; then
+    sleep 1 # ctct-sync waits; a read that took "no writer" for EOF would not
+    cat "$T/late.csv" >"$T/late"
+    if wait_for 30 gone "$PID"; then
+        RC=0
+        wait "$PID" || RC=$?
+        check "FIFO with a late writer: read in full, exit 0" \
+            eval '[ "$RC" = 0 ] && [ "$(rep_rows)" = 2 ]'
+    else
+        not_ok "FIFO with a late writer: did not finish"
+        kill -KILL "$PID"
+    fi
+else
+    not_ok "FIFO with a late writer: the run did not start"
+fi
+
 finish

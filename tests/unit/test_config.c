@@ -610,6 +610,133 @@ static void test_missing_credentials(void **state)
     cts_config_free(&cfg);
 }
 
+/* ---- auth: every problem of the configuration at once ---- */
+
+/* Load `auth` with the given arguments (it must load: auth's problems are
+ * not loading errors) and collect its problems into *p; returns the exit
+ * code cts_config_check_auth gives. */
+static int auth_problems(struct cts_config_problems *p, ...)
+{
+    struct cts_config cfg;
+    struct cts_error err;
+    char *argv[32];
+    int argc = 0, ex;
+    va_list ap;
+    const char *a;
+    argv[argc++] = "auth";
+    va_start(ap, p);
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 31)
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(cts_config_load(&cfg, CTS_CMD_AUTH, argc, argv, &err), 0);
+    cts_config_problems_init(p);
+    ex = cts_config_check_auth(&cfg, p);
+    cts_config_free(&cfg);
+    return ex;
+}
+
+#define V3_AUTH_URL "https://authz.constantcontact.com/oauth2/default/v1"
+#define GOOD_URI    "http://127.0.0.1:53682/callback"
+
+static void test_auth_problems(void **state)
+{
+    struct cts_config_problems p;
+    char tok[400];
+    (void)state;
+    snprintf(tok, sizeof(tok), "%s/t.json", tmpdir);
+
+    /* The seed's mistake with nothing else given: the redirect URI's
+     * explanation comes first, then the key, then the token file. */
+    assert_int_equal(
+        auth_problems(&p, "--redirect-uri", V3_AUTH_URL "/authorize", NULL),
+        78);
+    assert_int_equal(p.n, 3);
+    assert_non_null(strstr(p.v[0].text, "authorization server"));
+    assert_non_null(strstr(p.v[1].text, "no API key"));
+    assert_non_null(strstr(p.v[1].text, "developer portal"));
+    assert_non_null(strstr(p.v[2].text, "--token-file"));
+    cts_config_problems_free(&p);
+
+    /* A bad --auth-url no longer stops loading: it is one more item, after
+     * the redirect URI's. */
+    assert_int_equal(auth_problems(&p, "--api-key", "k", "--token-file", tok,
+                                   "--redirect-uri", GOOD_URI "/",
+                                   "--registered-redirect-uri", GOOD_URI,
+                                   "--auth-url", "http://oauth.example.com",
+                                   NULL),
+                     78);
+    assert_int_equal(p.n, 2);
+    assert_non_null(strstr(p.v[0].text, "different path"));
+    assert_non_null(strstr(p.v[1].text, "--auth-url"));
+    cts_config_problems_free(&p);
+
+    /* v2: the client secret; a token file whose directory is missing. */
+    snprintf(tok, sizeof(tok), "%s/nodir/t.json", tmpdir);
+    assert_int_equal(auth_problems(&p, "--api", "v2", "--api-key", "k",
+                                   "--token-file", tok, "--redirect-uri",
+                                   GOOD_URI, NULL),
+                     78);
+    assert_int_equal(p.n, 2);
+    assert_non_null(strstr(p.v[0].text, "does not exist"));
+    assert_non_null(strstr(p.v[1].text, "client secret"));
+    cts_config_problems_free(&p);
+    /* ... and a token file that is a directory. */
+    assert_int_equal(auth_problems(&p, "--api-key", "k", "--token-file",
+                                   tmpdir, "--redirect-uri", GOOD_URI, NULL),
+                     78);
+    assert_int_equal(p.n, 1);
+    assert_non_null(strstr(p.v[0].text, "is a directory"));
+    cts_config_problems_free(&p);
+
+    /* --device on v2 is a usage error: its exit code wins when first; the
+     * device flow needs no redirect URI. */
+    snprintf(tok, sizeof(tok), "%s/t.json", tmpdir);
+    assert_int_equal(
+        auth_problems(&p, "--api", "v2", "--device", "--token-file", tok, NULL),
+        64);
+    assert_int_equal(p.n, 2);
+    assert_non_null(strstr(p.v[0].text, "--device"));
+    assert_non_null(strstr(p.v[1].text, "no API key"));
+    cts_config_problems_free(&p);
+    assert_int_equal(auth_problems(&p, "--device", "--api-key", "k",
+                                   "--token-file", tok, NULL),
+                     0);
+    assert_int_equal(p.n, 0);
+    cts_config_problems_free(&p);
+
+    /* Scopes: unknown ones, an empty list, and the two ctct-sync needs. */
+    assert_int_equal(auth_problems(&p, "--api-key", "k", "--token-file", tok,
+                                   "--redirect-uri", GOOD_URI, "--scopes",
+                                   "contact_data+account_read+campaign_data",
+                                   NULL),
+                     0);
+    cts_config_problems_free(&p);
+    assert_int_equal(auth_problems(&p, "--api-key", "k", "--token-file", tok,
+                                   "--redirect-uri", GOOD_URI, "--scopes",
+                                   "contact_data,account_reed", NULL),
+                     78);
+    assert_int_equal(p.n, 2);
+    assert_non_null(strstr(p.v[0].text, "'account_reed'"));
+    assert_non_null(strstr(p.v[1].text, "lacks account_read"));
+    cts_config_problems_free(&p);
+    assert_int_equal(auth_problems(&p, "--api-key", "k", "--token-file", tok,
+                                   "--redirect-uri", GOOD_URI, "--scopes",
+                                   " , ", NULL),
+                     78);
+    assert_int_equal(p.n, 1);
+    assert_non_null(strstr(p.v[0].text, "empty"));
+    cts_config_problems_free(&p);
+
+    /* All fine: nothing, and 0. */
+    assert_int_equal(auth_problems(&p, "--api-key", "k", "--token-file", tok,
+                                   "--redirect-uri", GOOD_URI, NULL),
+                     0);
+    assert_int_equal(p.n, 0);
+    cts_config_problems_free(&p);
+}
+
 /* ---- secrets never echoed ---- */
 
 static void test_secrets_not_echoed(void **state)
@@ -776,6 +903,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_credentials, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_auth_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_not_echoed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loopback_rule, setup, teardown),

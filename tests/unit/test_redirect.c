@@ -131,6 +131,22 @@ static void test_auth_server(void **state)
                          "http://127.0.0.1:40000/oauth2", &t),
                      CTS_REDIR_AUTH_SERVER);
     free(t);
+    /* A registered URI that is right is offered as the fix... */
+    assert_int_equal(chk(V3_AUTH "/authorize", GOOD, V3_AUTH, &t),
+                     CTS_REDIR_AUTH_SERVER);
+    assert_non_null(strstr(t, "registered redirect URI is " GOOD));
+    free(t);
+    /* ... one that names the authorization server is the same mistake,
+     * made in the developer portal or the config file. */
+    assert_int_equal(chk(GOOD, V3_AUTH "/authorize", V3_AUTH, &t),
+                     CTS_REDIR_AUTH_SERVER);
+    assert_non_null(strstr(t, "the registered redirect URI"));
+    assert_non_null(strstr(t, "developer portal"));
+    free(t);
+    assert_int_equal(chk(V3_AUTH "/x", V3_AUTH "/y", V3_AUTH, &t),
+                     CTS_REDIR_AUTH_SERVER);
+    assert_null(strstr(t, "pass that"));
+    free(t);
 }
 
 static void test_shape_mistakes(void **state)
