@@ -18,9 +18,12 @@
  * invalid) end of input:                        cts_bulk_flush() on_result(row,
  * status, ...)          exactly once per row handed in: imported  — in a
  * completed activity without an error; failed    — the activity named the row
- * (permanent: the state keeps a failed fingerprint), or the activity/post
- * failed (transient: the next run sends it again); deferred  — quota, 401 or
- * cts_bulk_stop() before the row settled. when cts_bulk_outstanding() == 0
+ * (permanent: the state keeps a failed fingerprint), or the server refused
+ * the chunk or the activity ended failed (not permanent: the next run sends
+ * it again); deferred  — quota, 401, the POST's or the polls' retries used
+ * up on transient failures, throttled without progress, or cts_bulk_stop()
+ * before the row settled (the next run sends it again, or polls the
+ * activity that accepted it). when cts_bulk_outstanding() == 0
  * (on_idle runs then): cts_bulk_close()
  *
  * The bulk module journals its rows itself (cts_state_bulk_begin /
@@ -74,7 +77,8 @@ enum cts_bulk_stop {
     CTS_BULK_STOP_NONE = 0,
     CTS_BULK_STOP_QUOTA, /* daily quota (local count or server): exit 75 */
     CTS_BULK_STOP_AUTH,  /* 401: exit 77 */
-    CTS_BULK_STOP_USER   /* cts_bulk_stop() */
+    CTS_BULK_STOP_USER,  /* cts_bulk_stop() */
+    CTS_BULK_STOP_LATER  /* throttled without progress: exit 75 */
 };
 
 struct cts_bulk_params {

@@ -1,12 +1,16 @@
 /*
  * cts_fetch.h — one HTTP request, blocking, with a few quick retries of
- * transient failures (fetch.c, on top of cts_http).  Used before and
- * outside the pipeline: the account check, the lists, token calls.
+ * transient failures (fetch.c, on top of cts_http), paced by the run's
+ * rate limiter when one is set.  Used before and outside the pipeline:
+ * the account check, the lists, token calls.
  */
 #ifndef CTS_FETCH_H
 #define CTS_FETCH_H
 
+#include <stdint.h>
+
 #include "cts_http.h"
+#include "cts_limiter.h"
 #include "cts_util.h"
 
 /*
@@ -24,6 +28,18 @@
  */
 int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
                    struct cts_error *err);
+
+/*
+ * Every try of every blocking fetch from now on (retries too) first waits
+ * for a slot of l (borrowed; NULL: no limiter), so the requests made
+ * before the pipeline count against the same --rate as the run's own.  l
+ * must run on cts_fetch_clock_ms (or any clock of uv_hrtime's origin: the
+ * send engine's uv_now is one).  Not thread-safe: the main thread only.
+ */
+void cts_fetch_set_limiter(struct cts_limiter *l);
+/* uv_hrtime() in milliseconds: the clock for cts_fetch_set_limiter's
+ * limiter (clock_arg unused). */
+uint64_t cts_fetch_clock_ms(void *clock_arg);
 
 /*
  * From now on SIGINT and SIGTERM do not end the process: they are

@@ -17,8 +17,10 @@
  * When the refresh fails (no reply, 5xx after the retries, a reply that is
  * not the listing, a foreign link): with a set an earlier run fetched, a
  * warning and the run goes on with it; with none, the run must send
- * nothing (CTS_OPTSYNC_NONE: the caller defers every row, exit 69) —
- * never write to people without knowing who unsubscribed.
+ * nothing (CTS_OPTSYNC_NONE: the caller defers every row, exit 69; or
+ * CTS_OPTSYNC_LATER when the API did answer, with transient errors or
+ * throttling: exit 75) — never write to people without knowing who
+ * unsubscribed.
  *
  * Loop thread only.
  */
@@ -42,7 +44,10 @@ enum cts_optsync_end {
     CTS_OPTSYNC_AUTH,      /* 401 the run's one token refresh did not
                               cure: stop (exit 77) */
     CTS_OPTSYNC_QUOTA,     /* the daily quota is used up: stop (exit 75) */
-    CTS_OPTSYNC_STOPPED    /* the engine stopped first (signal, error) */
+    CTS_OPTSYNC_STOPPED,   /* the engine stopped first (signal, error) */
+    CTS_OPTSYNC_LATER      /* as NONE, but the API answered: transient
+                              failures outlasted the retries, or the key
+                              stayed throttled (exit 75) */
 };
 
 struct cts_optsync_result {

@@ -46,9 +46,13 @@ enum cts_stop {
     CTS_STOP_AUTH,   /* 401 without a (working) refresh: rest deferred, 77 */
     CTS_STOP_SIGNAL, /* SIGINT/SIGTERM: rest deferred, exit 75 */
     CTS_STOP_FATAL,  /* run error (report write, CSV header, input): err */
-    CTS_STOP_UNREACHABLE /* a row used up its retries without a single
-                            reply from the API (connection refused, name
-                            unknown): rest deferred, exit 69 */
+    CTS_STOP_UNREACHABLE, /* a row used up its retries without a single
+                             reply from the API (connection refused, name
+                             unknown): rest deferred, exit 69 */
+    CTS_STOP_LATER        /* the API answered but would not serve us for
+                             now (throttled without progress, or the
+                             listing of unsubscribed contacts used up its
+                             retries): rest deferred, exit 75 */
 };
 
 struct cts_pipeline_params {

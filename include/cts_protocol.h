@@ -32,6 +32,11 @@
  * step is a new enum value, its request line in start_step and its reply
  * in handle_ok (or the 409 switch).
  *
+ * `failed` is only for what the API refused for good (a 4xx about the
+ * row, a reply that cannot be merged); transient failures that outlast
+ * the retries end the row `deferred` with the last error, for the next
+ * run to send again.
+ *
  * The row ends through the owner's done(job, end) exactly once after
  * cts_protocol_start returned 0; the job's result fields (status,
  * http_status, contact_id, error_key, message, permanent, attempts) are
@@ -67,7 +72,8 @@ struct cts_proto_end {
                                OPTED_OUT, UNSUBSCRIBED, FAILED or
                                DEFERRED */
     enum cts_stop stop;     /* NONE, or why sending must stop now: QUOTA,
-                               AUTH, UNREACHABLE or FATAL (row DEFERRED) */
+                               AUTH, UNREACHABLE, LATER (throttled without
+                               progress) or FATAL (row DEFERRED) */
     int rc;                 /* FATAL: the error code */
     const char *why;        /* the stop's message, or NULL */
 };

@@ -575,8 +575,33 @@ static int closing_done(struct chunk *c)
     return 1;
 }
 
+/* Transient failures outlasted the retries: nothing is wrong with the
+ * rows, so they are deferred.  An accepted activity's rows stay
+ * journalled (the next run polls it); a chunk never accepted is sent
+ * again by the next run. */
+static void gave_up(struct chunk *c, const struct cts_send_result *res)
+{
+    const struct cts_http_req *req = &c->sreq.http;
+    const char *why = res->message != NULL ? res->message : "no reply";
+    char m[400];
+
+    if (c->activity_id != NULL) {
+        snprintf(m, sizeof(m),
+                 "the bulk activity could not be polled (%s); the next run "
+                 "collects its result",
+                 why);
+        finish(c, CTS_ST_DEFERRED, 0, 0, (int)req->status, res->error_key, m);
+        return;
+    }
+    snprintf(m, sizeof(m),
+             "bulk import not sent: gave up after %d attempt%s: %s; sent "
+             "by the next run",
+             c->sreq.tries, c->sreq.tries == 1 ? "" : "s", why);
+    finish(c, CTS_ST_DEFERRED, 0, 1, (int)req->status, res->error_key, m);
+}
+
 /* The request ended without an answer to judge: 1 when that settles it
- * (the quota is used up, or sending stopped). */
+ * (the quota is used up, sending stopped, or the retries are used up). */
 static int unanswered(struct chunk *c, const struct cts_send_result *res)
 {
     struct cts_bulk_run *b = c->b;
@@ -601,7 +626,22 @@ static int unanswered(struct chunk *c, const struct cts_send_result *res)
             c->state = CH_READY;
         stop_all(b, CTS_BULK_STOP_USER, 0, "stopped before it was sent");
         return 1;
-    default: return 0; /* a reply, or the POST's retries used up */
+    case CTS_SEND_STALLED:
+        /* The key stays throttled: no chunk gets through for now.
+         * Activities already accepted stay journalled (stop_all). */
+        if (c->state == CH_POSTING)
+            c->state = CH_READY;
+        stop_all(b, CTS_BULK_STOP_LATER, 0,
+                 "not sent: throttled for 10 minutes without progress "
+                 "(another program may share the API key); sent by the next "
+                 "run");
+        return 1;
+    case CTS_SEND_GAVE_UP:
+    case CTS_SEND_UNREACHABLE:
+        gave_up(c, res);
+        return 1;
+    case CTS_SEND_REPLY:
+    default: return 0;
     }
 }
 
@@ -742,6 +782,9 @@ static void on_poll_done(struct cts_send_req *r, struct cts_send_result *res)
         /* Gone (activities are kept 10-14 days): send the rows again. */
         finish(c, CTS_ST_FAILED, 0, 1, 404, "bulk.activity_unknown",
                "the bulk activity is no longer known to the server");
+    } else if (res->oc == CTS_OC_THROTTLED) {
+        /* "Slow down", not a failure: the poll interval is the slowing. */
+        start_polling(c, b->poll_ms);
     } else if (++c->poll_errors > (b->cfg->retries > 0 ? b->cfg->retries : 6)) {
         /* Keep the rows journalled: the next run polls again. */
         finish(c, CTS_ST_DEFERRED, 0, 0, (int)req->status, res->reply_key,

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "cts_api.h"
+#include "cts_limiter.h"
 #include "cts_retry.h"
 #include "cts_secret.h"
 #include "cts_util.h"
@@ -32,6 +33,20 @@
 
 /* The signal caught by cts_fetch_catch_signals, 0 while none was. */
 static volatile sig_atomic_t caught;
+
+/* cts_fetch_set_limiter: every try waits for a slot here; NULL = none. */
+static struct cts_limiter *pace;
+
+void cts_fetch_set_limiter(struct cts_limiter *l)
+{
+    pace = l;
+}
+
+uint64_t cts_fetch_clock_ms(void *clock_arg)
+{
+    (void)clock_arg;
+    return uv_hrtime() / 1000000;
+}
 
 static void on_caught(int signum)
 {
@@ -61,6 +76,7 @@ struct fetch {
     uv_loop_t loop;
     struct cts_http http;
     uv_timer_t backoff;
+    uv_timer_t slot;  /* waits for the limiter's next slot */
     uv_timer_t watch; /* polls `caught` */
     struct cts_http_req *req;
     int max_retries;
@@ -70,16 +86,37 @@ struct fetch {
 };
 
 static void on_fetch_done(struct cts_http_req *req, void *arg);
+static void on_slot(uv_timer_t *t);
 
-static void on_backoff(uv_timer_t *t)
+/* Send the request (again) once the limiter has a slot for it: a try
+ * that waits is not sent yet, so a signal can still end it. */
+static void send_paced(struct fetch *f)
 {
-    struct fetch *f = t->data;
+    uint64_t wait;
     int rc;
+
+    if (f->done)
+        return;
+    if (pace != NULL && !cts_limiter_try_take(pace)) {
+        wait = cts_limiter_wait_ms(pace);
+        uv_timer_start(&f->slot, on_slot, wait > 0 ? wait : 1, 0);
+        return;
+    }
     rc = cts_http_submit(&f->http, f->req, on_fetch_done, f);
     if (rc != 0) {
         f->rc = rc;
         f->done = 1;
     }
+}
+
+static void on_slot(uv_timer_t *t)
+{
+    send_paced(t->data);
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    send_paced(t->data);
 }
 
 /* How the blocking fetch treats this reply: CTS_OC_TRANSIENT or
@@ -191,6 +228,8 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
     }
     uv_timer_init(&f.loop, &f.backoff);
     f.backoff.data = &f;
+    uv_timer_init(&f.loop, &f.slot);
+    f.slot.data = &f;
     uv_timer_init(&f.loop, &f.watch);
     f.watch.data = &f;
     uv_timer_start(&f.watch, on_watch, FETCH_SIGNAL_POLL_MS,
@@ -199,8 +238,12 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
     /* Messages name the URL with secrets masked (v2 carries api_key in
      * the query string). */
     url = cts_url_redact(req->url != NULL ? req->url : "(no URL)");
-    rc = caught != 0 ? UV_ECANCELED
-                     : cts_http_submit(&f.http, req, on_fetch_done, &f);
+    if (caught != 0) {
+        rc = UV_ECANCELED;
+    } else {
+        send_paced(&f);
+        rc = f.done ? f.rc : 0;
+    }
     if (rc == UV_ECANCELED) {
         cts_error_set(err, rc, "%s: interrupted by signal %d", url,
                       (int)caught);
@@ -228,6 +271,7 @@ int cts_http_fetch(struct cts_http_req *req, const struct cts_http_opts *o,
     free(url);
 
     uv_close((uv_handle_t *)&f.backoff, NULL);
+    uv_close((uv_handle_t *)&f.slot, NULL);
     uv_close((uv_handle_t *)&f.watch, NULL);
     cts_http_close(&f.http, on_fetch_closed);
     uv_run(&f.loop, UV_RUN_DEFAULT);

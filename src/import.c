@@ -416,7 +416,7 @@ static int exit_code_for(int run_rc, const struct cts_error *run_err,
     if (po->stop == CTS_STOP_UNREACHABLE)
         return CTS_EX_UNAVAILABLE;
     if (po->stop == CTS_STOP_QUOTA || po->stop == CTS_STOP_SIGNAL ||
-        c->status[CTS_ST_DEFERRED] > 0)
+        po->stop == CTS_STOP_LATER || c->status[CTS_ST_DEFERRED] > 0)
         return CTS_EX_TEMPFAIL;
     if (po->csv_error)
         return CTS_EX_DATAERR;
@@ -450,6 +450,7 @@ int cts_cmd_import(struct cts_config *cfg)
     struct cts_report_counts counts;
     struct cts_pipeline_params pp;
     struct cts_pipeline_outcome po;
+    struct cts_limiter pre;
     struct outputs outs;
     char *state_dir = NULL, *shown;
     uint64_t t0 = uv_hrtime();
@@ -465,6 +466,7 @@ int cts_cmd_import(struct cts_config *cfg)
     memset(&counts, 0, sizeof(counts));
     memset(&po, 0, sizeof(po));
     memset(&outs, 0, sizeof(outs));
+    memset(&pre, 0, sizeof(pre));
     outs.report_fd = outs.summary_fd = -1;
 
     if (cfg->ninputs == 0 || cfg->nlists == 0)
@@ -484,6 +486,11 @@ int cts_cmd_import(struct cts_config *cfg)
      * report and summary written) instead of killing it; the pipeline
      * installs its own handlers when it starts. */
     cts_fetch_catch_signals();
+    /* The requests before the pipeline (token refresh, account check,
+     * lists, custom fields) are paced by --rate like the run's own, and
+     * the engine starts from what they used of the key's window. */
+    cts_limiter_init(&pre, cfg->rate, cts_fetch_clock_ms, NULL);
+    cts_fetch_set_limiter(&pre);
 
     ex = check_inputs(cfg, &expected);
     if (ex != 0)
@@ -597,9 +604,9 @@ int cts_cmd_import(struct cts_config *cfg)
     pp.report = report;
     pp.state = st;
     pp.cf = cf.n > 0 ? &cf : NULL;
-    /* Account check + lists (+ custom fields): requests the server has
-     * just counted against this key. */
-    pp.preflight = 2 + (cfg->nlists > 0) + (cf.n > 0);
+    /* Every try of the requests above: the server has just counted
+     * them against this key. */
+    pp.preflight = (int)pre.starts;
     pp.preflight_done_ms = preflight_done_ms;
     pp.expected_rows =
         expected > (long)cfg->ninputs ? expected - (long)cfg->ninputs : 0;
@@ -660,6 +667,8 @@ finish:
         free(shown);
     }
 
+    cts_fetch_set_limiter(NULL);
+    cts_limiter_free(&pre);
     outputs_close(&outs);
     cts_state_close(st);
     cts_cf_ids_free(&cf);

@@ -86,8 +86,10 @@ static void stop_with(struct optsync *os, enum cts_optsync_end end,
     finish(os, end);
 }
 
-/* The refresh could not finish: go on with an earlier set, or not at all. */
-static void failed(struct optsync *os, const char *why)
+/* The refresh could not finish: go on with an earlier set, or not at all
+ * (none: NONE or LATER, whether the API answered). */
+static void failed(struct optsync *os, const char *why,
+                   enum cts_optsync_end none)
 {
     long last = cts_optouts_last_fetch(os->p.set);
     char when[32];
@@ -100,7 +102,7 @@ static void failed(struct optsync *os, const char *why)
         stop_with(os, CTS_OPTSYNC_STALE, "%s", why);
         return;
     }
-    stop_with(os, CTS_OPTSYNC_NONE,
+    stop_with(os, none,
               "not sent: cannot list the account's unsubscribed contacts "
               "(%s), and nothing is sent without knowing who unsubscribed; "
               "run again later",
@@ -148,7 +150,7 @@ static void take_page(struct optsync *os)
                  "page %ld of the listing is not the "
                  "expected JSON",
                  os->res.pages + 1);
-        failed(os, why);
+        failed(os, why, CTS_OPTSYNC_NONE);
         return;
     }
     os->res.pages++;
@@ -160,7 +162,7 @@ static void take_page(struct optsync *os)
     if (cts_consent_next_url(cfg->base_url, next, v2_key(os), &url, &err) !=
         0) {
         free(next);
-        failed(os, err.msg);
+        failed(os, err.msg, CTS_OPTSYNC_NONE);
         return;
     }
     free(next);
@@ -183,11 +185,22 @@ static void on_page(struct cts_send_req *r, struct cts_send_result *res)
                   os->p.cfg->daily_quota);
         return;
     case CTS_SEND_GAVE_UP:
+        snprintf(why, sizeof(why), "gave up after %d attempt%s: %s",
+                 r->tries, r->tries == 1 ? "" : "s",
+                 res->message != NULL ? res->message : "?");
+        failed(os, why, CTS_OPTSYNC_LATER);
+        return;
+    case CTS_SEND_STALLED:
+        failed(os,
+               "throttled for 10 minutes without progress; another program "
+               "may share the API key",
+               CTS_OPTSYNC_LATER);
+        return;
     case CTS_SEND_UNREACHABLE:
     case CTS_SEND_FAILED:
         snprintf(why, sizeof(why), "%s",
                  res->message != NULL ? res->message : cts_strerror(res->rc));
-        failed(os, why);
+        failed(os, why, CTS_OPTSYNC_NONE);
         return;
     default:
         stop_with(os, CTS_OPTSYNC_STOPPED, "not sent: the run stopped");
@@ -212,7 +225,7 @@ static void on_page(struct cts_send_req *r, struct cts_send_result *res)
         snprintf(why, sizeof(why), "HTTP %ld%s%s", r->http.status,
                  res->message != NULL ? ": " : "",
                  res->message != NULL ? res->message : "");
-        failed(os, why);
+        failed(os, why, CTS_OPTSYNC_NONE);
         return;
     }
 }

@@ -508,6 +508,10 @@ static void on_read_done(void *arg)
 
 static void bulk_on_result(void *arg, const struct cts_bulk_result *r)
 {
+    static const enum cts_stop stops[] = {
+        [CTS_BULK_STOP_QUOTA] = CTS_STOP_QUOTA,
+        [CTS_BULK_STOP_AUTH] = CTS_STOP_AUTH,
+        [CTS_BULK_STOP_LATER] = CTS_STOP_LATER};
     struct pipeline *p = arg;
     struct cts_job *j;
 
@@ -523,16 +527,10 @@ static void bulk_on_result(void *arg, const struct cts_bulk_result *r)
     j->attempts = r->attempts;
     cts_job_set_str(&j->error_key, r->error_key);
     cts_job_set_str(&j->message, r->message);
-    if (r->status == CTS_ST_DEFERRED && p->stop == CTS_STOP_NONE) {
-        enum cts_bulk_stop why = cts_bulk_stopped(p->bulk);
-        if (why == CTS_BULK_STOP_QUOTA)
-            stop_sending(p, CTS_STOP_QUOTA, "%s",
-                         r->message != NULL ? r->message
-                                            : "daily quota exhausted");
-        else if (why == CTS_BULK_STOP_AUTH)
-            stop_sending(p, CTS_STOP_AUTH, "%s",
-                         r->message != NULL ? r->message : "401");
-    }
+    if (r->status == CTS_ST_DEFERRED && p->stop == CTS_STOP_NONE &&
+        stops[cts_bulk_stopped(p->bulk)] != CTS_STOP_NONE)
+        stop_sending(p, stops[cts_bulk_stopped(p->bulk)], "%s",
+                     r->message != NULL ? r->message : "bulk stopped");
     job_settle(j, r->status);
 }
 
@@ -625,10 +623,11 @@ static void bulk_maybe_start(struct pipeline *p)
 /* The unsubscribed addresses are known (or cannot be): read the rows. */
 static void on_optsync_done(void *arg, const struct cts_optsync_result *r)
 {
-    static const enum cts_stop stops[] = {[CTS_OPTSYNC_NONE] =
-                                              CTS_STOP_UNREACHABLE,
-                                          [CTS_OPTSYNC_AUTH] = CTS_STOP_AUTH,
-                                          [CTS_OPTSYNC_QUOTA] = CTS_STOP_QUOTA};
+    static const enum cts_stop stops[] = {
+        [CTS_OPTSYNC_NONE] = CTS_STOP_UNREACHABLE,
+        [CTS_OPTSYNC_AUTH] = CTS_STOP_AUTH,
+        [CTS_OPTSYNC_QUOTA] = CTS_STOP_QUOTA,
+        [CTS_OPTSYNC_LATER] = CTS_STOP_LATER};
     struct pipeline *p = arg;
 
     p->opt_ready = r->end == CTS_OPTSYNC_FRESH || r->end == CTS_OPTSYNC_STALE;

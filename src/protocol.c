@@ -202,6 +202,16 @@ static void end_fail(struct cts_protocol *pr, struct cts_job *j, int permanent,
     end_row(pr, j, CTS_ST_FAILED);
 }
 
+/* Not settled for now, through no fault of the row: the next run sends
+ * it again (the journal keeps nothing for a deferred row). */
+static void end_later(struct cts_protocol *pr, struct cts_job *j,
+                      const char *key, const char *msg)
+{
+    cts_job_set_str(&j->error_key, key);
+    cts_job_set_str(&j->message, msg);
+    end_row(pr, j, CTS_ST_DEFERRED);
+}
+
 /* The row ends with a fixed message (a literal). */
 static void end_with(struct cts_protocol *pr, struct cts_job *j,
                      enum cts_status st, const char *text)
@@ -464,9 +474,21 @@ static void handle_end(struct cts_protocol *pr, struct cts_job *j,
                  res->message);
         return;
     case CTS_SEND_GAVE_UP:
-        snprintf(full, sizeof(full), "gave up after %d attempts: %s",
-                 j->sr.tries, res->message);
-        end_fail(pr, j, 0, res->error_key, full);
+        /* Transient failures (5xx, timeouts, dropped connections) say
+         * nothing about the row: the next run sends it again. */
+        snprintf(full, sizeof(full), "gave up after %d attempt%s: %s",
+                 j->sr.tries, j->sr.tries == 1 ? "" : "s",
+                 res->message != NULL ? res->message : "?");
+        end_later(pr, j, res->error_key, full);
+        return;
+    case CTS_SEND_STALLED:
+        /* The key stays throttled (another program may be using it): no
+         * row will get through for now, so the run stops here. */
+        cts_job_set_str(&j->error_key, res->error_key);
+        end_stop(pr, j, CTS_STOP_LATER, 0,
+                 "not sent: throttled for 10 minutes without progress (%s; "
+                 "another program may share the API key); try later",
+                 res->error_key != NULL ? res->error_key : "throttled");
         return;
     case CTS_SEND_STOPPED:
         if (res->exchanged)
@@ -529,6 +551,12 @@ static void on_send_done(struct cts_send_req *r, struct cts_send_result *res)
                  "again after 00:00 UTC",
                  res->reply_key != NULL ? res->reply_key : "quota");
         return;
+    case CTS_OC_TRANSIENT:
+    case CTS_OC_THROTTLED:
+        /* Only a request that asked not to be retried gets these. */
+        end_later(pr, j, res->error_key, res->message);
+        return;
+    case CTS_OC_PERMANENT:
     default:
         end_fail(pr, j, req->transport_error == CTS_XE_NONE, res->error_key,
                  res->message);

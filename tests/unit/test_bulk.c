@@ -353,6 +353,43 @@ static void test_post_503_retried(void **state)
     run_close(&x, 1);
 }
 
+/* The POST's 503s outlast the retries: the rows are deferred with the
+ * reason (not failed), nothing is stopped, and the state keeps nothing
+ * for them, so the next run sends them again. */
+static void test_post_gives_up_deferred(void **state)
+{
+    struct run x;
+    struct cts_error err = {0};
+    struct cts_state *st;
+    struct cts_state_params sp;
+    TU_NEED_SANDBOX();
+    json_decref(admin("POST", "/_sandbox/faults",
+                      "{\"faults\":[\"503\",\"503\",\"503\",\"503\"],"
+                      "\"match\":\"POST /v3/activities/contacts_json_import\"}"));
+    run_open(&x, CTS_API_V3, 0);
+    add(&x, 1, "later1@example.com", "L1");
+    add(&x, 2, "later2@example.com", "L2");
+    cts_bulk_flush(x.b);
+    run_until_idle(&x);
+    assert_int_equal(x.status[1], CTS_ST_DEFERRED);
+    assert_int_equal(x.status[2], CTS_ST_DEFERRED);
+    assert_int_equal(x.attempts[1], 4);
+    assert_non_null(strstr(x.msg[1], "gave up after 4 attempts"));
+    assert_int_equal(cts_bulk_stopped(x.b), CTS_BULK_STOP_NONE);
+    run_close(&x, 1);
+
+    memset(&sp, 0, sizeof(sp));
+    sp.dir = state_dir;
+    sp.api = CTS_API_V3;
+    sp.api_key = V3_CID;
+    sp.account = "demo";
+    sp.now = 1893456000;
+    assert_int_equal(cts_state_open(&sp, &st, &err), 0);
+    assert_int_equal(cts_state_lookup(st, "later1@example.com", 7, NULL),
+                     CTS_SV_SEND);
+    cts_state_close(st);
+}
+
 /* A run dies after its activity was accepted: the next run polls the
  * activity (no second POST) and reports the rows from it. */
 static void test_resume_polls_activity(void **state)
@@ -533,6 +570,8 @@ int main(void)
                                         state_teardown),
         cmocka_unit_test_setup_teardown(test_post_503_retried, state_setup,
                                         state_teardown),
+        cmocka_unit_test_setup_teardown(test_post_gives_up_deferred,
+                                        state_setup, state_teardown),
         cmocka_unit_test_setup_teardown(test_resume_polls_activity, state_setup,
                                         state_teardown),
         cmocka_unit_test_setup_teardown(test_quota_while_polling, state_setup,

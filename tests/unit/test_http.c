@@ -259,35 +259,38 @@ static void test_concurrency_cap(void **state)
     free(url);
 }
 
-static void test_503_then_200(void **state)
+/* A blocking GET of url with the v2 demo token: a reply with `status`
+ * after `attempts` tries. */
+static void fetch_expect(const char *url, const struct cts_http_opts *o,
+                         long status, int attempts)
 {
     struct cts_http_req r;
     struct cts_error err = {0};
+
+    cts_http_req_init(&r);
+    r.url = url;
+    r.bearer = V2_TOKEN;
+    assert_int_equal(cts_http_fetch(&r, o, &err), 0);
+    assert_int_equal(r.status, status);
+    assert_int_equal(r.attempts, attempts);
+    cts_http_req_free(&r);
+}
+
+static void test_503_then_200(void **state)
+{
     struct cts_http_opts o = {0};
     char *url;
     TU_NEED_SANDBOX();
 
     add_faults("[\"503\"]", "GET /v2/lists");
     url = v2_url("/lists");
-    cts_http_req_init(&r);
-    r.url = url;
-    r.bearer = V2_TOKEN;
     o.fetch_base_ms = 10;
-    assert_int_equal(cts_http_fetch(&r, &o, &err), 0);
-    assert_int_equal(r.status, 200);
-    assert_int_equal(r.attempts, 2);
-    cts_http_req_free(&r);
+    fetch_expect(url, &o, 200, 2);
 
     /* With retries off, the 503 comes back to the caller. */
     add_faults("[\"503\"]", "GET /v2/lists");
-    cts_http_req_init(&r);
-    r.url = url;
-    r.bearer = V2_TOKEN;
     o.fetch_retries = -1;
-    assert_int_equal(cts_http_fetch(&r, &o, &err), 0);
-    assert_int_equal(r.status, 503);
-    assert_int_equal(r.attempts, 1);
-    cts_http_req_free(&r);
+    fetch_expect(url, &o, 503, 1);
     free(url);
 }
 
@@ -530,6 +533,39 @@ static void test_fetch_retries_throttle(void **state)
     free(url);
 }
 
+/* With a limiter set, every try waits for its slot and counts: a full
+ * window holds the request back until the oldest start is a second old,
+ * and a retried request takes two slots. */
+static void test_fetch_counts_against_limiter(void **state)
+{
+    static struct cts_limiter l; /* outlives a failed assertion */
+    struct cts_http_opts o = {0};
+    uint64_t t0;
+    char *url;
+    TU_NEED_SANDBOX();
+
+    cts_limiter_init(&l, 2, cts_fetch_clock_ms, NULL);
+    t0 = cts_fetch_clock_ms(NULL);
+    assert_true(cts_limiter_try_take(&l));
+    assert_true(cts_limiter_try_take(&l));
+    cts_fetch_set_limiter(&l);
+    url = v2_url("/lists");
+    fetch_expect(url, NULL, 200, 1);
+    assert_true(cts_fetch_clock_ms(NULL) - t0 >= 1000);
+    assert_int_equal(l.starts, 3);
+
+    /* (add_faults is a fetch too: not counted here.) */
+    cts_fetch_set_limiter(NULL);
+    add_faults("[\"503\"]", "GET /v2/lists");
+    cts_fetch_set_limiter(&l);
+    o.fetch_base_ms = 5;
+    fetch_expect(url, &o, 200, 2);
+    assert_int_equal(l.starts, 5);
+    cts_fetch_set_limiter(NULL);
+    cts_limiter_free(&l);
+    free(url);
+}
+
 /*
  * Retry-After, against a one-shot scripted peer on the test's own loop
  * (the sandbox never sends the header): each connection gets the next
@@ -714,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_close_aborts_in_flight),
         cmocka_unit_test(test_bad_method),
         cmocka_unit_test(test_fetch_retries_throttle),
+        cmocka_unit_test(test_fetch_counts_against_limiter),
         cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_content_type_only_with_body),
         cmocka_unit_test(test_error_message_masks_key),
