@@ -125,7 +125,8 @@ void cts_config_free(struct cts_config *cfg);
 /* Current unix time, honouring cfg->fixed_now (cfg may be NULL). */
 long cts_config_now(const struct cts_config *cfg);
 
-/* "import", "check", "lists", "auth", "export" (static); NULL for CTS_CMD_NONE. */
+/* "import", "check", "lists", "auth", "export" (static); NULL for CTS_CMD_NONE.
+ */
 const char *cts_command_name(enum cts_command command);
 /* The command named by s, or CTS_CMD_NONE. */
 enum cts_command cts_command_parse(const char *s);

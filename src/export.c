@@ -250,9 +250,10 @@ void cts_export_cells_free(char **cells, size_t n)
 
 struct output {
     FILE *fp;
-    char *path; /* --output, NULL = stdout */
-    char *tmp;  /* the temporary file beside path */
-    int err;    /* sticky errno of a failed write */
+    char *path;  /* --output, NULL = stdout */
+    char *tmp;   /* the temporary file beside path */
+    int err;     /* sticky errno of a failed write */
+    int started; /* something was written */
 };
 
 /* The temporary file beside --output, created now: an unwritable place
@@ -289,6 +290,7 @@ static void output_write(struct output *o, struct cts_buf *b)
     if (o->err == 0 && b->len > 0 &&
         fwrite(b->data, 1, b->len, o->fp) != b->len)
         o->err = errno != 0 ? errno : EIO;
+    o->started = 1;
     cts_buf_reset(b);
 }
 
@@ -727,7 +729,7 @@ static void export_free(struct export *x)
 
 /* The closing line on stderr (--quiet: only when the export failed). */
 static void summary_line(const struct cts_config *cfg, const struct export *x,
-                         int ex, double secs)
+                         int ex, int started, double secs)
 {
     int to_file = cfg->output != NULL && strcmp(cfg->output, "-") != 0;
     char *shown = to_file ? cts_log_visible(cfg->output) : NULL;
@@ -742,8 +744,8 @@ static void summary_line(const struct cts_config *cfg, const struct export *x,
                 x->send.requests == 1 ? "" : "s", secs);
     else
         fprintf(stderr, "ctct-sync: export stopped: %s (exit %d)\n",
-                to_file ? "the output file was not written"
-                        : "the output is incomplete",
+                to_file || !started ? "nothing was written"
+                                    : "the output is incomplete",
                 ex);
     free(shown);
 }
@@ -771,7 +773,7 @@ int cts_cmd_export(struct cts_config *cfg)
     struct cts_state_params sp;
     struct cts_state *st = NULL;
     struct export x;
-    int ex, rc;
+    int ex, rc, started;
     uint64_t t0 = uv_hrtime();
 
     memset(&info, 0, sizeof(info));
@@ -833,11 +835,12 @@ int cts_cmd_export(struct cts_config *cfg)
     if (ex == 0 && x.out.err != 0)
         ex = CTS_EX_CANTCREAT;
 out:
+    started = x.out.started;
     rc = output_close(&x.out, ex == 0);
     if (ex == 0)
         ex = rc;
     if (!cfg->quiet || ex != 0)
-        summary_line(cfg, &x, ex, (double)(uv_hrtime() - t0) / 1e9);
+        summary_line(cfg, &x, ex, started, (double)(uv_hrtime() - t0) / 1e9);
     cts_state_close(st);
     export_free(&x);
     cts_list_set_free(&lists);

@@ -18,11 +18,11 @@
 #define CF_FIELD(k) (CTS_F__MAPPABLE + (int)(k))
 
 struct col {
-    char *name; /* as written, trimmed */
-    char *norm; /* normalised */
-    int field;  /* -1 unmapped, enum cts_field, or CF_FIELD(k) */
-    int by_map; /* claimed by --map (for messages) */
-    int perm;   /* an opt_out column holding permission words */
+    char *name;        /* as written, trimmed */
+    char *norm;        /* normalised */
+    int field;         /* -1 unmapped, enum cts_field, or CF_FIELD(k) */
+    int by_map;        /* claimed by --map (for messages) */
+    int perm;          /* an opt_out column holding permission words */
     const char *known; /* an export column import does not send: why */
 };
 
@@ -881,9 +881,8 @@ static int opt_out_value(const char *s, size_t n)
  * CRM's "permission: yes" is never read as either. */
 static int permission_value(const char *s, size_t n)
 {
-    static const char *const no[] = {"implicit", "explicit",
-                                     "pending_confirmation", "temp_hold",
-                                     "not_set"};
+    static const char *const no[] = {
+        "implicit", "explicit", "pending_confirmation", "temp_hold", "not_set"};
     size_t i;
 
     if (n == 0)
@@ -1003,23 +1002,19 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         int col = m->fcol[CTS_F_OPT_OUT];
         size_t n = row->lens[col];
         const char *v = cts_trim_span(row->fields[col], &n);
-        out->opt_out = m->cols[col].perm ? permission_value(v, n)
-                                         : opt_out_value(v, n);
-        if (out->opt_out < 0 && m->cols[col].perm) {
-            out->opt_out = 0;
-            return invalid(err, row, "opt_out",
-                           "column \"%s\" says \"%.*s\", which is not a "
-                           "permission (unsubscribed, or implicit, explicit, "
-                           "pending_confirmation, temp_hold, not_set, empty)",
-                           m->cols[col].name, (int)utf8_prefix(v, n, 60), v);
-        }
+        out->opt_out =
+            m->cols[col].perm ? permission_value(v, n) : opt_out_value(v, n);
         if (out->opt_out < 0) {
             out->opt_out = 0;
-            return invalid(err, row, "opt_out",
-                           "column \"%s\" says \"%.*s\", which is neither "
-                           "yes (yes, y, true, 1, x, unsubscribed, opted out) "
-                           "nor no (no, n, false, 0, empty)",
-                           m->cols[col].name, (int)utf8_prefix(v, n, 60), v);
+            return invalid(
+                err, row, "opt_out", "column \"%s\" says \"%.*s\", which is %s",
+                m->cols[col].name, (int)utf8_prefix(v, n, 60), v,
+                m->cols[col].perm
+                    ? "not a permission (unsubscribed, or implicit, "
+                      "explicit, pending_confirmation, temp_hold, not_set, "
+                      "empty)"
+                    : "neither yes (yes, y, true, 1, x, unsubscribed, opted "
+                      "out) nor no (no, n, false, 0, empty)");
         }
     }
     if (out->opt_out) {
