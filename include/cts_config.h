@@ -20,7 +20,15 @@ enum cts_command {
     CTS_CMD_IMPORT,
     CTS_CMD_CHECK,
     CTS_CMD_LISTS,
-    CTS_CMD_AUTH
+    CTS_CMD_AUTH,
+    CTS_CMD_EXPORT
+};
+
+/* export --status: which contacts. */
+enum cts_export_status {
+    CTS_EXPORT_ALL = 0,     /* every contact that is not deleted */
+    CTS_EXPORT_ACTIVE,      /* permission implicit or explicit (v2 ACTIVE) */
+    CTS_EXPORT_UNSUBSCRIBED /* permission unsubscribed (v2 OPTOUT) */
 };
 
 struct cts_config {
@@ -77,6 +85,12 @@ struct cts_config {
     char *state_dir;
     int full;
 
+    /* export */
+    enum cts_export_status export_status;
+    char *since;  /* --since, as "YYYY-MM-DDTHH:MM:SSZ" (UTC); NULL = no
+                     date limit */
+    char *output; /* --output FILE; NULL = standard output */
+
     /* OAuth (`auth` command) */
     char *redirect_uri;
     char *registered_redirect_uri;
@@ -111,7 +125,8 @@ void cts_config_free(struct cts_config *cfg);
 /* Current unix time, honouring cfg->fixed_now (cfg may be NULL). */
 long cts_config_now(const struct cts_config *cfg);
 
-/* "import", "check", "lists", "auth" (static); NULL for CTS_CMD_NONE. */
+/* "import", "check", "lists", "auth", "export" (static); NULL for CTS_CMD_NONE.
+ */
 const char *cts_command_name(enum cts_command command);
 /* The command named by s, or CTS_CMD_NONE. */
 enum cts_command cts_command_parse(const char *s);

@@ -39,6 +39,15 @@ struct cts_report_counts {
 struct cts_report;
 
 /*
+ * Append one CSV cell to b as the report writes it: RFC 4180 quoting (a
+ * cell holding a comma, a quote, CR or LF is quoted, quotes doubled), and
+ * a cell beginning with '=', '+', '-', '@', TAB or CR prefixed with a
+ * single quote so spreadsheets do not run it as a formula.  s borrowed;
+ * NULL or "" appends nothing (an empty cell).
+ */
+void cts_report_cell(struct cts_buf *b, const char *s);
+
+/*
  * Open path (borrowed) for writing the report or the summary (what names
  * it in messages: "report", "summary") WITHOUT emptying it, so that it
  * can be checked before anything is sent and written later: never

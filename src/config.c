@@ -399,6 +399,7 @@ const char *cts_command_name(enum cts_command command)
     case CTS_CMD_CHECK: return "check";
     case CTS_CMD_LISTS: return "lists";
     case CTS_CMD_AUTH: return "auth";
+    case CTS_CMD_EXPORT: return "export";
     default: return NULL;
     }
 }
@@ -408,7 +409,7 @@ enum cts_command cts_command_parse(const char *s)
     int c;
     if (s == NULL)
         return CTS_CMD_NONE;
-    for (c = CTS_CMD_IMPORT; c <= CTS_CMD_AUTH; c++)
+    for (c = CTS_CMD_IMPORT; c <= CTS_CMD_EXPORT; c++)
         if (strcmp(s, cts_command_name((enum cts_command)c)) == 0)
             return (enum cts_command)c;
     return CTS_CMD_NONE;
@@ -510,6 +511,11 @@ int cts_config_load(struct cts_config *cfg, enum cts_command command, int argc,
             goto out;
     }
     cfg->outputs_known = 1;
+    /* An export takes its lists from its own command line: a config
+     * file's `list =` is the import's, and would hide every other contact
+     * (the unsubscribed are on no list at all). */
+    if (command == CTS_CMD_EXPORT && ld.lists_layer != L_ARGV)
+        cts_opt_clear_lists(cfg);
 
     env = getenv("CTCT_SYNC_NOW");
     if (env != NULL && *env != '\0') {
@@ -630,6 +636,8 @@ void cts_config_free(struct cts_config *cfg)
     free(cfg->redirect_uri);
     free(cfg->registered_redirect_uri);
     free(cfg->scopes);
+    free(cfg->since);
+    free(cfg->output);
     free(cfg->token_client_id);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -48,7 +48,10 @@ enum opt_id {
     O_OPEN,
     O_DEVICE,
     O_CLIENT_SECRET,
-    O_SCOPES
+    O_SCOPES,
+    O_STATUS,
+    O_SINCE,
+    O_OUTPUT
 };
 
 enum { A_NONE = 0, A_REQ = 1 };

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cts_consent.h"
 #include "cts_contact.h"
 #include "cts_fsio.h"
 #include "cts_redirect.h"
@@ -26,7 +27,9 @@
 #define C_CHECK  (1u << CTS_CMD_CHECK)
 #define C_LISTS  (1u << CTS_CMD_LISTS)
 #define C_AUTH   (1u << CTS_CMD_AUTH)
-#define C_ALL    (C_IMPORT | C_CHECK | C_LISTS | C_AUTH)
+#define C_EXPORT (1u << CTS_CMD_EXPORT)
+#define C_ALL    (C_IMPORT | C_CHECK | C_LISTS | C_AUTH | C_EXPORT)
+#define C_SEND   (C_IMPORT | C_EXPORT) /* commands with a send engine */
 
 const struct opt_def cts_opts[] = {
     {"help", O_HELP, A_NONE, C_ALL, 0},
@@ -34,7 +37,7 @@ const struct opt_def cts_opts[] = {
     {"verbose", O_VERBOSE, A_NONE, C_ALL, 1},
     {"api", O_API, A_REQ, C_ALL, 1},
     {"api-key", O_API_KEY, A_REQ, C_ALL, 1},
-    {"token", O_TOKEN, A_REQ, C_IMPORT | C_CHECK | C_LISTS, 1},
+    {"token", O_TOKEN, A_REQ, C_IMPORT | C_CHECK | C_LISTS | C_EXPORT, 1},
     {"token-file", O_TOKEN_FILE, A_REQ, C_ALL, 1},
     {"account", O_ACCOUNT, A_REQ, C_ALL, 1},
     {"base-url", O_BASE_URL, A_REQ, C_ALL, 1},
@@ -42,16 +45,16 @@ const struct opt_def cts_opts[] = {
     {"config", O_CONFIG, A_REQ, C_ALL, 0},
     {"timeout", O_TIMEOUT, A_REQ, C_ALL, 1},
     {"json", O_JSON, A_NONE, C_CHECK | C_LISTS, 0},
-    {"list", O_LIST, A_REQ, C_IMPORT, 1},
+    {"list", O_LIST, A_REQ, C_SEND, 1},
     {"mode", O_MODE, A_REQ, C_IMPORT, 1},
     {"permission", O_PERMISSION, A_REQ, C_IMPORT, 1},
-    {"rate", O_RATE, A_REQ, C_IMPORT, 1},
-    {"concurrency", O_CONCURRENCY, A_REQ, C_IMPORT, 1},
-    {"daily-quota", O_DAILY_QUOTA, A_REQ, C_IMPORT, 1},
-    {"retries", O_RETRIES, A_REQ, C_IMPORT, 1},
+    {"rate", O_RATE, A_REQ, C_SEND, 1},
+    {"concurrency", O_CONCURRENCY, A_REQ, C_SEND, 1},
+    {"daily-quota", O_DAILY_QUOTA, A_REQ, C_SEND, 1},
+    {"retries", O_RETRIES, A_REQ, C_SEND, 1},
     {"report", O_REPORT, A_REQ, C_IMPORT, 1},
     {"summary", O_SUMMARY, A_REQ, C_IMPORT, 1},
-    {"state", O_STATE, A_REQ, C_IMPORT, 1},
+    {"state", O_STATE, A_REQ, C_SEND, 1},
     {"full", O_FULL, A_NONE, C_IMPORT, 1},
     {"bulk", O_BULK, A_REQ, C_IMPORT, 1},
     {"bulk-threshold", O_BULK_THRESHOLD, A_REQ, C_IMPORT, 1},
@@ -67,6 +70,10 @@ const struct opt_def cts_opts[] = {
     {"device", O_DEVICE, A_NONE, C_AUTH, 1},
     {"client-secret", O_CLIENT_SECRET, A_REQ, C_AUTH, 1},
     {"scopes", O_SCOPES, A_REQ, C_AUTH, 1},
+    /* what one export writes: the command line only */
+    {"status", O_STATUS, A_REQ, C_EXPORT, 0},
+    {"since", O_SINCE, A_REQ, C_EXPORT, 0},
+    {"output", O_OUTPUT, A_REQ, C_EXPORT, 0},
 };
 const size_t cts_nopts = sizeof(cts_opts) / sizeof(cts_opts[0]);
 
@@ -476,6 +483,31 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
             ld->secret_argv = 1;
         return 0;
     case O_SCOPES: cts_opt_set_str(&cfg->scopes, value); return 0;
+    case O_STATUS:
+        if (cts_streq_nocase(value, "all"))
+            cfg->export_status = CTS_EXPORT_ALL;
+        else if (cts_streq_nocase(value, "active"))
+            cfg->export_status = CTS_EXPORT_ACTIVE;
+        else if (cts_streq_nocase(value, "unsubscribed"))
+            cfg->export_status = CTS_EXPORT_UNSUBSCRIBED;
+        else
+            return bad_value(ld, o, shown,
+                             "expected all, active or unsubscribed", err);
+        return 0;
+    case O_SINCE: {
+        /* Kept as the UTC date-time the API is asked with. */
+        char iso[32];
+        long t = cts_consent_parse_time(value);
+        if (t <= 0)
+            return bad_value(ld, o, shown,
+                             "expected a date YYYY-MM-DD or an ISO-8601 "
+                             "date-time such as 2024-03-05T14:40:41Z",
+                             err);
+        cts_opt_set_str(&cfg->since,
+                        cts_consent_format_time(t, iso, sizeof(iso)));
+        return 0;
+    }
+    case O_OUTPUT: cts_opt_set_path(ld, &cfg->output, value); return 0;
     default: break;
     }
     return cts_error_setx(err, CTS_EUSAGE, CTS_EX_SOFTWARE,

@@ -324,6 +324,33 @@ static int check_inputs(const struct cts_config *cfg, long *expected)
     return 0;
 }
 
+/* Does the header line of a regular input file name a custom field
+ * ("cf:NAME", as `ctct-sync export` writes)?  Streams are read once, by
+ * the intake: their headers are not looked at here. */
+static int header_has_cf(const struct cts_config *cfg)
+{
+    char buf[8192];
+    size_t i, j;
+    ssize_t n;
+    int fd, yes = 0;
+
+    for (i = 0; i < cfg->ninputs && !yes; i++) {
+        struct stat sb;
+        if (stat(cfg->inputs[i], &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        fd = open(cfg->inputs[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        for (j = 0; n > 2 && j + 2 < (size_t)n && buf[j] != '\n'; j++)
+            if ((buf[j] == 'c' || buf[j] == 'C') &&
+                (buf[j + 1] == 'f' || buf[j + 1] == 'F') && buf[j + 2] == ':')
+                yes = 1;
+    }
+    return yes;
+}
+
 /* v3 --map cf:NAME=HEADER: resolve every NAME to its custom_field_id before
  * the first write (an unknown name is a data error, exit 65). */
 static int resolve_custom_fields(struct cts_config *cfg, struct cts_cf_ids *out)
@@ -338,7 +365,7 @@ static int resolve_custom_fields(struct cts_config *cfg, struct cts_cf_ids *out)
     for (i = 0; i < cfg->nmaps; i++)
         if (strncmp(cfg->maps[i].field, "cf:", 3) == 0)
             nwanted++;
-    if (nwanted == 0 || cfg->api != CTS_API_V3)
+    if (cfg->api != CTS_API_V3 || (nwanted == 0 && !header_has_cf(cfg)))
         return 0;
     url =
         cts_api_url(cfg->base_url, "/contact_custom_fields", NULL, "limit=100");

@@ -10,6 +10,7 @@
 
 #include "cts_account.h"
 #include "cts_config.h"
+#include "cts_export.h"
 #include "cts_http.h"
 #include "cts_oauth.h"
 #include "cts_pipeline.h"
@@ -22,6 +23,7 @@ static const char usage_top[] =
     "       ctct-sync check  [options]\n"
     "       ctct-sync lists  [options]\n"
     "       ctct-sync auth   [options]\n"
+    "       ctct-sync export [options]\n"
     "       ctct-sync --help | --version\n"
     "\n"
     "Import or sync contacts from CSV files into Constant Contact (API v2 "
@@ -35,6 +37,8 @@ static const char usage_top[] =
     "nothing\n"
     "  lists    print the account's contact lists (id, name, member count)\n"
     "  auth     obtain tokens with OAuth2\n"
+    "  export   write the account's contacts (a list, or the unsubscribed) "
+    "as CSV\n"
     "\n"
     "Run 'ctct-sync COMMAND --help' for a command's options; see "
     "ctct-sync(1).\n";
@@ -220,6 +224,57 @@ static void print_usage(enum cts_command cmd, FILE *out)
               "redirect URI, token file not writable).\n",
               out);
         break;
+    case CTS_CMD_EXPORT:
+        fputs("usage: ctct-sync export [options] [--list ID...] [--status "
+              "all|active|unsubscribed]\n"
+              "                        [--since DATE] [--output FILE]\n"
+              "\n"
+              "Run the account check, then write the account's contacts as "
+              "CSV: the members\n"
+              "of the lists, the unsubscribed, or all; the columns are the "
+              "ones 'ctct-sync\n"
+              "import' maps back.  Read page by page under the rate limit; "
+              "nothing is kept\n"
+              "between runs.\n"
+              "\n",
+              out);
+        fputs(usage_creds, out);
+        fputs(usage_token, out);
+        fputs(usage_common, out);
+        fputs("\n"
+              "what to write:\n"
+              "  --list ID              members of this list (repeatable: "
+              "each contact once;\n"
+              "                         command line only; default every "
+              "contact)\n"
+              "  --status S             all (default), active or "
+              "unsubscribed\n"
+              "  --since DATE           changed since DATE (YYYY-MM-DD or "
+              "ISO-8601, UTC);\n"
+              "                         with --status unsubscribed: "
+              "unsubscribed since DATE\n"
+              "  --output FILE          write FILE (replaced only when "
+              "complete; default\n"
+              "                         standard output)\n"
+              "\n"
+              "sending:\n"
+              "  --rate N               requests per second (default 4)\n"
+              "  --concurrency N        requests in flight (default 4)\n"
+              "  --daily-quota N        requests per API key per UTC day "
+              "(default 10000)\n"
+              "  --retries N            retries of a transient failure "
+              "(default 6)\n"
+              "  --state DIR            where the daily count is kept "
+              "(default\n"
+              "                         $XDG_STATE_HOME/ctct-sync)\n"
+              "\n"
+              "exit status: 0 written, 64 usage, 65 unknown list, 69 API "
+              "unreachable, 73 output\n"
+              "cannot be written, 75 try later (daily quota, signal, lock "
+              "held), 77 credentials\n"
+              "invalid/expired/mismatched, 78 configuration error.\n",
+              out);
+        break;
     default: fputs(usage_top, out); break;
     }
 }
@@ -232,6 +287,7 @@ static int run(struct cts_config *cfg)
     case CTS_CMD_CHECK: return cts_cmd_check(cfg);
     case CTS_CMD_LISTS: return cts_cmd_lists(cfg);
     case CTS_CMD_AUTH: return cts_cmd_auth(cfg);
+    case CTS_CMD_EXPORT: return cts_cmd_export(cfg);
     default: return CTS_EX_SOFTWARE;
     }
 }

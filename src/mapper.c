@@ -18,10 +18,12 @@
 #define CF_FIELD(k) (CTS_F__MAPPABLE + (int)(k))
 
 struct col {
-    char *name; /* as written, trimmed */
-    char *norm; /* normalised */
-    int field;  /* -1 unmapped, enum cts_field, or CF_FIELD(k) */
-    int by_map; /* claimed by --map (for messages) */
+    char *name;        /* as written, trimmed */
+    char *norm;        /* normalised */
+    int field;         /* -1 unmapped, enum cts_field, or CF_FIELD(k) */
+    int by_map;        /* claimed by --map (for messages) */
+    int perm;          /* an opt_out column holding permission words */
+    const char *known; /* an export column import does not send: why */
 };
 
 struct cts_mapper {
@@ -172,6 +174,10 @@ static const struct {
     {CTS_F_OPT_OUT, "donotemail"},
     {CTS_F_OPT_OUT, "donotallowemails"},
     {CTS_F_OPT_OUT, "donotallowemail"},
+    /* ctct-sync export writes the consent as the v3 permission word
+     * (read with its own vocabulary, see permission_value). */
+    {CTS_F_OPT_OUT, "permission"},
+    {CTS_F_OPT_OUT, "permissiontosend"},
     {CTS_F_OPT_OUT_REASON, "optoutreason"},
     {CTS_F_OPT_OUT_REASON, "optedoutreason"},
     {CTS_F_OPT_OUT_REASON, "emailoptoutreason"},
@@ -268,6 +274,32 @@ char *cts_header_normalize(const char *name)
     return out;
 }
 
+/* Columns of `ctct-sync export` that an import reads past on purpose:
+ * the API keeps them itself, and saying so is not "ignoring" them. */
+static const struct {
+    const char *norm;
+    const char *why;
+} export_only[] = {
+    {"optoutdate", "not imported: Constant Contact dates an unsubscribe"},
+    {"lists", "not imported: --list decides the lists"},
+};
+
+static const char *export_only_why(const char *norm)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(export_only) / sizeof(export_only[0]); i++)
+        if (strcmp(export_only[i].norm, norm) == 0)
+            return export_only[i].why;
+    return NULL;
+}
+
+static int is_permission(const char *norm)
+{
+    return strcmp(norm, "permission") == 0 ||
+           strcmp(norm, "permissiontosend") == 0;
+}
+
 static int field_by_norm(const char *norm)
 {
     size_t i;
@@ -353,6 +385,18 @@ static int fail(struct cts_mapper *m, struct cts_error *err, int with_headers,
     return CTS_EDATA;
 }
 
+/* Column col holds custom field name (copied). */
+static void add_cf(struct cts_mapper *m, const char *name, int col)
+{
+    size_t k = m->ncf++;
+
+    m->cf_name = cts_xrealloc(m->cf_name, m->ncf * sizeof(char *));
+    m->cf_col = cts_xrealloc(m->cf_col, m->ncf * sizeof(int));
+    m->cf_name[k] = cts_xstrdup(name);
+    m->cf_col[k] = col;
+    m->cols[col].field = CF_FIELD(k);
+}
+
 static int apply_map(struct cts_mapper *m, const struct cts_map *map,
                      struct cts_error *err)
 {
@@ -401,17 +445,33 @@ static int apply_map(struct cts_mapper *m, const struct cts_map *map,
                     field_label(m, m->cols[col].field, other, sizeof(other)),
                     map->field);
     if (cf) {
-        size_t k = m->ncf++;
-        m->cf_name = cts_xrealloc(m->cf_name, m->ncf * sizeof(char *));
-        m->cf_col = cts_xrealloc(m->cf_col, m->ncf * sizeof(int));
-        m->cf_name[k] = cts_xstrdup(map->field + 3);
-        m->cf_col[k] = col;
-        m->cols[col].field = CF_FIELD(k);
+        add_cf(m, map->field + 3, col);
     } else {
         m->fcol[field] = col;
         m->cols[col].field = field;
     }
     m->cols[col].by_map = 1;
+    return 0;
+}
+
+/* Column i's header "cf:NAME" (any case of "cf:") claims custom field
+ * NAME, unless --map already gave NAME a column.  0, or CTS_EDATA past the
+ * custom field limit. */
+static int cf_header(struct cts_mapper *m, size_t i, struct cts_error *err)
+{
+    const char *name = m->cols[i].name;
+    size_t k;
+
+    if (strlen(name) <= 3 || (name[0] != 'c' && name[0] != 'C') ||
+        (name[1] != 'f' && name[1] != 'F') || name[2] != ':')
+        return 0;
+    for (k = 0; k < m->ncf; k++)
+        if (strcmp(m->cf_name[k], name + 3) == 0)
+            return 0;
+    if (m->ncf == MAX_CUSTOM)
+        return fail(m, err, 0, "column \"%s\": more than %d custom fields",
+                    name, MAX_CUSTOM);
+    add_cf(m, name + 3, (int)i);
     return 0;
 }
 
@@ -444,10 +504,17 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
     for (i = 0; i < o->nmaps; i++)
         if (apply_map(m, &o->maps[i], err) != 0)
             goto fail;
+    /* A "cf:NAME" header (as export writes them) is custom field NAME. */
+    for (i = 0; i < m->ncols; i++)
+        if (m->cols[i].field < 0 && cf_header(m, i, err) != 0)
+            goto fail;
     /* Then aliases, for columns and fields --map left free. */
     for (i = 0; i < m->ncols; i++) {
         struct col *c = &m->cols[i];
         if (c->field >= 0 || c->norm[0] == '\0')
+            continue;
+        c->known = export_only_why(c->norm);
+        if (c->known != NULL)
             continue;
         f = field_by_norm(c->norm);
         if (f < 0)
@@ -466,13 +533,17 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
         m->fcol[f] = (int)i;
         c->field = f;
     }
+    for (i = 0; i < m->ncols; i++)
+        m->cols[i].perm =
+            m->cols[i].field == CTS_F_OPT_OUT && is_permission(m->cols[i].norm);
     if (m->fcol[CTS_F_EMAIL] < 0) {
         fail(m, err, 1, "no email column");
         goto fail;
     }
     m->unmapped = cts_xcalloc(m->ncols > 0 ? m->ncols : 1, sizeof(char *));
     for (i = 0; i < m->ncols; i++)
-        if (m->cols[i].field < 0 && m->cols[i].name[0] != '\0')
+        if (m->cols[i].field < 0 && m->cols[i].known == NULL &&
+            m->cols[i].name[0] != '\0')
             m->unmapped[m->nunmapped++] = m->cols[i].name;
     return m;
 fail:
@@ -518,6 +589,8 @@ void cts_mapper_describe(const struct cts_mapper *m, FILE *f)
         char *name = cts_log_visible(c->name);
         if (c->name[0] == '\0')
             fprintf(f, "  column %zu (no header) -> (ignored)\n", i + 1);
+        else if (c->field < 0 && c->known != NULL)
+            fprintf(f, "  \"%s\" -> (%s)\n", name, c->known);
         else if (c->field < 0)
             fprintf(f, "  \"%s\" -> (ignored)\n", name);
         else
@@ -679,6 +752,12 @@ static char *cell(const struct salloc *a, const struct cts_row *row, int col)
         return NULL;
     n = row->lens[col];
     s = cts_trim_span(row->fields[col], &n);
+    /* A quote a spreadsheet-safe writer (our report and export) put before
+     * '=', '+', '-', '@', TAB or CR is not part of the value. */
+    if (n >= 2 && s[0] == '\'' && strchr("=+-@\t\r", s[1]) != NULL) {
+        s++;
+        n--;
+    }
     if (n == 0)
         return NULL;
     return s_strndup(a, s, n);
@@ -797,6 +876,25 @@ static int opt_out_value(const char *s, size_t n)
     return -1;
 }
 
+/* A permission cell (export's column): unsubscribed is an opt-out, the
+ * other v3 words (and empty) are not; -1 for anything else, so that a
+ * CRM's "permission: yes" is never read as either. */
+static int permission_value(const char *s, size_t n)
+{
+    static const char *const no[] = {
+        "implicit", "explicit", "pending_confirmation", "temp_hold", "not_set"};
+    size_t i;
+
+    if (n == 0)
+        return 0;
+    if (span_is(s, n, "unsubscribed"))
+        return 1;
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (span_is(s, n, no[i]))
+            return 0;
+    return -1;
+}
+
 static int invalid(struct cts_error *err, const struct cts_row *row,
                    const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -904,14 +1002,19 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         int col = m->fcol[CTS_F_OPT_OUT];
         size_t n = row->lens[col];
         const char *v = cts_trim_span(row->fields[col], &n);
-        out->opt_out = opt_out_value(v, n);
+        out->opt_out =
+            m->cols[col].perm ? permission_value(v, n) : opt_out_value(v, n);
         if (out->opt_out < 0) {
             out->opt_out = 0;
-            return invalid(err, row, "opt_out",
-                           "column \"%s\" says \"%.*s\", which is neither "
-                           "yes (yes, y, true, 1, x, unsubscribed, opted out) "
-                           "nor no (no, n, false, 0, empty)",
-                           m->cols[col].name, (int)utf8_prefix(v, n, 60), v);
+            return invalid(
+                err, row, "opt_out", "column \"%s\" says \"%.*s\", which is %s",
+                m->cols[col].name, (int)utf8_prefix(v, n, 60), v,
+                m->cols[col].perm
+                    ? "not a permission (unsubscribed, or implicit, "
+                      "explicit, pending_confirmation, temp_hold, not_set, "
+                      "empty)"
+                    : "neither yes (yes, y, true, 1, x, unsubscribed, opted "
+                      "out) nor no (no, n, false, 0, empty)");
         }
     }
     if (out->opt_out) {

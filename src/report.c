@@ -80,6 +80,11 @@ static void put_cell(struct cts_buf *b, const char *s)
         cts_buf_putc(b, '"');
 }
 
+void cts_report_cell(struct cts_buf *b, const char *s)
+{
+    put_cell(b, s);
+}
+
 /* Decimal digits of v, appended (snprintf's format parsing was a tenth
  * of a dry run: three numbers on every line). */
 static void put_long(struct cts_buf *b, long v)

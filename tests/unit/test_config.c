@@ -878,9 +878,113 @@ static void test_log_redaction(void **state)
     assert_non_null(strstr(buf, " short")); /* under 8 chars: not a secret */
 }
 
+/* export: its own options, the common ones it shares with import, and a
+ * config file's `list =` (the import's) never narrowing an export. */
+static void test_export(void **state)
+{
+    static const struct case_ cases[] = {
+        {"--status", "all", 1},
+        {"--status", "Unsubscribed", 1},
+        {"--status", "active", 1},
+        {"--status", "optout", 0},
+        {"--since", "2024-03-05", 1},
+        {"--since", "2024-03-05T14:40:41+01:00", 1},
+        {"--since", "yesterday", 0},
+        {"--since", "2024-13-01", 0},
+        {"--output", "out.csv", 1},
+        {"--list", "1", 1},
+        {"--rate", "2", 1},
+        {"--concurrency", "2", 1},
+        {"--daily-quota", "500", 1},
+        {"--retries", "3", 1},
+        {"--state", "/tmp/st", 1},
+        {"--timeout", "5", 1},
+        {"--report", "r.csv", 0}, /* import only */
+        {"--dry-run", NULL, 0},
+        {"--map", "email=E", 0},
+        {"--json", NULL, 0},
+    };
+    struct cts_config cfg;
+    struct cts_error err;
+    size_t i;
+    int rc;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct case_ *c = &cases[i];
+        if (c->value != NULL)
+            rc = load(&cfg, CTS_CMD_EXPORT, &err, TOK, c->opt, c->value, NULL);
+        else
+            rc = load(&cfg, CTS_CMD_EXPORT, &err, TOK, c->opt, NULL);
+        if (c->ok && rc != 0)
+            fail_msg("%s %s: unexpected error: %s", c->opt,
+                     c->value != NULL ? c->value : "", err.msg);
+        if (!c->ok &&
+            (rc == 0 || err.exit_code != 64 || strstr(err.msg, c->opt) == NULL))
+            fail_msg("%s %s: want exit 64 naming it, got %d: %s", c->opt,
+                     c->value != NULL ? c->value : "", err.exit_code, err.msg);
+        cts_config_free(&cfg);
+    }
+
+    /* Defaults: everyone, no date, standard output. */
+    assert_int_equal(load(&cfg, CTS_CMD_EXPORT, &err, TOK, NULL), 0);
+    assert_int_equal(cfg.export_status, CTS_EXPORT_ALL);
+    assert_null(cfg.since);
+    assert_null(cfg.output);
+    assert_int_equal(cfg.nlists, 0);
+    assert_true(cfg.rate > 3.99 && cfg.rate < 4.01);
+    cts_config_free(&cfg);
+
+    /* --since is kept as the UTC date-time the API is asked with. */
+    assert_int_equal(load(&cfg, CTS_CMD_EXPORT, &err, TOK, "--status",
+                          "unsubscribed", "--since",
+                          "2024-03-05T14:40:41+01:00", "--list", "a", "--list",
+                          "b", NULL),
+                     0);
+    assert_int_equal(cfg.export_status, CTS_EXPORT_UNSUBSCRIBED);
+    assert_string_equal(cfg.since, "2024-03-05T13:40:41Z");
+    assert_int_equal(cfg.nlists, 2);
+    cts_config_free(&cfg);
+    assert_int_equal(
+        load(&cfg, CTS_CMD_EXPORT, &err, TOK, "--since", "2024-03-05", NULL),
+        0);
+    assert_string_equal(cfg.since, "2024-03-05T00:00:00Z");
+    cts_config_free(&cfg);
+
+    /* The config file's list is the import's: an export ignores it (the
+     * unsubscribed are on no list), but takes its rate.  status, since
+     * and output are command-line only. */
+    write_default_config("list = 7\nrate = 2\n");
+    assert_int_equal(load(&cfg, CTS_CMD_EXPORT, &err, TOK, NULL), 0);
+    assert_int_equal(cfg.nlists, 0);
+    assert_true(cfg.rate > 1.99 && cfg.rate < 2.01);
+    cts_config_free(&cfg);
+    assert_int_equal(load(&cfg, CTS_CMD_IMPORT, &err, TOK, "a.csv", NULL), 0);
+    assert_int_equal(cfg.nlists, 1);
+    cts_config_free(&cfg);
+    assert_int_equal(load(&cfg, CTS_CMD_EXPORT, &err, TOK, "--list", "9", NULL),
+                     0);
+    assert_int_equal(cfg.nlists, 1);
+    assert_string_equal(cfg.lists[0], "9");
+    cts_config_free(&cfg);
+    write_default_config("status = unsubscribed\n");
+    assert_int_not_equal(load(&cfg, CTS_CMD_EXPORT, &err, TOK, NULL), 0);
+    assert_int_equal(err.exit_code, 78);
+    cts_config_free(&cfg);
+    write_default_config("");
+
+    /* An export takes no FILE argument. */
+    assert_int_not_equal(load(&cfg, CTS_CMD_EXPORT, &err, TOK, "x.csv", NULL),
+                         0);
+    assert_int_equal(err.exit_code, 64);
+    cts_config_free(&cfg);
+}
+
 static void test_commands(void **state)
 {
     (void)state;
+    assert_int_equal(cts_command_parse("export"), CTS_CMD_EXPORT);
+    assert_string_equal(cts_command_name(CTS_CMD_EXPORT), "export");
     assert_int_equal(cts_command_parse("import"), CTS_CMD_IMPORT);
     assert_int_equal(cts_command_parse("lists"), CTS_CMD_LISTS);
     assert_int_equal(cts_command_parse("sync"), CTS_CMD_NONE);
@@ -911,6 +1015,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sample_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_redaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
