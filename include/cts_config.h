@@ -65,6 +65,8 @@ struct cts_config {
     /* results: report, summary, terminal output */
     char *report;      /* NULL = "<first input without .csv>.report.csv" */
     char *summary;     /* NULL = no summary file */
+    char *rejects;     /* NULL = "<report base>.rejects.csv" beside the
+                          report, written when a row needs a person */
     int outputs_known; /* every layer applied: report and summary are the
                           ones the user asked for, even if loading failed
                           later (the import then still writes them) */

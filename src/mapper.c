@@ -13,6 +13,7 @@
 
 #include "cts_email.h"
 #include "cts_encoding.h"
+#include "cts_rejects.h"
 
 #define MAX_CUSTOM  25
 #define CF_FIELD(k) (CTS_F__MAPPABLE + (int)(k))
@@ -35,6 +36,9 @@ struct cts_mapper {
     int *cf_col;
     const char **unmapped; /* borrowed from cols[].name */
     size_t nunmapped;
+    /* The file has a ctct_sync_problem column: it is a rejects file, whose
+     * cells were neutralised against formulas (cts_report_cell). */
+    int rejects_file;
 };
 
 /* Aliases, already normalised (the common names — e-mail, email address,
@@ -471,9 +475,16 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
         goto fail;
     }
     m->unmapped = cts_xcalloc(m->ncols > 0 ? m->ncols : 1, sizeof(char *));
-    for (i = 0; i < m->ncols; i++)
-        if (m->cols[i].field < 0 && m->cols[i].name[0] != '\0')
+    for (i = 0; i < m->ncols; i++) {
+        if (m->cols[i].field >= 0 || m->cols[i].name[0] == '\0')
+            continue;
+        /* The problem column of a rejects file imported again: known,
+         * ignored without a word. */
+        if (strcmp(m->cols[i].norm, CTS_REJECTS_PROBLEM_NORM) == 0)
+            m->rejects_file = 1;
+        else
             m->unmapped[m->nunmapped++] = m->cols[i].name;
+    }
     return m;
 fail:
     cts_mapper_free(m);
@@ -518,6 +529,10 @@ void cts_mapper_describe(const struct cts_mapper *m, FILE *f)
         char *name = cts_log_visible(c->name);
         if (c->name[0] == '\0')
             fprintf(f, "  column %zu (no header) -> (ignored)\n", i + 1);
+        else if (c->field < 0 &&
+                 strcmp(c->norm, CTS_REJECTS_PROBLEM_NORM) == 0)
+            fprintf(f, "  \"%s\" -> (ignored: the rejects file's problem)\n",
+                    name);
         else if (c->field < 0)
             fprintf(f, "  \"%s\" -> (ignored)\n", name);
         else
@@ -669,8 +684,12 @@ static void s_replace(const struct salloc *a, char **v, char *t)
     free(t);
 }
 
-/* The trimmed cell of a column, or NULL when absent or empty. */
-static char *cell(const struct salloc *a, const struct cts_row *row, int col)
+/* The trimmed cell of a column, or NULL when absent or empty.  In a
+ * rejects file, the quote that neutralised a formula-like value (the
+ * report's rule: before '=' '+' '-' '@' TAB CR) is taken off again, so a
+ * phone "+1 555" written as "'+1 555" comes back as it was. */
+static char *cell(const struct cts_mapper *m, const struct salloc *a,
+                  const struct cts_row *row, int col)
 {
     size_t n;
     const char *s;
@@ -679,6 +698,12 @@ static char *cell(const struct salloc *a, const struct cts_row *row, int col)
         return NULL;
     n = row->lens[col];
     s = cts_trim_span(row->fields[col], &n);
+    if (m->rejects_file && n >= 2 && s[0] == '\'' &&
+        memchr("=+-@\t\r", s[1], 6) != NULL) {
+        s++;
+        n--;
+        s = cts_trim_span(s, &n);
+    }
     if (n == 0)
         return NULL;
     return s_strndup(a, s, n);
@@ -866,7 +891,7 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
     size_t k;
 
     /* The raw email first, so that even a broken row has it. */
-    out->f[CTS_F_EMAIL] = cell(a, row, m->fcol[CTS_F_EMAIL]);
+    out->f[CTS_F_EMAIL] = cell(m, a, row, m->fcol[CTS_F_EMAIL]);
     if (row->problem != NULL) {
         cts_error_setx(err, CTS_EDATA, 0, "%s", row->problem);
         if (err != NULL)
@@ -918,7 +943,7 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         /* Only the unsubscription is sent for this row: its other values
          * are neither used nor able to make it invalid (someone who asked
          * to be unsubscribed is, whatever else the row holds). */
-        char *r = cell(a, row, m->fcol[CTS_F_OPT_OUT_REASON]);
+        char *r = cell(m, a, row, m->fcol[CTS_F_OPT_OUT_REASON]);
         if (r != NULL) {
             /* Too long a reason is cut, not a reason to ignore the row. */
             size_t max = cts_field_max(m->api, CTS_F_OPT_OUT_REASON);
@@ -937,7 +962,7 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         const char *name;
         if (m->fcol[f] < 0)
             continue;
-        out->f[f] = cell(a, row, m->fcol[f]);
+        out->f[f] = cell(m, a, row, m->fcol[f]);
         if (out->f[f] == NULL)
             continue;
         name = cts_field_name((enum cts_field)f);
@@ -978,7 +1003,7 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         out->cf = s_alloc(a, m->ncf * sizeof(*out->cf));
         memset(out->cf, 0, m->ncf * sizeof(*out->cf));
         for (k = 0; k < m->ncf; k++) {
-            char *v = cell(a, row, m->cf_col[k]);
+            char *v = cell(m, a, row, m->cf_col[k]);
             char label[300];
             if (v == NULL)
                 continue;

@@ -827,6 +827,7 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     ip.full = intake_full;
     ip.on_done = on_read_done;
     ip.arg = p;
+    ip.rejects = pp->rejects;
     cts_intake_init(&p->in, &ip);
     p->intake_inited = 1;
     cts_progress_init(&p->progress, stderr, uv_now(&p->loop));
