@@ -538,10 +538,10 @@ static int read_back(struct cts_rejects *rj, size_t idx, struct rec *r,
     while (r->have && r->idx == idx)
         rec_next(rj->list, r);
     if (ps.found < in->kept)
-        cts_log_warn("%s: %ld of its %ld rejected row%s left out of the "
-                     "rejects file (%s); the report lists them",
-                     in->name, in->kept - ps.found, in->kept,
-                     in->kept == 1 ? "" : "s",
+        cts_log_warn("%s: %ld rejected row%s left out of the rejects file "
+                     "(%s); see the report",
+                     in->name, in->kept - ps.found,
+                     in->kept - ps.found == 1 ? "" : "s",
                      why[0] != '\0' ? why : "not found when read again");
     return 0;
 }
