@@ -131,7 +131,10 @@ static int check_outputs(const struct cts_config *cfg, const char *report)
 }
 
 /* The rejects file is none of the other files either (it is written
- * after the inputs are read, and reads them again).  0 or CTS_EX_USAGE. */
+ * after the inputs are read, and reads them again).  A --rejects that is
+ * one is refused (CTS_EX_USAGE); the default that is one (importing a
+ * fixed NAME.rejects.csv with --report NAME.report.csv) is dropped with a
+ * warning, never written over the file being imported.  0 otherwise. */
 static int check_rejects(const struct cts_config *cfg, const char *rejects,
                          const char *report)
 {
@@ -147,16 +150,22 @@ static int check_rejects(const struct cts_config *cfg, const char *rejects,
         if (o == NULL || strcmp(o, "-") == 0)
             continue;
         file_id_of(o, &oid);
-        if (same_file(&jid, &oid)) {
-            cts_log_error("the rejects file %s is the %s %s; give --rejects "
-                          "another name",
-                          rejects,
-                          i == 0   ? "report"
-                          : i == 1 ? "summary"
-                                   : "input file",
-                          o);
-            return CTS_EX_USAGE;
+        if (!same_file(&jid, &oid))
+            continue;
+        if (cfg->rejects == NULL) {
+            cts_log_warn("the rejects file %s would be the %s %s: no rejects "
+                         "file this run (give --rejects FILE)",
+                         rejects, i == 0 ? "report" : "input file", o);
+            return 1;
         }
+        cts_log_error("the rejects file %s is the %s %s; give --rejects "
+                      "another name",
+                      rejects,
+                      i == 0   ? "report"
+                      : i == 1 ? "summary"
+                               : "input file",
+                      o);
+        return CTS_EX_USAGE;
     }
     return 0;
 }
@@ -192,9 +201,15 @@ static int outputs_open(const struct cts_config *cfg, struct outputs *o)
     o->rejects_path = cfg->rejects != NULL
                           ? cts_xstrdup(cfg->rejects)
                           : cts_rejects_default_path(o->report_path);
-    if (o->rejects_path != NULL &&
-        check_rejects(cfg, o->rejects_path, o->report_path) != 0)
-        return CTS_EX_USAGE;
+    ex = o->rejects_path != NULL
+             ? check_rejects(cfg, o->rejects_path, o->report_path)
+             : 0;
+    if (ex == CTS_EX_USAGE)
+        return ex;
+    if (ex != 0) {
+        free(o->rejects_path);
+        o->rejects_path = NULL;
+    }
     if (cfg->summary != NULL) {
         o->summary_fd = cts_report_file_open(cfg->summary, "summary", &err);
         if (o->summary_fd < 0) {

@@ -87,6 +87,15 @@ check "--rejects naming the input: 64, input untouched" \
           head -1 "$T/in.csv" | grep -q "^Email,First Name"'
 imp --list "$LIST" --rate 0 --rejects "$T/r.csv" "$T/in.csv"
 check "--rejects naming the report: 64" eval '[ "$RC" = 64 ]'
+# The default beside --report r.csv is r.rejects.csv: importing that very
+# file (fixed) with the same command line must not write over it.
+printf 'email,city\nbad,Rome\n' >"$RJ"
+imp --list "$LIST" --rate 0 --dry-run "$RJ"
+check "default rejects file = the input: left alone, said, run goes on" \
+    eval '[ "$RC" = 0 ] && grep -q "no rejects file this run" "$T/err" &&
+          [ "$(tr -d "\r" <"$RJ")" = "email,city
+bad,Rome" ]'
+rm -f "$RJ"
 
 # --- stdin and a pipe cannot be read twice: copied as they are read.
 printf 'email,city\nnot-an-email,Paris\nok1@example.com,Oslo\n' >"$T/s.csv"
