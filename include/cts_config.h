@@ -73,6 +73,8 @@ struct cts_config {
     /* results: report, summary, terminal output */
     char *report;      /* NULL = "<first input without .csv>.report.csv" */
     char *summary;     /* NULL = no summary file */
+    char *rejects;     /* NULL = "<report base>.rejects.csv" beside the
+                          report, written when a row needs a person */
     int outputs_known; /* every layer applied: report and summary are the
                           ones the user asked for, even if loading failed
                           later (the import then still writes them) */
@@ -168,7 +170,7 @@ struct cts_config_problems {
     struct cts_config_problem {
         int exit_code; /* 78, or 64 for options that cannot go together */
         char *text;
-    } *v;
+    } * v;
 };
 void cts_config_problems_init(struct cts_config_problems *p);
 void cts_config_problems_free(struct cts_config_problems *p);

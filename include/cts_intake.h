@@ -43,6 +43,7 @@
 
 struct cts_mapper;
 struct cts_reader;
+struct cts_rejects;
 struct cts_intake_ablock; /* arena block, private to intake.c */
 
 /* One mapped data row.  c's strings live in the batch's arena: valid while
@@ -96,6 +97,10 @@ struct cts_intake_params {
     int (*full)(void *arg);            /* may be NULL */
     void (*on_done)(void *arg);        /* required */
     void *arg;
+    /* Borrowed, may be NULL: an input that cannot be read twice (stdin,
+     * a pipe) is copied there as it is read (cts_rejects_tee), so that
+     * its rejected rows can be written with their columns. */
+    struct cts_rejects *rejects;
 };
 
 /* Embeddable; fields private to intake.c. */
@@ -130,6 +135,7 @@ struct cts_intake {
     int no_more;      /* read nothing more; settle what was read */
     int halt;         /* guarded by mx: the queued item returns at once */
     int stream;       /* fd is not a regular file: poll before reading */
+    int tee;          /* the bytes read are copied to p.rejects */
     int paused;
     int done;
     int closed;

@@ -55,11 +55,15 @@ enum cts_stop {
                              retries): rest deferred, exit 75 */
 };
 
+struct cts_rejects;
+
 struct cts_pipeline_params {
     /* Borrowed.  cfg->token may be replaced when a 401 triggers the one
      * refresh the run allows (cts_oauth_refresh). */
     struct cts_config *cfg;
     struct cts_report *report;   /* borrowed: the sink */
+    struct cts_rejects *rejects; /* borrowed, may be NULL: copies the
+                                    inputs that cannot be read twice */
     struct cts_state *state;     /* borrowed, required (email index) */
     const struct cts_cf_ids *cf; /* borrowed; v3 custom field ids; NULL
                                     when no cf: mapping */

@@ -37,6 +37,18 @@ struct cts_report_counts {
 };
 
 struct cts_report;
+struct cts_rejects;
+
+/*
+ * Append one CSV cell, s (borrowed; NULL or "" is an empty cell), to b:
+ * RFC 4180 quoting, and the formula neutralising described above.  The
+ * one cell writer of every CSV file the program writes.
+ */
+void cts_report_cell(struct cts_buf *b, const char *s);
+
+/* Give every row's final result, as its line is written (input order),
+ * to rj (borrowed; NULL: none) as well: the rejects file's rows. */
+void cts_report_set_rejects(struct cts_report *r, struct cts_rejects *rj);
 
 /*
  * Append one CSV cell to b as the report writes it: RFC 4180 quoting (a

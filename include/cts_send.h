@@ -54,7 +54,8 @@ enum cts_send_end {
                              PERMANENT, QUOTA, AUTH; TRANSIENT/THROTTLED
                              only for no_retry requests) */
     CTS_SEND_GAVE_UP,     /* transient failures used up the retry budget */
-    CTS_SEND_STALLED,     /* throttled without progress for the stall time: try later */
+    CTS_SEND_STALLED,     /* throttled without progress for the stall time: try
+                             later */
     CTS_SEND_UNREACHABLE, /* gave up on connection failures without one
                              reply from the API since its first try: the
                              API went away */

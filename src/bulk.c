@@ -637,9 +637,7 @@ static int unanswered(struct chunk *c, const struct cts_send_result *res)
                  "run");
         return 1;
     case CTS_SEND_GAVE_UP:
-    case CTS_SEND_UNREACHABLE:
-        gave_up(c, res);
-        return 1;
+    case CTS_SEND_UNREACHABLE: gave_up(c, res); return 1;
     case CTS_SEND_REPLY:
     default: return 0;
     }

@@ -632,6 +632,7 @@ void cts_config_free(struct cts_config *cfg)
     cts_opt_clear_lists(cfg);
     free(cfg->report);
     free(cfg->summary);
+    free(cfg->rejects);
     free(cfg->state_dir);
     free(cfg->redirect_uri);
     free(cfg->registered_redirect_uri);

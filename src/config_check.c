@@ -222,9 +222,13 @@ static void add_error(struct cts_config_problems *p, int rc,
 }
 
 /* Constant Contact's v3 scopes; ctct-sync itself needs the first two. */
-static const char *const v3_scopes[] = {
-    "contact_data",   "account_read",   "offline_access", "campaign_data",
-    "account_update", "billing_data",   NULL};
+static const char *const v3_scopes[] = {"contact_data",
+                                        "account_read",
+                                        "offline_access",
+                                        "campaign_data",
+                                        "account_update",
+                                        "billing_data",
+                                        NULL};
 
 /* --scopes ("a b", "a,b" or "a+b"): at least one, every one known, and the
  * two ctct-sync's own calls need. */
@@ -262,16 +266,14 @@ static void check_scopes(const char *scopes, struct cts_config_problems *p)
                                 "default (contact_data account_read "
                                 "offline_access)"));
     else if (!have_contact || !have_account)
-        add_problem(p, CTS_EX_CONFIG,
-                    cts_xasprintf("--scopes lacks %s: ctct-sync needs "
-                                  "contact_data (to import) and "
-                                  "account_read (for the account check); "
-                                  "add %s",
-                                  !have_contact ? "contact_data"
-                                                : "account_read",
-                                  !have_contact && !have_account
-                                      ? "both"
-                                      : "it"));
+        add_problem(
+            p, CTS_EX_CONFIG,
+            cts_xasprintf("--scopes lacks %s: ctct-sync needs "
+                          "contact_data (to import) and "
+                          "account_read (for the account check); "
+                          "add %s",
+                          !have_contact ? "contact_data" : "account_read",
+                          !have_contact && !have_account ? "both" : "it"));
 }
 
 /* The token file is written at the end of the flow: a directory that does

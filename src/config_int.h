@@ -33,6 +33,7 @@ enum opt_id {
     O_RETRIES,
     O_REPORT,
     O_SUMMARY,
+    O_REJECTS,
     O_STATE,
     O_FULL,
     O_BULK,

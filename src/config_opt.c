@@ -54,6 +54,7 @@ const struct opt_def cts_opts[] = {
     {"retries", O_RETRIES, A_REQ, C_SEND, 1},
     {"report", O_REPORT, A_REQ, C_IMPORT, 1},
     {"summary", O_SUMMARY, A_REQ, C_IMPORT, 1},
+    {"rejects", O_REJECTS, A_REQ, C_IMPORT, 1},
     {"state", O_STATE, A_REQ, C_SEND, 1},
     {"full", O_FULL, A_NONE, C_IMPORT, 1},
     {"bulk", O_BULK, A_REQ, C_IMPORT, 1},
@@ -422,6 +423,7 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
         return 0;
     case O_REPORT: cts_opt_set_path(ld, &cfg->report, value); return 0;
     case O_SUMMARY: cts_opt_set_path(ld, &cfg->summary, value); return 0;
+    case O_REJECTS: cts_opt_set_path(ld, &cfg->rejects, value); return 0;
     case O_STATE: cts_opt_set_path(ld, &cfg->state_dir, value); return 0;
     case O_BULK:
         if (strcmp(value, "auto") == 0)

@@ -20,6 +20,7 @@
 #include "cts_fsio.h"
 #include "cts_http.h"
 #include "cts_refresh.h"
+#include "cts_rejects.h"
 #include "cts_report.h"
 #include "cts_state.h"
 
@@ -129,14 +130,55 @@ static int check_outputs(const struct cts_config *cfg, const char *report)
     return 0;
 }
 
+/* The rejects file is none of the other files either (it is written
+ * after the inputs are read, and reads them again).  A --rejects that is
+ * one is refused (CTS_EX_USAGE); the default that is one (importing a
+ * fixed NAME.rejects.csv with --report NAME.report.csv) is dropped with a
+ * warning, never written over the file being imported.  0 otherwise. */
+static int check_rejects(const struct cts_config *cfg, const char *rejects,
+                         const char *report)
+{
+    struct file_id jid, oid;
+    const char *other[2];
+    size_t i;
+
+    file_id_of(rejects, &jid);
+    other[0] = report;
+    other[1] = cfg->summary;
+    for (i = 0; i < 2 + cfg->ninputs; i++) {
+        const char *o = i < 2 ? other[i] : cfg->inputs[i - 2];
+        if (o == NULL || strcmp(o, "-") == 0)
+            continue;
+        file_id_of(o, &oid);
+        if (!same_file(&jid, &oid))
+            continue;
+        if (cfg->rejects == NULL) {
+            cts_log_warn("the rejects file %s would be the %s %s: no rejects "
+                         "file this run (give --rejects FILE)",
+                         rejects, i == 0 ? "report" : "input file", o);
+            return 1;
+        }
+        cts_log_error("the rejects file %s is the %s %s; give --rejects "
+                      "another name",
+                      rejects,
+                      i == 0   ? "report"
+                      : i == 1 ? "summary"
+                               : "input file",
+                      o);
+        return CTS_EX_USAGE;
+    }
+    return 0;
+}
+
 /* The run's output files, open from the start (cts_report_file_open, not
  * emptied yet): their writability is known before anything is sent, and
  * whatever ends the run, they are rewritten — a failed run never leaves
  * the previous run's report or summary behind. */
 struct outputs {
-    char *report_path; /* owned */
-    int report_fd;     /* -1 once handed to the sink, or when not open */
-    int summary_fd;    /* -1 when there is no --summary (or not open) */
+    char *report_path;  /* owned */
+    char *rejects_path; /* owned; NULL: no rejects file (cts_rejects.h) */
+    int report_fd;      /* -1 once handed to the sink, or when not open */
+    int summary_fd;     /* -1 when there is no --summary (or not open) */
     struct cts_report *report; /* the sink, once the rows may come */
 };
 
@@ -156,6 +198,18 @@ static int outputs_open(const struct cts_config *cfg, struct outputs *o)
     ex = check_outputs(cfg, o->report_path);
     if (ex != 0)
         return ex;
+    o->rejects_path = cfg->rejects != NULL
+                          ? cts_xstrdup(cfg->rejects)
+                          : cts_rejects_default_path(o->report_path);
+    ex = o->rejects_path != NULL
+             ? check_rejects(cfg, o->rejects_path, o->report_path)
+             : 0;
+    if (ex == CTS_EX_USAGE)
+        return ex;
+    if (ex != 0) {
+        free(o->rejects_path);
+        o->rejects_path = NULL;
+    }
     if (cfg->summary != NULL) {
         o->summary_fd = cts_report_file_open(cfg->summary, "summary", &err);
         if (o->summary_fd < 0) {
@@ -211,6 +265,7 @@ static void outputs_close(struct outputs *o)
     if (o->summary_fd >= 0)
         close(o->summary_fd);
     free(o->report_path);
+    free(o->rejects_path);
     memset(o, 0, sizeof(*o));
 }
 
@@ -474,6 +529,8 @@ int cts_cmd_import(struct cts_config *cfg)
     struct cts_state_params sp;
     struct cts_state *st = NULL;
     struct cts_report *report = NULL;
+    struct cts_rejects *rejects = NULL;
+    long nrejects = 0;
     struct cts_report_counts counts;
     struct cts_pipeline_params pp;
     struct cts_pipeline_outcome po;
@@ -626,9 +683,15 @@ int cts_cmd_import(struct cts_config *cfg)
         goto finish;
     }
 
+    /* The rows for a person, written after the run from what the report
+     * is given (cts_rejects.h). */
+    rejects = cts_rejects_new(cfg);
+    cts_report_set_rejects(report, rejects);
+
     memset(&pp, 0, sizeof(pp));
     pp.cfg = cfg;
     pp.report = report;
+    pp.rejects = rejects;
     pp.state = st;
     pp.cf = cf.n > 0 ? &cf : NULL;
     /* Every try of the requests above: the server has just counted
@@ -665,6 +728,13 @@ int cts_cmd_import(struct cts_config *cfg)
         cts_log_error("%s: %s", outs.report_path, err.msg);
         ex = err.exit_code != 0 ? err.exit_code : CTS_EX_CANTCREAT;
     }
+    memset(&err, 0, sizeof(err));
+    if (outs.rejects_path != NULL &&
+        cts_rejects_write(rejects, outs.rejects_path, &nrejects, &err) != 0) {
+        cts_log_error("%s", err.msg);
+        if (ex == CTS_EX_OK || ex == CTS_EX_FAILED)
+            ex = CTS_EX_CANTCREAT;
+    }
 
 finish:
     /* Every way out writes the report (header only when the run ended
@@ -682,6 +752,15 @@ finish:
     if (!cfg->quiet || ex != CTS_EX_OK) {
         cts_report_summary_line(&counts, elapsed, line, sizeof(line));
         shown = cts_log_visible(outs.report_path);
+        if (nrejects > 0) {
+            /* The file a person opens next: named with its row count. */
+            char *rj = cts_log_visible(outs.rejects_path);
+            char *s = cts_xasprintf("%s; rejects: %s (%ld row%s to fix)", shown,
+                                    rj, nrejects, nrejects == 1 ? "" : "s");
+            free(rj);
+            free(shown);
+            shown = s;
+        }
         fprintf(stderr, "ctct-sync: %s%s: %s; report: %s%s%s (exit %d)\n",
                 cfg->dry_run ? "dry run " : "", "summary", line, shown,
                 po.encoding != NULL && strcmp(po.encoding, "utf-8") != 0
@@ -697,6 +776,7 @@ finish:
     cts_fetch_set_limiter(NULL);
     cts_limiter_free(&pre);
     outputs_close(&outs);
+    cts_rejects_free(rejects);
     cts_state_close(st);
     cts_cf_ids_free(&cf);
     cts_list_set_free(&lists);

@@ -40,6 +40,7 @@
 #include "cts_encoding.h"
 #include "cts_mapper.h"
 #include "cts_reader.h"
+#include "cts_rejects.h"
 #include "cts_state.h"
 
 /* A work item reads and parses up to BATCH_BYTES or BATCH_ROWS rows,
@@ -286,6 +287,11 @@ static void work_fill(struct cts_intake *in)
                 b->eof = got == 0;
                 return;
             }
+            /* Only this thread touches this input's copy while it is
+             * read (cts_rejects_tee). */
+            if (in->tee)
+                cts_rejects_tee(in->p.rejects, in->file_idx, in->rbuf,
+                                (size_t)got);
             in->rpos = 0;
             in->rlen = (size_t)got;
         }
@@ -385,8 +391,7 @@ static int open_file(struct cts_intake *in)
          * thread, deaf to signals: opened O_NONBLOCK (which returns at
          * once), then made blocking again, it waits for its writer in
          * the intake's poll slices (wait_readable), where a stop is seen. */
-        rc = uv_fs_open(in->p.loop, &req, name, O_RDONLY | O_NONBLOCK, 0,
-                        NULL);
+        rc = uv_fs_open(in->p.loop, &req, name, O_RDONLY | O_NONBLOCK, 0, NULL);
         uv_fs_req_cleanup(&req);
         if (rc >= 0) {
             int fl = fcntl(rc, F_GETFL);
@@ -419,6 +424,8 @@ static int open_file(struct cts_intake *in)
     }
     in->fd_open = 1;
     in->stream = fstat(in->fd, &sb) != 0 || !S_ISREG(sb.st_mode);
+    in->tee = in->p.rejects != NULL &&
+              cts_rejects_tee_start(in->p.rejects, in->file_idx, in->fd);
     in->rpos = in->rlen = 0;
     /* A new reader per file: row numbers restart at 1 and the header row
      * builds that file's mapping (intake_header). */

@@ -13,6 +13,7 @@
 
 #include "cts_email.h"
 #include "cts_encoding.h"
+#include "cts_rejects.h"
 
 #define MAX_CUSTOM  25
 #define CF_FIELD(k) (CTS_F__MAPPABLE + (int)(k))
@@ -541,10 +542,15 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
         goto fail;
     }
     m->unmapped = cts_xcalloc(m->ncols > 0 ? m->ncols : 1, sizeof(char *));
-    for (i = 0; i < m->ncols; i++)
-        if (m->cols[i].field < 0 && m->cols[i].known == NULL &&
-            m->cols[i].name[0] != '\0')
+    for (i = 0; i < m->ncols; i++) {
+        if (m->cols[i].field >= 0 || m->cols[i].name[0] == '\0')
+            continue;
+        /* The problem column of a rejects file imported again: known,
+         * ignored without a word. */
+        if (strcmp(m->cols[i].norm, CTS_REJECTS_PROBLEM_NORM) != 0 &&
+            m->cols[i].known == NULL)
             m->unmapped[m->nunmapped++] = m->cols[i].name;
+    }
     return m;
 fail:
     cts_mapper_free(m);
@@ -591,6 +597,9 @@ void cts_mapper_describe(const struct cts_mapper *m, FILE *f)
             fprintf(f, "  column %zu (no header) -> (ignored)\n", i + 1);
         else if (c->field < 0 && c->known != NULL)
             fprintf(f, "  \"%s\" -> (%s)\n", name, c->known);
+        else if (c->field < 0 && strcmp(c->norm, CTS_REJECTS_PROBLEM_NORM) == 0)
+            fprintf(f, "  \"%s\" -> (ignored: the rejects file's problem)\n",
+                    name);
         else if (c->field < 0)
             fprintf(f, "  \"%s\" -> (ignored)\n", name);
         else
@@ -742,7 +751,10 @@ static void s_replace(const struct salloc *a, char **v, char *t)
     free(t);
 }
 
-/* The trimmed cell of a column, or NULL when absent or empty. */
+/* The trimmed cell of a column, or NULL when absent or empty.  The quote
+ * that neutralised a formula-like value (the report's rule: before '='
+ * '+' '-' '@' TAB CR; our export and rejects files write it) is taken off
+ * again, so a phone "+1 555" written as "'+1 555" comes back as it was. */
 static char *cell(const struct salloc *a, const struct cts_row *row, int col)
 {
     size_t n;
@@ -752,11 +764,13 @@ static char *cell(const struct salloc *a, const struct cts_row *row, int col)
         return NULL;
     n = row->lens[col];
     s = cts_trim_span(row->fields[col], &n);
-    /* A quote a spreadsheet-safe writer (our report and export) put before
-     * '=', '+', '-', '@', TAB or CR is not part of the value. */
+    /* A quote a spreadsheet-safe writer (our report, export and rejects
+     * file) put before '=', '+', '-', '@', TAB or CR is not part of the
+     * value. */
     if (n >= 2 && s[0] == '\'' && strchr("=+-@\t\r", s[1]) != NULL) {
         s++;
         n--;
+        s = cts_trim_span(s, &n);
     }
     if (n == 0)
         return NULL;

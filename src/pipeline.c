@@ -623,11 +623,11 @@ static void bulk_maybe_start(struct pipeline *p)
 /* The unsubscribed addresses are known (or cannot be): read the rows. */
 static void on_optsync_done(void *arg, const struct cts_optsync_result *r)
 {
-    static const enum cts_stop stops[] = {
-        [CTS_OPTSYNC_NONE] = CTS_STOP_UNREACHABLE,
-        [CTS_OPTSYNC_AUTH] = CTS_STOP_AUTH,
-        [CTS_OPTSYNC_QUOTA] = CTS_STOP_QUOTA,
-        [CTS_OPTSYNC_LATER] = CTS_STOP_LATER};
+    static const enum cts_stop stops[] = {[CTS_OPTSYNC_NONE] =
+                                              CTS_STOP_UNREACHABLE,
+                                          [CTS_OPTSYNC_AUTH] = CTS_STOP_AUTH,
+                                          [CTS_OPTSYNC_QUOTA] = CTS_STOP_QUOTA,
+                                          [CTS_OPTSYNC_LATER] = CTS_STOP_LATER};
     struct pipeline *p = arg;
 
     p->opt_ready = r->end == CTS_OPTSYNC_FRESH || r->end == CTS_OPTSYNC_STALE;
@@ -826,6 +826,7 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     ip.full = intake_full;
     ip.on_done = on_read_done;
     ip.arg = p;
+    ip.rejects = pp->rejects;
     cts_intake_init(&p->in, &ip);
     p->intake_inited = 1;
     cts_progress_init(&p->progress, stderr, uv_now(&p->loop));

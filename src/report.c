@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cts_rejects.h"
+
 /* A result that arrived before an earlier row: owned copies of its text. */
 struct held {
     int used;
@@ -38,6 +40,7 @@ struct cts_report {
     struct cts_buf line; /* lines not yet handed to stdio (flush_lines) */
     int (*before_write)(void *arg); /* cts_report_set_before_write */
     void *before_write_arg;
+    struct cts_rejects *rejects; /* cts_report_set_rejects */
 };
 
 #define LINES_FLUSH (64 * 1024) /* bytes of lines per fwrite */
@@ -83,6 +86,11 @@ static void put_cell(struct cts_buf *b, const char *s)
 void cts_report_cell(struct cts_buf *b, const char *s)
 {
     put_cell(b, s);
+}
+
+void cts_report_set_rejects(struct cts_report *r, struct cts_rejects *rj)
+{
+    r->rejects = rj;
 }
 
 /* Decimal digits of v, appended (snprintf's format parsing was a tenth
@@ -166,8 +174,16 @@ static int write_line(struct cts_report *r, const char *file, long row,
      * are masked here as on the terminal (a copy only when one is there). */
     masked = cts_log_redacted(message);
     put_cell(b, masked != NULL ? masked : message);
-    free(masked);
     cts_buf_append(b, "\r\n", 2);
+    /* Rows for a person also go to the rejects file (its own errors are
+     * its own: the report goes on). */
+    if (r->rejects != NULL && cts_rejects_wanted(status)) {
+        struct cts_result res = {file,       row,         email,
+                                 status,     http_status, attempts,
+                                 contact_id, error_key,   message};
+        cts_rejects_add(r->rejects, &res, masked != NULL ? masked : message);
+    }
+    free(masked);
     /* Buffered like stdio's own buffer was; ferror() is checked again at
      * close, but a failed fwrite is caught here so the run can stop early
      * (exit 73). */

@@ -363,9 +363,10 @@ static void test_post_gives_up_deferred(void **state)
     struct cts_state *st;
     struct cts_state_params sp;
     TU_NEED_SANDBOX();
-    json_decref(admin("POST", "/_sandbox/faults",
-                      "{\"faults\":[\"503\",\"503\",\"503\",\"503\"],"
-                      "\"match\":\"POST /v3/activities/contacts_json_import\"}"));
+    json_decref(
+        admin("POST", "/_sandbox/faults",
+              "{\"faults\":[\"503\",\"503\",\"503\",\"503\"],"
+              "\"match\":\"POST /v3/activities/contacts_json_import\"}"));
     run_open(&x, CTS_API_V3, 0);
     add(&x, 1, "later1@example.com", "L1");
     add(&x, 2, "later2@example.com", "L2");

@@ -683,8 +683,8 @@ static void test_auth_problems(void **state)
     assert_non_null(strstr(p.v[1].text, "client secret"));
     cts_config_problems_free(&p);
     /* ... and a token file that is a directory. */
-    assert_int_equal(auth_problems(&p, "--api-key", "k", "--token-file",
-                                   tmpdir, "--redirect-uri", GOOD_URI, NULL),
+    assert_int_equal(auth_problems(&p, "--api-key", "k", "--token-file", tmpdir,
+                                   "--redirect-uri", GOOD_URI, NULL),
                      78);
     assert_int_equal(p.n, 1);
     assert_non_null(strstr(p.v[0].text, "is a directory"));
