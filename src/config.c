@@ -629,6 +629,7 @@ void cts_config_free(struct cts_config *cfg)
     cts_opt_clear_lists(cfg);
     free(cfg->report);
     free(cfg->summary);
+    free(cfg->html);
     free(cfg->state_dir);
     free(cfg->redirect_uri);
     free(cfg->registered_redirect_uri);

@@ -33,6 +33,8 @@ enum opt_id {
     O_RETRIES,
     O_REPORT,
     O_SUMMARY,
+    O_HTML,
+    O_NO_HTML,
     O_STATE,
     O_FULL,
     O_BULK,

@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cts_htmlreport.h"
+
 /* A result that arrived before an earlier row: owned copies of its text. */
 struct held {
     int used;
@@ -38,6 +40,7 @@ struct cts_report {
     struct cts_buf line; /* lines not yet handed to stdio (flush_lines) */
     int (*before_write)(void *arg); /* cts_report_set_before_write */
     void *before_write_arg;
+    struct cts_html *html; /* cts_report_set_html: borrowed, may be NULL */
 };
 
 #define LINES_FLUSH (64 * 1024) /* bytes of lines per fwrite */
@@ -161,6 +164,18 @@ static int write_line(struct cts_report *r, const char *file, long row,
      * are masked here as on the terminal (a copy only when one is there). */
     masked = cts_log_redacted(message);
     put_cell(b, masked != NULL ? masked : message);
+    if (r->html != NULL) {
+        /* The page shows the row's text as the report does: masked. */
+        struct cts_result res = {0};
+        res.file = file;
+        res.row = row;
+        res.email = email;
+        res.status = status;
+        res.http_status = http_status;
+        res.error_key = error_key;
+        res.message = masked != NULL ? masked : message;
+        cts_html_add(r->html, &res);
+    }
     free(masked);
     cts_buf_append(b, "\r\n", 2);
     /* Buffered like stdio's own buffer was; ferror() is checked again at
@@ -367,6 +382,11 @@ int cts_report_put(struct cts_report *r, uint64_t seq,
     h->message = dup_or_null(res->message);
     r->nheld++;
     return r->err;
+}
+
+void cts_report_set_html(struct cts_report *r, struct cts_html *h)
+{
+    r->html = h;
 }
 
 uint64_t cts_report_written(const struct cts_report *r)
