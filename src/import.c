@@ -163,8 +163,32 @@ static char *html_path_for(const struct cts_config *cfg, const char *report)
     return cts_html_default_path(report);
 }
 
-/* The page replaces its file by rename: it must not be an input, the
- * report or the summary.  0 or CTS_EX_USAGE. */
+/* The page's directory must take a new file (it is replaced by rename):
+ * found before anything is sent, like an unwritable report (73).  The
+ * default page is only dropped, with a warning.  0, -1 (dropped) or 73. */
+static int check_html_dir(const struct cts_config *cfg, const char *html)
+{
+    struct stat st;
+    char *dir = cts_dirname(html);
+    int e = 0;
+
+    if (stat(html, &st) == 0 && S_ISDIR(st.st_mode))
+        e = EISDIR;
+    else if (access(dir, W_OK | X_OK) != 0)
+        e = errno;
+    free(dir);
+    if (e == 0)
+        return 0;
+    if (cfg->html == NULL) {
+        cts_log_warn("no HTML report: cannot write %s: %s", html,
+                     strerror(e));
+        return -1;
+    }
+    cts_log_error("cannot write the HTML report %s: %s", html, strerror(e));
+    return CTS_EX_CANTCREAT;
+}
+
+/* The page must not be an input, the report or the summary (64). */
 static int check_html(const struct cts_config *cfg, const char *report,
                       const char *html)
 {
@@ -279,7 +303,6 @@ static int outputs_open(const struct cts_config *cfg, struct outputs *o)
         ex = check_html(cfg, o->report_path, o->html_path);
         if (ex != 0)
             return ex;
-        o->html = cts_html_new(0);
     }
     if (cfg->summary != NULL) {
         o->summary_fd = cts_report_file_open(cfg->summary, "summary", &err);
@@ -293,6 +316,14 @@ static int outputs_open(const struct cts_config *cfg, struct outputs *o)
         cts_log_error("%s", err.msg);
         return CTS_EX_CANTCREAT;
     }
+    ex = o->html_path != NULL ? check_html_dir(cfg, o->html_path) : 0;
+    if (ex != 0) {
+        free(o->html_path);
+        o->html_path = NULL;
+        return ex > 0 ? ex : 0;
+    }
+    if (o->html_path != NULL)
+        o->html = cts_html_new(0);
     return 0;
 }
 
