@@ -141,6 +141,7 @@ struct outputs {
     struct cts_report *report; /* the sink, once the rows may come */
     char *html_path;           /* the HTML page, NULL for none (owned) */
     struct cts_html *html;     /* the page's rows, gathered by the sink */
+    int html_written;          /* the page is there (the summary says so) */
 };
 
 /* ---- the HTML page: --html FILE, or beside the report on a terminal */
@@ -239,7 +240,6 @@ static int outputs_html(const struct cts_config *cfg, struct outputs *o,
     struct cts_html_run run;
     struct cts_html_list *hl;
     size_t i, j;
-    char *shown;
 
     if (o->html_path == NULL)
         return ex;
@@ -273,13 +273,26 @@ static int outputs_html(const struct cts_config *cfg, struct outputs *o,
         } else {
             cts_log_warn("%s", err.msg);
         }
-    } else if (!cfg->quiet) {
-        shown = cts_log_visible(o->html_path);
-        cts_log_info("HTML report: %s", shown);
-        free(shown);
+    } else {
+        o->html_written = 1;
     }
     free(hl);
     return ex;
+}
+
+/* The run's report as the summary line names it (owned, made visible):
+ * "r.csv", or "r.csv and r.html" when the page was written. */
+static char *outputs_shown(const struct outputs *o)
+{
+    char *r = cts_log_visible(o->report_path), *h, *both;
+
+    if (!o->html_written)
+        return r;
+    h = cts_log_visible(o->html_path);
+    both = cts_xasprintf("%s and %s", r, h);
+    free(r);
+    free(h);
+    return both;
 }
 
 /* Open both; 0, CTS_EX_USAGE (same file as an input) or
@@ -813,7 +826,7 @@ finish:
      * every row (exit 0) prints nothing, so cron mails only on trouble. */
     if (!cfg->quiet || ex != CTS_EX_OK) {
         cts_report_summary_line(&counts, elapsed, line, sizeof(line));
-        shown = cts_log_visible(outs.report_path);
+        shown = outputs_shown(&outs);
         fprintf(stderr, "ctct-sync: %s%s: %s; report: %s%s%s (exit %d)\n",
                 cfg->dry_run ? "dry run " : "", "summary", line, shown,
                 po.encoding != NULL && strcmp(po.encoding, "utf-8") != 0

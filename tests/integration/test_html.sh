@@ -144,8 +144,9 @@ imp --list "$LIST" --rate 0 --concurrency 1 --html "$T/r.html" "$IN"
 check "exit 1 (a row failed)" eval '[ "$RC" = 1 ]'
 check "page written" test -s "$T/r.html"
 check "page is 0600" eval '[ "$(stat -c %a "$T/r.html")" = 600 ]'
-check "stderr names the page" grep -q "HTML report: $T/r.html" "$T/err"
-check "the summary line stays last" eval 'tail -1 "$T/err" | grep -q "summary: 6 rows"'
+check "the summary line, last, names the page" \
+    eval 'tail -1 "$T/err" | grep -qF "summary: 6 rows" &&
+          tail -1 "$T/err" | grep -qF "report: $T/r.csv and $T/r.html (exit 1)"'
 checks "v3"
 check "report has 1 failed, 2 invalid" \
     eval '[ "$(rep_count failed)" = 1 ] && [ "$(rep_count invalid)" = 2 ]'
@@ -210,7 +211,7 @@ if command -v script >/dev/null 2>&1 && script -qc true /dev/null >/dev/null 2>&
     tty_run --report "$T/r2.csv" "$T/in.csv"
     check "terminal: <report>.html by default, 0600" \
         eval '[ -s "$T/r2.html" ] && [ "$(stat -c %a "$T/r2.html")" = 600 ] &&
-              grep -q "HTML report: .*r2.html" "$T/tty.out"'
+              grep -q "report: .*r2.csv and .*r2.html" "$T/tty.out"'
     rm -f "$T/r2.html"
     tty_run --report "$T/r2.csv" --no-html "$T/in.csv"
     check "terminal with --no-html: no page" test ! -e "$T/r2.html"
