@@ -75,6 +75,9 @@ struct cts_config {
     char *summary;     /* NULL = no summary file */
     char *rejects;     /* NULL = "<report base>.rejects.csv" beside the
                           report, written when a row needs a person */
+    char *html;        /* --html: the HTML page; NULL = "<report>.html"
+                          when stderr is a terminal (not --quiet) */
+    int no_html;       /* --no-html: no page, even on a terminal */
     int outputs_known; /* every layer applied: report and summary are the
                           ones the user asked for, even if loading failed
                           later (the import then still writes them) */

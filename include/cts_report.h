@@ -111,6 +111,12 @@ int cts_report_put(struct cts_report *r, uint64_t seq,
 void cts_report_set_before_write(struct cts_report *r, int (*fn)(void *arg),
                                  void *arg);
 
+/* Hand every row written from now on, its message masked, to h
+ * (borrowed; NULL stops it), which gathers the HTML page
+ * (cts_htmlreport.h).  h must outlive the sink or be unset first. */
+struct cts_html;
+void cts_report_set_html(struct cts_report *r, struct cts_html *h);
+
 /* Number of the next row the sink is waiting for (= rows written). */
 uint64_t cts_report_written(const struct cts_report *r);
 /* Rows received but held back waiting for an earlier one. */

@@ -633,6 +633,7 @@ void cts_config_free(struct cts_config *cfg)
     free(cfg->report);
     free(cfg->summary);
     free(cfg->rejects);
+    free(cfg->html);
     free(cfg->state_dir);
     free(cfg->redirect_uri);
     free(cfg->registered_redirect_uri);

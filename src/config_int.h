@@ -34,6 +34,8 @@ enum opt_id {
     O_REPORT,
     O_SUMMARY,
     O_REJECTS,
+    O_HTML,
+    O_NO_HTML,
     O_STATE,
     O_FULL,
     O_BULK,

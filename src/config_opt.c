@@ -55,6 +55,8 @@ const struct opt_def cts_opts[] = {
     {"report", O_REPORT, A_REQ, C_IMPORT, 1},
     {"summary", O_SUMMARY, A_REQ, C_IMPORT, 1},
     {"rejects", O_REJECTS, A_REQ, C_IMPORT, 1},
+    {"html", O_HTML, A_REQ, C_IMPORT, 1},
+    {"no-html", O_NO_HTML, A_NONE, C_IMPORT, 1},
     {"state", O_STATE, A_REQ, C_SEND, 1},
     {"full", O_FULL, A_NONE, C_IMPORT, 1},
     {"bulk", O_BULK, A_REQ, C_IMPORT, 1},
@@ -303,6 +305,7 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
     case O_NO_LISTEN:
     case O_OPEN:
     case O_DEVICE:
+    case O_NO_HTML:
         if (parse_bool(value, &b) != 0)
             return bad_value(ld, o, shown, "expected true or false", err);
         if (o->id == O_QUIET)
@@ -319,6 +322,8 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
             cfg->no_listen = b;
         else if (o->id == O_OPEN)
             cfg->open_browser = b;
+        else if (o->id == O_NO_HTML)
+            cfg->no_html = b;
         else
             cfg->device_flow = b;
         return 0;
@@ -424,6 +429,11 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
     case O_REPORT: cts_opt_set_path(ld, &cfg->report, value); return 0;
     case O_SUMMARY: cts_opt_set_path(ld, &cfg->summary, value); return 0;
     case O_REJECTS: cts_opt_set_path(ld, &cfg->rejects, value); return 0;
+    case O_HTML:
+        /* A later layer's --html wins over an earlier no_html. */
+        cts_opt_set_path(ld, &cfg->html, value);
+        cfg->no_html = 0;
+        return 0;
     case O_STATE: cts_opt_set_path(ld, &cfg->state_dir, value); return 0;
     case O_BULK:
         if (strcmp(value, "auto") == 0)

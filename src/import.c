@@ -18,6 +18,7 @@
 #include "cts_api.h"
 #include "cts_fetch.h"
 #include "cts_fsio.h"
+#include "cts_htmlreport.h"
 #include "cts_http.h"
 #include "cts_refresh.h"
 #include "cts_rejects.h"
@@ -180,7 +181,160 @@ struct outputs {
     int report_fd;      /* -1 once handed to the sink, or when not open */
     int summary_fd;     /* -1 when there is no --summary (or not open) */
     struct cts_report *report; /* the sink, once the rows may come */
+    char *html_path;           /* the HTML page, NULL for none (owned) */
+    struct cts_html *html;     /* the page's rows, gathered by the sink */
+    int html_written;          /* the page is there (the summary says so) */
 };
+
+/* ---- the HTML page: --html FILE, or beside the report on a terminal */
+
+/* Which page to write, if any (owned path or NULL): --html FILE; else,
+ * on a terminal run (stderr a terminal, not --quiet: cron gets none),
+ * the report's name with .html, when the report is a regular file. */
+static char *html_path_for(const struct cts_config *cfg, const char *report)
+{
+    struct stat st;
+
+    if (cfg->no_html)
+        return NULL;
+    if (cfg->html != NULL)
+        return cts_xstrdup(cfg->html);
+    if (cfg->quiet || !isatty(STDERR_FILENO))
+        return NULL;
+    if (stat(report, &st) == 0 && !S_ISREG(st.st_mode))
+        return NULL; /* /dev/stdout, a pipe: no file to stand beside */
+    return cts_html_default_path(report);
+}
+
+/* The page's directory must take a new file (it is replaced by rename):
+ * found before anything is sent, like an unwritable report (73).  The
+ * default page is only dropped, with a warning.  0, -1 (dropped) or 73. */
+static int check_html_dir(const struct cts_config *cfg, const char *html)
+{
+    struct stat st;
+    char *dir = cts_dirname(html);
+    int e = 0;
+
+    if (stat(html, &st) == 0 && S_ISDIR(st.st_mode))
+        e = EISDIR;
+    else if (access(dir, W_OK | X_OK) != 0)
+        e = errno;
+    free(dir);
+    if (e == 0)
+        return 0;
+    if (cfg->html == NULL) {
+        cts_log_warn("no HTML report: cannot write %s: %s", html, strerror(e));
+        return -1;
+    }
+    cts_log_error("cannot write the HTML report %s: %s", html, strerror(e));
+    return CTS_EX_CANTCREAT;
+}
+
+/* The page must not be an input, the report or the summary (64). */
+static int check_html(const struct cts_config *cfg, const char *report,
+                      const char *html)
+{
+    struct file_id hid, oid;
+    size_t i;
+
+    file_id_of(html, &hid);
+    file_id_of(report, &oid);
+    if (same_file(&hid, &oid)) {
+        cts_log_error("--html %s and the report %s are the same file; give "
+                      "them different names",
+                      html, report);
+        return CTS_EX_USAGE;
+    }
+    if (cfg->summary != NULL) {
+        file_id_of(cfg->summary, &oid);
+        if (same_file(&hid, &oid)) {
+            cts_log_error("--html %s and --summary %s are the same file; "
+                          "give them different names",
+                          html, cfg->summary);
+            return CTS_EX_USAGE;
+        }
+    }
+    for (i = 0; i < cfg->ninputs; i++) {
+        if (strcmp(cfg->inputs[i], "-") == 0)
+            continue;
+        file_id_of(cfg->inputs[i], &oid);
+        if (oid.exists && same_file(&hid, &oid)) {
+            cts_log_error("--html %s is the input file %s; writing it would "
+                          "destroy the input — give --html another name",
+                          html, cfg->inputs[i]);
+            return CTS_EX_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* Write the page (if any) for a run that ended with ex; returns ex, or
+ * 73 when an asked-for page (--html) cannot be written and ex was 0/1
+ * (the default page only warns).  info and lists may be empty. */
+static int outputs_html(const struct cts_config *cfg, struct outputs *o,
+                        const struct cts_report_counts *counts,
+                        const struct cts_account_info *info,
+                        const struct cts_list_set *lists, long started,
+                        double elapsed, int ex)
+{
+    struct cts_error err = {0};
+    struct cts_html_run run;
+    struct cts_html_list *hl;
+    size_t i, j;
+
+    if (o->html_path == NULL)
+        return ex;
+    hl = cts_xcalloc(cfg->nlists + 1, sizeof(*hl));
+    for (i = 0; i < cfg->nlists; i++) {
+        hl[i].id = cfg->lists[i];
+        for (j = 0; lists != NULL && j < lists->n; j++)
+            if (lists->items[j].id != NULL &&
+                strcmp(lists->items[j].id, cfg->lists[i]) == 0)
+                hl[i].name = lists->items[j].name;
+    }
+    memset(&run, 0, sizeof(run));
+    run.api = cfg->api == CTS_API_V2 ? "v2" : "v3";
+    run.account = info != NULL ? info->account : NULL;
+    run.organization = info != NULL ? info->organization : NULL;
+    run.lists = hl;
+    run.nlists = cfg->nlists;
+    run.inputs = cfg->inputs;
+    run.ninputs = cfg->ninputs;
+    run.report_path = o->report_path;
+    run.started = started;
+    run.elapsed_s = elapsed;
+    run.exit_code = ex;
+    run.dry_run = cfg->dry_run;
+    run.counts = counts;
+    if (cts_html_write(o->html, &run, o->html_path, &err) != 0) {
+        if (cfg->html != NULL) {
+            cts_log_error("%s", err.msg);
+            if (ex == CTS_EX_OK || ex == CTS_EX_FAILED)
+                ex = CTS_EX_CANTCREAT;
+        } else {
+            cts_log_warn("%s", err.msg);
+        }
+    } else {
+        o->html_written = 1;
+    }
+    free(hl);
+    return ex;
+}
+
+/* The run's report as the summary line names it (owned, made visible):
+ * "r.csv", or "r.csv and r.html" when the page was written. */
+static char *outputs_shown(const struct outputs *o)
+{
+    char *r = cts_log_visible(o->report_path), *h, *both;
+
+    if (!o->html_written)
+        return r;
+    h = cts_log_visible(o->html_path);
+    both = cts_xasprintf("%s and %s", r, h);
+    free(r);
+    free(h);
+    return both;
+}
 
 /* Open both; 0, CTS_EX_USAGE (same file as an input) or
  * CTS_EX_CANTCREAT (the summary then still gets written if it can). */
@@ -210,6 +364,12 @@ static int outputs_open(const struct cts_config *cfg, struct outputs *o)
         free(o->rejects_path);
         o->rejects_path = NULL;
     }
+    o->html_path = html_path_for(cfg, o->report_path);
+    if (o->html_path != NULL) {
+        ex = check_html(cfg, o->report_path, o->html_path);
+        if (ex != 0)
+            return ex;
+    }
     if (cfg->summary != NULL) {
         o->summary_fd = cts_report_file_open(cfg->summary, "summary", &err);
         if (o->summary_fd < 0) {
@@ -222,6 +382,14 @@ static int outputs_open(const struct cts_config *cfg, struct outputs *o)
         cts_log_error("%s", err.msg);
         return CTS_EX_CANTCREAT;
     }
+    ex = o->html_path != NULL ? check_html_dir(cfg, o->html_path) : 0;
+    if (ex != 0) {
+        free(o->html_path);
+        o->html_path = NULL;
+        return ex > 0 ? ex : 0;
+    }
+    if (o->html_path != NULL)
+        o->html = cts_html_new(0);
     return 0;
 }
 
@@ -235,6 +403,8 @@ static struct cts_report *outputs_report(struct outputs *o,
     if (fd < 0)
         return NULL;
     o->report = cts_report_open_fd(fd, o->report_path, err);
+    if (o->report != NULL && o->html != NULL)
+        cts_report_set_html(o->report, o->html);
     return o->report;
 }
 
@@ -260,6 +430,8 @@ static void outputs_close(struct outputs *o)
 {
     if (o->report != NULL)
         cts_report_close(o->report, NULL);
+    cts_html_free(o->html);
+    free(o->html_path);
     if (o->report_fd >= 0)
         close(o->report_fd);
     if (o->summary_fd >= 0)
@@ -307,6 +479,8 @@ int cts_import_failed(const struct cts_config *cfg, int exit_code)
         return exit_code;
     }
     outputs_empty_report(&o);
+    outputs_html(cfg, &o, &counts, NULL, NULL, cts_config_now(cfg), 0,
+                 exit_code);
     outputs_summary(cfg, &o, &counts, NULL, 0, exit_code);
     outputs_close(&o);
     return exit_code;
@@ -538,6 +712,7 @@ int cts_cmd_import(struct cts_config *cfg)
     struct outputs outs;
     char *state_dir = NULL, *shown;
     uint64_t t0 = uv_hrtime();
+    long started = cts_config_now(cfg);
     uint64_t preflight_done_ms = 0;
     double elapsed;
     long expected = 0;
@@ -652,6 +827,8 @@ int cts_cmd_import(struct cts_config *cfg)
         if (rc == CTS_ELOCKED) {
             close(outs.report_fd);
             outs.report_fd = -1;
+            free(outs.html_path);
+            outs.html_path = NULL;
         }
         goto finish;
     }
@@ -746,12 +923,13 @@ finish:
     counts.requests = po.requests;
     counts.retries = po.retries;
     elapsed = (double)(uv_hrtime() - t0) / 1e9;
+    ex = outputs_html(cfg, &outs, &counts, &info, &lists, started, elapsed, ex);
     ex = outputs_summary(cfg, &outs, &counts, info.account, elapsed, ex);
     /* The closing line.  --quiet means errors only: a run that settled
      * every row (exit 0) prints nothing, so cron mails only on trouble. */
     if (!cfg->quiet || ex != CTS_EX_OK) {
         cts_report_summary_line(&counts, elapsed, line, sizeof(line));
-        shown = cts_log_visible(outs.report_path);
+        shown = outputs_shown(&outs);
         if (nrejects > 0) {
             /* The file a person opens next: named with its row count. */
             char *rj = cts_log_visible(outs.rejects_path);

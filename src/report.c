@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cts_htmlreport.h"
 #include "cts_rejects.h"
 
 /* A result that arrived before an earlier row: owned copies of its text. */
@@ -41,6 +42,7 @@ struct cts_report {
     int (*before_write)(void *arg); /* cts_report_set_before_write */
     void *before_write_arg;
     struct cts_rejects *rejects; /* cts_report_set_rejects */
+    struct cts_html *html; /* cts_report_set_html: borrowed, may be NULL */
 };
 
 #define LINES_FLUSH (64 * 1024) /* bytes of lines per fwrite */
@@ -175,13 +177,17 @@ static int write_line(struct cts_report *r, const char *file, long row,
     masked = cts_log_redacted(message);
     put_cell(b, masked != NULL ? masked : message);
     cts_buf_append(b, "\r\n", 2);
-    /* Rows for a person also go to the rejects file (its own errors are
-     * its own: the report goes on). */
-    if (r->rejects != NULL && cts_rejects_wanted(status)) {
-        struct cts_result res = {file,       row,         email,
-                                 status,     http_status, attempts,
-                                 contact_id, error_key,   message};
-        cts_rejects_add(r->rejects, &res, masked != NULL ? masked : message);
+    /* The HTML page and the rejects file see the row as the report shows
+     * it, masked; their own errors are their own: the report goes on. */
+    if (r->html != NULL || (r->rejects != NULL && cts_rejects_wanted(status))) {
+        struct cts_result res = {
+            file,       row,         email,
+            status,     http_status, attempts,
+            contact_id, error_key,   masked != NULL ? masked : message};
+        if (r->html != NULL)
+            cts_html_add(r->html, &res);
+        if (r->rejects != NULL && cts_rejects_wanted(status))
+            cts_rejects_add(r->rejects, &res, res.message);
     }
     free(masked);
     /* Buffered like stdio's own buffer was; ferror() is checked again at
@@ -388,6 +394,11 @@ int cts_report_put(struct cts_report *r, uint64_t seq,
     h->message = dup_or_null(res->message);
     r->nheld++;
     return r->err;
+}
+
+void cts_report_set_html(struct cts_report *r, struct cts_html *h)
+{
+    r->html = h;
 }
 
 uint64_t cts_report_written(const struct cts_report *r)

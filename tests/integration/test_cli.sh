@@ -127,7 +127,7 @@ sed 's/\\//g' "$TOP/doc/ctct-sync.1" >"$T/man.txt"
 for c in import check lists auth; do "$CTS" "$c" --help >>"$T/allhelp"; done
 missing=""
 for o in api api-key token token-file account base-url auth-url config list mode permission \
-    rate concurrency daily-quota retries report summary rejects state full bulk \
+    rate concurrency daily-quota retries report summary rejects html no-html state full bulk \
     bulk-threshold poll-interval dry-run quiet verbose delimiter encoding map \
     redirect-uri registered-redirect-uri no-listen open device client-secret \
     scopes timeout json help; do
