@@ -170,6 +170,7 @@ static int intake_header(struct cts_intake *in, struct cts_intake_batch *b,
     mo.maps = cfg->maps;
     mo.nmaps = cfg->nmaps;
     mo.file = row->file;
+    mo.accept_typos = cfg->accept_typos;
     b->header = 1;
     in->mapper = cts_mapper_new(&mo, row, &err);
     if (in->mapper == NULL) {

@@ -586,7 +586,7 @@ static int on_corpus_row(const struct cts_row *row, void *arg)
     memset(&err, 0, sizeof(err));
     if (row->row == 0) {
         struct cts_mapper_opts mo = {cr->o->api, cr->o->maps, cr->o->nmaps,
-                                     cr->file};
+                                     cr->file, 0};
         cr->m = cts_mapper_new(&mo, row, &err);
         if (cr->m == NULL) {
             cr->exit_code = err.exit_code;
