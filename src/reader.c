@@ -70,6 +70,7 @@ struct cts_reader {
     int too_many;      /* more than MAX_FIELDS fields: the rest dropped */
     unsigned char *ignore; /* ignore[i]: nothing reads column i */
     size_t nignore;
+    int dropped;       /* a value in an ignored column was dropped */
     int big_record;    /* the record outgrew its cap: later fields cut */
     int oversize;      /* the field now in libcsv's buffer was cut */
     size_t dropped_nl; /* line breaks in cut-away bytes */
@@ -264,9 +265,10 @@ static void cb_field(void *s, size_t len, void *data)
     if (has_low_byte(s, len)) {
         r->dropped_nl += count_breaks(s, len);
         if (memchr(s, 0, len) != NULL) {
-            if (ignored(r, r->nf))
-                len = 0; /* read by nobody: dropped, not a problem */
-            else if (r->nul_field == 0)
+            if (ignored(r, r->nf)) {
+                r->dropped = 1; /* read by nobody: dropped, no problem */
+                len = 0;
+            } else if (r->nul_field == 0)
                 r->nul_field = (long)r->nf + 1;
         }
     }
@@ -274,7 +276,9 @@ static void cb_field(void *s, size_t len, void *data)
         /* Keep nothing of a field we refuse anyway, or that nobody reads
          * (a huge note in an unmapped column costs the row nothing). */
         r->oversize = 0;
-        if (r->big_field == 0 && !ignored(r, r->nf))
+        if (ignored(r, r->nf))
+            r->dropped = 1;
+        else if (r->big_field == 0)
             r->big_field = (long)r->nf + 1;
         len = 0;
     } else if (r->rec.len + len > r->max_field * RECORD_FIELDS_CAP) {
@@ -300,6 +304,7 @@ static void reset_record(struct cts_reader *r)
     r->big_field = 0;
     r->too_many = 0;
     r->big_record = 0;
+    r->dropped = 0;
 }
 
 static void ensure_fields(struct cts_reader *r, size_t n)
@@ -399,7 +404,7 @@ static int is_blank(const struct cts_reader *r)
     size_t i;
 
     /* Fields emptied because they were too big were not blank. */
-    if (r->big_field != 0 || r->too_many || r->big_record)
+    if (r->big_field != 0 || r->too_many || r->big_record || r->dropped)
         return 0;
     for (i = 0; i < r->nf; i++)
         if (r->rawlen[i] != 0)

@@ -271,14 +271,19 @@ static void test_ignored_columns(void **state)
         cts_buf_appendf(&in, "%c", i == 50 ? '\n' : 'n');
     cts_buf_appendf(&in, "\",Ann\nc@d.co,x");
     cts_buf_putc(&in, 0);
-    cts_buf_appendf(&in, "y,Cy\ne@f.co,ok,123456789\n");
+    cts_buf_appendf(&in, "y,Cy\ne@f.co,ok,123456789\n,");
+    /* A row whose only value was dropped is still a row, not a blank. */
+    for (i = 0; i < 20; i++)
+        cts_buf_putc(&in, 'z');
+    cts_buf_appendf(&in, ",\n");
     g_ignore = ign;
     g_nignore = sizeof(ign);
     check_every_chunk(in.data, in.len, &o,
                       "0@1|email|notes|name\n"
                       "1@2|a@b.co||Ann\n"
                       "2@4|c@d.co||Cy\n"
-                      "3@5!column \"name\" is longer than 8 bytes|e@f.co|ok|\n");
+                      "3@5!column \"name\" is longer than 8 bytes|e@f.co|ok|\n"
+                      "4@6|||\n");
     g_ignore = NULL;
     g_nignore = 0;
     cts_buf_free(&in);
