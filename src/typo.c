@@ -38,19 +38,18 @@ static const char *const real[] = {
 static const struct {
     const char *slip, *meant;
 } tld_slips[] = {
-    {"con", "com"},  {"cmo", "com"},  {"comm", "com"}, {"c0m", "com"},
-    {"ocm", "com"},  {"vom", "com"},  {"xom", "com"},  {"coom", "com"},
-    {"cpm", "com"},  {"cim", "com"},  {"ccom", "com"}, {"comn", "com"},
-    {"clm", "com"},  {"cmm", "com"},  {"copm", "com"}, {"nte", "net"},
-    {"ent", "net"},  {"ner", "net"},  {"nett", "net"}, {"met", "net"},
-    {"ney", "net"},  {"ogr", "org"},  {"rog", "org"},  {"orgg", "org"},
-    {"prg", "org"},  {"irg", "org"},  {"eud", "edu"},
+    {"con", "com"}, {"cmo", "com"}, {"comm", "com"}, {"c0m", "com"},
+    {"ocm", "com"}, {"vom", "com"}, {"xom", "com"},  {"coom", "com"},
+    {"cpm", "com"}, {"cim", "com"}, {"ccom", "com"}, {"comn", "com"},
+    {"clm", "com"}, {"cmm", "com"}, {"copm", "com"}, {"nte", "net"},
+    {"ent", "net"}, {"ner", "net"}, {"nett", "net"}, {"met", "net"},
+    {"ney", "net"}, {"ogr", "org"}, {"rog", "org"},  {"orgg", "org"},
+    {"prg", "org"}, {"irg", "org"}, {"eud", "edu"},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static int in_list(const char *const *list, size_t n, const char *d,
-                   size_t len)
+static int in_list(const char *const *list, size_t n, const char *d, size_t len)
 {
     size_t i;
 

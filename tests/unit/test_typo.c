@@ -76,7 +76,7 @@ static void test_one_edit(void **state)
 static void test_tld_slips(void **state)
 {
     static const char *const com[] = {"con", "cmo", "comm", "c0m", "ocm",
-                                       "vom", "xom", "coom", "cpm", "cim"};
+                                      "vom", "xom", "coom", "cpm", "cim"};
     char d[64], want[64];
     size_t i;
 
