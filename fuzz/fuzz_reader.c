@@ -60,7 +60,7 @@ static int on_row(const struct cts_row *row, void *arg)
     if (row->row == 0) {
         struct cts_map maps[2] = {{(char *)"cf:Extra", (char *)"extra"},
                                   {(char *)"first_name", (char *)"vorname"}};
-        struct cts_mapper_opts o = {fz->api, maps, 0, "fuzz"};
+        struct cts_mapper_opts o = {fz->api, maps, 0, "fuzz", 0};
 
         if (fz->m != NULL)
             abort(); /* one header per input */

@@ -54,6 +54,7 @@ struct cts_config {
     enum cts_encoding encoding;
     struct cts_map *maps;
     size_t nmaps;
+    int accept_typos; /* send addresses whose domain looks like a slip */
 
     /* sending */
     char **lists; /* --list ID, repeatable */

@@ -34,9 +34,9 @@
  *   ’ ‘ ‚ ′ → '   “ ” „ ″ → "   – — ‒ − → -   … → ...   € → EUR
  *   • → *   ™ → (TM)   NBSP/thin/zero-width spaces → space / nothing
  * (never in the email address) and marks the row invalid for any other
- * character above U+00FF, naming
- * the field and the code point ("first_name: character U+0141 is outside
- * ISO-8859-1, which the v2 API rejects").
+ * character above U+00FF, naming the column and the code point
+ * ("column \"First Name\": character U+0141 is outside ISO-8859-1, which
+ * the v2 API rejects").
  */
 #ifndef CTS_MAPPER_H
 #define CTS_MAPPER_H
@@ -55,6 +55,8 @@ struct cts_mapper_opts {
     const struct cts_map *maps; /* borrowed (copied); may be NULL */
     size_t nmaps;
     const char *file; /* borrowed (copied); for messages */
+    int accept_typos; /* 0: an address whose domain looks like a slip
+                         (cts_typo.h) makes its row invalid */
 };
 
 struct cts_mapper;
@@ -79,11 +81,15 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
  * by the caller; the caller always calls cts_contact_free(out) afterwards.
  * Returns:
  *   0          a valid contact in out (email normalised, never NULL);
- *   CTS_EDATA  the row is invalid: err->msg is the reason naming the field
- *              ("email: no '@'", "first_name: longer than 50 characters",
- *              or the reader's row->problem), err->row = row->row; out
- *              still holds what could be read (out->f[CTS_F_EMAIL] = the
- *              trimmed raw email cell when there is one) for the report.
+ *   CTS_EDATA  the row is invalid: err->msg is the reason, naming the
+ *              column by its header and, when the header does not say it,
+ *              the field it feeds ("column \"Email\": no '@'",
+ *              "column \"Vorname\" (first_name) is longer than 50
+ *              characters", "column \"E-mail\": did you mean
+ *              ann@gmail.com? ...", or the reader's row->problem),
+ *              err->row = row->row; out still holds what could be read
+ *              (out->f[CTS_F_EMAIL] = the trimmed raw email cell when there
+ *              is one) for the report.
  */
 int cts_mapper_map(const struct cts_mapper *m, const struct cts_row *row,
                    struct cts_contact *out, struct cts_error *err);
@@ -119,6 +125,10 @@ void cts_mapper_describe(const struct cts_mapper *m, FILE *f);
  * cts_mapper_describe).  file borrowed. */
 void cts_mapper_log_header(const struct cts_mapper *m, const char *file,
                            int describe);
+
+/* 1 when column col (0-based) feeds a field, 0 when nothing reads it
+ * (unmapped, unnamed, or beyond the header). */
+int cts_mapper_column_used(const struct cts_mapper *m, size_t col);
 
 /* Header names (as written, trimmed) that map to nothing; *names is
  * borrowed from the mapper.  Returns the count. */

@@ -42,12 +42,15 @@ struct cts_row {
     size_t nfields;
     const char *const *fields; /* nfields UTF-8, NUL-terminated strings */
     const size_t *lens;        /* byte length of each field */
-    /* NULL, or why the row cannot be trusted: "expected 5 fields, found 7",
-     * "NUL byte in field 3", "field 2 longer than 65536 bytes", "row longer
-     * than 1048576 bytes", "more than 16384 fields (...)", "invalid UTF-8
-     * in field 4 (byte 0xE9); try --encoding cp1252", "unterminated quoted
-     * field (record opened on line N)".  Such rows are still delivered
-     * (cut fields empty) so that each appears in the report. */
+    /* NULL, or why the row cannot be trusted, naming a column by its
+     * header (by its number when the header gives it no name): "expected
+     * 5 fields, found 7", "NUL byte in column \"Notes\"", "column
+     * \"Notes\" is longer than 65,536 bytes", "row longer than 1,048,576
+     * bytes", "more than 16384 fields (...)", "invalid UTF-8 in column 4
+     * (byte 0xE9); try --encoding cp1252", "unterminated quoted field
+     * (record opened on line N)".  Such rows are still delivered (cut
+     * fields empty) so that each appears in the report.  A column given
+     * to cts_reader_ignore_columns never makes a problem. */
     const char *problem;
 };
 
@@ -97,6 +100,37 @@ int cts_reader_feed(struct cts_reader *r, const void *data, size_t len,
  *  - the callback's nonzero value if it stopped the reader.
  */
 int cts_reader_finish(struct cts_reader *r, struct cts_error *err);
+
+/*
+ * Columns whose values nobody reads (they map to no field): a value there
+ * that is longer than max_field or holds a NUL byte is delivered empty
+ * instead of making its row invalid, and is never held in memory whole.
+ * ignore[i] nonzero for column i (0-based); borrowed (copied); columns at
+ * n and beyond are read.  May be called from inside the callback, e.g.
+ * once the header row is known.
+ */
+void cts_reader_ignore_columns(struct cts_reader *r,
+                               const unsigned char *ignore, size_t n);
+
+/*
+ * Is data[0..len), the first bytes of an input, something else than CSV
+ * text?  at_eof: no more bytes will come.  Returns:
+ *   0          it can be text;
+ *   1          more bytes are needed to tell (only while they may begin a
+ *              known binary format, at most 64 KiB of a zip or OLE2 file);
+ *   CTS_EDATA  it is not: err (exit_code 65) says what it is in one line,
+ *              naming file (borrowed), and for a workbook (.xlsx, .xls,
+ *              .ods) how to save it as CSV from Excel, LibreOffice and
+ *              Google Sheets: "data.xlsx: an Excel workbook (.xlsx), not a
+ *              CSV text file: open it and save it as CSV (...)", else
+ *              "FILE: not a CSV text file (a ZIP archive)".
+ * Recognised by the bytes, never by the name.  The reader applies it to
+ * the first bytes it is fed (a stream too); a first line holding NUL bytes
+ * is refused the same way ("not a CSV text file (its first line holds NUL
+ * bytes: ...)").
+ */
+int cts_reader_sniff(const char *file, const void *data, size_t len, int at_eof,
+                     struct cts_error *err);
 
 /* What the input was decoded from, for the summary and stderr:
  * "utf-8", "utf-8 (BOM)", "cp1252 (converted)", "latin1 (converted)",

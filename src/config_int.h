@@ -42,6 +42,7 @@ enum opt_id {
     O_BULK_THRESHOLD,
     O_POLL_INTERVAL,
     O_DRY_RUN,
+    O_ACCEPT_TYPOS,
     O_DELIMITER,
     O_ENCODING,
     O_MAP,

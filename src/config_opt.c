@@ -63,6 +63,7 @@ const struct opt_def cts_opts[] = {
     {"bulk-threshold", O_BULK_THRESHOLD, A_REQ, C_IMPORT, 1},
     {"poll-interval", O_POLL_INTERVAL, A_REQ, C_IMPORT, 1},
     {"dry-run", O_DRY_RUN, A_NONE, C_IMPORT, 1},
+    {"accept-typos", O_ACCEPT_TYPOS, A_NONE, C_IMPORT, 1},
     {"delimiter", O_DELIMITER, A_REQ, C_IMPORT, 1},
     {"encoding", O_ENCODING, A_REQ, C_IMPORT, 1},
     {"map", O_MAP, A_REQ, C_IMPORT, 1},
@@ -302,6 +303,7 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
     case O_JSON:
     case O_FULL:
     case O_DRY_RUN:
+    case O_ACCEPT_TYPOS:
     case O_NO_LISTEN:
     case O_OPEN:
     case O_DEVICE:
@@ -318,6 +320,8 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
             cfg->full = b;
         else if (o->id == O_DRY_RUN)
             cfg->dry_run = b;
+        else if (o->id == O_ACCEPT_TYPOS)
+            cfg->accept_typos = b;
         else if (o->id == O_NO_LISTEN)
             cfg->no_listen = b;
         else if (o->id == O_OPEN)

@@ -20,6 +20,7 @@
 #include "cts_fsio.h"
 #include "cts_htmlreport.h"
 #include "cts_http.h"
+#include "cts_reader.h"
 #include "cts_refresh.h"
 #include "cts_rejects.h"
 #include "cts_report.h"
@@ -503,6 +504,7 @@ static int check_inputs(const struct cts_config *cfg, long *expected)
     }
     for (i = 0; i < cfg->ninputs; i++) {
         const char *name = cfg->inputs[i];
+        struct cts_error err = {0};
         struct stat sb;
         char buf[65536];
         ssize_t n;
@@ -540,8 +542,18 @@ static int check_inputs(const struct cts_config *cfg, long *expected)
          * the email index size, the quota plan and the progress ETA.
          * Sequential 64 KiB reads: memory stays flat. */
         if (S_ISREG(sb.st_mode)) {
+            int first = 1;
             while ((n = read(fd, buf, sizeof(buf))) > 0) {
                 const char *p = buf, *end = buf + n;
+                /* A workbook given for a CSV is refused before anything is
+                 * sent, saying how to save it as CSV. */
+                if (first &&
+                    cts_reader_sniff(name, buf, (size_t)n, 1, &err) != 0) {
+                    cts_log_error("%s", err.msg);
+                    close(fd);
+                    return CTS_EX_DATAERR;
+                }
+                first = 0;
                 while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
                     (*expected)++;
                     p++;

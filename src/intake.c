@@ -165,12 +165,15 @@ static int intake_header(struct cts_intake *in, struct cts_intake_batch *b,
     const struct cts_config *cfg = in->p.cfg;
     struct cts_mapper_opts mo;
     struct cts_error err = {0};
+    unsigned char *ign;
+    size_t i;
 
     memset(&mo, 0, sizeof(mo));
     mo.api = cfg->api;
     mo.maps = cfg->maps;
     mo.nmaps = cfg->nmaps;
     mo.file = row->file;
+    mo.accept_typos = cfg->accept_typos;
     b->header = 1;
     in->mapper = cts_mapper_new(&mo, row, &err);
     if (in->mapper == NULL) {
@@ -181,6 +184,13 @@ static int intake_header(struct cts_intake *in, struct cts_intake_batch *b,
                        "%s", err.msg);
         return CTS_EDATA; /* stops this file's reader */
     }
+    /* A column no field reads cannot make a row invalid: a huge note
+     * there is dropped by the reader, never held. */
+    ign = cts_xmalloc(row->nfields > 0 ? row->nfields : 1);
+    for (i = 0; i < row->nfields; i++)
+        ign[i] = (unsigned char)!cts_mapper_column_used(in->mapper, i);
+    cts_reader_ignore_columns(in->reader, ign, row->nfields);
+    free(ign);
     /* Only read by the owner while the next work item may map rows with
      * it: both sides treat it as const. */
     b->mapper = in->mapper;

@@ -14,6 +14,7 @@
 #include "cts_email.h"
 #include "cts_encoding.h"
 #include "cts_rejects.h"
+#include "cts_typo.h"
 
 #define MAX_CUSTOM  25
 #define CF_FIELD(k) (CTS_F__MAPPABLE + (int)(k))
@@ -29,6 +30,7 @@ struct col {
 
 struct cts_mapper {
     enum cts_api api;
+    int accept_typos;
     char *file;
     size_t ncols;
     struct col *cols;
@@ -485,6 +487,7 @@ struct cts_mapper *cts_mapper_new(const struct cts_mapper_opts *o,
     int f;
 
     m->api = o->api;
+    m->accept_typos = o->accept_typos;
     m->file = cts_xstrdup(o->file != NULL ? o->file : "-");
     for (f = 0; f < CTS_F__MAPPABLE; f++)
         m->fcol[f] = -1;
@@ -575,6 +578,11 @@ void cts_mapper_free(struct cts_mapper *m)
     free(m->unmapped);
     free(m->file);
     free(m);
+}
+
+int cts_mapper_column_used(const struct cts_mapper *m, size_t col)
+{
+    return col < m->ncols && m->cols[col].field >= 0;
 }
 
 size_t cts_mapper_unmapped(const struct cts_mapper *m,
@@ -909,19 +917,42 @@ static int permission_value(const char *s, size_t n)
     return -1;
 }
 
-static int invalid(struct cts_error *err, const struct cts_row *row,
-                   const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int invalid(struct cts_error *err, const struct cts_row *row,
-                   const char *field, const char *fmt, ...)
+/* How a row's message names a column: by its header as the person wrote
+ * it, and by the field it feeds when the header does not already say so
+ * (normalised): `column "Vorname" (first_name)`, `column "E-mail
+ * Address"`. */
+static void col_label(const struct cts_mapper *m, int col, const char *field,
+                      char *buf, size_t size)
 {
-    char msg[400];
+    const char *name = m->cols[col].name;
+    size_t n = strlen(name), cut = utf8_prefix(name, n, 60);
+    char *fn =
+        cts_header_normalize(strncmp(field, "cf:", 3) == 0 ? field + 3 : field);
+
+    snprintf(buf, size, "column \"%.*s%s\"", (int)cut, name,
+             cut < n ? "..." : "");
+    if (strstr(m->cols[col].norm, fn) == NULL)
+        snprintf(buf + strlen(buf), size - strlen(buf), " (%s)", field);
+    free(fn);
+}
+
+/* The row is invalid: err->msg is the column's label followed by fmt,
+ * which starts with its own separator (": no '@'", " is empty"). */
+static int invalid(const struct cts_mapper *m, struct cts_error *err,
+                   const struct cts_row *row, int col, const char *field,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int invalid(const struct cts_mapper *m, struct cts_error *err,
+                   const struct cts_row *row, int col, const char *field,
+                   const char *fmt, ...)
+{
+    char label[200], msg[600];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    cts_error_setx(err, CTS_EDATA, 0, "%s: %s", field, msg);
+    col_label(m, col, field, label, sizeof(label));
+    cts_error_setx(err, CTS_EDATA, 0, "%s%s", label, msg);
     if (err != NULL)
         err->row = row->row;
     return CTS_EDATA;
@@ -929,33 +960,26 @@ static int invalid(struct cts_error *err, const struct cts_row *row,
 
 /* v2: make the value Latin-1 (transliterating), or say which character
  * cannot be sent. */
-static int fit_v2(const struct salloc *a, char **v, const char *field,
-                  const struct cts_row *row, struct cts_error *err)
+static int check_value(const struct cts_mapper *m, const struct salloc *a,
+                       const struct cts_row *row, char **v, int col,
+                       const char *field, size_t max, struct cts_error *err)
 {
     char *t;
     uint32_t bad = 0;
 
-    if (cts_latin1_fit(*v, &t, &bad) != 0) {
-        cts_error_setx(err, CTS_EDATA, 0,
-                       "%s: character U+%04X is outside ISO-8859-1, which "
-                       "the v2 API rejects",
-                       field, (unsigned)bad);
-        if (err != NULL)
-            err->row = row->row;
-        return CTS_EDATA;
+    /* v2: make the value Latin-1 (transliterating), or say which
+     * character cannot be sent. */
+    if (m->api == CTS_API_V2) {
+        if (cts_latin1_fit(*v, &t, &bad) != 0)
+            return invalid(m, err, row, col, field,
+                           ": character U+%04X is outside ISO-8859-1, which "
+                           "the v2 API rejects",
+                           (unsigned)bad);
+        s_replace(a, v, t);
     }
-    s_replace(a, v, t);
-    return 0;
-}
-
-static int check_value(const struct cts_mapper *m, const struct salloc *a,
-                       const struct cts_row *row, char **v, const char *label,
-                       size_t max, struct cts_error *err)
-{
-    if (m->api == CTS_API_V2 && fit_v2(a, v, label, row, err) != 0)
-        return CTS_EDATA;
     if (count_chars(*v) > max)
-        return invalid(err, row, label, "longer than %zu characters", max);
+        return invalid(m, err, row, col, field,
+                       " is longer than %zu characters", max);
     return 0;
 }
 
@@ -973,7 +997,7 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
     const struct salloc *a = &sa;
     const char *why;
     char *norm;
-    int f;
+    int f, ecol = m->fcol[CTS_F_EMAIL];
     long bm = 0, bd = 0;
     size_t k;
 
@@ -986,15 +1010,28 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         return CTS_EDATA;
     }
     if (out->f[CTS_F_EMAIL] == NULL)
-        return invalid(err, row, "email", "empty");
+        return invalid(m, err, row, ecol, "email", " is empty");
     if (cts_email_normalize(out->f[CTS_F_EMAIL], &norm, &why) != 0)
-        return invalid(err, row, "email", "%s", why);
+        return invalid(m, err, row, ecol, "email", ": %s", why);
     s_replace(a, &out->f[CTS_F_EMAIL], norm);
     norm = out->f[CTS_F_EMAIL];
     if (count_chars(norm) > cts_field_max(m->api, CTS_F_EMAIL))
-        return invalid(err, row, "email",
-                       "longer than %zu characters (the API limit)",
+        return invalid(m, err, row, ecol, "email",
+                       " is longer than %zu characters (the API limit)",
                        cts_field_max(m->api, CTS_F_EMAIL));
+    /* A slip in a common domain bounces, and bounces cost the account its
+     * sender reputation: ask first, unless told to send as written. */
+    if (!m->accept_typos) {
+        char *meant = cts_typo_suggest(norm);
+        if (meant != NULL) {
+            invalid(m, err, row, ecol, "email",
+                    ": did you mean %s? (\"%s\" looks like a typo; "
+                    "--accept-typos sends it as written)",
+                    meant, strrchr(norm, '@') + 1);
+            free(meant);
+            return CTS_EDATA;
+        }
+    }
     /* v2: an address is never transliterated (a changed address is another
      * mailbox), only refused when it has characters outside Latin-1. */
     if (m->api == CTS_API_V2) {
@@ -1004,8 +1041,8 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         for (; i < n; i += step) {
             step = cts_utf8_decode(p + i, n - i, &cp);
             if (step == 0 || cp > 0xFF)
-                return invalid(err, row, "email",
-                               "character U+%04X is outside ISO-8859-1, "
+                return invalid(m, err, row, ecol, "email",
+                               ": character U+%04X is outside ISO-8859-1, "
                                "which the v2 API rejects",
                                (unsigned)(step == 0 ? p[i] : cp));
         }
@@ -1021,8 +1058,8 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         if (out->opt_out < 0) {
             out->opt_out = 0;
             return invalid(
-                err, row, "opt_out", "column \"%s\" says \"%.*s\", which is %s",
-                m->cols[col].name, (int)utf8_prefix(v, n, 60), v,
+                m, err, row, col, "opt_out", " says \"%.*s\", which is %s",
+                (int)utf8_prefix(v, n, 60), v,
                 m->cols[col].perm
                     ? "not a permission (unsubscribed, or implicit, "
                       "explicit, pending_confirmation, temp_hold, not_set, "
@@ -1060,36 +1097,37 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
         name = cts_field_name((enum cts_field)f);
         if (f == CTS_F_BIRTHDAY_MONTH) {
             if (parse_int(out->f[f], 1, 12, &bm) != 0)
-                return invalid(err, row, name, "\"%s\" is not a month 1-12",
-                               out->f[f]);
+                return invalid(m, err, row, m->fcol[f], name,
+                               ": \"%s\" is not a month 1-12", out->f[f]);
             continue;
         }
         if (f == CTS_F_BIRTHDAY_DAY) {
             if (parse_int(out->f[f], 1, 31, &bd) != 0)
-                return invalid(err, row, name, "\"%s\" is not a day 1-31",
-                               out->f[f]);
+                return invalid(m, err, row, m->fcol[f], name,
+                               ": \"%s\" is not a day 1-31", out->f[f]);
             continue;
         }
         if (f == CTS_F_ANNIVERSARY) {
             if (check_date(out->f[f]) != 0)
-                return invalid(err, row, name,
-                               "\"%s\" is not a date (YYYY-MM-DD or "
+                return invalid(m, err, row, m->fcol[f], name,
+                               ": \"%s\" is not a date (YYYY-MM-DD or "
                                "MM/DD/YYYY)",
                                out->f[f]);
             continue;
         }
-        if (check_value(m, a, row, &out->f[f], name,
+        if (check_value(m, a, row, &out->f[f], m->fcol[f], name,
                         cts_field_max(m->api, (enum cts_field)f), err) != 0)
             return CTS_EDATA;
     }
-    if ((bm != 0) != (bd != 0))
-        return invalid(err, row, bm != 0 ? "birthday_month" : "birthday_day",
-                       "given without %s",
+    if ((bm != 0) != (bd != 0)) {
+        f = bm != 0 ? CTS_F_BIRTHDAY_MONTH : CTS_F_BIRTHDAY_DAY;
+        return invalid(m, err, row, m->fcol[f], cts_field_name(f),
+                       " is given without %s",
                        bm != 0 ? "birthday_day" : "birthday_month");
+    }
     if (bm != 0 && bd > days_in(bm))
-        return invalid(err, row, "birthday_day",
-                       "%s: no such day in that month",
-                       out->f[CTS_F_BIRTHDAY_DAY]);
+        return invalid(m, err, row, m->fcol[CTS_F_BIRTHDAY_DAY], "birthday_day",
+                       ": month %ld has no day %ld", bm, bd);
 
     if (m->ncf > 0) {
         out->cf = s_alloc(a, m->ncf * sizeof(*out->cf));
@@ -1104,8 +1142,8 @@ int cts_mapper_map_with(const struct cts_mapper *m, const struct cts_row *row,
             out->cf[out->ncf].value = v;
             out->ncf++;
             snprintf(label, sizeof(label), "cf:%s", m->cf_name[k]);
-            if (check_value(m, a, row, &out->cf[out->ncf - 1].value, label, 255,
-                            err) != 0)
+            if (check_value(m, a, row, &out->cf[out->ncf - 1].value,
+                            m->cf_col[k], label, 255, err) != 0)
                 return CTS_EDATA;
         }
     }

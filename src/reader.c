@@ -22,6 +22,7 @@
 #include <csv.h>
 #include <uv.h>
 
+#include "cts_email.h"
 #include "cts_encoding.h"
 #include "cts_util.h"
 
@@ -35,6 +36,7 @@
 #define MAX_FIELDS        16384       /* Excel's column limit */
 #define RECORD_FIELDS_CAP 16 /* a record holds ≤ 16 × max_field bytes */
 #define SNIFF_MAX         (1024 * 1024) /* give up looking for the header's end */
+#define SNIFF_HOLD        (64 * 1024)   /* bytes a zip or OLE2 file may need */
 
 enum stage { ST_START = 0, ST_SNIFF, ST_STREAM, ST_DONE };
 enum utf16 { U16_NONE = 0, U16_LE, U16_BE };
@@ -63,9 +65,12 @@ struct cts_reader {
     struct cts_buf rec;
     size_t *off, *rawlen;
     size_t nf, cap;
-    long nul_field;    /* 1-based field with a NUL byte, 0 = none */
-    long big_field;    /* 1-based oversize field, 0 = none */
-    int too_many;      /* more than MAX_FIELDS fields: the rest dropped */
+    long nul_field;        /* 1-based field with a NUL byte, 0 = none */
+    long big_field;        /* 1-based oversize field, 0 = none */
+    int too_many;          /* more than MAX_FIELDS fields: the rest dropped */
+    unsigned char *ignore; /* ignore[i]: nothing reads column i */
+    size_t nignore;
+    int dropped;       /* a value in an ignored column was dropped */
     int big_record;    /* the record outgrew its cap: later fields cut */
     int oversize;      /* the field now in libcsv's buffer was cut */
     size_t dropped_nl; /* line breaks in cut-away bytes */
@@ -88,7 +93,11 @@ struct cts_reader {
     int nonascii;      /* a delivered field held non-ASCII UTF-8 */
     int unterminated;
     int stopped; /* nonzero: the value returned from now on */
-    char problem[200];
+    int fatal_told;
+    char fatal[300]; /* why the input stopped being read, for err */
+    char **hname;    /* the header's names (trimmed), for messages */
+    size_t nhname;
+    char problem[300];
     char encdesc[96];
 };
 
@@ -135,8 +144,31 @@ void cts_reader_free(struct cts_reader *r)
     free(r->fields);
     free(r->lens);
     free(r->doff);
+    free(r->ignore);
+    while (r->nhname > 0)
+        free(r->hname[--r->nhname]);
+    free(r->hname);
     free(r->file);
     free(r);
+}
+
+void cts_reader_ignore_columns(struct cts_reader *r,
+                               const unsigned char *ignore, size_t n)
+{
+    free(r->ignore);
+    r->ignore = NULL;
+    r->nignore = 0;
+    if (n == 0)
+        return;
+    r->ignore = cts_xmalloc(n);
+    memcpy(r->ignore, ignore, n);
+    r->nignore = n;
+}
+
+/* 1 when nothing reads the value of column i (0-based). */
+static int ignored(const struct cts_reader *r, size_t i)
+{
+    return i < r->nignore && r->ignore[i] != 0;
 }
 
 int cts_reader_delimiter(const struct cts_reader *r)
@@ -232,16 +264,21 @@ static void cb_field(void *s, size_t len, void *data)
      * line break moves the physical line on). */
     if (has_low_byte(s, len)) {
         r->dropped_nl += count_breaks(s, len);
-        if (r->nul_field == 0 && memchr(s, 0, len) != NULL)
-            r->nul_field = (long)r->nf + 1;
+        if (memchr(s, 0, len) != NULL) {
+            if (ignored(r, r->nf)) {
+                r->dropped = 1; /* read by nobody: dropped, no problem */
+                len = 0;
+            } else if (r->nul_field == 0)
+                r->nul_field = (long)r->nf + 1;
+        }
     }
-    if (r->oversize) {
+    if (r->oversize || len > r->max_field) {
+        /* Keep nothing of a field we refuse anyway, or that nobody reads
+         * (a huge note in an unmapped column costs the row nothing). */
         r->oversize = 0;
-        if (r->big_field == 0)
-            r->big_field = (long)r->nf + 1;
-        len = 0; /* keep nothing of a field we refuse anyway */
-    } else if (len > r->max_field) {
-        if (r->big_field == 0)
+        if (ignored(r, r->nf))
+            r->dropped = 1;
+        else if (r->big_field == 0)
             r->big_field = (long)r->nf + 1;
         len = 0;
     } else if (r->rec.len + len > r->max_field * RECORD_FIELDS_CAP) {
@@ -267,6 +304,7 @@ static void reset_record(struct cts_reader *r)
     r->big_field = 0;
     r->too_many = 0;
     r->big_record = 0;
+    r->dropped = 0;
 }
 
 static void ensure_fields(struct cts_reader *r, size_t n)
@@ -366,12 +404,70 @@ static int is_blank(const struct cts_reader *r)
     size_t i;
 
     /* Fields emptied because they were too big were not blank. */
-    if (r->big_field != 0 || r->too_many || r->big_record)
+    if (r->big_field != 0 || r->too_many || r->big_record || r->dropped)
         return 0;
     for (i = 0; i < r->nf; i++)
         if (r->rawlen[i] != 0)
             return 0;
     return 1;
+}
+
+/* "65,536": sizes in messages read as people write them. */
+static void thousands(size_t v, char *buf, size_t size)
+{
+    char digits[32];
+    size_t n, i, o = 0;
+
+    n = (size_t)snprintf(digits, sizeof(digits), "%zu", v);
+    for (i = 0; i < n && o + 2 < size; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+/* How a problem names column col (1-based): by its header as written
+ * (cut at 60 bytes, never inside a character), or by its number when the
+ * header gives it no name (or while reading the header itself). */
+static void col_name(const struct cts_reader *r, long col, char *buf,
+                     size_t size)
+{
+    const char *name = (size_t)col <= r->nhname ? r->hname[col - 1] : "";
+    size_t n = strlen(name), cut = n > 60 ? 60 : n;
+
+    while (cut < n && cut > 0 && ((unsigned char)name[cut] & 0xC0) == 0x80)
+        cut--;
+    if (n == 0)
+        snprintf(buf, size, "column %ld", col);
+    else
+        snprintf(buf, size, "column \"%.*s%s\"", (int)cut, name,
+                 cut < n ? "..." : "");
+}
+
+/* Keep the header's names (trimmed) for the data rows' messages. */
+static void keep_header_names(struct cts_reader *r)
+{
+    size_t i;
+
+    r->hname = cts_xcalloc(r->nf > 0 ? r->nf : 1, sizeof(*r->hname));
+    for (i = 0; i < r->nf; i++) {
+        size_t n = r->lens[i];
+        const char *s = cts_trim_span(r->fields[i], &n);
+        r->hname[i] = cts_xstrndup(s, n);
+    }
+    r->nhname = r->nf;
+}
+
+/* The value returned once reading stopped; fills err the first time the
+ * input itself was refused (r->fatal). */
+static int stopped_rc(struct cts_reader *r, struct cts_error *err)
+{
+    if (r->fatal[0] != '\0' && !r->fatal_told) {
+        r->fatal_told = 1;
+        cts_error_setx(err, r->stopped, CTS_EX_DATAERR, "%s", r->fatal);
+    }
+    return r->stopped;
 }
 
 static void cb_record(int c, void *data)
@@ -381,6 +477,7 @@ static void cb_record(int c, void *data)
     unsigned badbyte = 0;
     long badutf;
     int rc;
+    char col[100], num[32];
 
     if (r->stopped != 0)
         return;
@@ -403,6 +500,18 @@ static void cb_record(int c, void *data)
         return;
     }
 
+    /* A first line with a NUL byte is no CSV header: a binary file, or
+     * UTF-16 text without its byte-order mark. */
+    if (!r->header_seen && r->nul_field != 0) {
+        snprintf(r->fatal, sizeof(r->fatal),
+                 "%s: not a CSV text file (its first line holds NUL bytes: "
+                 "binary data, or UTF-16 text without a byte-order mark); "
+                 "save it as CSV UTF-8",
+                 r->file);
+        r->stopped = CTS_EDATA;
+        reset_record(r);
+        return;
+    }
     badutf = decode_record(r, &badbyte);
     memset(&row, 0, sizeof(row));
     row.file = r->file;
@@ -416,22 +525,25 @@ static void cb_record(int c, void *data)
                  "unterminated quoted field (record opened on line %ld)",
                  r->rec_line);
     } else if (r->big_field != 0) {
-        snprintf(r->problem, sizeof(r->problem),
-                 "field %ld longer than %zu bytes", r->big_field, r->max_field);
+        col_name(r, r->big_field, col, sizeof(col));
+        thousands(r->max_field, num, sizeof(num));
+        snprintf(r->problem, sizeof(r->problem), "%s is longer than %s bytes",
+                 col, num);
     } else if (r->too_many) {
         snprintf(r->problem, sizeof(r->problem),
                  "more than %d fields (the rest were not read)", MAX_FIELDS);
     } else if (r->big_record) {
-        snprintf(r->problem, sizeof(r->problem), "row longer than %zu bytes",
-                 r->max_field * RECORD_FIELDS_CAP);
+        thousands(r->max_field * RECORD_FIELDS_CAP, num, sizeof(num));
+        snprintf(r->problem, sizeof(r->problem), "row longer than %s bytes",
+                 num);
     } else if (r->nul_field != 0) {
-        snprintf(r->problem, sizeof(r->problem), "NUL byte in field %ld",
-                 r->nul_field);
+        col_name(r, r->nul_field, col, sizeof(col));
+        snprintf(r->problem, sizeof(r->problem), "NUL byte in %s", col);
     } else if (badutf != 0) {
+        col_name(r, badutf, col, sizeof(col));
         snprintf(r->problem, sizeof(r->problem),
-                 "invalid UTF-8 in field %ld (byte 0x%02X); try "
-                 "--encoding cp1252",
-                 badutf, badbyte);
+                 "invalid UTF-8 in %s (byte 0x%02X); try --encoding cp1252",
+                 col, badbyte);
     }
 
     if (!r->header_seen) {
@@ -439,6 +551,7 @@ static void cb_record(int c, void *data)
 
         r->header_seen = 1;
         r->header_nf = r->nf;
+        keep_header_names(r);
         /* Trailing unnamed columns (a trailing delimiter) are optional in
          * data rows. */
         while (n > 1 && r->lens[n - 1] == 0)
@@ -504,7 +617,7 @@ static int parse(struct cts_reader *r, const unsigned char *s, size_t len,
         s += n;
         len -= n;
     }
-    return r->stopped;
+    return stopped_rc(r, err);
 }
 
 /* ---- stage 2: delimiter detection ---- */
@@ -653,6 +766,153 @@ static int push(struct cts_reader *r, const unsigned char *s, size_t len,
     return take(r, s, len, at_eof, err);
 }
 
+/* ---- stage 0: is it text at all? ---- */
+
+/* Does b[0..n) begin with p[0..pn)? */
+static int begins(const unsigned char *b, size_t n, const char *p, size_t pn)
+{
+    return n >= pn && memcmp(b, p, pn) == 0;
+}
+
+/* Does b[0..n) hold the ASCII word w written in UTF-16LE (as OLE2
+ * directory entries name their streams)? */
+static int has_utf16(const unsigned char *b, size_t n, const char *w)
+{
+    size_t i, k, wn = strlen(w);
+
+    for (i = 0; i + 2 * wn <= n; i++) {
+        for (k = 0; k < wn; k++)
+            if (b[i + 2 * k] != (unsigned char)w[k] || b[i + 2 * k + 1] != 0)
+                break;
+        if (k == wn)
+            return 1;
+    }
+    return 0;
+}
+
+/* A zip file: what its entries' names (plain text in each local header)
+ * say it is, or NULL while none has told. */
+static const char *zip_kind(const unsigned char *b, size_t n, int *sheet)
+{
+    static const char ods[] = "application/vnd.oasis.opendocument.spreadsheet";
+    static const char odf[] = "application/vnd.oasis.opendocument.";
+    size_t i;
+
+    for (i = 0; i + 30 <= n; i++) {
+        const unsigned char *name = b + i + 30, *data;
+        size_t nl, xl;
+
+        if (memcmp(b + i, "PK\x03\x04", 4) != 0)
+            continue;
+        nl = (size_t)b[i + 26] | (size_t)b[i + 27] << 8;
+        xl = (size_t)b[i + 28] | (size_t)b[i + 29] << 8;
+        if (i + 30 + nl > n)
+            break;
+        if (begins(name, nl, "xl/", 3)) {
+            *sheet = 1;
+            return "an Excel workbook (.xlsx)";
+        }
+        if (begins(name, nl, "word/", 5))
+            return "a Word document (.docx)";
+        if (begins(name, nl, "ppt/", 4))
+            return "a PowerPoint presentation (.pptx)";
+        /* OpenDocument: a first entry "mimetype", stored, says it all. */
+        data = name + nl + xl;
+        if (nl == 8 && memcmp(name, "mimetype", 8) == 0) {
+            size_t at = (size_t)(data - b), left = at < n ? n - at : 0;
+            if (left < sizeof(ods) - 1)
+                return NULL; /* not all there yet */
+            if (begins(data, left, ods, sizeof(ods) - 1)) {
+                *sheet = 1;
+                return "an OpenDocument spreadsheet (.ods)";
+            }
+            if (begins(data, left, odf, sizeof(odf) - 1))
+                return "an OpenDocument file";
+        }
+    }
+    return NULL;
+}
+
+/* An OLE2 compound file (Office 97-2003): its directory names the
+ * streams, when it is among the bytes seen. */
+static const char *ole2_kind(const unsigned char *b, size_t n, int *sheet)
+{
+    if (has_utf16(b, n, "Workbook") || has_utf16(b, n, "Book")) {
+        *sheet = 1;
+        return "an Excel 97-2003 workbook (.xls)";
+    }
+    if (has_utf16(b, n, "EncryptedPackage")) {
+        *sheet = 1;
+        return "a password-protected Office file";
+    }
+    if (has_utf16(b, n, "WordDocument"))
+        return "a Word 97-2003 document (.doc)";
+    return NULL;
+}
+
+int cts_reader_sniff(const char *file, const void *data, size_t len, int at_eof,
+                     struct cts_error *err)
+{
+    static const struct {
+        const char *sig;
+        size_t n;
+        const char *what; /* NULL: looked into */
+    } sigs[] = {
+        {"PK\x03\x04", 4, NULL},
+        {"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8, NULL},
+        {"\x1F\x8B", 2, "a gzip-compressed file"},
+        {"%PDF-", 5, "a PDF document"},
+        {"\x89PNG\r\n\x1A\n", 8, "a PNG image"},
+        {"\xFF\xD8\xFF", 3, "a JPEG image"},
+        {"GIF8", 4, "a GIF image"},
+        {"7z\xBC\xAF\x27\x1C", 6, "a 7-Zip archive"},
+        {"Rar!\x1A\x07", 6, "a RAR archive"},
+    };
+    const unsigned char *b = data;
+    const char *what;
+    size_t i, k;
+    int sheet = 0;
+
+    if (len == 0)
+        return at_eof ? 0 : 1;
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        k = len < sigs[i].n ? len : sigs[i].n;
+        if (memcmp(b, sigs[i].sig, k) != 0)
+            continue;
+        if (k < sigs[i].n) {
+            if (!at_eof)
+                return 1; /* could still be this one */
+            continue;
+        }
+        what = sigs[i].what;
+        if (i == 0)
+            what = zip_kind(b, len, &sheet);
+        else if (i == 1)
+            what = ole2_kind(b, len, &sheet);
+        if (what == NULL && !at_eof && len < SNIFF_HOLD)
+            return 1;
+        if (what == NULL && i == 0)
+            what = "a ZIP archive";
+        else if (what == NULL) {
+            /* Most often an .xls whose directory lies further on. */
+            sheet = 1;
+            what = "a Microsoft Office 97-2003 file (.xls or .doc)";
+        }
+        if (!sheet)
+            return cts_error_setx(err, CTS_EDATA, CTS_EX_DATAERR,
+                                  "%s: not a CSV text file (%s)", file, what);
+        return cts_error_setx(
+            err, CTS_EDATA, CTS_EX_DATAERR,
+            "%s: %s, not a CSV text file: open it and save it as CSV "
+            "(Excel: File \xE2\x86\x92 Save As \xE2\x86\x92 CSV UTF-8; "
+            "LibreOffice: File \xE2\x86\x92 Save As \xE2\x86\x92 Text CSV; "
+            "Google Sheets: File \xE2\x86\x92 Download \xE2\x86\x92 "
+            "Comma Separated Values), then import the .csv",
+            file, what);
+    }
+    return 0;
+}
+
 /* Stage 1: settle the BOM once 3 bytes (or EOF) are there. */
 static int start(struct cts_reader *r, const unsigned char *s, size_t len,
                  int at_eof, struct cts_error *err)
@@ -665,6 +925,15 @@ static int start(struct cts_reader *r, const unsigned char *s, size_t len,
         abort();
     n = r->pre.len;
     b = (const unsigned char *)r->pre.data;
+    /* A workbook or other binary file is refused before any row. */
+    rc = cts_reader_sniff(r->file, b, n, at_eof, err);
+    if (rc == 1)
+        return 0; /* hold the bytes until it can tell */
+    if (rc != 0) {
+        r->stopped = rc;
+        r->fatal_told = 1;
+        return rc;
+    }
     if (n < 3 && !at_eof) {
         /* Undecided only while the bytes so far are a BOM prefix. */
         static const unsigned char u8bom[3] = {0xEF, 0xBB, 0xBF};
@@ -741,7 +1010,7 @@ int cts_reader_finish(struct cts_reader *r, struct cts_error *err)
     }
     r->stage = ST_DONE;
     if (r->stopped != 0)
-        return r->stopped;
+        return stopped_rc(r, err);
     if (!r->header_seen)
         return cts_error_setx(err, CTS_EDATA, CTS_EX_DATAERR,
                               "%s: no header row (the file is empty)", r->file);

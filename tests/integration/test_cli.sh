@@ -129,6 +129,7 @@ missing=""
 for o in api api-key token token-file account base-url auth-url config list mode permission \
     rate concurrency daily-quota retries report summary rejects html no-html state full bulk \
     bulk-threshold poll-interval dry-run quiet verbose delimiter encoding map \
+    accept-typos \
     redirect-uri registered-redirect-uri no-listen open device client-secret \
     scopes timeout json help; do
     grep -q -- "--$o\b" "$T/allhelp" || missing="$missing help:--$o"

@@ -46,9 +46,9 @@ carl@example.com" ]'
 check "rejects: every line CRLF-terminated (RFC 4180)" \
     eval '[ "$(grep -c $'"'"'\r$'"'"' "$RJ")" = 4 ]'
 check "rejects: original columns kept (quoted comma, phone neutralised)" \
-    eval 'body "$RJ" | grep -qxF "bob-at-example.com,Bob,'"'"'+1 555 0101,\"has, a comma\",email: no '"'"'@'"'"'"'
+    eval 'body "$RJ" | grep -qxF "bob-at-example.com,Bob,'"'"'+1 555 0101,\"has, a comma\",\"column \"\"Email\"\": no '"'"'@'"'"'\""'
 check "rejects: field too long says which field, formula cells neutralised" \
-    eval 'body "$RJ" | grep -qxF "carl@example.com,$long,'"'"'-42,\"'"'"'=HYPERLINK(\"\"http://x\"\")\",first_name: longer than 50 characters"'
+    eval 'body "$RJ" | grep -qxF "carl@example.com,$long,'"'"'-42,\"'"'"'=HYPERLINK(\"\"http://x\"\")\",\"column \"\"First Name\"\" is longer than 50 characters\""'
 check "rejects: the API's refusal in words, its token masked" \
     eval 'body "$RJ" | grep "^ann@example.com,Ann," |
               grep -q "refused by Constant Contact (HTTP 400" &&
@@ -102,11 +102,11 @@ printf 'email,city\nnot-an-email,Paris\nok1@example.com,Oslo\n' >"$T/s.csv"
 imp --list "$LIST" --rate 0 --rejects "$T/stdin.rj.csv" - <"$T/s.csv"
 check "stdin: the rejected row with its columns" \
     eval '[ "$(body "$T/stdin.rj.csv")" = "email,city,ctct_sync_problem
-not-an-email,Paris,email: no '"'"'@'"'"'" ]'
+not-an-email,Paris,\"column \"\"email\"\": no '"'"'@'"'"'\"" ]'
 # shellcheck disable=SC2002
 cat "$T/s.csv" | imp --list "$LIST" --rate 0 --rejects "$T/pipe.rj.csv" -
 check "pipe: the rejected row with its columns" \
-    eval '[ "$(body "$T/pipe.rj.csv" | tail -1)" = "not-an-email,Paris,email: no '"'"'@'"'"'" ]'
+    eval '[ "$(body "$T/pipe.rj.csv" | tail -1)" = "not-an-email,Paris,\"column \"\"email\"\": no '"'"'@'"'"'\"" ]'
 
 # --- several inputs, different headers: one file, the union of headers,
 # each value under its own column name.
@@ -115,14 +115,14 @@ printf 'e-mail,Zip,city\nx2,12345,Bern\n' >"$T/b.csv"
 imp --list "$LIST" --rate 0 --dry-run --rejects "$T/two.rj.csv" "$T/a.csv" "$T/b.csv"
 check "two inputs: one header (union), rows under their columns" \
     eval '[ "$(body "$T/two.rj.csv")" = "Email,City,Zip,ctct_sync_problem
-x1,Rome,,email: no '"'"'@'"'"'
-x2,Bern,12345,email: no '"'"'@'"'"'" ]'
+x1,Rome,,\"column \"\"Email\"\": no '"'"'@'"'"'\"
+x2,Bern,12345,\"column \"\"e-mail\"\": no '"'"'@'"'"'\"" ]'
 
 # --- a rejects file whose rows fail again: one problem column, the new one.
 cp "$T/stdin.rj.csv" "$T/again.csv"
 imp --list "$LIST" --rate 0 --dry-run --rejects "$T/again.rj.csv" "$T/again.csv"
 check "a rejects file that still fails: one problem column, the new problem" \
     eval '[ "$(body "$T/again.rj.csv")" = "email,city,ctct_sync_problem
-not-an-email,Paris,email: no '"'"'@'"'"'" ]'
+not-an-email,Paris,\"column \"\"email\"\": no '"'"'@'"'"'\"" ]'
 
 finish

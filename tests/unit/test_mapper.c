@@ -44,7 +44,7 @@ static struct cts_mapper *new_mapper(enum cts_api api, struct cts_map *maps,
                                      size_t nmaps, const struct cts_row *h,
                                      struct cts_error *err)
 {
-    struct cts_mapper_opts o = {api, maps, nmaps, "t.csv"};
+    struct cts_mapper_opts o = {api, maps, nmaps, "t.csv", 0};
     memset(err, 0, sizeof(*err));
     return cts_mapper_new(&o, h, err);
 }
@@ -368,7 +368,8 @@ static void test_validation(void **state)
                           mkrow(&r, 2, "a@b.co", long51, "", "", "", "", NULL),
                           &c, msg),
                      CTS_EDATA);
-    assert_string_equal(msg, "first_name: longer than 50 characters");
+    assert_string_equal(msg,
+                        "column \"first_name\" is longer than 50 characters");
     /* Even an invalid row keeps its (normalised or raw) email. */
     assert_string_equal(c.f[CTS_F_EMAIL], "a@b.co");
     cts_contact_free(&c);
@@ -377,7 +378,7 @@ static void test_validation(void **state)
                                 "12345678901234567890123456", "", "", "", NULL),
                           &c, msg),
                      CTS_EDATA);
-    assert_string_equal(msg, "phone: longer than 25 characters");
+    assert_string_equal(msg, "column \"phone\" is longer than 25 characters");
     cts_contact_free(&c);
     /* Email length: 51 characters is too long for v3, fine for v2. */
     memset(email51, 'e', 51);
@@ -387,7 +388,8 @@ static void test_validation(void **state)
                           mkrow(&r, 4, email51, "", "", "", "", "", NULL), &c,
                           msg),
                      CTS_EDATA);
-    assert_non_null(strstr(msg, "email: longer than 50 characters"));
+    assert_non_null(
+        strstr(msg, "column \"email\" is longer than 50 characters"));
     cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V2, &h.row,
                           mkrow(&r, 4, email51, "", "", "", "", "", NULL), &c,
@@ -398,13 +400,13 @@ static void test_validation(void **state)
                           mkrow(&r, 5, "  ", "Jo", "", "", "", "", NULL), &c,
                           msg),
                      CTS_EDATA);
-    assert_string_equal(msg, "email: empty");
+    assert_string_equal(msg, "column \"email\" is empty");
     cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 6, "Bad Mail", "", "", "", "", "", NULL),
                           &c, msg),
                      CTS_EDATA);
-    assert_string_equal(msg, "email: contains a space");
+    assert_string_equal(msg, "column \"email\": contains a space");
     assert_string_equal(c.f[CTS_F_EMAIL], "Bad Mail");
     cts_contact_free(&c);
     /* Birthdays and anniversaries. */
@@ -420,19 +422,21 @@ static void test_validation(void **state)
                           mkrow(&r, 8, "a@b.co", "", "", "4", "31", "", NULL),
                           &c, msg),
                      CTS_EDATA);
-    assert_non_null(strstr(msg, "no such day"));
+    assert_non_null(strstr(msg, "month 4 has no day 31"));
     cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 9, "a@b.co", "", "", "", "5", "", NULL), &c,
                           msg),
                      CTS_EDATA);
-    assert_string_equal(msg, "birthday_day: given without birthday_month");
+    assert_string_equal(msg, "column \"birthday_day\" is given without "
+                             "birthday_month");
     cts_contact_free(&c);
     assert_int_equal(map1(CTS_API_V3, &h.row,
                           mkrow(&r, 10, "a@b.co", "", "", "May", "5", "", NULL),
                           &c, msg),
                      CTS_EDATA);
-    assert_non_null(strstr(msg, "birthday_month: \"May\" is not a month"));
+    assert_non_null(
+        strstr(msg, "column \"birthday_month\": \"May\" is not a month"));
     cts_contact_free(&c);
     {
         static const char *const good[] = {"12/31/1999", "1/2/2003",
@@ -510,8 +514,9 @@ static void test_v2_latin1(void **state)
                           mkrow(&r, 2, "a@b.co", "\xC5\x81ukasz", "", NULL), &c,
                           msg),
                      CTS_EDATA);
-    assert_string_equal(msg, "last_name: character U+0141 is outside "
-                             "ISO-8859-1, which the v2 API rejects");
+    assert_string_equal(msg,
+                        "column \"last_name\": character U+0141 is outside "
+                        "ISO-8859-1, which the v2 API rejects");
     cts_contact_free(&c);
     /* An address is never transliterated for v2: refused instead. */
     assert_int_equal(
@@ -519,7 +524,7 @@ static void test_v2_latin1(void **state)
              mkrow(&r, 3, "o\xE2\x80\x99neil@example.com", "", "", NULL), &c,
              msg),
         CTS_EDATA);
-    assert_string_equal(msg, "email: character U+2019 is outside "
+    assert_string_equal(msg, "column \"email\": character U+2019 is outside "
                              "ISO-8859-1, which the v2 API rejects");
     cts_contact_free(&c);
     /* IDN emails cannot go to v2. */
@@ -527,7 +532,7 @@ static void test_v2_latin1(void **state)
         map1(CTS_API_V2, &h.row,
              mkrow(&r, 3, "a@\xD0\xBF\xD1\x80.example", "", "", NULL), &c, msg),
         CTS_EDATA);
-    assert_non_null(strstr(msg, "email: character U+043F"));
+    assert_non_null(strstr(msg, "column \"email\": character U+043F"));
     cts_contact_free(&c);
 }
 
@@ -619,8 +624,9 @@ static void test_map_with_allocator(void **state)
     assert_int_equal(rc, CTS_EDATA);
     assert_int_equal(cts_mapper_map_with(m, &r.row, &b, bump_alloc, bp, &err),
                      CTS_EDATA);
-    assert_string_equal(err.msg, "last_name: character U+0141 is outside "
-                                 "ISO-8859-1, which the v2 API rejects");
+    assert_string_equal(err.msg,
+                        "column \"Last Name\": character U+0141 is outside "
+                        "ISO-8859-1, which the v2 API rejects");
     assert_string_equal(b.f[CTS_F_EMAIL], "x@y.co");
     assert_true(in_bump(bp, b.f[CTS_F_EMAIL]));
     cts_contact_free(&a);
@@ -709,7 +715,7 @@ static void test_opt_out(void **state)
     mkrow(&r, 3, "ann@b.co", "Ann", "14", "no", "", NULL);
     memset(&c, 0, sizeof(c));
     assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
-    assert_non_null(strstr(err.msg, "birthday_month"));
+    assert_non_null(strstr(err.msg, "column \"Birthday Month\": \"14\""));
     cts_contact_free(&c);
     /* Neither yes nor no: invalid, naming the column as written. */
     mkrow(&r, 4, "ann@b.co", "Ann", "", " maybe ", "", NULL);
@@ -718,8 +724,8 @@ static void test_opt_out(void **state)
     assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
     assert_int_equal(err.row, 4);
     assert_true(strncmp(err.msg,
-                        "opt_out: column \"Unsubscribed\" says \"maybe\"",
-                        strlen("opt_out: column \"Unsubscribed\" says "
+                        "column \"Unsubscribed\" (opt_out) says \"maybe\"",
+                        strlen("column \"Unsubscribed\" (opt_out) says "
                                "\"maybe\"")) == 0);
     assert_int_equal(c.opt_out, 0);
     cts_contact_free(&c);
@@ -728,7 +734,7 @@ static void test_opt_out(void **state)
     mkrow(&r, 5, "not-an-email", "", "", "yes", "", NULL);
     memset(&c, 0, sizeof(c));
     assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
-    assert_true(strncmp(err.msg, "email:", 6) == 0);
+    assert_true(strncmp(err.msg, "column \"Email\":", 15) == 0);
     cts_contact_free(&c);
     /* A reason over 255 characters is cut at 255, never split inside a
      * character. */
@@ -786,6 +792,113 @@ static void test_field_limits(void **state)
     assert_int_equal(cts_field_max(CTS_API_V3, CTS_F_CITY), 50);
 }
 
+/* Messages name the column as the person wrote its header, and the field
+ * when the header does not say it. */
+static void test_column_names(void **state)
+{
+    struct cts_map maps[] = {{(char *)"first_name", (char *)"Vorname"},
+                             {(char *)"cf:colour", (char *)"Lieblingsfarbe"}};
+    struct fake_row h, r;
+    struct cts_contact c;
+    struct cts_error err;
+    struct cts_mapper *m;
+    char long51[52], cf256[257];
+    const char *longhdr = "A very long header that somebody wrote as a "
+                          "sentence to explain what the column holds";
+
+    (void)state;
+    memset(long51, 'x', 51);
+    long51[51] = '\0';
+    memset(cf256, 'c', 256);
+    cf256[256] = '\0';
+    mkrow(&h, 0, "E-Mail Address", "Vorname", "Lieblingsfarbe", "Zip", longhdr,
+          NULL);
+    m = new_mapper(CTS_API_V3, maps, 2, &h.row, &err);
+    assert_non_null(m);
+    memset(&c, 0, sizeof(c));
+    mkrow(&r, 1, "a@b.co", long51, "", "", "", NULL);
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+    assert_string_equal(err.msg, "column \"Vorname\" (first_name) is longer "
+                                 "than 50 characters");
+    cts_contact_free(&c);
+    mkrow(&r, 2, "a@b.co", "", cf256, "", "", NULL);
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+    assert_string_equal(err.msg, "column \"Lieblingsfarbe\" (cf:colour) is "
+                                 "longer than 255 characters");
+    cts_contact_free(&c);
+    mkrow(&r, 3, "a@", "", "", "", "", NULL);
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+    assert_string_equal(err.msg,
+                        "column \"E-Mail Address\": nothing after '@'");
+    cts_contact_free(&c);
+    /* Which columns anything reads: the unmapped one is not. */
+    assert_true(cts_mapper_column_used(m, 0));
+    assert_true(cts_mapper_column_used(m, 3));
+    assert_false(cts_mapper_column_used(m, 4));
+    assert_false(cts_mapper_column_used(m, 5));
+    cts_mapper_free(m);
+    /* A long header is cut in the message. */
+    {
+        struct cts_map m2[] = {{(char *)"last_name", (char *)longhdr}};
+        mkrow(&h, 0, "email", longhdr, NULL);
+        m = new_mapper(CTS_API_V3, m2, 1, &h.row, &err);
+        assert_non_null(m);
+        mkrow(&r, 1, "a@b.co", long51, NULL);
+        assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+        assert_string_equal(err.msg,
+                            "column \"A very long header that somebody wrote "
+                            "as a sentence to expl...\" (last_name) is longer "
+                            "than 50 characters");
+        cts_contact_free(&c);
+        cts_mapper_free(m);
+    }
+}
+
+/* An address at a slip of a common domain is invalid with the address
+ * meant, unless the run accepts typos. */
+static void test_typos(void **state)
+{
+    struct fake_row h, r;
+    struct cts_contact c;
+    struct cts_error err;
+    struct cts_mapper_opts o = {CTS_API_V3, NULL, 0, "t.csv", 0};
+    struct cts_mapper *m;
+
+    (void)state;
+    mkrow(&h, 0, "Email", "Name", NULL);
+    m = cts_mapper_new(&o, &h.row, &err);
+    assert_non_null(m);
+    memset(&c, 0, sizeof(c));
+    memset(&err, 0, sizeof(err));
+    mkrow(&r, 1, " Ann.Lee@GMIAL.com ", "Ann", NULL);
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+    assert_int_equal(err.row, 1);
+    assert_string_equal(err.msg,
+                        "column \"Email\": did you mean ann.lee@gmail.com? "
+                        "(\"gmial.com\" looks like a typo; --accept-typos "
+                        "sends it as written)");
+    /* The report still shows the address as normalised. */
+    assert_string_equal(c.f[CTS_F_EMAIL], "ann.lee@gmial.com");
+    cts_contact_free(&c);
+    mkrow(&r, 2, "bo@acme.con", "Bo", NULL);
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), CTS_EDATA);
+    assert_non_null(strstr(err.msg, "did you mean bo@acme.com?"));
+    cts_contact_free(&c);
+    mkrow(&r, 3, "cy@ymail.com", "Cy", NULL);
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), 0);
+    cts_contact_free(&c);
+    cts_mapper_free(m);
+
+    o.accept_typos = 1;
+    m = cts_mapper_new(&o, &h.row, &err);
+    assert_non_null(m);
+    mkrow(&r, 1, "ann.lee@gmial.com", "Ann", NULL);
+    assert_int_equal(cts_mapper_map(m, &r.row, &c, &err), 0);
+    assert_string_equal(c.f[CTS_F_EMAIL], "ann.lee@gmial.com");
+    cts_contact_free(&c);
+    cts_mapper_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -799,6 +912,8 @@ int main(void)
         cmocka_unit_test(test_map_with_allocator),
         cmocka_unit_test(test_opt_out),
         cmocka_unit_test(test_field_limits),
+        cmocka_unit_test(test_column_names),
+        cmocka_unit_test(test_typos),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,13 +25,21 @@
 struct collect {
     struct cts_buf out;
     long stop_at; /* stop the reader at this row (0 = never) */
+    struct cts_reader *r;
 };
+
+/* Columns the next reads ignore once their header is seen (as the intake
+ * does with the columns no field reads). */
+static const unsigned char *g_ignore;
+static size_t g_nignore;
 
 static int on_collect(const struct cts_row *row, void *arg)
 {
     struct collect *c = arg;
     size_t i;
 
+    if (row->row == 0 && g_nignore > 0)
+        cts_reader_ignore_columns(c->r, g_ignore, g_nignore);
     cts_buf_appendf(&c->out, "%ld@%ld", row->row, row->line);
     if (row->problem != NULL)
         cts_buf_appendf(&c->out, "!%s", row->problem);
@@ -62,6 +70,7 @@ static char *read_all(const void *data, size_t len, size_t chunk,
     cts_buf_init(&c.out, 0);
     cts_buf_appendf(&c.out, "%s", "");
     r = cts_reader_new(o, on_collect, &c);
+    c.r = r;
     *rc = 0;
     for (off = 0; off < len && *rc == 0; off += chunk)
         *rc = cts_reader_feed(r, (const char *)data + off,
@@ -188,7 +197,8 @@ static void test_nul_and_huge(void **state)
     size_t i;
     (void)state;
     check_every_chunk(nul, sizeof(nul) - 1, &auto_opts,
-                      "0@1|a|b\n1@2!NUL byte in field 2|x|y\0z\n2@3|q|r\n");
+                      "0@1|a|b\n1@2!NUL byte in column \"b\"|x|y\0z\n"
+                      "2@3|q|r\n");
     /* A small cap so that every chunk size is cheap to try. */
     o.max_field = 8;
     cts_buf_init(&big, 0);
@@ -199,11 +209,181 @@ static void test_nul_and_huge(void **state)
     /* A row whose only content is cut is still a row, not a blank. */
     cts_buf_appendf(&big, ",\"123456789\"\n");
     check_every_chunk(big.data, big.len, &o,
-                      "0@1|a|b\n1@2!field 2 longer than 8 bytes|1|\n"
-                      "2@4!field 2 longer than 8 bytes|2|\n"
+                      "0@1|a|b\n1@2!column \"b\" is longer than 8 bytes|1|\n"
+                      "2@4!column \"b\" is longer than 8 bytes|2|\n"
                       "3@5|3|12345678\n4@6|4|5\n"
-                      "5@7!field 2 longer than 8 bytes||\n");
+                      "5@7!column \"b\" is longer than 8 bytes||\n");
     cts_buf_free(&big);
+}
+
+/* Problems name a column by its header; by its number when it has none. */
+static void test_column_names(void **state)
+{
+    struct cts_reader_opts o = auto_opts;
+    static const char in[] = "email,Notes,\n"
+                             "a@b.co,123456789,\n"
+                             "c@d.co,x,123456789\n";
+    static const char nul[] = "email,Notes\na@b.co,x\0y\n";
+    static const char hdr[] = "A header written as a whole sentence about "
+                              "what the column holds";
+    struct cts_buf b, want;
+    size_t i;
+    (void)state;
+    o.max_field = 8;
+    check_every_chunk(in, sizeof(in) - 1, &o,
+                      "0@1|email|Notes|\n"
+                      "1@2!column \"Notes\" is longer than 8 bytes|a@b.co||\n"
+                      "2@3!column 3 is longer than 8 bytes|c@d.co|x|\n");
+    check_every_chunk(nul, sizeof(nul) - 1, &auto_opts,
+                      "0@1|email|Notes\n"
+                      "1@2!NUL byte in column \"Notes\"|a@b.co|x\0y\n");
+    /* A long header is cut at 60 bytes; sizes read as people write them. */
+    o.max_field = 1000;
+    cts_buf_init(&b, 0);
+    cts_buf_init(&want, 0);
+    cts_buf_appendf(&b, "email,%s\na@b.co,", hdr);
+    for (i = 0; i < 1001; i++)
+        cts_buf_putc(&b, 'x');
+    cts_buf_putc(&b, '\n');
+    cts_buf_appendf(&want,
+                    "0@1|email|%s\n1@2!column \"A header written as a whole "
+                    "sentence about what the column h...\" is longer than "
+                    "1,000 bytes|a@b.co|\n",
+                    hdr);
+    check_every_chunk(b.data, b.len, &o, want.data);
+    cts_buf_free(&b);
+    cts_buf_free(&want);
+}
+
+/* A column nobody reads: a huge value or a NUL byte there is dropped, not
+ * a problem; the same in a read column still is. */
+static void test_ignored_columns(void **state)
+{
+    static const unsigned char ign[] = {0, 1};
+    struct cts_reader_opts o = auto_opts;
+    struct cts_buf in;
+    size_t i;
+    (void)state;
+    o.max_field = 8;
+    cts_buf_init(&in, 0);
+    cts_buf_appendf(&in, "email,notes,name\na@b.co,\"");
+    for (i = 0; i < 100; i++)
+        cts_buf_appendf(&in, "%c", i == 50 ? '\n' : 'n');
+    cts_buf_appendf(&in, "\",Ann\nc@d.co,x");
+    cts_buf_putc(&in, 0);
+    cts_buf_appendf(&in, "y,Cy\ne@f.co,ok,123456789\n,");
+    /* A row whose only value was dropped is still a row, not a blank. */
+    for (i = 0; i < 20; i++)
+        cts_buf_putc(&in, 'z');
+    cts_buf_appendf(&in, ",\n");
+    g_ignore = ign;
+    g_nignore = sizeof(ign);
+    check_every_chunk(in.data, in.len, &o,
+                      "0@1|email|notes|name\n"
+                      "1@2|a@b.co||Ann\n"
+                      "2@4|c@d.co||Cy\n"
+                      "3@5!column \"name\" is longer than 8 bytes|e@f.co|ok|\n"
+                      "4@6|||\n");
+    g_ignore = NULL;
+    g_nignore = 0;
+    cts_buf_free(&in);
+}
+
+/* Every chunk size: the input is refused before any row, with err saying
+ * what it is. */
+static void check_refused(const void *data, size_t len, const char *what)
+{
+    struct cts_error err;
+    size_t chunk;
+    char *got;
+    int rc;
+
+    for (chunk = 1; chunk <= len + 1; chunk++) {
+        memset(&err, 0, sizeof(err));
+        got = read_all(data, len, chunk, &auto_opts, &rc, &err, NULL, 0, NULL);
+        if (rc != CTS_EDATA || err.exit_code != 65 || got[0] != '\0' ||
+            strstr(err.msg, what) == NULL)
+            fail_msg("chunk %zu: rc %d, rows \"%s\", message \"%s\" lacks "
+                     "\"%s\"",
+                     chunk, rc, got, err.msg, what);
+        free(got);
+    }
+}
+
+/* A zip local file header for an entry name, stored, with its data. */
+static void zip_entry(struct cts_buf *b, const char *name, const char *data)
+{
+    unsigned char h[30];
+    size_t nl = strlen(name), dl = strlen(data);
+
+    memset(h, 0, sizeof(h));
+    memcpy(h, "PK\x03\x04", 4);
+    h[4] = 20;
+    h[18] = h[22] = (unsigned char)dl; /* sizes (< 256 here) */
+    h[26] = (unsigned char)nl;
+    cts_buf_append(b, h, sizeof(h));
+    cts_buf_append(b, name, nl);
+    cts_buf_append(b, data, dl);
+}
+
+static void test_workbooks_refused(void **state)
+{
+    static const char save_as[] =
+        "open it and save it as CSV (Excel: File \xE2\x86\x92 Save As "
+        "\xE2\x86\x92 CSV UTF-8; LibreOffice: File \xE2\x86\x92 Save As "
+        "\xE2\x86\x92 Text CSV; Google Sheets: File \xE2\x86\x92 Download";
+    struct cts_buf b;
+    struct cts_error err;
+    unsigned char ole[1024];
+    size_t i;
+    (void)state;
+
+    cts_buf_init(&b, 0);
+    zip_entry(&b, "[Content_Types].xml", "<Types/>");
+    zip_entry(&b, "_rels/.rels", "<Relationships/>");
+    zip_entry(&b, "xl/workbook.xml", "<workbook/>");
+    check_refused(b.data, b.len,
+                  "t.csv: an Excel workbook (.xlsx), not a CSV text file");
+    check_refused(b.data, b.len, save_as);
+    b.len = 0;
+    zip_entry(&b, "mimetype", "application/vnd.oasis.opendocument.spreadsheet");
+    zip_entry(&b, "content.xml", "<office:document-content/>");
+    check_refused(b.data, b.len,
+                  "an OpenDocument spreadsheet (.ods), not a "
+                  "CSV text file: open it and save it as CSV");
+    b.len = 0;
+    zip_entry(&b, "word/document.xml", "<w:document/>");
+    check_refused(b.data, b.len,
+                  "t.csv: not a CSV text file (a Word document (.docx))");
+    b.len = 0;
+    zip_entry(&b, "photo.jpg", "jpeg");
+    check_refused(b.data, b.len, "t.csv: not a CSV text file (a ZIP archive)");
+    cts_buf_free(&b);
+    /* OLE2: the header, then a directory entry "Workbook" in UTF-16LE. */
+    memset(ole, 0, sizeof(ole));
+    memcpy(ole, "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8);
+    for (i = 0; i < 8; i++)
+        ole[512 + 2 * i] = (unsigned char)"Workbook"[i];
+    check_refused(ole, sizeof(ole),
+                  "an Excel 97-2003 workbook (.xls), not a "
+                  "CSV text file: open it and save it as");
+    /* Other binaries: what they are, and no spreadsheet advice. */
+    check_refused("%PDF-1.7\n%\xE2\xE3\n", 12,
+                  "t.csv: not a CSV text file (a PDF document)");
+    check_refused("\x1F\x8B\x08\x00\x00\x00", 6, "(a gzip-compressed file)");
+    check_refused("\x7F"
+                  "ELF\x02\x01\x01\x00\x00\x00\n",
+                  11, "not a CSV text file (its first line holds NUL bytes");
+    check_refused("e\0m\0a\0i\0l\0\n\0", 12,
+                  "UTF-16 text without a byte-order");
+    /* Text that merely starts like a signature is read as text. */
+    check_every_chunk("PK\nx\n", 5, &auto_opts, "0@1|PK\n1@2|x\n");
+    check_every_chunk("P", 1, &auto_opts, "0@1|P\n");
+    assert_int_equal(cts_reader_sniff("t.csv", "P", 1, 0, &err), 1);
+    assert_int_equal(cts_reader_sniff("t.csv", "email\n", 6, 0, &err), 0);
+    assert_int_equal(cts_reader_sniff("t.csv", "PK\x03\x04", 4, 0, &err), 1);
+    assert_int_equal(cts_reader_sniff("t.csv", "PK\x03\x04", 4, 1, &err),
+                     CTS_EDATA);
 }
 
 static void test_record_caps(void **state)
@@ -320,7 +500,8 @@ static void test_encodings(void **state)
     /* strict utf-8: the row says what is wrong, the text stays readable. */
     o.enc = CTS_ENC_UTF8;
     check_every_chunk("n\nJos\xE9\n", 7, &o,
-                      "0@1|n\n1@2!invalid UTF-8 in field 1 (byte 0xE9); try "
+                      "0@1|n\n1@2!invalid UTF-8 in column \"n\" (byte 0xE9); "
+                      "try "
                       "--encoding cp1252|Jos\xC3\xA9\n");
 }
 
@@ -559,6 +740,7 @@ static void parse_args(char *args, struct runopts *o)
 struct corpus_run {
     struct runopts *o;
     const char *file;
+    struct cts_reader *r;
     struct cts_mapper *m;
     int exit_code;
     char error[600];
@@ -586,13 +768,18 @@ static int on_corpus_row(const struct cts_row *row, void *arg)
     memset(&err, 0, sizeof(err));
     if (row->row == 0) {
         struct cts_mapper_opts mo = {cr->o->api, cr->o->maps, cr->o->nmaps,
-                                     cr->file};
+                                     cr->file, 0};
+        unsigned char ign[64];
         cr->m = cts_mapper_new(&mo, row, &err);
         if (cr->m == NULL) {
             cr->exit_code = err.exit_code;
             copy(cr->error, sizeof(cr->error), err.msg);
             return CTS_EDATA;
         }
+        /* As the intake does: what no field reads cannot spoil a row. */
+        for (i = 0; i < row->nfields && i < sizeof(ign); i++)
+            ign[i] = !cts_mapper_column_used(cr->m, i);
+        cts_reader_ignore_columns(cr->r, ign, i);
         return 0;
     }
     assert_true(row->row >= 1 && row->row <= 64);
@@ -702,6 +889,7 @@ static int run_one(const char *dir, const char *name, size_t chunk)
     cr->file = path;
     memset(&err, 0, sizeof(err));
     r = cts_reader_new(&o.ro, on_corpus_row, cr);
+    cr->r = r;
     for (off = 0; off < len && rc == 0; off += chunk)
         rc = cts_reader_feed(r, data + off,
                              len - off < chunk ? len - off : chunk, &err);
@@ -825,6 +1013,9 @@ int main(void)
         cmocka_unit_test(test_field_counts),
         cmocka_unit_test(test_extra_nonempty_field),
         cmocka_unit_test(test_nul_and_huge),
+        cmocka_unit_test(test_column_names),
+        cmocka_unit_test(test_ignored_columns),
+        cmocka_unit_test(test_workbooks_refused),
         cmocka_unit_test(test_record_caps),
         cmocka_unit_test(test_unterminated),
         cmocka_unit_test(test_empty_inputs),
