@@ -10,7 +10,6 @@
 #include "cts_pipeline.h"
 
 #include <assert.h>
-#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -286,25 +285,6 @@ static int journal_push(void *arg)
 
 /* ---- rows from intake (cts_intake.h) ---- */
 
-/* Message naming the row that first had this email (state row tag). */
-static void dup_message(struct pipeline *p, struct cts_job *j, size_t file_idx,
-                        uint32_t tag)
-{
-    uint64_t first = (uint64_t)tag - 1;
-    size_t k = file_idx;
-    char buf[512];
-
-    while (k > 0 && p->file_seq[k] > first)
-        k--;
-    if (k == file_idx)
-        snprintf(buf, sizeof(buf), "same email as row %" PRIu64,
-                 first - p->file_seq[k] + 1);
-    else
-        snprintf(buf, sizeof(buf), "same email as %s row %" PRIu64,
-                 p->cfg->inputs[k], first - p->file_seq[k] + 1);
-    cts_job_set_str(&j->message, buf);
-}
-
 /* The header row of a file was read (its mapping built by intake). */
 static int header_done(struct pipeline *p, const struct cts_intake_batch *b)
 {
@@ -331,7 +311,7 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
-    char msg[160];
+    char msg[512];
 
     /* Borrowed from the batch while the row settles here and now; a row
      * that goes on to be sent takes its own copy first. */
@@ -345,7 +325,10 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     cts_job_set_state(j, CTS_JS_MAPPED);
     j->fp = m->fp;
     if (cts_state_seen_key(p->st, m->key, (uint32_t)(j->seq + 1), &first)) {
-        dup_message(p, j, b->file_idx, first);
+        cts_job_set_str(&j->message,
+                        cts_report_dup_message(cfg->inputs, p->file_seq,
+                                               b->file_idx, first - 1ull, msg,
+                                               sizeof(msg)));
         job_settle(j, CTS_ST_DUPLICATE);
         return;
     }

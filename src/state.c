@@ -235,6 +235,7 @@ void cts_state_close(struct cts_state *st)
         close(st->lock_fd); /* releases the flock */
     cts_state_fails_free(st);
     cts_state_bulk_free(st);
+    cts_state_mirror_free(st);
     cts_emailidx_free(&st->ix);
     cts_buf_free(&st->jbuf);
     cts_buf_free(&st->jout);
