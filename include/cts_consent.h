@@ -41,6 +41,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "cts_api.h"
 #include "cts_config.h"
 #include "cts_contact.h"
@@ -180,6 +182,14 @@ char *cts_consent_optouts_query(enum cts_api api, const char *since);
  * it, opt_out_date (ISO-8601) or NULL.  Both borrowed for the call. */
 typedef void (*cts_consent_optout_fn)(void *arg, const char *email,
                                       const char *opt_out_date);
+
+/*
+ * fn for each entry of one page's items array (v3 "contacts", v2
+ * "results"; borrowed) that really is unsubscribed (v3 permission_to_send
+ * "unsubscribed", v2 status OPTOUT), synchronously.  Returns how many.
+ */
+size_t cts_consent_take_optouts(enum cts_api api, const json_t *items,
+                                cts_consent_optout_fn fn, void *arg);
 
 /*
  * Parse one page of the listing: v3 {"contacts":[{email_address:{address,

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "cts_http.h" /* cts_url_escape */
+#include "cts_pager.h"
 #include "cts_url.h"
 
 /* The API's limits on a contact (reference: ContactPutRequest). */
@@ -568,22 +569,12 @@ char *cts_consent_optouts_query(enum cts_api api, const char *since)
     return q;
 }
 
-int cts_consent_parse_optouts(enum cts_api api, const char *body, size_t len,
-                              cts_consent_optout_fn fn, void *arg, char **next,
-                              size_t *count)
+size_t cts_consent_take_optouts(enum cts_api api, const json_t *items,
+                                cts_consent_optout_fn fn, void *arg)
 {
-    json_t *root = load(body, len), *items, *it;
-    const char *link;
+    const json_t *it;
     size_t i, n = 0;
 
-    *next = NULL;
-    if (count != NULL)
-        *count = 0;
-    items = json_object_get(root, api == CTS_API_V2 ? "results" : "contacts");
-    if (!json_is_array(items)) {
-        json_decref(root);
-        return CTS_EJSON;
-    }
     json_array_foreach(items, i, it)
     {
         const char *email, *date;
@@ -601,14 +592,28 @@ int cts_consent_parse_optouts(enum cts_api api, const char *body, size_t len,
         fn(arg, email, date);
         n++;
     }
-    if (api == CTS_API_V2)
-        link =
-            str_at(json_object_get(json_object_get(root, "meta"), "pagination"),
-                   "next_link");
-    else
-        link = str_at(json_object_get(json_object_get(root, "_links"), "next"),
-                      "href");
-    if (link != NULL && *link != '\0')
+    return n;
+}
+
+int cts_consent_parse_optouts(enum cts_api api, const char *body, size_t len,
+                              cts_consent_optout_fn fn, void *arg, char **next,
+                              size_t *count)
+{
+    json_t *root = load(body, len), *items;
+    const char *link;
+    size_t n;
+
+    *next = NULL;
+    if (count != NULL)
+        *count = 0;
+    items = json_object_get(root, api == CTS_API_V2 ? "results" : "contacts");
+    if (!json_is_array(items)) {
+        json_decref(root);
+        return CTS_EJSON;
+    }
+    n = cts_consent_take_optouts(api, items, fn, arg);
+    link = cts_pager_next_link(api, root);
+    if (link != NULL)
         *next = cts_xstrdup(link);
     if (count != NULL)
         *count = n;
