@@ -24,6 +24,7 @@
 #include "cts_intake.h"
 #include "cts_job.h"
 #include "cts_mapper.h"
+#include "cts_mirror.h"
 #include "cts_optsync.h"
 #include "cts_progress.h"
 #include "cts_protocol.h"
@@ -79,6 +80,7 @@ struct pipeline {
     struct cts_optouts *optouts;
     int opt_ready; /* known: rows may be settled */
     int opt_dirty; /* the run unsubscribed someone: save at the end */
+    struct cts_mirror *mirror; /* --mirror: after every row (cts_mirror.h) */
 
     /* progress */
     int show_progress;
@@ -222,6 +224,7 @@ static void stop_sending(struct pipeline *p, enum cts_stop why, const char *fmt,
      * their activity is already running). */
     if (p->bulk != NULL)
         cts_bulk_stop(p->bulk);
+    cts_mirror_stop(p->mirror);
 }
 
 /* ---- sending a row (cts_protocol) ---- */
@@ -318,6 +321,7 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     j->c = m->c;
     j->c_borrowed = 1;
     if (m->invalid) {
+        cts_mirror_note(p->mirror, m->c.f[CTS_F_EMAIL]); /* still input */
         cts_job_set_str(&j->message, cts_intake_row_msg(b, m));
         job_settle(j, CTS_ST_INVALID);
         return;
@@ -708,14 +712,26 @@ static void shutdown_handles(struct pipeline *p)
         cts_bulk_close(p->bulk, NULL, NULL);
         p->bulk = NULL;
     }
+    cts_mirror_close(p->mirror);
 }
 
 static void maybe_finish(struct pipeline *p)
 {
-    if (p->finishing || !cts_intake_finished(&p->in) || p->jobs.live > 0)
+    if (p->finishing || !cts_intake_finished(&p->in) || p->jobs.live > 0 ||
+        !cts_mirror_start(p->mirror, p->next_seq,
+                          p->stop == CTS_STOP_NONE && !p->fatal_rc &&
+                              cts_intake_csv_error(&p->in) == NULL))
         return;
     p->finishing = 1;
     shutdown_handles(p);
+}
+
+/* cts_mirror's done: the removals after the rows are over. */
+static void on_mirror_done(void *arg, int rc, int exit_code, const char *msg)
+{
+    if (rc != 0)
+        fatal(arg, rc, exit_code, msg);
+    maybe_finish(arg);
 }
 
 /* A fatal error aborts in-flight requests from the next loop turn (we may
@@ -787,6 +803,8 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     cts_protocol_init(&p->proto, cfg, pp->cf, &p->send, on_row_done, p);
     if (!cfg->dry_run && cfg->bulk == CTS_BULK_ALWAYS)
         bulk_start(p);
+    p->mirror = cts_mirror_new(&p->loop, cfg, &p->send, p->st, p->report,
+                               on_mirror_done, p);
 
     uv_timer_init(&p->loop, &p->tick_timer);
     uv_timer_init(&p->loop, &p->grace_timer);
