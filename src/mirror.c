@@ -653,6 +653,18 @@ static int resume(struct cts_mirror *m)
         rm->n++;
         hit->taken = 1;
     }
+    /* A started removal not polled here has no member left on the list
+     * that the input lacks: it is over. */
+    for (i = 0; i < n && rc == 0; i++) {
+        size_t k;
+
+        if (rs[i].activity_id == NULL || rs[i].ended)
+            continue;
+        for (k = 0; k < m->nrm && m->rm[k].serial != rs[i].serial; k++)
+            ;
+        if (k == m->nrm && (i == 0 || rs[i - 1].serial != rs[i].serial))
+            rc = cts_state_mirror_ended(m->st, rs[i].serial, CTS_ST_REMOVED);
+    }
     /* Reported once each, whatever the journal repeats. */
     qsort(g, ng, sizeof(*g), cmp_gone);
     for (i = 0; i < ng && rc == 0; i++) {
@@ -746,7 +758,11 @@ static int settle(struct cts_mirror *m, size_t i, enum cts_status st, int http,
     char msg[600];
     size_t k;
 
-    if (rm->serial != 0 && cts_state_mirror_ended(m->st, rm->serial, st) != 0) {
+    /* A deferred removal whose activity runs stays open in the journal
+     * (kept at commit): the next run polls it instead of posting again. */
+    if (rm->serial != 0 &&
+        !(st == CTS_ST_DEFERRED && rm->activity_id != NULL) &&
+        cts_state_mirror_ended(m->st, rm->serial, st) != 0) {
         finish(m, UV_EIO, CTS_EX_CANTCREAT, "cannot write the state journal");
         return -1;
     }

@@ -268,7 +268,7 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
     rc = cts_state_flush(st);
     if (rc == 0)
         rc = cts_state_failed_write(st);
-    if (rc == 0 && st->had_bulk)
+    if (rc == 0 && (st->had_bulk || st->nmr > 0))
         rc = cts_state_bulk_collect(st, &carry);
     if (rc != 0) {
         cts_buf_free(&carry);

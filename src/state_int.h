@@ -227,5 +227,8 @@ void cts_state_bulk_free(struct cts_state *st);
 void cts_state_mirror_replay(struct cts_state *st, const struct jrec *r,
                              const char *payload);
 void cts_state_mirror_free(struct cts_state *st);
+/* 1 when removal `serial` has an activity that has not ended: its
+ * records are kept at commit (cts_state_bulk_collect). */
+int cts_state_mirror_open(const struct cts_state *st, uint32_t serial);
 
 #endif /* CTS_STATE_INT_H */

@@ -151,11 +151,18 @@ int cts_state_mirror_begin(struct cts_state *st, uint32_t serial,
     return rc;
 }
 
+/* Removals are also kept in memory, so the commit knows which activities
+ * are still running (cts_state_mirror_open). */
 int cts_state_mirror_started(struct cts_state *st, uint32_t serial,
                              const char *activity_id)
 {
+    struct mirror_removal *m;
+
     if (st->dry_run || st->jfd < 0)
         return 0;
+    m = removal(st, serial, 1);
+    free(m->activity_id);
+    m->activity_id = cts_xstrdup(activity_id);
     return cts_state_jwrite(st, J_MIRROR_START, serial, 0, 0, 0, activity_id,
                             strlen(activity_id));
 }
@@ -165,6 +172,17 @@ int cts_state_mirror_ended(struct cts_state *st, uint32_t serial,
 {
     if (st->dry_run || st->jfd < 0)
         return 0;
+    removal(st, serial, 1)->ended = (int)status + 1;
     return cts_state_jwrite(st, J_MIRROR_END, serial, 0, 0, (int)status, NULL,
                             0);
+}
+
+int cts_state_mirror_open(const struct cts_state *st, uint32_t serial)
+{
+    size_t i;
+
+    for (i = st->nmr; i > 0; i--)
+        if (st->mr[i - 1].serial == serial)
+            return st->mr[i - 1].activity_id != NULL && !st->mr[i - 1].ended;
+    return 0;
 }

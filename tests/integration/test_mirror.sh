@@ -6,8 +6,8 @@
 # nothing changed) above --max-removals and for an empty input, and lets
 # the same removals through when the cap is raised; --dry-run reports the
 # plan and sends no removal; a run with a failed row removes nobody;
-# kill -9 during a removal, then the same command: the activity is polled,
-# never posted again, and the removals are reported.
+# kill -9 or SIGINT during a removal, then the same command: the activity
+# is polled, never posted again, and the removals are reported.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/test_import.inc"
 
@@ -148,20 +148,21 @@ for api in $APIS; do
     # ---- kill -9 during a removal, then the same command ----
     # Killed at the removal's first poll: its activity is journalled and
     # still running (ACT_MS).  The next run polls it and posts nothing.
-    kill_at_poll() {
+    kill_at_poll() { # [SIGNAL]: sets KRC, the run's exit code
         local p0 i
         p0=$(polls)
         CTCT_ACCESS_TOKEN=$TOKEN "$CTS" import --api "$API" --api-key "$KEY" \
             $(api_urls) --state "$STATE_DIR" --report "$T/r.csv" \
             --list "$LIST" --mirror --max-removals 10 --poll-interval 1 \
-            --rate 0 "$T/in.csv" >/dev/null 2>&1 &
+            --rate 0 "$T/in.csv" >/dev/null 2>"$T/err" &
         pid=$!
         for i in $(seq 1 200); do
             [ "$(polls)" -gt "$p0" ] && break
             kill -0 $pid 2>/dev/null || break
         done
-        kill -9 $pid 2>/dev/null
-        wait $pid 2>/dev/null
+        kill -"${1:-9}" $pid 2>/dev/null
+        KRC=0
+        wait $pid 2>/dev/null || KRC=$?
     }
     csv 11
     posted=$(removals_posted)
@@ -189,6 +190,23 @@ for api in $APIS; do
         ok "$api: kill -9, activity done meanwhile: reported, nothing posted"
     else
         not_ok "$api: kill -9 then resume (activity done)"; explain
+    fi
+
+    # ---- SIGINT while a removal runs: deferred, and the next run polls
+    # the activity (kept in the journal at commit), never posts it again.
+    csv 31
+    posted=$(removals_posted)
+    kill_at_poll INT
+    deferred=$(removed_lines | grep -c "deferred not removed from list $LIST")
+    mimp --max-removals 10 "$T/in.csv"
+    want30=$(echo "$want" | grep -v -E '^k([1-9]|[12][0-9]|30)@')
+    if [ $KRC -eq 75 ] && [ "$deferred" -eq 10 ] && [ $RC -eq 0 ] &&
+        [ "$(removals_posted)" -eq $((posted + 1)) ] &&
+        [ "$(members "$LIST")" = "$want30" ] &&
+        [ "$(removed_lines | grep -c "removed removed from list $LIST")" -eq 10 ]; then
+        ok "$api: SIGINT during a removal: deferred (75), then polled, not posted again"
+    else
+        not_ok "$api: SIGINT during a removal (exit $KRC, $deferred deferred)"; explain
     fi
 done
 finish
