@@ -486,7 +486,7 @@ static int guard(struct cts_mirror *m, char *msg, size_t n)
 {
     struct cts_buf b;
     char cap[32];
-    size_t i, most = 0, most_of = 0;
+    size_t i, most = 0, pct = 0;
     int refused = 0;
 
     cts_buf_init(&b, 0);
@@ -511,17 +511,17 @@ static int guard(struct cts_mirror *m, char *msg, size_t n)
                         l->id, l->n, l->members,
                         100.0 * (double)l->n / (double)l->members, cap,
                         allowed(lim, l->members));
-        if (l->n > most) {
+        if (l->n > most)
             most = l->n;
-            most_of = l->members;
-        }
+        if ((100 * l->n + l->members - 1) / l->members > pct)
+            pct = (100 * l->n + l->members - 1) / l->members;
     }
     if (refused && most > 0)
         snprintf(msg, n,
                  "--mirror refused, no list was changed%s. If the input "
                  "really is complete, raise the cap: --max-removals %zu (or "
                  "%zu%%)",
-                 b.data, most, (100 * most + most_of - 1) / most_of);
+                 b.data, most, pct);
     else if (refused)
         snprintf(msg, n, "--mirror refused, no list was changed%s. Check the "
                  "input", b.data);
@@ -1085,10 +1085,10 @@ int cts_mirror_start(struct cts_mirror *m, uint64_t first, int rows_ok)
         return 1;
     }
     m->seq = first;
-    m->nlists = m->cfg->nlists;
-    m->lists = cts_xcalloc(m->nlists ? m->nlists : 1, sizeof(*m->lists));
-    for (i = 0; i < m->nlists; i++)
-        m->lists[i].id = m->cfg->lists[i];
+    m->lists = cts_xcalloc(m->cfg->nlists + 1, sizeof(*m->lists));
+    for (i = 0; i < m->cfg->nlists; i++)
+        if (list_by_id(m, m->cfg->lists[i]) == NULL) /* once each */
+            m->lists[m->nlists++].id = m->cfg->lists[i];
     m->phase = PH_LISTING;
     m->cur = 0;
     list_next(m);

@@ -7,7 +7,8 @@
 # the same removals through when the cap is raised; --dry-run reports the
 # plan and sends no removal; a run with a failed row removes nobody;
 # kill -9 or SIGINT during a removal, then the same command: the activity
-# is polled, never posted again, and the removals are reported.
+# is polled, never posted again, and the removals are reported; a removal
+# the API refuses is reported `failed` (exit 1).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/test_import.inc"
 
@@ -207,6 +208,29 @@ for api in $APIS; do
         ok "$api: SIGINT during a removal: deferred (75), then polled, not posted again"
     else
         not_ok "$api: SIGINT during a removal (exit $KRC, $deferred deferred)"; explain
+    fi
+
+    # ---- a removal the API refuses: `failed` lines, exit 1, and the next
+    # run removes them ----
+    csv 41 # only inv, opt, K40 and new: k31..k39 leave
+    if [ $api = v3 ]; then
+        m="POST /v3/activities/remove_list_memberships"
+    else
+        m="POST /v2/activities/removefromlists"
+    fi
+    sb_faults "{\"faults\":[\"400_echo\"],\"match\":\"$m\"}"
+    mimp --max-removals 10 "$T/in.csv"
+    failed=$(removed_lines | grep -c "failed not removed from list $LIST")
+    frc=$RC
+    cp "$T/r.csv" "$T/r1.csv"
+    mimp --max-removals 10 "$T/in.csv"
+    if [ $frc -eq 1 ] && [ "$failed" -eq 9 ] && [ $RC -eq 0 ] &&
+        [ "$(members "$LIST")" = "$(printf '%s\n' inv@example.com \
+            k$NK@example.com new@example.com)" ] &&
+        [ "$(sum removed)" -eq 9 ] && ! grep -q -- "$TOKEN" "$T/r1.csv"; then
+        ok "$api: a refused removal: failed lines (exit 1), removed by the next run"
+    else
+        not_ok "$api: a refused removal (exit $frc, $failed failed)"; explain
     fi
 done
 finish
