@@ -31,6 +31,13 @@ enum cts_export_status {
     CTS_EXPORT_UNSUBSCRIBED /* permission unsubscribed (v2 OPTOUT) */
 };
 
+/* How --max-removals is given. */
+enum cts_cap_kind {
+    CTS_CAP_DEFAULT = 0, /* not given: 10% of each list */
+    CTS_CAP_COUNT,       /* N members */
+    CTS_CAP_PERCENT      /* P% of each list's members */
+};
+
 struct cts_config {
     enum cts_command command;
 
@@ -70,6 +77,13 @@ struct cts_config {
     enum cts_bulk bulk;
     long bulk_threshold;
     long poll_interval_s;
+    /* --mirror: after the rows, members of each --list absent from the
+     * input are taken off that list (cts_mirror.h) */
+    int mirror;
+    /* --max-removals N|P%: the most members a list may lose in one run;
+     * CTS_CAP_DEFAULT (zero) is 10% of the list */
+    enum cts_cap_kind max_removals_kind;
+    double max_removals; /* members (COUNT) or percent (PERCENT) */
 
     /* results: report, summary, terminal output */
     char *report;      /* NULL = "<first input without .csv>.report.csv" */

@@ -168,4 +168,16 @@ int cts_report_write_summary_fd(int fd, const char *path,
 char *cts_report_summary_line(const struct cts_report_counts *c,
                               double elapsed_s, char *out, size_t outlen);
 
+/*
+ * The message of a `duplicate` row: "same email as row 12" when the first
+ * row with that email is in the same file, else "same email as FILE row
+ * 12".  first is that row's sequence number (0-based over the run),
+ * file_seq[k] the sequence number of file k's first row (for files up to
+ * file_idx), inputs the file names.  Written to buf (n bytes); returns
+ * buf.
+ */
+char *cts_report_dup_message(char *const *inputs, const uint64_t *file_seq,
+                             size_t file_idx, uint64_t first, char *buf,
+                             size_t n);
+
 #endif /* CTS_REPORT_H */

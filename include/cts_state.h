@@ -315,6 +315,50 @@ int cts_state_bulk_started(struct cts_state *st, uint32_t serial,
 int cts_state_bulk_pending(struct cts_state *st, const char *email, uint32_t fp,
                            const char **activity_id, uint32_t *line);
 
+/* ---- --mirror: the run's input and journalled removals (state_mirror.c) */
+
+/* 1 when an email with this key (cts_state_email_key) was seen in this
+ * run (cts_state_seen_key), 0 otherwise.  Valid until commit. */
+int cts_state_in_run(const struct cts_state *st, uint64_t key);
+
+/* A new removal serial, unique within this state's journal (survives
+ * resumes; never 0). */
+uint32_t cts_state_mirror_serial(struct cts_state *st);
+/*
+ * Journal a list member about to be taken off list_id by removal
+ * `serial`, before the removal is posted (email normalised; contact_id
+ * may be NULL; all borrowed).  Coalesced like a row's begin: pushed before
+ * the request leaves.  0 or a negative errno; no-op in dry-run.
+ */
+int cts_state_mirror_begin(struct cts_state *st, uint32_t serial,
+                           const char *list_id, const char *email,
+                           const char *contact_id);
+/* The server accepted removal `serial` as activity_id (borrowed). */
+int cts_state_mirror_started(struct cts_state *st, uint32_t serial,
+                             const char *activity_id);
+/* Removal `serial` ended: status removed, failed or deferred. */
+int cts_state_mirror_ended(struct cts_state *st, uint32_t serial,
+                           enum cts_status status);
+
+/* A member that a killed run journalled for removal (strings borrowed
+ * from st, valid until close). */
+struct cts_state_removal {
+    const char *list_id;
+    const char *email;
+    const char *contact_id;  /* NULL when unknown */
+    const char *activity_id; /* NULL: never accepted (the POST may or may
+                                not have landed) */
+    uint64_t key;            /* cts_state_email_key(email) */
+    uint32_t serial;
+    int ended; /* the removal ended, with status */
+    enum cts_status status;
+};
+/* How many members the replayed journal holds, and the i-th (journal
+ * order). */
+size_t cts_state_mirror_count(const struct cts_state *st);
+void cts_state_mirror_get(const struct cts_state *st, size_t i,
+                          struct cts_state_removal *out);
+
 /* ---- figures for logs and the summary ---- */
 struct cts_state_stats {
     size_t known;           /* emails with a stored fingerprint */

@@ -41,6 +41,8 @@ enum opt_id {
     O_BULK,
     O_BULK_THRESHOLD,
     O_POLL_INTERVAL,
+    O_MIRROR,
+    O_MAX_REMOVALS,
     O_DRY_RUN,
     O_ACCEPT_TYPOS,
     O_DELIMITER,

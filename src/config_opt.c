@@ -62,6 +62,8 @@ const struct opt_def cts_opts[] = {
     {"bulk", O_BULK, A_REQ, C_IMPORT, 1},
     {"bulk-threshold", O_BULK_THRESHOLD, A_REQ, C_IMPORT, 1},
     {"poll-interval", O_POLL_INTERVAL, A_REQ, C_IMPORT, 1},
+    {"mirror", O_MIRROR, A_NONE, C_IMPORT, 1},
+    {"max-removals", O_MAX_REMOVALS, A_REQ, C_IMPORT, 1},
     {"dry-run", O_DRY_RUN, A_NONE, C_IMPORT, 1},
     {"accept-typos", O_ACCEPT_TYPOS, A_NONE, C_IMPORT, 1},
     {"delimiter", O_DELIMITER, A_REQ, C_IMPORT, 1},
@@ -169,6 +171,29 @@ static int parse_double(const char *s, double min, double max, double *out)
         d > max)
         return CTS_EUSAGE;
     *out = d;
+    return 0;
+}
+
+/* --max-removals: "N" members or "P%" of each list (0 allowed: no
+ * removal at all). */
+static int parse_cap(const char *s, enum cts_cap_kind *kind, double *out)
+{
+    size_t n = strlen(s);
+    char num[32];
+    long l;
+
+    if (n > 1 && s[n - 1] == '%' && n < sizeof(num)) {
+        memcpy(num, s, n - 1);
+        num[n - 1] = '\0';
+        if (parse_double(num, 0, 100, out) != 0)
+            return -1;
+        *kind = CTS_CAP_PERCENT;
+        return 0;
+    }
+    if (cts_parse_long(s, 0, 1000000000L, &l) != 0)
+        return -1;
+    *kind = CTS_CAP_COUNT;
+    *out = (double)l;
     return 0;
 }
 
@@ -304,6 +329,7 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
     case O_FULL:
     case O_DRY_RUN:
     case O_ACCEPT_TYPOS:
+    case O_MIRROR:
     case O_NO_LISTEN:
     case O_OPEN:
     case O_DEVICE:
@@ -322,6 +348,8 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
             cfg->dry_run = b;
         else if (o->id == O_ACCEPT_TYPOS)
             cfg->accept_typos = b;
+        else if (o->id == O_MIRROR)
+            cfg->mirror = b;
         else if (o->id == O_NO_LISTEN)
             cfg->no_listen = b;
         else if (o->id == O_OPEN)
@@ -459,6 +487,13 @@ int cts_opt_apply(struct loader *ld, const struct opt_def *o, const char *value,
         if (cts_parse_long(value, 1, 3600, &l) != 0)
             return bad_value(ld, o, shown, "expected 1 to 3600 seconds", err);
         cfg->poll_interval_s = l;
+        return 0;
+    case O_MAX_REMOVALS:
+        if (parse_cap(value, &cfg->max_removals_kind, &cfg->max_removals) != 0)
+            return bad_value(ld, o, shown,
+                             "expected a number of members (e.g. 50) or a "
+                             "percentage of each list (e.g. 10%)",
+                             err);
         return 0;
     case O_DELIMITER:
         if (parse_delimiter(value, &cfg->delimiter) != 0)

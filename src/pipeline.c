@@ -10,7 +10,6 @@
 #include "cts_pipeline.h"
 
 #include <assert.h>
-#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "cts_intake.h"
 #include "cts_job.h"
 #include "cts_mapper.h"
+#include "cts_mirror.h"
 #include "cts_optsync.h"
 #include "cts_progress.h"
 #include "cts_protocol.h"
@@ -80,6 +80,7 @@ struct pipeline {
     struct cts_optouts *optouts;
     int opt_ready; /* known: rows may be settled */
     int opt_dirty; /* the run unsubscribed someone: save at the end */
+    struct cts_mirror *mirror; /* --mirror: after every row (cts_mirror.h) */
 
     /* progress */
     int show_progress;
@@ -223,6 +224,7 @@ static void stop_sending(struct pipeline *p, enum cts_stop why, const char *fmt,
      * their activity is already running). */
     if (p->bulk != NULL)
         cts_bulk_stop(p->bulk);
+    cts_mirror_stop(p->mirror);
 }
 
 /* ---- sending a row (cts_protocol) ---- */
@@ -286,25 +288,6 @@ static int journal_push(void *arg)
 
 /* ---- rows from intake (cts_intake.h) ---- */
 
-/* Message naming the row that first had this email (state row tag). */
-static void dup_message(struct pipeline *p, struct cts_job *j, size_t file_idx,
-                        uint32_t tag)
-{
-    uint64_t first = (uint64_t)tag - 1;
-    size_t k = file_idx;
-    char buf[512];
-
-    while (k > 0 && p->file_seq[k] > first)
-        k--;
-    if (k == file_idx)
-        snprintf(buf, sizeof(buf), "same email as row %" PRIu64,
-                 first - p->file_seq[k] + 1);
-    else
-        snprintf(buf, sizeof(buf), "same email as %s row %" PRIu64,
-                 p->cfg->inputs[k], first - p->file_seq[k] + 1);
-    cts_job_set_str(&j->message, buf);
-}
-
 /* The header row of a file was read (its mapping built by intake). */
 static int header_done(struct pipeline *p, const struct cts_intake_batch *b)
 {
@@ -331,13 +314,14 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     struct cts_error err = {0};
     struct cts_state_prev prev;
     uint32_t first = 0;
-    char msg[160];
+    char msg[512];
 
     /* Borrowed from the batch while the row settles here and now; a row
      * that goes on to be sent takes its own copy first. */
     j->c = m->c;
     j->c_borrowed = 1;
     if (m->invalid) {
+        cts_mirror_note(p->mirror, m->c.f[CTS_F_EMAIL]); /* still input */
         cts_job_set_str(&j->message, cts_intake_row_msg(b, m));
         job_settle(j, CTS_ST_INVALID);
         return;
@@ -345,7 +329,9 @@ static void settle_row(struct pipeline *p, struct cts_intake_batch *b,
     cts_job_set_state(j, CTS_JS_MAPPED);
     j->fp = m->fp;
     if (cts_state_seen_key(p->st, m->key, (uint32_t)(j->seq + 1), &first)) {
-        dup_message(p, j, b->file_idx, first);
+        cts_job_set_str(&j->message, cts_report_dup_message(
+                                         cfg->inputs, p->file_seq, b->file_idx,
+                                         first - 1ull, msg, sizeof(msg)));
         job_settle(j, CTS_ST_DUPLICATE);
         return;
     }
@@ -724,14 +710,26 @@ static void shutdown_handles(struct pipeline *p)
         cts_bulk_close(p->bulk, NULL, NULL);
         p->bulk = NULL;
     }
+    cts_mirror_close(p->mirror);
 }
 
 static void maybe_finish(struct pipeline *p)
 {
-    if (p->finishing || !cts_intake_finished(&p->in) || p->jobs.live > 0)
+    if (p->finishing || !cts_intake_finished(&p->in) || p->jobs.live > 0 ||
+        !cts_mirror_start(p->mirror, p->next_seq,
+                          p->stop == CTS_STOP_NONE && !p->fatal_rc &&
+                              cts_intake_csv_error(&p->in) == NULL))
         return;
     p->finishing = 1;
     shutdown_handles(p);
+}
+
+/* cts_mirror's done: the removals after the rows are over. */
+static void on_mirror_done(void *arg, int rc, int exit_code, const char *msg)
+{
+    if (rc != 0)
+        fatal(arg, rc, exit_code, msg);
+    maybe_finish(arg);
 }
 
 /* A fatal error aborts in-flight requests from the next loop turn (we may
@@ -803,6 +801,8 @@ int cts_pipeline_run(const struct cts_pipeline_params *pp,
     cts_protocol_init(&p->proto, cfg, pp->cf, &p->send, on_row_done, p);
     if (!cfg->dry_run && cfg->bulk == CTS_BULK_ALWAYS)
         bulk_start(p);
+    p->mirror = cts_mirror_new(&p->loop, cfg, &p->send, p->st, p->report,
+                               on_mirror_done, p);
 
     uv_timer_init(&p->loop, &p->tick_timer);
     uv_timer_init(&p->loop, &p->grace_timer);

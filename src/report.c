@@ -157,7 +157,9 @@ static int write_line(struct cts_report *r, const char *file, long row,
         return r->err;
     put_cell(b, file);
     cts_buf_putc(b, ',');
-    put_long(b, row);
+    /* Row 0: a line that is no input row (a --mirror removal). */
+    if (row > 0)
+        put_long(b, row);
     cts_buf_putc(b, ',');
     put_cell(b, email);
     cts_buf_putc(b, ',');
@@ -196,7 +198,8 @@ static int write_line(struct cts_report *r, const char *file, long row,
     if (!r->owns_fp || b->len >= LINES_FLUSH)
         flush_lines(r);
     if (r->err == 0) {
-        r->counts.input_rows++;
+        if (row > 0)
+            r->counts.input_rows++;
         if ((unsigned)status < CTS_ST__COUNT)
             r->counts.status[status]++;
     }
@@ -583,4 +586,21 @@ char *cts_report_summary_line(const struct cts_report_counts *c,
     snprintf(out, outlen, "%s", b.data);
     cts_buf_free(&b);
     return out;
+}
+
+char *cts_report_dup_message(char *const *inputs, const uint64_t *file_seq,
+                             size_t file_idx, uint64_t first, char *buf,
+                             size_t n)
+{
+    size_t k = file_idx;
+
+    while (k > 0 && file_seq[k] > first)
+        k--;
+    if (k == file_idx)
+        snprintf(buf, n, "same email as row %llu",
+                 (unsigned long long)(first - file_seq[k] + 1));
+    else
+        snprintf(buf, n, "same email as %s row %llu", inputs[k],
+                 (unsigned long long)(first - file_seq[k] + 1));
+    return buf;
 }

@@ -235,6 +235,7 @@ void cts_state_close(struct cts_state *st)
         close(st->lock_fd); /* releases the flock */
     cts_state_fails_free(st);
     cts_state_bulk_free(st);
+    cts_state_mirror_free(st);
     cts_emailidx_free(&st->ix);
     cts_buf_free(&st->jbuf);
     cts_buf_free(&st->jout);
@@ -267,7 +268,7 @@ int cts_state_commit(struct cts_state *st, struct cts_error *err)
     rc = cts_state_flush(st);
     if (rc == 0)
         rc = cts_state_failed_write(st);
-    if (rc == 0 && st->had_bulk)
+    if (rc == 0 && (st->had_bulk || st->nmr > 0))
         rc = cts_state_bulk_collect(st, &carry);
     if (rc != 0) {
         cts_buf_free(&carry);

@@ -147,7 +147,8 @@ int cts_state_bulk_pending(struct cts_state *st, const char *email, uint32_t fp,
 /*
  * Bulk rows still open at commit (their activity is running; the run
  * stopped for the quota or a signal) must survive the journal's removal,
- * or the next run would post them again instead of polling.  Collect the
+ * or the next run would post them again instead of polling; so must the
+ * --mirror removals whose activity still runs.  Collect the
  * journal's BULK_START records and the BULK_BEGIN records of rows whose
  * last event is still that begin (F_BULK), in journal order.
  */
@@ -166,6 +167,14 @@ int cts_state_bulk_collect(struct cts_state *st, struct cts_buf *carry)
         if (r.type == J_BULK_BEGIN) {
             const struct cts_eslot *s = cts_emailidx_find(&st->ix, r.key);
             if (s == NULL || !(s->kf & F_BULK))
+                continue;
+            begins++;
+        } else if (r.type == J_MIRROR_BEGIN || r.type == J_MIRROR_START) {
+            /* A removal whose activity still runs: the next run polls it
+             * instead of posting it again. */
+            if (!cts_state_mirror_open(st, r.type == J_MIRROR_BEGIN
+                                               ? (uint32_t)r.http
+                                               : (uint32_t)r.key))
                 continue;
             begins++;
         } else if (r.type != J_BULK_START) {

@@ -10,6 +10,7 @@
  *   state_index.c    email keys, duplicates, fingerprints, lookups
  *   state_quota.c    the per-key daily quota file
  *   state_bulk.c     bulk chunks and activities in the journal
+ *   state_mirror.c   --mirror removals in the journal, the run's input set
  *
  * All of them sit on cts_fsio.h for file I/O.
  */
@@ -52,11 +53,18 @@ enum {
     J_BEGIN = 2,
     J_DONE = 3,
     J_BULK_BEGIN = 4,
-    J_BULK_START = 5
+    J_BULK_START = 5,
+    J_MIRROR_BEGIN = 6,
+    J_MIRROR_START = 7,
+    J_MIRROR_END = 8
 };
 /* J_BULK_BEGIN: like BEGIN, http = chunk serial, payload = uint32 line of
  * the row in the chunk.  J_BULK_START: key = serial, payload = the
- * activity id the server returned. */
+ * activity id the server returned.
+ * J_MIRROR_BEGIN: a list member about to be removed: key = email key,
+ * http = removal serial, payload = "list id\0email\0contact id".
+ * J_MIRROR_START: key = serial, payload = the activity id.
+ * J_MIRROR_END: key = serial, http = how it ended (enum cts_status). */
 struct jrec {
     uint32_t magic;
     uint8_t type;
@@ -90,6 +98,18 @@ struct bulk_activity {
     char *id; /* owned */
 };
 
+/* --mirror removals of a killed run (replay, state_mirror.c). */
+struct mirror_member {
+    uint64_t key;
+    uint32_t serial;
+    char *list_id, *email, *contact_id; /* owned */
+};
+struct mirror_removal {
+    uint32_t serial;
+    char *activity_id; /* owned; NULL until started */
+    int ended;         /* enum cts_status + 1; 0 = not ended */
+};
+
 struct cts_state {
     int dry_run, full;
     long now;
@@ -119,6 +139,11 @@ struct cts_state {
     size_t nba;
     uint32_t next_serial;
     int had_bulk; /* bulk records were replayed or written */
+    struct mirror_member *mm;
+    size_t nmm, capmm;
+    struct mirror_removal *mr;
+    size_t nmr;
+    uint32_t mirror_serial; /* the last serial used */
 };
 
 /* ---- state_lock.c ---- */
@@ -195,5 +220,15 @@ int cts_state_bulk_collect(struct cts_state *st, struct cts_buf *carry);
 /* Replace the journal by one holding only carry.  0 or a negative errno. */
 int cts_state_bulk_keep(struct cts_state *st, const struct cts_buf *carry);
 void cts_state_bulk_free(struct cts_state *st);
+
+/* ---- state_mirror.c ---- */
+
+/* Replay a J_MIRROR_* record. */
+void cts_state_mirror_replay(struct cts_state *st, const struct jrec *r,
+                             const char *payload);
+void cts_state_mirror_free(struct cts_state *st);
+/* 1 when removal `serial` has an activity that has not ended: its
+ * records are kept at commit (cts_state_bulk_collect). */
+int cts_state_mirror_open(const struct cts_state *st, uint32_t serial);
 
 #endif /* CTS_STATE_INT_H */

@@ -64,9 +64,11 @@ static int jappend(struct cts_state *st, uint8_t type, uint8_t status,
     if (r.len > 0)
         cts_buf_append(&st->jout, st->jbuf.data, r.len);
     st->jout_n++;
-    /* Only the per-row records are coalesced: bulk and run records keep
+    /* Only the per-row records (and the members of a removal, pushed
+     * before its POST leaves) are coalesced: bulk and run records keep
      * their one write each (bulk.c posts on its own schedule). */
-    if (st->coalesce && (type == J_BEGIN || type == J_DONE) &&
+    if (st->coalesce &&
+        (type == J_BEGIN || type == J_DONE || type == J_MIRROR_BEGIN) &&
         st->jout.len < JOUT_MAX)
         return 0;
     return cts_state_journal_push(st);
@@ -220,6 +222,10 @@ static void apply_record(struct cts_state *st, const struct jrec *r,
     unsigned flags;
     if (r->type == J_OPEN || r->key == 0)
         return;
+    if (r->type >= J_MIRROR_BEGIN) {
+        cts_state_mirror_replay(st, r, payload);
+        return;
+    }
     if (r->type >= J_BULK_BEGIN)
         st->had_bulk = 1;
     if (r->type == J_BULK_START) {
@@ -268,7 +274,7 @@ int cts_state_jnext(int fd, struct jrec *r, char *payload)
 {
     ssize_t got = cts_read_full(fd, r, sizeof(*r));
     if (got != (ssize_t)sizeof(*r) || r->magic != J_MAGIC || r->type < J_OPEN ||
-        r->type > J_BULK_START)
+        r->type > J_MIRROR_END)
         return 0;
     if (r->len > 0 && cts_read_full(fd, payload, r->len) != (ssize_t)r->len)
         return 0;

@@ -128,7 +128,7 @@ for c in import check lists auth; do "$CTS" "$c" --help >>"$T/allhelp"; done
 missing=""
 for o in api api-key token token-file account base-url auth-url config list mode permission \
     rate concurrency daily-quota retries report summary rejects html no-html state full bulk \
-    bulk-threshold poll-interval dry-run quiet verbose delimiter encoding map \
+    bulk-threshold poll-interval mirror max-removals dry-run quiet verbose delimiter encoding map \
     accept-typos \
     redirect-uri registered-redirect-uri no-listen open device client-secret \
     scopes timeout json help; do
