@@ -617,7 +617,7 @@ static int resume(struct cts_mirror *m)
     for (i = 0; i < n; i++) {
         struct cts_state_removal *r = &rs[i];
         struct mlist *l;
-        struct member key, *hit;
+        struct member key = {0}, *hit;
         struct removal *rm;
         size_t k;
 
