@@ -94,6 +94,10 @@ int cts_consent_v3_parse_search(const char *body, size_t len, char **contact_id,
  */
 int cts_consent_v3_opted_out(const char *contact_json, char **since);
 
+/* v3: is the contact deleted (a "deleted_at" date; only a search with
+ * status=all finds one)?  1, 0, or CTS_EJSON. */
+int cts_consent_v3_deleted(const char *contact_json);
+
 /*
  * The PUT /contacts/{id} body that updates the existing contact
  * (contact_json, NUL-terminated, read with CTS_CONSENT_V3_INCLUDE) with the

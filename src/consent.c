@@ -133,6 +133,22 @@ int cts_consent_v3_opted_out(const char *contact_json, char **since)
     return yes;
 }
 
+int cts_consent_v3_deleted(const char *contact_json)
+{
+    json_t *c = load_str(contact_json);
+    const char *at;
+    int yes;
+
+    if (!json_is_object(c)) {
+        json_decref(c);
+        return CTS_EJSON;
+    }
+    at = json_string_value(json_object_get(c, "deleted_at"));
+    yes = at != NULL && at[0] != '\0';
+    json_decref(c);
+    return yes;
+}
+
 char *cts_consent_v3_search_query(const char *email)
 {
     char *e = cts_url_escape(email);

@@ -344,6 +344,17 @@ static void handle_found(struct cts_protocol *pr, struct cts_job *j,
     }
     free(j->contact_id);
     j->contact_id = id;
+    if (v3 && j->c.opt_out && cts_consent_v3_deleted(contact) == 1) {
+        /* Deleted gets no email, and writing to it would restore it: the
+         * row asks for no mail, so nothing is sent (as for an address the
+         * account does not have). */
+        free(contact);
+        cts_job_set_str(&j->message, "deleted in the account; nothing sent "
+                                     "(it gets no email, and unsubscribing "
+                                     "it would restore it)");
+        end_row(pr, j, CTS_ST_OPTED_OUT);
+        return;
+    }
     rc = decide(pr, j, contact, &put, &since, &err);
     free(contact);
     switch (rc) {

@@ -213,4 +213,16 @@ for api in $APIS; do
     check "$api: a contact holding the row's phone and address is unchanged: no PUT" eval \
         '[ "$RC" = 0 ] && [ "$(rep_status 1)" = unchanged ] && [ "$(field kind@example.com .writes)" = 0 ]'
 done
+# v3: an opt_out row for a contact the account deleted: nothing is sent (a
+# PUT would restore it), the row is opted-out, the contact stays deleted.
+use_api v3
+sb_reset
+STATE_DIR="$T/state-v3-deleted"
+seed '[{"email":"gone@example.com","first_name":"Gone","deleted":true}]'
+printf 'email,opt out\ngone@example.com,yes\n' >"$T/in.csv"
+imp --list "$LIST" --rate 0 --bulk never "$T/in.csv"
+check "v3: opt_out row for a deleted contact: opted-out, nothing written, still deleted" eval \
+    '[ "$RC" = 0 ] && [ "$(rep_status 1)" = opted-out ] &&
+     rep_body | grep -q "deleted in the account; nothing sent" &&
+     [ "$(ep "PUT /v3/contacts/{id}")" = 0 ] && [ "$(field gone@example.com .deleted)" = true ]'
 finish
