@@ -641,6 +641,7 @@ finish:
         ex = CTS_EX_CANTCREAT;
     counts.requests = po.requests;
     counts.retries = po.retries;
+    counts.throttled = po.throttled;
     elapsed = (double)(uv_hrtime() - t0) / 1e9;
     ex = outputs_summary(cfg, &outs, &counts, info.account, elapsed, ex);
     /* The closing line.  --quiet means errors only: a run that settled
