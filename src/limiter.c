@@ -16,7 +16,6 @@
 
 #include "cts_util.h"
 
-#define SLACK_MS       5    /* a late timer does not shift the schedule */
 #define CUT_FACTOR     0.85 /* multiplicative decrease */
 #define PROBE_LO       0.9  /* of the throttled pace: fast recovery up to */
 #define PROBE_HI       1.1  /* slow recovery up to */
@@ -176,10 +175,14 @@ int cts_limiter_try_start(struct cts_limiter *l, int cold)
     }
     p = pace_at(l, now);
     if (p > 0) {
-        /* From the schedule, not from now, while the timer is only a
-         * little late: the lateness is not lost for good. */
-        uint64_t base = l->next_ms + SLACK_MS > now ? l->next_ms : now;
-        l->next_ms = base + interval_ms(l, p);
+        /* From the schedule, not from now, while the start is less than
+         * half an interval late (a loaded loop's timer): the lateness is
+         * not lost for good, and the window log still bounds the catch-up.
+         * Later than that (nothing to send meanwhile) the schedule starts
+         * afresh: no burst after a quiet spell. */
+        uint64_t iv = interval_ms(l, p);
+        uint64_t base = l->next_ms + iv / 2 > now ? l->next_ms : now;
+        l->next_ms = base + iv;
     }
     if (l->adapting && l->fixed > 0 && p >= l->fixed)
         l->adapting = 0; /* recovered */
