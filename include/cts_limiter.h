@@ -7,11 +7,12 @@
  *
  *  - The window: a log of the latest N arrival bounds.  A request sent on
  *    a warm connection arrives a roughly constant time after its start,
- *    so its start is logged; one that may open a new connection (its
- *    arrival could come anywhere before its reply) holds a slot until its
- *    reply (cts_limiter_release), and the reply time is logged then.  A
- *    start is allowed while fewer than N logged bounds lie within the last
- *    window + margin ms and held slots included.  This is the hard bound.
+ *    so its start is logged; one that may open a new connection or has a
+ *    big body to upload ("cold": it may arrive any time before its reply)
+ *    holds a slot until its reply (cts_limiter_release), and the reply
+ *    time is logged then.  A start is allowed while fewer than N logged
+ *    bounds lie within the last window + margin ms, held slots included.
+ *    This is the hard bound.
  *  - The pace: starts are spaced evenly, (1000 + margin) / pace ms apart,
  *    so the key's budget is spent evenly, never in bursts.  The pace is
  *    --rate (floor(N) per second, or N below 1), or lower while adapting.

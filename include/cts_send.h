@@ -10,7 +10,8 @@
  *   → cts_limiter: the key's pace (cfg->rate starts per second, evenly
  *     spaced; retries take a slot too), never more than the rate in any
  *     1-second window as the server counts arrivals (a request that may
- *     open a new connection counts until its reply), lowered by
+ *     open a new connection, or whose body is big, counts until its
+ *     reply), lowered by
  *     throttling replies and recovering gradually
  *   → the local daily quota (cts_state_quota_take; in blocks when fast)
  *   → the request's own start hook (the pipeline journals the row there)

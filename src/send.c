@@ -16,6 +16,7 @@
 #include "cts_state.h"
 
 #define STALL_MS_DEFAULT 600000 /* 10 minutes of throttling, no progress */
+#define BIG_BODY         16384  /* arrives only once uploaded: a bulk POST */
 
 /* Where a request is: every change through set_where (curl's mstate). */
 enum where {
@@ -605,8 +606,10 @@ void cts_send_pump(struct cts_send *s)
             break; /* on_http_done pumps again */
         /* libcurl keeps its connections: a request beyond those it has
          * held at once so far opens a new one, and arrives only after the
-         * handshake — the limiter counts it until its reply. */
-        cold = s->lim.n > 0 && in_flight >= s->conns;
+         * handshake; a big body arrives once it is uploaded.  The limiter
+         * counts those until their reply. */
+        cold = s->lim.n > 0 &&
+               (in_flight >= s->conns || r->http.body_len > BIG_BODY);
         if (wait == 0 && !cts_limiter_try_start(&s->lim, cold))
             wait = 1;
         if (wait > 0) {
