@@ -45,7 +45,7 @@
 typedef uint64_t (*cts_clock_fn)(void *clock_arg);
 
 #define CTS_LIMITER_MARGIN_MS     20  /* until round trips are known */
-#define CTS_LIMITER_MARGIN_MIN_MS 10  /* learned margin: floor */
+#define CTS_LIMITER_MARGIN_MIN_MS 15  /* learned margin: floor */
 #define CTS_LIMITER_MARGIN_MAX_MS 250 /* learned margin: ceiling */
 #define CTS_LIMITER_MIN_PACE      0.1 /* starts/s: adapting never goes lower */
 #define CTS_LIMITER_WAIT_REPLY    UINT64_MAX /* only a release frees a slot */
