@@ -313,7 +313,6 @@ static void on_http_done(struct cts_http_req *req, void *arg)
     struct cts_send_result res;
     char *ek = NULL, *em = NULL;
     char key[64], msg[300];
-
     uint64_t now = clock_now(s->loop);
 
     /* First, before anything can start another request: a request that
@@ -582,13 +581,12 @@ void cts_send_pump(struct cts_send *s)
         struct cts_send_q *q;
         struct cts_send_req *r;
         uint64_t wait;
-
         unsigned in_flight;
         int cold;
 
         if (s->stopped || s->closing)
             break;
-        if (stall_due(s, clock_now(s->loop))) {
+        if (s->streak_ms != 0 && stall_due(s, clock_now(s->loop))) {
             end_waiting(s, CTS_SEND_STALLED);
             break;
         }
