@@ -19,19 +19,22 @@
  *  - Pauses (Retry-After on a throttling reply): no start before then.
  *
  * The margin absorbs how much the delay between our start and the
- * server's arrival varies.  It is learned from the round trips of warm
- * requests: CTS_LIMITER_MARGIN_MIN_MS plus three times the smoothed
+ * server's arrival varies.  A reply slower than the fastest by more than
+ * the margin says its request may have arrived that much later: its entry
+ * in the log moves to that bound.  The margin is learned from the round trips
+ * of warm requests: CTS_LIMITER_MARGIN_MIN_MS plus three times the smoothed
  * excess of a round trip over the fastest one seen (CTS_LIMITER_MARGIN_MS
  * until 8 samples), at most CTS_LIMITER_MARGIN_MAX_MS.
  *
  * Throttling replies (cts_limiter_note_throttled) mean the key is shared
  * or the margin was too small: the pace drops to 0.85 x the lower of the
- * pace and the admitted replies of the last second (multiplicative
- * decrease; once per second of the server's window), then recovers with
- * time: quickly to 0.9 x the pace that was throttled, slowly (0.25 % of
- * the reference rate per second) through 1.1 x that pace, then quickly
- * again up to --rate.  With --rate 0 the first throttling reply installs
- * such a cap, which is removed once it has grown to 4 x the reference.
+ * pace and the rate the key let our requests through lately (but at
+ * least half the pace; once per second of the server's window), then
+ * recovers with time: quickly (10 % of the reference rate per second) to
+ * 0.9 x the pace that was throttled, over 20 s up to that pace, then
+ * quickly again up to --rate.  With --rate 0 the first throttling reply
+ * installs such a cap, which goes once it has grown to 4 x the reference
+ * (the largest pace throttled).
  *
  * Pure: no timers and no I/O.  The clock is injected (production passes a
  * wrapper around uv_now; tests a fake clock), and the caller arms its own
@@ -123,8 +126,11 @@ uint64_t cts_limiter_wait_ms(const struct cts_limiter *l);
  * Extends, never shortens. */
 void cts_limiter_pause(struct cts_limiter *l, uint64_t ms);
 
-/* A warm request's round trip, for the margin. */
-void cts_limiter_note_rtt(struct cts_limiter *l, uint64_t rtt_ms);
+/* A warm request started at start_ms got its reply now: its round trip
+ * feeds the margin, and one slower than the fastest by more than the
+ * margin moves its log entry to its later arrival bound (start + the
+ * excess). */
+void cts_limiter_note_reply(struct cts_limiter *l, uint64_t start_ms);
 /* A reply that was not a throttling one: the key admitted a request. */
 void cts_limiter_note_ok(struct cts_limiter *l);
 /* A throttling reply to a request started at start_ms.  Returns 1 when it

@@ -164,7 +164,7 @@ struct cts_send {
     uv_timer_t pump_timer; /* the limiter's next slot */
     struct cts_send_q again, fresh, backoff;
     unsigned max_in_flight;
-    unsigned conns; /* connections libcurl probably holds open */
+    unsigned conns;   /* connections libcurl probably holds open */
     char *bearer;     /* current access token (copy) */
     char *old_bearer; /* kept alive for requests still using it */
     int refreshed;

@@ -16,12 +16,12 @@
 
 #include "cts_util.h"
 
-#define CUT_FACTOR     0.85 /* multiplicative decrease */
-#define PROBE_LO       0.9  /* of the throttled pace: fast recovery up to */
-#define PROBE_HI       1.1  /* slow recovery up to */
-#define GROW_FAST      0.1  /* of ref per second */
-#define GROW_SLOW      0.0025 /* of ref per second, near the throttled pace */
-#define UNCAP_FACTOR   4.0  /* --rate 0: the cap goes at 4 x ref */
+#define CUT_FACTOR      0.85 /* multiplicative decrease */
+#define CUT_FLOOR       0.5  /* one cut at most halves the pace */
+#define PROBE_LO        0.9  /* of the throttled pace: fast recovery up to */
+#define PLATEAU_S       20.0 /* then up to the throttled pace in this time */
+#define GROW_FAST       0.1  /* of ref per second */
+#define UNCAP_FACTOR    4.0    /* --rate 0: the cap goes at 4 x ref */
 #define RTT_SAMPLES_MIN 8
 
 int cts_limiter_init(struct cts_limiter *l, double rate, cts_clock_fn now_ms,
@@ -70,19 +70,44 @@ static uint64_t now_of(const struct cts_limiter *l)
     return l->now_ms != NULL ? l->now_ms(l->clock_arg) : 0;
 }
 
-/* Append an arrival bound (times are appended in clock order). */
+/* Add an arrival bound at its place in time (the ring stays oldest first;
+ * starts, at now, go at the end).  Only the latest n bounds matter. */
 static void log_push(struct cts_limiter *l, uint64_t t)
 {
+    unsigned i;
+
     if (l->n == 0)
         return;
-    if (l->count < l->n) {
-        l->ring[(l->head + l->count) % l->n] = t;
-        l->count++;
-    } else {
-        /* Overwrite the oldest entry; the next oldest becomes head. */
-        l->ring[l->head] = t;
-        l->head = (l->head + 1) % l->n;
+    if (l->count == l->n) {
+        if (t <= l->ring[l->head])
+            return;
+        l->head = (l->head + 1) % l->n; /* the oldest goes */
+        l->count--;
     }
+    for (i = l->count; i > 0; i--) {
+        uint64_t prev = l->ring[(l->head + i - 1) % l->n];
+        if (prev <= t)
+            break;
+        l->ring[(l->head + i) % l->n] = prev;
+    }
+    l->ring[(l->head + i) % l->n] = t;
+    l->count++;
+}
+
+/* A start logged at `from` may have arrived as late as `to`: move it. */
+static void log_move(struct cts_limiter *l, uint64_t from, uint64_t to)
+{
+    unsigned i;
+
+    for (i = l->count; i > 0; i--)
+        if (l->ring[(l->head + i - 1) % l->n] == from)
+            break;
+    if (i > 0) {
+        for (; i < l->count; i++)
+            l->ring[(l->head + i - 1) % l->n] = l->ring[(l->head + i) % l->n];
+        l->count--;
+    }
+    log_push(l, to);
 }
 
 static double cap_pace(const struct cts_limiter *l, double p)
@@ -93,18 +118,18 @@ static double cap_pace(const struct cts_limiter *l, double p)
     return p >= UNCAP_FACTOR * l->ref ? 0 : p;
 }
 
-/* The pace at time now: --rate, or recovering from the last cut. */
+/* The pace at time now: --rate, or recovering from the last cut:
+ * quickly to just below the pace that was throttled, slowly (a plateau)
+ * up to it, then quickly again (the other client may have gone). */
 static double pace_at(const struct cts_limiter *l, uint64_t now)
 {
-    double t, p, fast, slow, lo, hi, dt;
+    double t, p, fast, lo, dt;
 
     if (!l->adapting)
         return l->fixed;
     t = now > l->cut_ms ? (double)(now - l->cut_ms) / 1000.0 : 0;
     fast = GROW_FAST * l->ref;
-    slow = GROW_SLOW * l->ref;
     lo = PROBE_LO * l->thr;
-    hi = PROBE_HI * l->thr;
     p = l->cut_to;
     if (p < lo) {
         dt = (lo - p) / fast;
@@ -113,12 +138,11 @@ static double pace_at(const struct cts_limiter *l, uint64_t now)
         p = lo;
         t -= dt;
     }
-    if (p < hi) {
-        dt = (hi - p) / slow;
-        if (t <= dt)
-            return cap_pace(l, p + slow * t);
-        p = hi;
-        t -= dt;
+    if (p < l->thr) {
+        if (t <= PLATEAU_S)
+            return cap_pace(l, p + (l->thr - p) * t / PLATEAU_S);
+        p = l->thr;
+        t -= PLATEAU_S;
     }
     return cap_pace(l, p + fast * t);
 }
@@ -221,12 +245,19 @@ void cts_limiter_pause(struct cts_limiter *l, uint64_t ms)
         l->paused_until = until;
 }
 
-void cts_limiter_note_rtt(struct cts_limiter *l, uint64_t rtt_ms)
+void cts_limiter_note_reply(struct cts_limiter *l, uint64_t start_ms)
 {
+    uint64_t now = now_of(l);
+    uint64_t rtt_ms = now > start_ms ? now - start_ms : 0;
     double excess, m;
 
     if (l->rtt_n == 0 || rtt_ms < l->rtt_min)
         l->rtt_min = rtt_ms;
+    /* A round trip e ms slower than the fastest may have arrived up to e
+     * ms later than its start says (the server, or the way there, was
+     * slow): beyond the margin, that later bound enters the log. */
+    if (l->n > 0 && l->rtt_n > 0 && rtt_ms - l->rtt_min > l->margin_ms)
+        log_move(l, start_ms, start_ms + (rtt_ms - l->rtt_min));
     excess = (double)(rtt_ms - l->rtt_min);
     /* Smoothed like TCP's RTTVAR (gain 1/8), so one slow reply widens the
      * margin for a few seconds rather than for the run. */
@@ -301,6 +332,8 @@ int cts_limiter_note_throttled(struct cts_limiter *l, uint64_t start_ms)
     thr = p > 0 && p < seen ? p : seen;
     if (seen <= 0) /* nothing let through lately: no measure but ours */
         thr = p > 0 ? p : 1.0;
+    if (p > 0 && thr < CUT_FLOOR * p) /* a few refusals in a row: noise */
+        thr = CUT_FLOOR * p;
     if (thr < CTS_LIMITER_MIN_PACE)
         thr = CTS_LIMITER_MIN_PACE;
     l->thr = thr;

@@ -321,7 +321,9 @@ static void on_http_done(struct cts_http_req *req, void *arg)
         cts_limiter_release(&s->lim);
         r->cold = 0;
     } else if (req->status > 0) {
-        cts_limiter_note_rtt(&s->lim, now - r->start_ms);
+        cts_limiter_note_reply(&s->lim, r->start_ms);
+    } else {
+        cts_limiter_seed(&s->lim, 1, now); /* arrived, if at all, by now */
     }
     /* A failed transfer may have cost its connection: the next request
      * beyond those in flight may open one. */
