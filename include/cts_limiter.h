@@ -29,7 +29,7 @@
  * Throttling replies (cts_limiter_note_throttled) mean the key is shared
  * or the margin was too small: the pace drops to 0.85 x the lower of the
  * pace and the rate the key let our requests through lately (but at
- * least half the pace; once per second of the server's window), then
+ * least 0.7 x the pace; once per second of the server's window), then
  * recovers with time: quickly (10 % of the reference rate per second) to
  * 0.9 x the pace that was throttled, over 20 s up to that pace, then
  * quickly again up to --rate.  With --rate 0 the first throttling reply

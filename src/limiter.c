@@ -17,7 +17,7 @@
 #include "cts_util.h"
 
 #define CUT_FACTOR      0.85 /* multiplicative decrease */
-#define CUT_FLOOR       0.5  /* one cut at most halves the pace */
+#define CUT_FLOOR       0.7  /* thr: at least 0.7 x the pace throttled */
 #define PROBE_LO        0.9  /* of the throttled pace: fast recovery up to */
 #define PLATEAU_S       20.0 /* then up to the throttled pace in this time */
 #define GROW_FAST       0.1  /* of ref per second */
