@@ -81,6 +81,7 @@ struct cts_pipeline_outcome {
     enum cts_stop stop;
     long requests;        /* HTTP requests made for rows */
     long retries;         /* of which repeats after a failure */
+    long throttled;       /* throttling replies */
     int csv_error;        /* the input ended inside a quoted field (the
                              broken tail is reported `invalid`): exit 65 */
     char message[800];    /* why sending stopped, or the CSV error; "" */

@@ -33,6 +33,8 @@ struct cts_report_counts {
     long input_rows;            /* rows written to the report */
     long status[CTS_ST__COUNT]; /* rows per final status */
     long requests;              /* HTTP requests made (set by the caller) */
+    long throttled;             /* of which answered by a throttling
+                                   reply (set by the caller) */
     long retries;               /* retried requests (set by the caller) */
 };
 

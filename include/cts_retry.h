@@ -18,7 +18,9 @@ enum cts_outcome_class {
     CTS_OC_OK = 0,    /* 2xx */
     CTS_OC_TRANSIENT, /* 408, 429 (other), 500/502/503/504, timeouts,
                          connection errors (the curl tool's list) */
-    CTS_OC_THROTTLED, /* v3 429 throttled; v2 403 ...over.qps: slow down */
+    CTS_OC_THROTTLED, /* v3 429 throttled; v2 403 ...over.qps: slow down
+                         (not processed: the send engine sends it again
+                         at a lower pace, not counted as a retry) */
     CTS_OC_QUOTA,     /* v3 429 quota_exceeded; v2 403 ...over.ratelimit:
                          stop sending, defer the rest (exit 75) */
     CTS_OC_AUTH,      /* 401: refresh once or stop (exit 77) */

@@ -5,23 +5,32 @@
  * engine, one cts_http transport, and these steps in this order:
  *
  *   two queues (requests submitted `again` — retries, a row's next step,
- *   bulk — before `fresh` ones, each in submit order)
+ *   throttled requests, bulk — before `fresh` ones, each in submit order)
  *   → the concurrency cap (cfg->concurrency requests in flight)
- *   → the arrival gate: requests in flight plus replies received in the
- *     last window stay below the rate, because the server counts arrivals,
- *     which lie somewhere between our start and the reply
- *   → cts_limiter (cfg->rate starts per second; retries take a slot too)
+ *   → cts_limiter: the key's pace (cfg->rate starts per second, evenly
+ *     spaced; retries take a slot too), never more than the rate in any
+ *     1-second window as the server counts arrivals (a request that may
+ *     open a new connection, or whose body is big, counts until its
+ *     reply), lowered by
+ *     throttling replies and recovering gradually
  *   → the local daily quota (cts_state_quota_take; in blocks when fast)
  *   → the request's own start hook (the pipeline journals the row there)
  *   → cts_http; before libcurl may write, the owner's before-I/O hook
  *     (the coalesced journal is written there)
  *   → the reply: cts_retry_classify; 401 → resend with the token a
  *     refresh (once per run, v3 with a refresh token) has replaced;
- *     429 quota → cts_state_quota_exhausted; transient failures and
- *     throttling → backoff on the request's own uv timer (Retry-After
- *     honoured; throttling holds every start) and back through the gate
- *     and the limiter, within --retries and the time budget
+ *     429 quota → cts_state_quota_exhausted; throttling → the key's pace
+ *     drops and the request goes back in line (Retry-After pauses every
+ *     start; it does not use up --retries); transient failures → backoff
+ *     on the request's own uv timer (Retry-After honoured) and back
+ *     through the limiter, within --retries and the time budget
  *   → done(req, result) once per submit.
+ *
+ * Throttling without progress: when every reply for the stall time (10
+ * minutes; the environment variable CTCT_SYNC_STALL_SECONDS overrides it,
+ * a knob for tests) has been a throttling reply, the requests throttled,
+ * queued or backing off end with CTS_SEND_STALLED, and so do requests
+ * submitted later, until a reply that is not a throttling one.
  *
  * The engine decides nothing about rows or activities: what a reply means
  * (409 on a create, an activity's state) is the caller's, in its done
@@ -106,6 +115,8 @@ struct cts_send_req {
                      (activity polls keep their own cadence) */
     /* ---- results ---- */
     int tries;        /* submits to libcurl since cts_send_submit */
+    int throttled;    /* of which answered by a throttling reply (they do
+                         not count against --retries) */
     int sent;         /* submits to libcurl over the struct's life */
     int maybe_landed; /* some try since cts_send_submit was a write that
                          may have been stored (cts_http_req.maybe_landed) */
@@ -114,6 +125,8 @@ struct cts_send_req {
     struct cts_send *s;
     int where; /* enum in send.c */
     uint64_t first_ms;
+    uint64_t start_ms; /* the last try's start (limiter clock) */
+    int cold;          /* the last try holds a limiter slot until done */
     int timer_inited;
     uv_timer_t timer; /* backoff; data = this request */
 };
@@ -135,6 +148,9 @@ struct cts_send_params {
     uint64_t preflight_done_ms; /* when they ended, uv_hrtime()/1e6;
                                    0 = now */
     uint64_t retry_base_ms;     /* backoff base; 0 = 1000 (tests less) */
+    uint64_t stall_ms;          /* throttled without progress this long:
+                                   CTS_SEND_STALLED; 0 = the environment's
+                                   CTCT_SYNC_STALL_SECONDS, else 10 min */
 };
 
 /* Embeddable; fields private to send.c except the statistics. */
@@ -146,24 +162,28 @@ struct cts_send {
     struct cts_limiter lim;
     struct cts_retry_policy policy;
     struct cts_rng rng;
-    uv_timer_t pump_timer; /* the limiter's or the gate's next slot */
+    uv_timer_t pump_timer; /* the limiter's next slot */
     struct cts_send_q again, fresh, backoff;
-    uint64_t *done_ring; /* arrival gate: completion times of the last */
-    unsigned done_n, done_head, done_count; /* done_n requests; 0 = off */
     unsigned max_in_flight;
+    unsigned conns;   /* connections libcurl probably holds open */
     char *bearer;     /* current access token (copy) */
     char *old_bearer; /* kept alive for requests still using it */
     int refreshed;
     long quota_credit; /* requests counted in the quota, not yet made */
     uint64_t last_reply_ms;
+    uint64_t stall_ms;  /* see cts_send_params */
+    uint64_t streak_ms; /* first throttling reply since the last other
+                           reply; 0 = none */
+    int stalled;        /* the stall time passed: queued requests end */
     int stopped, closing, pumping;
     /* statistics, read-only */
-    long requests; /* submitted to libcurl */
-    long retries;  /* of which repeats after a transient failure */
+    long requests;  /* submitted to libcurl */
+    long retries;   /* of which repeats after a transient failure */
+    long throttled; /* throttling replies (429 throttled, 403 over.qps) */
 };
 
 /*
- * Initialise s: transport, limiter, gate, retry policy.  p copied.
+ * Initialise s: transport, limiter, retry policy.  p copied.
  * Returns 0, or UV_ENOMEM / CTS_EHTTP with err filled (nothing to close).
  */
 int cts_send_init(struct cts_send *s, const struct cts_send_params *p,
@@ -205,7 +225,7 @@ int cts_send_retry(struct cts_send *s, struct cts_send_req *r,
  * UV_EBUSY while it is in flight (done will run). */
 int cts_send_cancel(struct cts_send *s, struct cts_send_req *r);
 
-/* Start queued requests while the cap, the gate and the limiter allow;
+/* Start queued requests while the cap and the limiter allow;
  * otherwise arm the one timer for the next slot.  Done callbacks of
  * requests that cannot start (quota, start hook) run from here. */
 void cts_send_pump(struct cts_send *s);

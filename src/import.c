@@ -934,6 +934,7 @@ finish:
         ex = CTS_EX_CANTCREAT;
     counts.requests = po.requests;
     counts.retries = po.retries;
+    counts.throttled = po.throttled;
     elapsed = (double)(uv_hrtime() - t0) / 1e9;
     ex = outputs_html(cfg, &outs, &counts, &info, &lists, started, elapsed, ex);
     ex = outputs_summary(cfg, &outs, &counts, info.account, elapsed, ex);

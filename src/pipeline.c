@@ -878,6 +878,7 @@ out:
     /* Every request of the run, bulk POSTs and polls included. */
     out->requests = p->send.requests;
     out->retries = p->send.retries;
+    out->throttled = p->send.throttled;
     out->csv_error = cts_intake_csv_error(&p->in) != NULL;
     out->encoding = cts_intake_encoding(&p->in);
     if (p->stop != CTS_STOP_NONE)

@@ -521,6 +521,7 @@ int cts_report_write_summary_fd(int fd, const char *path,
         json_object_set_new(o, order[i].key,
                             json_integer(c->status[order[i].st]));
     json_object_set_new(o, "requests", json_integer(c->requests));
+    json_object_set_new(o, "throttled", json_integer(c->throttled));
     json_object_set_new(o, "retries", json_integer(c->retries));
     /* Milliseconds are enough and keep the file stable to read. */
     json_object_set_new(o, "elapsed_s",
@@ -581,8 +582,8 @@ char *cts_report_summary_line(const struct cts_report_counts *c,
             cts_buf_appendf(&b, " %ld %s,", c->status[s], cts_status_name(s));
     }
     b.data[--b.len] = '\0'; /* the last comma */
-    cts_buf_appendf(&b, "; %ld requests, %ld retries, %.1f s", c->requests,
-                    c->retries, elapsed_s);
+    cts_buf_appendf(&b, "; %ld requests, %ld throttled, %ld retries, %.1f s",
+                    c->requests, c->throttled, c->retries, elapsed_s);
     snprintf(out, outlen, "%s", b.data);
     cts_buf_free(&b);
     return out;

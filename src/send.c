@@ -1,6 +1,6 @@
-/* send.c — the send engine (cts_send.h): queues, concurrency cap, arrival
- * gate, rate limiter, daily quota, start hook, libcurl, retry and backoff,
- * 401 refresh.  Knows nothing of rows or activities. */
+/* send.c — the send engine (cts_send.h): queues, concurrency cap, the
+ * key's pace (cts_limiter), daily quota, start hook, libcurl, throttling,
+ * retry and backoff, 401 refresh.  Knows nothing of rows or activities. */
 #include "cts_send.h"
 
 #include <assert.h>
@@ -15,13 +15,13 @@
 #include "cts_refresh.h"
 #include "cts_state.h"
 
-#define GATE_MARGIN_MS 5 /* ms rounding of uv_now vs the server's clock */
-#define WAIT_REPLY     UINT64_MAX
+#define STALL_MS_DEFAULT 600000 /* 10 minutes of throttling, no progress */
+#define BIG_BODY         16384  /* arrives only once uploaded: a bulk POST */
 
 /* Where a request is: every change through set_where (curl's mstate). */
 enum where {
     W_IDLE = 0,  /* not submitted, or done has run */
-    W_QUEUED,    /* on `again` or `fresh`, waiting for the gate/limiter */
+    W_QUEUED,    /* on `again` or `fresh`, waiting for the limiter */
     W_IN_FLIGHT, /* libcurl has it */
     W_BACKOFF    /* on `backoff`, its timer armed */
 };
@@ -55,60 +55,6 @@ static uint64_t clock_now(void *arg)
      * early as the server counts it. */
     uv_update_time(loop);
     return uv_now(loop);
-}
-
-/* ---- the arrival gate ---- */
-
-/* Remember when a request's reply (or failure) came back. */
-static void note_done_at(struct cts_send *s, uint64_t now)
-{
-    if (s->done_n == 0)
-        return;
-    if (s->done_count < s->done_n) {
-        s->done_ring[(s->done_head + s->done_count) % s->done_n] = now;
-        s->done_count++;
-    } else {
-        s->done_ring[s->done_head] = now;
-        s->done_head = (s->done_head + 1) % s->done_n;
-    }
-}
-
-/*
- * The limiter spaces our *starts*, but the server counts *arrivals*, and
- * on a busy machine the delay between the two varies by more than any
- * fixed margin (a request started first may arrive late, next to one
- * started a window later).  A request's arrival is known to lie between
- * its start and its reply, so counting every request in flight plus every
- * request whose reply came back within the last window bounds the arrivals
- * the server can see in any window: a start is allowed only while that
- * count is below n.  Returns 0 (go), WAIT_REPLY (only a reply can free a
- * slot) or the ms until the oldest counted reply leaves the window.
- */
-static uint64_t gate_wait(struct cts_send *s)
-{
-    uint64_t now, win, t;
-    unsigned in_flight, recent = 0, i, k;
-
-    if (s->done_n == 0)
-        return 0;
-    in_flight = cts_http_in_flight(&s->http);
-    if (in_flight >= s->done_n)
-        return WAIT_REPLY;
-    now = clock_now(s->loop);
-    win = s->lim.window_ms + GATE_MARGIN_MS;
-    /* Replies are recorded in time order: the recent ones are the newest. */
-    for (i = s->done_count; i > 0; i--) {
-        t = s->done_ring[(s->done_head + i - 1) % s->done_n];
-        if (t + win <= now)
-            break;
-        recent++;
-    }
-    if (in_flight + recent < s->done_n)
-        return 0;
-    /* The k-th oldest of the recent replies must leave the window. */
-    k = in_flight + recent - s->done_n; /* 0-based */
-    t = s->done_ring[(s->done_head + (s->done_count - recent) + k) % s->done_n];
-    return t + win > now ? t + win - now : 1;
 }
 
 /*
@@ -193,8 +139,8 @@ static void on_backoff(uv_timer_t *t)
     struct cts_send *s = r->s;
 
     TAILQ_REMOVE(&s->backoff, r, link);
-    /* Back through the gate and the limiter: a retry spends rate budget
-     * like any other request. */
+    /* Back through the limiter: a retry spends rate budget like any
+     * other request. */
     requeue(s, r);
     cts_send_pump(s);
 }
@@ -211,15 +157,10 @@ static int retry_or_end(struct cts_send *s, struct cts_send_req *r,
         res->end = CTS_SEND_STOPPED;
         return 0;
     }
-    if (cts_retry_next(&s->policy, oc, r->tries, elapsed, req->retry_after_s,
-                       cts_rng_next32(&s->rng), &delay)) {
-        if (oc == CTS_OC_THROTTLED) {
-            /* Throttling is per API key: every request would meet it, so
-             * hold all starts, not only this one. */
-            cts_limiter_pause(&s->lim, req->retry_after_s >= 0
-                                           ? (uint64_t)req->retry_after_s * 1000
-                                           : 1000);
-        }
+    /* Tries answered by a throttling reply were not processed: they do not
+     * use up the retries. */
+    if (cts_retry_next(&s->policy, oc, r->tries - r->throttled, elapsed,
+                       req->retry_after_s, cts_rng_next32(&s->rng), &delay)) {
         cts_log_debug(
             "%s: %s (%s), retry %d in %" PRIu64 " ms",
             req->method != NULL ? req->method : "GET", cts_outcome_name(oc),
@@ -248,6 +189,88 @@ static int retry_or_end(struct cts_send *s, struct cts_send_req *r,
     }
     res->end = CTS_SEND_GAVE_UP;
     return 0;
+}
+
+/* The stall time has passed with nothing but throttling replies. */
+static int stall_due(struct cts_send *s, uint64_t now)
+{
+    if (!s->stalled && s->streak_ms != 0 && now - s->streak_ms >= s->stall_ms) {
+        s->stalled = 1;
+        cts_log_info("throttled by the API for %" PRIu64 " s without one "
+                     "request let through; the rest is left for a later run",
+                     s->stall_ms / 1000);
+    }
+    return s->stalled;
+}
+
+/* End every request waiting to start (queued or backing off) with end. */
+static void end_waiting(struct cts_send *s, enum cts_send_end end)
+{
+    struct cts_send_req *r;
+
+    while ((r = TAILQ_FIRST(&s->again)) != NULL) {
+        TAILQ_REMOVE(&s->again, r, link);
+        end_unsent(r, end, 0);
+    }
+    while ((r = TAILQ_FIRST(&s->fresh)) != NULL) {
+        TAILQ_REMOVE(&s->fresh, r, link);
+        end_unsent(r, end, 0);
+    }
+    while ((r = TAILQ_FIRST(&s->backoff)) != NULL) {
+        TAILQ_REMOVE(&s->backoff, r, link);
+        uv_timer_stop(&r->timer);
+        end_unsent(r, end, 0);
+    }
+}
+
+/*
+ * A throttling reply: "not processed, slow down".  The limiter has
+ * lowered the key's pace; r goes back in line (honouring Retry-After for
+ * every start) without using up its retries.  1 = requeued; 0 with
+ * res->end set (STOPPED, STALLED).
+ */
+static int throttled_again(struct cts_send *s, struct cts_send_req *r,
+                           struct cts_send_result *res, uint64_t now)
+{
+    const struct cts_http_req *req = &r->http;
+
+    if (s->stopped) {
+        res->end = CTS_SEND_STOPPED;
+        return 0;
+    }
+    if (stall_due(s, now)) {
+        res->end = CTS_SEND_STALLED;
+        return 0;
+    }
+    if (req->retry_after_s >= 0)
+        cts_limiter_pause(&s->lim,
+                          cts_retry_delay_ms(1, req->retry_after_s, 0, 0, 0));
+    r->throttled++;
+    cts_log_debug("%s: throttled (%s), again at %.2f requests/s",
+                  req->method != NULL ? req->method : "GET",
+                  res->error_key != NULL ? res->error_key : "",
+                  cts_limiter_pace(&s->lim));
+    requeue(s, r);
+    return 1;
+}
+
+/* What the reply says about the key's pace and about progress. */
+static void note_reply(struct cts_send *s, struct cts_send_req *r,
+                       enum cts_outcome_class oc, uint64_t now)
+{
+    if (r->http.status <= 0)
+        return;
+    s->last_reply_ms = now;
+    if (oc == CTS_OC_THROTTLED) {
+        s->throttled++;
+        if (s->streak_ms == 0)
+            s->streak_ms = now;
+        cts_limiter_note_throttled(&s->lim, r->start_ms);
+    } else {
+        s->streak_ms = 0;
+        s->stalled = 0;
+        cts_limiter_note_ok(&s->lim);
+    }
 }
 
 /* A 401: resend with the token a refresh has put in place.  1 = requeued. */
@@ -290,13 +313,22 @@ static void on_http_done(struct cts_http_req *req, void *arg)
     struct cts_send_result res;
     char *ek = NULL, *em = NULL;
     char key[64], msg[300];
+    uint64_t now = clock_now(s->loop);
 
-    /* First, before anything can start another request: the reply frees an
-     * arrival-gate slot one window from now. */
-    if (s->done_n > 0)
-        note_done_at(s, clock_now(s->loop));
-    if (req->status > 0)
-        s->last_reply_ms = uv_now(s->loop);
+    /* First, before anything can start another request: a request that
+     * may have opened a connection has arrived by now. */
+    if (r->cold) {
+        cts_limiter_release(&s->lim);
+        r->cold = 0;
+    } else if (req->status > 0) {
+        cts_limiter_note_reply(&s->lim, r->start_ms);
+    } else {
+        cts_limiter_seed(&s->lim, 1, now); /* arrived, if at all, by now */
+    }
+    /* A failed transfer may have cost its connection: the next request
+     * beyond those in flight may open one. */
+    if (req->transport_error != CTS_XE_NONE && s->conns > 0)
+        s->conns--;
     /* Sticky: libcurl itself may resend a POST on a new connection, so a
      * later reply of this request may be about our own stored write. */
     if (req->maybe_landed)
@@ -315,6 +347,7 @@ static void on_http_done(struct cts_http_req *req, void *arg)
                             req->resp.len, &ek, &em);
     res.oc =
         cts_retry_classify(s->cfg->api, req->status, req->transport_error, ek);
+    note_reply(s, r, res.oc, now);
     if (res.oc != CTS_OC_OK) {
         describe_failure(req, key, sizeof(key), msg, sizeof(msg));
         res.reply_key = ek;
@@ -332,6 +365,11 @@ static void on_http_done(struct cts_http_req *req, void *arg)
             cts_state_quota_exhausted(s->st);
         break;
     case CTS_OC_THROTTLED:
+        if (r->no_retry && !s->stopped)
+            break;
+        if (throttled_again(s, r, &res, now))
+            goto out;
+        break;
     case CTS_OC_TRANSIENT:
         if (r->no_retry && !s->stopped)
             break;
@@ -347,6 +385,17 @@ out:
     cts_send_pump(s);
 }
 
+/* r took its limiter slot but will not be sent. */
+static void end_not_started(struct cts_send *s, struct cts_send_req *r,
+                            enum cts_send_end end, int rc)
+{
+    if (r->cold) {
+        cts_limiter_release(&s->lim);
+        r->cold = 0;
+    }
+    end_unsent(r, end, rc);
+}
+
 /* Hand r to libcurl once it has its slot: quota, start hook, submit. */
 static void start(struct cts_send *s, struct cts_send_req *r)
 {
@@ -355,11 +404,11 @@ static void start(struct cts_send *s, struct cts_send_req *r)
     /* The local daily count (across runs) is taken per request, retries
      * and follow-up requests included, as the server counts them. */
     if (quota_take(s) != 0) {
-        end_unsent(r, CTS_SEND_NO_QUOTA, 0);
+        end_not_started(s, r, CTS_SEND_NO_QUOTA, 0);
         return;
     }
     if (r->start != NULL && r->start(r) != 0) {
-        end_unsent(r, CTS_SEND_REFUSED, 0);
+        end_not_started(s, r, CTS_SEND_REFUSED, 0);
         return;
     }
     if (r->tries == 0)
@@ -371,7 +420,7 @@ static void start(struct cts_send *s, struct cts_send_req *r)
     set_where(r, W_IN_FLIGHT);
     rc = cts_http_submit(&s->http, &r->http, on_http_done, r);
     if (rc != 0) {
-        end_unsent(r, CTS_SEND_FAILED, rc);
+        end_not_started(s, r, CTS_SEND_FAILED, rc);
         return;
     }
     r->tries++;
@@ -380,6 +429,21 @@ static void start(struct cts_send *s, struct cts_send_req *r)
 }
 
 /* ---- public ---- */
+
+/* CTCT_SYNC_STALL_SECONDS (a knob for tests), else 10 minutes. */
+static uint64_t stall_ms_from_env(void)
+{
+    const char *v = getenv("CTCT_SYNC_STALL_SECONDS");
+    char *end;
+    unsigned long long n;
+
+    if (v == NULL || *v < '0' || *v > '9')
+        return STALL_MS_DEFAULT;
+    n = strtoull(v, &end, 10);
+    if (*end != '\0' || n > 86400ULL * 365)
+        return STALL_MS_DEFAULT;
+    return n > 0 ? (uint64_t)n * 1000 : 1;
+}
 
 int cts_send_init(struct cts_send *s, const struct cts_send_params *p,
                   struct cts_error *err)
@@ -412,20 +476,14 @@ int cts_send_init(struct cts_send *s, const struct cts_send_params *p,
     if (p->retry_base_ms > 0)
         s->policy.base_ms = p->retry_base_ms;
     cts_limiter_init(&s->lim, cfg->rate, clock_now, s->loop);
-    if (cfg->rate > 0) {
-        /* The arrival gate covers the jitter the limiter's margin was for,
-         * so the margin only has to absorb clock rounding. */
-        cts_limiter_set_margin(&s->lim, GATE_MARGIN_MS);
-        s->done_n = s->lim.n;
-        s->done_ring = cts_xcalloc(s->done_n, sizeof(*s->done_ring));
-        /* The server's window already holds the preflight requests; a
-         * full first burst on top of them would be throttled.  They enter
-         * the gate with the time they ended (uv_now is uv_hrtime in ms:
-         * the same clock). */
-        for (int i = 0; i < p->preflight; i++)
-            note_done_at(s, p->preflight_done_ms != 0 ? p->preflight_done_ms
-                                                      : clock_now(s->loop));
-    }
+    /* The server's window already holds the preflight requests.  They
+     * enter the limiter's log with the time they ended (uv_now is
+     * uv_hrtime in ms: the same clock). */
+    if (p->preflight > 0)
+        cts_limiter_seed(&s->lim, (unsigned)p->preflight,
+                         p->preflight_done_ms != 0 ? p->preflight_done_ms
+                                                   : clock_now(s->loop));
+    s->stall_ms = p->stall_ms != 0 ? p->stall_ms : stall_ms_from_env();
     s->bearer = cts_xstrdup(cfg->token != NULL ? cfg->token : "");
     uv_timer_init(s->loop, &s->pump_timer);
     s->pump_timer.data = s;
@@ -466,6 +524,7 @@ int cts_send_submit(struct cts_send *s, struct cts_send_req *r, int again)
         return UV_ECANCELED;
     r->s = s;
     r->tries = 0;
+    r->throttled = 0;
     r->maybe_landed = 0;
     set_where(r, W_QUEUED);
     TAILQ_INSERT_TAIL(again ? &s->again : &s->fresh, r, link);
@@ -524,10 +583,17 @@ void cts_send_pump(struct cts_send *s)
         struct cts_send_q *q;
         struct cts_send_req *r;
         uint64_t wait;
+        unsigned in_flight;
+        int cold;
 
         if (s->stopped || s->closing)
             break;
-        if (cts_http_in_flight(&s->http) >= s->max_in_flight)
+        if (s->streak_ms != 0 && stall_due(s, clock_now(s->loop))) {
+            end_waiting(s, CTS_SEND_STALLED);
+            break;
+        }
+        in_flight = cts_http_in_flight(&s->http);
+        if (in_flight >= s->max_in_flight)
             break; /* a reply pumps again */
         /* Retries and next steps go first: they hold older rows, and the
          * ordered report is waiting for them. */
@@ -535,21 +601,35 @@ void cts_send_pump(struct cts_send *s)
         r = TAILQ_FIRST(q);
         if (r == NULL)
             break;
-        wait = gate_wait(s);
-        if (wait == WAIT_REPLY)
+        wait = cts_limiter_wait_ms(&s->lim);
+        if (wait == CTS_LIMITER_WAIT_REPLY)
             break; /* on_http_done pumps again */
-        if (wait == 0 && !cts_limiter_try_take(&s->lim)) {
-            wait = cts_limiter_wait_ms(&s->lim);
-            if (wait == 0)
-                wait = 1;
-        }
+        /* libcurl keeps its connections: a request beyond those it has
+         * held at once so far opens a new one, and arrives only after the
+         * handshake; a big body arrives once it is uploaded.  The limiter
+         * counts those until their reply. */
+        cold = s->lim.n > 0 &&
+               (in_flight >= s->conns || r->http.body_len > BIG_BODY);
+        if (wait == 0 && !cts_limiter_try_start(&s->lim, cold))
+            wait = 1;
         if (wait > 0) {
-            /* One timer for the next slot, never a busy loop. */
+            /* One timer for the next slot (or the stall check), never a
+             * busy loop. */
+            if (s->streak_ms != 0) {
+                uint64_t now = clock_now(s->loop),
+                         due = s->streak_ms + s->stall_ms;
+                if (due <= now + wait)
+                    wait = due > now ? due - now : 1;
+            }
             if (!uv_is_active((uv_handle_t *)&s->pump_timer))
                 uv_timer_start(&s->pump_timer, on_pump_timer, wait, 0);
             break;
         }
         TAILQ_REMOVE(q, r, link);
+        r->cold = cold;
+        r->start_ms = clock_now(s->loop);
+        if (in_flight >= s->conns)
+            s->conns = in_flight + 1;
         start(s, r);
     }
     s->pumping = 0;
@@ -557,8 +637,6 @@ void cts_send_pump(struct cts_send *s)
 
 void cts_send_stop(struct cts_send *s)
 {
-    struct cts_send_req *r;
-
     if (s->stopped)
         return;
     s->stopped = 1;
@@ -566,19 +644,7 @@ void cts_send_stop(struct cts_send *s)
         uv_timer_stop(&s->pump_timer);
     /* Every request still waiting ends now; in-flight ones finish and keep
      * their result (a write that landed is reported as such). */
-    while ((r = TAILQ_FIRST(&s->again)) != NULL) {
-        TAILQ_REMOVE(&s->again, r, link);
-        end_unsent(r, CTS_SEND_STOPPED, 0);
-    }
-    while ((r = TAILQ_FIRST(&s->fresh)) != NULL) {
-        TAILQ_REMOVE(&s->fresh, r, link);
-        end_unsent(r, CTS_SEND_STOPPED, 0);
-    }
-    while ((r = TAILQ_FIRST(&s->backoff)) != NULL) {
-        TAILQ_REMOVE(&s->backoff, r, link);
-        uv_timer_stop(&r->timer);
-        end_unsent(r, CTS_SEND_STOPPED, 0);
-    }
+    end_waiting(s, CTS_SEND_STOPPED);
 }
 
 unsigned cts_send_in_flight(const struct cts_send *s)
@@ -604,9 +670,6 @@ void cts_send_close(struct cts_send *s)
         s->quota_credit = 0;
     }
     cts_limiter_free(&s->lim);
-    free(s->done_ring);
-    s->done_ring = NULL;
-    s->done_n = 0;
     free(s->bearer);
     free(s->old_bearer);
     s->bearer = s->old_bearer = NULL;

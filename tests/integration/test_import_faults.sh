@@ -29,6 +29,9 @@ for api in $APIS; do
         # contacts left open: libcurl itself resends a request whose
         # reused connection died before any byte came back (attempt 1).
         again='[ "$a1" = 2 ] && [ "$(sum retries)" -ge 1 ]'
+        # Throttling is "not processed": sent again, not a retry.
+        [ $f = 429 ] &&
+            again='[ "$a1" = 2 ] && [ "$(sum throttled)" = 1 ] && [ "$(sum retries)" = 0 ]'
         [ $f = drop_before ] &&
             again='[ "$(sb_json .faults.drop_before)" = 1 ]'
         if [ "$RC" = 0 ] && [ "$(rep_status 1)" = created ] && eval "$again" &&

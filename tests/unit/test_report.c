@@ -328,7 +328,7 @@ static void test_summary_json(void **state)
         "api",      "account",   "input_rows", "created",      "updated",
         "imported", "unchanged", "exists",     "invalid",      "duplicate",
         "failed",   "deferred",  "opted_out",  "unsubscribed", "removed",
-        "requests", "retries",   "elapsed_s",  "exit_code"};
+        "requests", "throttled", "retries",    "elapsed_s",    "exit_code"};
     json_t *j;
     json_error_t jerr;
     const char *k;
@@ -389,7 +389,7 @@ static void test_summary_line(void **state)
     c.retries = 1;
     assert_string_equal(cts_report_summary_line(&c, 2.04, line, sizeof(line)),
                         "5 rows: 3 created, 0 updated, 2 duplicate, 0 failed;"
-                        " 4 requests, 1 retries, 2.0 s");
+                        " 4 requests, 0 throttled, 1 retries, 2.0 s");
     /* Consent outcomes are said in words, and only when they happened. */
     c.input_rows = 9;
     c.status[CTS_ST_OPTED_OUT] = 3;
@@ -398,7 +398,7 @@ static void test_summary_line(void **state)
                         "9 rows: 3 created, 0 updated, 2 duplicate, 0 failed,"
                         " 3 opted out (unsubscribed in the account, left"
                         " alone), 1 unsubscribed (as the file asked);"
-                        " 4 requests, 1 retries, 2.0 s");
+                        " 4 requests, 0 throttled, 1 retries, 2.0 s");
 }
 
 /* The consent statuses are report statuses like the others, and rows in

@@ -2,7 +2,9 @@
  * test_send.c — the send engine against the real ctct-sandbox: --rate as
  * the server counts arrivals, a 503 retried (and not retried for a
  * no_retry request), a stop that ends queued requests unsent, the local
- * daily quota, and a refused connection reported as unreachable.
+ * daily quota, a refused connection reported as unreachable, throttling
+ * replies sent again without using up --retries, and throttling without
+ * progress ending the waiting requests as stalled.
  *
  * The sandbox binary: $CTS_SANDBOX, else $BUILD/ctct-sandbox, else
  * build/ctct-sandbox; missing: every case is skipped.
@@ -272,6 +274,60 @@ static void test_unreachable(void **state)
     run_close(&x);
 }
 
+/* Throttling replies (v2 403 over.qps) are "not processed": the request
+ * goes again, at a lower pace, even with --retries 0. */
+static void test_throttled_not_a_retry(void **state)
+{
+    struct run x;
+    TU_NEED_SANDBOX();
+    json_decref(tu_admin(sb_url, "POST", "/_sandbox/reset", NULL));
+    run_open(&x, sb_url, 0, 2, 0, NULL);
+    faults("{\"faults\":[\"429\",\"429\"],\"match\":\"GET /v2/lists\"}");
+    assert_int_equal(cts_send_submit(&x.s, &x.r[0], 0), 0);
+    run_until(&x, 1);
+    assert_int_equal(x.end[0], CTS_SEND_REPLY);
+    assert_int_equal(x.oc[0], CTS_OC_OK);
+    assert_int_equal(x.r[0].tries, 3);
+    assert_int_equal(x.r[0].throttled, 2);
+    assert_int_equal(x.s.throttled, 2);
+    assert_int_equal(x.s.retries, 0);
+    /* --rate 0, yet the key now has a pace. */
+    assert_true(cts_limiter_pace(&x.s.lim) > 0);
+    run_close(&x);
+}
+
+/* Nothing but throttling replies for the stall time (1 s here, through
+ * the test knob): the requests waiting end stalled, and so does one
+ * submitted afterwards, without being sent. */
+static void test_stall(void **state)
+{
+    struct run x;
+    long before;
+    int i;
+    TU_NEED_SANDBOX();
+    json_decref(tu_admin(sb_url, "POST", "/_sandbox/reset", NULL));
+    setenv("CTCT_SYNC_STALL_SECONDS", "1", 1);
+    run_open(&x, sb_url, 0, 1, 6, NULL);
+    unsetenv("CTCT_SYNC_STALL_SECONDS");
+    assert_int_equal(x.s.stall_ms, 1000);
+    faults("{\"faults\":[\"429\",\"429\",\"429\",\"429\",\"429\",\"429\","
+           "\"429\",\"429\",\"429\",\"429\"],\"match\":\"GET /v2/lists\"}");
+    for (i = 0; i < 3; i++)
+        assert_int_equal(cts_send_submit(&x.s, &x.r[i], 0), 0);
+    run_until(&x, 3);
+    for (i = 0; i < 3; i++)
+        assert_int_equal(x.end[i], CTS_SEND_STALLED);
+    assert_true(x.s.throttled >= 1);
+    assert_int_equal(x.s.retries, 0);
+    before = key_stat("requests");
+    assert_int_equal(cts_send_submit(&x.s, &x.r[3], 0), 0);
+    run_until(&x, 4);
+    assert_int_equal(x.end[3], CTS_SEND_STALLED);
+    assert_int_equal(key_stat("requests"), before);
+    run_close(&x);
+    json_decref(tu_admin(sb_url, "DELETE", "/_sandbox/faults", NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +336,8 @@ int main(void)
         cmocka_unit_test(test_stop_ends_queued),
         cmocka_unit_test(test_local_quota),
         cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_throttled_not_a_retry),
+        cmocka_unit_test(test_stall),
     };
     cts_http_global_init();
     return cmocka_run_group_tests_name("send", tests, setup, teardown);
