@@ -117,6 +117,33 @@ for api in $APIS; do
         explain
     fi
     clear_faults
+
+    # ---- a key that answers nothing but throttling (every write 429 /
+    # 403 over.qps): throttled requests use up no retries; after the stall
+    # time (10 minutes; CTCT_SYNC_STALL_SECONDS=3 here) without a single
+    # reply that is not throttling, every row still waiting is deferred,
+    # exit 75.  Throttling gone, the same command settles them all once.
+    sb_reset
+    STATE_DIR="$T/state-$api-stall"
+    gen 4 35
+    faults 429 400 "POST /v$v/contacts" # v2: 403 ...over.qps
+    CTCT_SYNC_STALL_SECONDS=3 imp --list "$LIST" --rate 0 --retries 1 "$T/in.csv"
+    if [ "$RC" = 75 ] && [ "$(rep_count deferred)" = 4 ] && [ "$(rep_count failed)" = 0 ] &&
+        [ "$(sum throttled)" -ge 4 ] && [ "$(sum retries)" = 0 ] && [ "$(stored)" = 0 ] &&
+        rep_body | grep -q 'without progress'; then
+        ok "$api throttled without progress: rows deferred, exit 75, retries not used up"
+    else
+        not_ok "$api throttled without progress: rows deferred, exit 75" "rc $RC deferred $(rep_count deferred) throttled $(sum throttled)"
+        explain
+    fi
+    clear_faults
+    imp --list "$LIST" --rate 0 --retries 1 "$T/in.csv"
+    if [ "$RC" = 0 ] && [ "$(rep_count created)" = 4 ] && [ "$(stored)" = 4 ]; then
+        ok "$api after the throttling: the same command stores each row once, exit 0"
+    else
+        not_ok "$api after the throttling: 4 created, exit 0" "rc $RC created $(rep_count created) stored $(stored)"
+        explain
+    fi
 done
 
 finish
