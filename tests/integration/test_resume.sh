@@ -95,15 +95,20 @@ for p in $(seq 1 "$POINTS"); do
         # The first run committed: the rerun must find every row unchanged.
         bad=$(awk -F, 'NR > 1 && $4 != "unchanged" && $4 != "invalid" && $4 != "duplicate"' "$T/report.csv" | wc -l)
     else
-        bad=$(awk -F, 'NR > 1 && $4 != "created" && $4 != "updated" && $4 != "invalid" && $4 != "duplicate"' "$T/report.csv" | wc -l)
+        # unchanged too: a write the sandbox stored before dropping a
+        # kept-alive connection is resent by libcurl itself on a new one;
+        # the 409 that answers leads to a contact that already holds the
+        # row (the client cannot tell that resend from another's contact).
+        bad=$(awk -F, 'NR > 1 && $4 != "created" && $4 != "updated" && $4 != "unchanged" && $4 != "invalid" && $4 != "duplicate"' "$T/report.csv" | wc -l)
     fi
     [ "$bad" = 0 ] || why="$why $bad rows with another status;"
     [ "$(awk -F, 'NR > 1 && $4 == "invalid"' "$T/report.csv" | wc -l)" = "$NINVALID" ] || why="$why invalid count;"
     [ "$(awk -F, 'NR > 1 && $4 == "duplicate"' "$T/report.csv" | wc -l)" = "$NDUP" ] || why="$why duplicate count;"
     # Each valid contact once, with the right data.
     cut -d' ' -f1,2 "$T/after" | cmp -s - "$T/expected" || why="$why sandbox content differs ($(wc -l <"$T/after") vs $NVALID);"
-    # Rows the killed run confirmed: attempts 0 and no new write.
-    awk -F, 'NR > 1 && /settled by an interrupted run/ { print $3, $6 }' "$T/report.csv" >"$T/resumed"
+    # Rows the killed run confirmed: attempts 0 and no new write (one it
+    # found already holding the row reads "unchanged since the last run").
+    awk -F, 'NR > 1 && /settled by an interrupted run|unchanged since the last run/ { print $3, $6 }' "$T/report.csv" >"$T/resumed"
     nres=$(wc -l <"$T/resumed")
     [ -z "$(awk '$2 != 0' "$T/resumed")" ] || why="$why resumed rows with attempts;"
     moved=$(join <(cut -d' ' -f1 "$T/resumed" | sort) <(join "$T/before" "$T/after" | awk '$3 != $5 { print $1 }' | sort) | wc -l)
