@@ -23,7 +23,7 @@ for mode in "$@"; do
 done
 
 PKGS="gcc make pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev \
-libcsv-dev libcmocka-dev jq curl ca-certificates valgrind $EXTRA \
+libcsv-dev libcmocka-dev jq curl ca-certificates valgrind python3 time $EXTRA \
 ${CTS_DEPS_EXTRA:-}"
 
 missing=""
