@@ -112,8 +112,12 @@ check:
 	@sh tests/total.sh build/check.counts build-address-undefined/check.counts \
 	  build-thread/check.counts build/valgrind.counts
 
+# JOBS: integration scripts run side by side (they wait on rates and
+# latencies far more than they use the CPU); JOBS=1 runs them one by one.
+JOBS ?= 2
+
 check-one: all tests
-	@BUILD=$(BUILD) COUNTS=$(BUILD)/check.counts sh tests/run-all.sh $(UNIT_BIN)
+	@BUILD=$(BUILD) JOBS=$(JOBS) COUNTS=$(BUILD)/check.counts sh tests/run-all.sh $(UNIT_BIN)
 
 unit: tests
 	@BUILD=$(BUILD) INTEGRATION=0 sh tests/run-all.sh $(UNIT_BIN)
@@ -141,7 +145,7 @@ tsan:
 # runs the import scripts this way (VALGRIND_ONLY); ONLY= runs them all.
 VALGRIND_ONLY ?= test_import
 valgrind-check: all
-	@BUILD=$(BUILD) UNIT=0 COUNTS=$(BUILD)/valgrind.counts \
+	@BUILD=$(BUILD) UNIT=0 JOBS=$(JOBS) COUNTS=$(BUILD)/valgrind.counts \
 	  VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 	  sh tests/run-all.sh
 

@@ -5,7 +5,8 @@
 #
 # Environment: BUILD (build dir), UNIT=0 / INTEGRATION=0 to skip a part,
 # VALGRIND (a wrapper command for ctct-sync), ONLY (a substring: run only
-# the scripts whose name contains it).
+# the scripts whose name contains it), JOBS (scripts run at a time, in
+# batches; default 1).
 set -u
 BUILD=${BUILD:-build}
 export BUILD
@@ -35,23 +36,51 @@ if [ "${UNIT:-1}" = 1 ]; then
     done
 fi
 
+# One integration script: its output in $log/NAME.out, "rc seconds" in
+# $log/NAME.res.  A per-script timeout keeps a hung case from hanging CI.
+run_script() {
+    t0=$(date +%s)
+    timeout "${CTS_TEST_TIMEOUT:-600}" bash "$1" >"$2/$3.out" 2>&1
+    rc=$?
+    echo "$rc $(($(date +%s) - t0))" >"$2/$3.res"
+}
+
 if [ "${INTEGRATION:-1}" = 1 ]; then
+    scripts=""
     for t in "$top"/tests/sandbox/test_*.sh "$top"/tests/integration/test_*.sh; do
         [ -f "$t" ] || continue
         name=$(basename "$t" .sh)
         if [ -n "${ONLY:-}" ]; then
             case "$name" in *"$ONLY"*) ;; *) continue ;; esac
         fi
-        # Each script prints "ok - NAME" / "not ok - NAME" per case (TAP-like)
-        # and exits non-zero if any case failed.  A per-script timeout keeps
-        # a hung case from hanging CI.
-        t0=$(date +%s)
-        timeout "${CTS_TEST_TIMEOUT:-600}" bash "$t" >"$log/$name.out" 2>&1
-        rc=$?
-        secs=$(( $(date +%s) - t0 ))
+        scripts="$scripts $t"
+    done
+    # JOBS lanes (default 1), each running every JOBS-th script in turn.
+    # Each script starts its own sandbox on a port of its own (port 0) in
+    # a temporary directory of its own, so lanes do not meet; most of a
+    # script's time is spent waiting on rates and latencies, not the CPU.
+    jobs=${JOBS:-1}
+    lane=0
+    while [ "$lane" -lt "$jobs" ]; do
+        (
+            i=0
+            for t in $scripts; do
+                [ $((i % jobs)) -eq "$lane" ] &&
+                    run_script "$t" "$log" "$(basename "$t" .sh)"
+                i=$((i + 1))
+            done
+        ) &
+        lane=$((lane + 1))
+    done
+    wait
+    # Each script prints "ok - NAME" / "not ok - NAME" per case (TAP-like)
+    # and exits non-zero if any case failed.  Reported in order.
+    for t in $scripts; do
+        name=$(basename "$t" .sh)
+        read -r rc secs <"$log/$name.res"
         n=$(grep -c '^ok ' "$log/$name.out" || true)
         f=$(grep -c '^not ok ' "$log/$name.out" || true)
-        if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
             f=1
         fi
         passed=$((passed + n))
